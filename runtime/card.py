@@ -1,0 +1,193 @@
+"""The model card: everything a deployed model needs besides its weights.
+
+One card travels with the model: inside every checkpoint (``ckpt["card"]``), in the ONNX
+``metadata_props`` (key ``tsi.model_card``) and as ``<engine>.json`` beside every engine. The runtime
+reads T, the input size and the preprocessing only from here, never from constants.
+
+This module is the single definition of the card. It is torch-free (standard library only) because
+the runtime on a Jetson imports it; the PyTorch side (``tsi``) imports it from here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+CARD_FORMAT = "tsi-model-card"
+CARD_VERSION = 1
+ONNX_METADATA_KEY = "tsi.model_card"
+
+
+class CardError(ValueError):
+    """A model card that is missing, malformed or does not match its model."""
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """Labels, clip geometry and preprocessing of one model.
+
+    Preprocessing (applied per frame, in this order): BGR->RGB if ``color == "RGB"``; resize so the
+    short side is ``resize_short`` (bilinear); centre crop ``input_size``²; scale to [0, 1]; subtract
+    ``mean`` and divide by ``std`` (per RGB channel); layout CHW. A clip is ``frames`` such frames,
+    input tensor ``(N, frames, 3, input_size, input_size)`` (layout ``NTCHW``).
+
+    Sampling: the training clips take ``frames`` frames, one from the centre of each of ``frames``
+    equal segments of a window of ``span_frames`` source frames (TSN centre sampling); a live runtime
+    therefore keeps a window of the last ``span_frames`` frames and reads every
+    ``span_frames / frames``-th one. ``fps`` is the frame rate the model was trained at.
+    """
+
+    arch: str
+    labels: tuple[str, ...]
+    frames: int
+    input_size: int
+    resize_short: int
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    color: str = "RGB"
+    layout: str = "NTCHW"
+    span_frames: int = 0  # 0 means "the whole video" (offline evaluation only)
+    fps: float = 30.0
+    precision: str = "fp32"
+    source_sha256: str = ""
+    config: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "labels", tuple(str(x) for x in self.labels))
+        object.__setattr__(self, "mean", tuple(float(x) for x in self.mean))
+        object.__setattr__(self, "std", tuple(float(x) for x in self.std))
+        self.validate()
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.labels)
+
+    @property
+    def input_shape(self) -> tuple[int, int, int, int]:
+        """Shape of one clip without the batch axis: (T, 3, H, W)."""
+        return (self.frames, 3, self.input_size, self.input_size)
+
+    @property
+    def frame_step(self) -> int:
+        """Source frames between two sampled frames of a live window (at least 1)."""
+        if self.span_frames <= 0:
+            return 1
+        return max(1, self.span_frames // self.frames)
+
+    def validate(self) -> None:
+        problems = []
+        if not self.labels:
+            problems.append("labels is empty")
+        if len(set(self.labels)) != len(self.labels):
+            problems.append("labels has duplicates")
+        if self.frames < 2:
+            problems.append(f"frames must be >= 2 (got {self.frames})")
+        if self.input_size < 16:
+            problems.append(f"input_size must be >= 16 (got {self.input_size})")
+        if self.resize_short < self.input_size:
+            problems.append(
+                f"resize_short ({self.resize_short}) is smaller than input_size ({self.input_size})"
+            )
+        if len(self.mean) != 3 or len(self.std) != 3:
+            problems.append("mean and std need 3 values (RGB)")
+        if any(s <= 0 for s in self.std):
+            problems.append("std values must be > 0")
+        if self.color not in ("RGB", "BGR"):
+            problems.append(f"color must be RGB or BGR (got {self.color!r})")
+        if self.layout != "NTCHW":
+            problems.append(f"layout must be NTCHW (got {self.layout!r})")
+        if self.precision not in ("fp32", "fp16", "int8"):
+            problems.append(f"precision must be fp32, fp16 or int8 (got {self.precision!r})")
+        if problems:
+            raise CardError("invalid model card: " + "; ".join(problems))
+
+    # -- serialisation -------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["labels"] = list(self.labels)
+        d["mean"] = list(self.mean)
+        d["std"] = list(self.std)
+        return {"format": CARD_FORMAT, "version": CARD_VERSION, **d}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "model card") -> "ModelCard":
+        if not isinstance(data, dict):
+            raise CardError(f"{source}: expected a JSON object, got {type(data).__name__}")
+        if data.get("format") != CARD_FORMAT:
+            raise CardError(f"{source}: not a TSI model card (format={data.get('format')!r})")
+        if data.get("version") != CARD_VERSION:
+            raise CardError(
+                f"{source}: card version {data.get('version')!r}, this code reads {CARD_VERSION}"
+            )
+        names = {f.name for f in dataclasses.fields(cls)}
+        missing = [n for n in ("arch", "labels", "frames", "input_size", "resize_short") if n not in data]
+        if missing:
+            raise CardError(f"{source}: missing field(s) {', '.join(missing)}")
+        unknown = sorted(set(data) - names - {"format", "version"})
+        if unknown:
+            raise CardError(f"{source}: unknown field(s) {', '.join(unknown)}")
+        kwargs = {k: v for k, v in data.items() if k in names}
+        try:
+            return cls(**kwargs)
+        except CardError as e:
+            raise CardError(f"{source}: {e}") from None
+        except (TypeError, ValueError) as e:
+            raise CardError(f"{source}: {e}") from None
+
+    @classmethod
+    def from_json(cls, text: str, source: str = "model card") -> "ModelCard":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise CardError(f"{source}: not valid JSON ({e})") from None
+        return cls.from_dict(data, source)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "ModelCard":
+        path = Path(path)
+        if not path.is_file():
+            raise CardError(f"model card not found: {path}")
+        return cls.from_json(path.read_text(encoding="utf-8"), str(path))
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the card as JSON atomically (temporary file, then rename)."""
+        return atomic_write_text(Path(path), self.to_json() + "\n")
+
+    def replace(self, **changes: Any) -> "ModelCard":
+        return dataclasses.replace(self, **changes)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename, so a
+    crash never leaves a half-written file under the final name."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def atomic_write_text(path: Path, text: str) -> Path:
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def card_path_for(model_path: str | os.PathLike) -> Path:
+    """The card that sits beside a model file: ``model.engine`` -> ``model.json``."""
+    return Path(model_path).with_suffix(".json")

@@ -1,0 +1,65 @@
+"""Per-frame preprocessing from the model card (torch-free: OpenCV + NumPy).
+
+This is the deterministic *test* transform of the training pipeline: the training side's test
+transform (``tsi.data.transforms``) is checked against it to 1e-6 by the tests. The runtime applies it
+once per frame as the frame arrives, never once per window.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from runtime.card import ModelCard
+
+
+def resize_short_side(frame: np.ndarray, short: int) -> np.ndarray:
+    """Resize so the shorter side is ``short`` pixels, keeping the aspect ratio (bilinear)."""
+    h, w = frame.shape[:2]
+    if min(h, w) == short:
+        return frame
+    if h <= w:
+        nh, nw = short, max(short, int(round(w * short / h)))
+    else:
+        nh, nw = max(short, int(round(h * short / w))), short
+    return cv2.resize(frame, (nw, nh), interpolation=cv2.INTER_LINEAR)
+
+
+def center_crop(frame: np.ndarray, size: int) -> np.ndarray:
+    h, w = frame.shape[:2]
+    if h < size or w < size:
+        raise ValueError(f"frame {w}x{h} is smaller than the crop {size}x{size}")
+    top = (h - size) // 2
+    left = (w - size) // 2
+    return frame[top : top + size, left : left + size]
+
+
+class FramePreprocessor:
+    """BGR uint8 frame (H, W, 3) -> normalised float32 (3, S, S), as the card says."""
+
+    def __init__(self, card: ModelCard):
+        self.card = card
+        self.size = card.input_size
+        self.short = card.resize_short
+        self.to_rgb = card.color == "RGB"
+        # fold /255, mean and std into one multiply-add per channel: x * scale + bias
+        mean = np.asarray(card.mean, dtype=np.float32)
+        std = np.asarray(card.std, dtype=np.float32)
+        self.scale = (1.0 / (255.0 * std)).astype(np.float32).reshape(3, 1, 1)
+        self.bias = (-mean / std).astype(np.float32).reshape(3, 1, 1)
+
+    def __call__(self, frame_bgr: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        if frame_bgr is None or frame_bgr.ndim != 3 or frame_bgr.shape[2] != 3:
+            shape = None if frame_bgr is None else frame_bgr.shape
+            raise ValueError(f"expected a BGR frame of shape (H, W, 3), got {shape}")
+        if frame_bgr.dtype != np.uint8:
+            raise ValueError(f"expected a uint8 frame, got {frame_bgr.dtype}")
+        img = center_crop(resize_short_side(frame_bgr, self.short), self.size)
+        if self.to_rgb:
+            img = img[:, :, ::-1]
+        chw = np.ascontiguousarray(img.transpose(2, 0, 1), dtype=np.float32)
+        if out is None:
+            out = np.empty((3, self.size, self.size), dtype=np.float32)
+        np.multiply(chw, self.scale, out=out)
+        out += self.bias
+        return out

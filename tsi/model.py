@@ -1,0 +1,100 @@
+"""TSI-family video networks and their builders (timm style: a plain dict of functions)."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from tsi.backbone import ResNet
+from tsi.config import TSIConfig
+
+
+class TSINet(nn.Module):
+    """(N, T, 3, H, W) clip -> (N, num_classes) logits.
+
+    The clip is folded once to (N*T, 3, H, W); the head is dropout + a per-frame FC, averaged over
+    T (TSN consensus).
+    """
+
+    def __init__(self, cfg: TSIConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.backbone = ResNet(cfg)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.fc = nn.Linear(self.backbone.out_channels, cfg.num_classes)
+        nn.init.normal_(self.fc.weight, std=0.001)
+        nn.init.zeros_(self.fc.bias)
+
+    def check_input(self, x: torch.Tensor) -> None:
+        t = self.cfg.frames
+        if x.dim() != 5 or x.shape[1] != t or x.shape[2] != 3:
+            raise ValueError(
+                f"expected a clip of shape (N, {t}, 3, H, W) (T={t} frames, from the config), "
+                f"got {tuple(x.shape)}"
+            )
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        return self.backbone(x.flatten(0, 1))
+
+    def forward_head(self, feats: torch.Tensor) -> torch.Tensor:
+        y = self.dropout(self.pool(feats).flatten(1))
+        return self.fc(y).view(-1, self.cfg.frames, self.cfg.num_classes).mean(dim=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+
+# -- builders ------------------------------------------------------------------------------------
+FAMILIES: dict[str, dict[str, Any]] = {
+    "tsn": dict(motion="none", temporal="none"),
+    "tsm": dict(motion="none", temporal="tsm"),
+    "tim": dict(motion="none", temporal="tim"),
+    "tim_me": dict(motion="me", temporal="tim"),
+    "cti": dict(motion="none", temporal="cti"),
+    "sme_tim": dict(motion="sme", temporal="tim"),
+    "tsi": dict(motion="sme", temporal="cti"),
+}
+
+
+def _builder(family: str, depth: int) -> Callable[..., TSINet]:
+    def build(frames: int = 8, num_classes: int = 174, input_size: int = 224,
+              **overrides: Any) -> TSINet:
+        cfg = TSIConfig(depth=depth, frames=frames, num_classes=num_classes,
+                        input_size=input_size, **{**FAMILIES[family], **overrides})
+        return TSINet(cfg)
+
+    build.__name__ = f"{family}_r{depth}"
+    build.__doc__ = f"{family.upper()} on ResNet-{depth} ({FAMILIES[family]})."
+    return build
+
+
+MODELS: dict[str, Callable[..., TSINet]] = {
+    f"{family}_r{depth}": _builder(family, depth)
+    for family in FAMILIES
+    for depth in (18, 34, 50, 101)
+}
+globals().update(MODELS)  # tsi.model.tsi_r50, tsi.model.tsn_r18, ...
+
+
+def create_model(name: str, **kwargs: Any) -> TSINet:
+    try:
+        builder = MODELS[name]
+    except KeyError:
+        raise ValueError(f"unknown model {name!r}; known: {', '.join(sorted(MODELS))}") from None
+    return builder(**kwargs)
+
+
+def model_from_config(cfg: TSIConfig) -> TSINet:
+    return TSINet(cfg)
+
+
+def arch_name(cfg: TSIConfig) -> str:
+    """The builder name of a config's family, e.g. 'tsi_r50' (or 'custom_r50' for ablations)."""
+    for family, fields in FAMILIES.items():
+        if all(getattr(cfg, k) == v for k, v in fields.items()):
+            return f"{family}_r{cfg.depth}"
+    return f"custom_r{cfg.depth}"
