@@ -70,8 +70,8 @@ class TSIConfig:
             problems.append(f"frames must be >= 2 (got {self.frames})")
         if self.num_classes < 1:
             problems.append(f"num_classes must be >= 1 (got {self.num_classes})")
-        if self.input_size % 32:
-            problems.append(f"input_size must be a multiple of 32 (got {self.input_size})")
+        if self.input_size < 32 or self.input_size % 16:
+            problems.append(f"input_size must be a multiple of 16, at least 32 (got {self.input_size})")
         if self.base_width % (self.cti_groups * 2):
             problems.append(f"base_width must be divisible by {self.cti_groups * 2}")
         if self.base_width // self.sme_reduction < 1:
