@@ -1,0 +1,225 @@
+"""Clip datasets: (clip, label) with clip float32 (T, 3, S, S), or (views, T, 3, S, S) multi-view.
+
+    ds = build_dataset("folder", "data/synth", card=card, split="train", mode="train")
+    clip, label = ds[0]
+
+``mode="train"``: TSN random segment sampling + :class:`~tsi.data.transforms.TrainTransform`;
+the randomness of sample i in epoch e comes from ``np.random.default_rng([seed, e, i])``, so it does
+not depend on the DataLoader's worker count and a resumed run sees the same clips (call
+:meth:`ClipDataset.set_epoch` each epoch, before the workers start).
+``mode="test"``: ``clips`` evenly offset clips (1 = centre sampling) x ``crops`` (1 = centre crop by
+``FramePreprocessor``, 3 = the 30-view protocol's crops); more than one view stacks them, clip-major.
+``mode="test30"`` is the paper's 30-view protocol: ``mode="test", clips=10, crops=3``.
+
+A video that cannot be decoded is skipped with a warning and remembered: ``__getitem__`` returns the
+next decodable sample instead, so a DataLoader never dies on one bad file; when every sample fails it
+raises. The "bad" flags live in shared memory, so with forked DataLoader workers (the Linux default)
+``skipped`` / ``skipped_files`` in the main process count what the workers met; with spawned workers
+each worker keeps its own flags.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing as mp
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from runtime.card import ModelCard
+from tsi.data import formats
+from tsi.data.formats import DatasetFormatError, Sample
+from tsi.data.readers import VideoDecodeError, read_sampled
+from tsi.data.sampling import multi_clip_indices, segment_indices
+from tsi.data.transforms import TestTransform, ThreeCropTransform, TrainTransform
+
+log = logging.getLogger(__name__)
+
+FORMATS = ("folder", "list", "ssv2", "kinetics")
+MODES = ("train", "test", "test30")
+
+
+class ClipDataset(Dataset):
+    """Samples (path, label) -> augmented or test clips, as the model card says."""
+
+    def __init__(self, samples: Sequence[Sample], classes: Sequence[str], *, card: ModelCard | None,
+                 mode: str = "train", clips: int = 1, crops: int = 1, flip: bool = False,
+                 flip_map: Mapping[int, int] | None = None, seed: int = 0, name: str = "dataset",
+                 missing: Sequence[str] = ()):
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES} (got {mode!r})")
+        if mode == "test30":
+            if (clips, crops) != (1, 1):
+                raise ValueError("mode='test30' fixes 10 clips x 3 crops; do not pass clips/crops with it")
+            mode, clips, crops = "test", 10, 3
+        if crops not in (1, 3):
+            raise ValueError(f"crops must be 1 or 3 (got {crops})")
+        if clips < 1:
+            raise ValueError(f"clips must be >= 1 (got {clips})")
+        if mode == "train" and (clips, crops) != (1, 1):
+            raise ValueError("multi-view (clips/crops > 1) is a test protocol; use mode='test'")
+        if mode == "test" and (flip or flip_map):
+            raise ValueError("flip / flip_map are training augmentation; mode='test' does not flip")
+        self.samples = list(samples)
+        self.classes = tuple(classes)
+        self.card = card
+        self.mode, self.clips, self.crops = mode, clips, crops
+        self.seed, self.epoch, self.name = int(seed), 0, name
+        self.missing_files = list(missing)
+        self._bad = mp.RawArray("b", max(1, len(self.samples)))  # shared with forked workers
+        self._train_tf = self._test_tf = self._crop_tf = None
+        if card is not None:
+            if card.labels and tuple(card.labels) != self.classes:
+                log.warning("%s: the card's %d labels differ from the dataset's %d classes",
+                            name, len(card.labels), len(self.classes))
+            if mode == "train":
+                self._train_tf = TrainTransform(card, flip=flip, flip_map=flip_map)
+            elif crops == 3:
+                self._crop_tf = ThreeCropTransform(card)
+            else:
+                self._test_tf = TestTransform(card)
+
+    # -- bookkeeping -----------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    @property
+    def views(self) -> int:
+        return self.clips * self.crops
+
+    @property
+    def skipped(self) -> int:
+        """Videos found undecodable so far (each counted once)."""
+        return bytes(self._bad)[: len(self.samples)].count(1)
+
+    @property
+    def skipped_files(self) -> list[str]:
+        return [str(self.samples[i].path) for i in range(len(self.samples)) if self._bad[i]]
+
+    def set_epoch(self, epoch: int) -> None:
+        """Reseed the training augmentation for ``epoch`` (call before creating the loader)."""
+        self.epoch = int(epoch)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # spawned workers receive a pickled copy: shared memory cannot travel, a private copy does
+        state = self.__dict__.copy()
+        state["_bad"] = bytearray(bytes(self._bad))
+        return state
+
+    # -- loading ---------------------------------------------------------------------------------
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        if self.card is None:
+            raise RuntimeError(f"{self.name}: built without a model card (labels only); no clips")
+        n = len(self.samples)
+        if not -n <= index < n:
+            raise IndexError(f"{self.name}: index {index} out of range for {n} samples")
+        index = int(index) % n
+        for attempt in range(n):
+            j = (index + attempt) % n
+            if self._bad[j]:
+                continue
+            try:
+                return self._load(j, index)
+            except VideoDecodeError as e:
+                self._bad[j] = 1
+                log.warning("%s: skipping undecodable video (%s)", self.name, e)
+        raise RuntimeError(f"{self.name}: all {n} videos failed to decode, e.g. {self.skipped_files[:3]}")
+
+    def _load(self, j: int, index: int) -> tuple[torch.Tensor, int]:
+        sample = self.samples[j]
+        frames_t = self.card.frames
+        if self.mode == "train":
+            rng = np.random.default_rng([self.seed, self.epoch, index])
+            frames, _ = read_sampled(sample.path, lambda n: segment_indices(n, frames_t, "train", rng=rng))
+            return self._train_tf(frames, sample.label, rng=rng)
+        frames, _ = read_sampled(sample.path, lambda n: multi_clip_indices(n, frames_t, self.clips).reshape(-1))
+        views = []
+        for c in range(self.clips):
+            clip = frames[c * frames_t : (c + 1) * frames_t]
+            views.append(self._crop_tf(clip) if self.crops == 3 else self._test_tf(clip)[None])
+        out = torch.cat(views)  # (clips * crops, T, 3, S, S), clip-major
+        return (out[0] if self.views == 1 else out), sample.label
+
+
+# -- builder ---------------------------------------------------------------------------------------
+def resolve_flip_map(flip_map: Mapping | str | None, classes: Sequence[str]) -> dict[int, int] | None:
+    """{label: label} as names or indices, a JSON string or a JSON file -> {index: index}."""
+    if flip_map is None or flip_map == {}:
+        return None
+    if isinstance(flip_map, str):
+        text = Path(flip_map).read_text(encoding="utf-8") if os.path.isfile(flip_map) else flip_map
+        try:
+            flip_map = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"flip map is neither a JSON file nor JSON text: {e}") from None
+    index = {name: i for i, name in enumerate(classes)}
+
+    def to_idx(x: Any) -> int:
+        if isinstance(x, int) or (isinstance(x, str) and x.isdigit() and x not in index):
+            if not 0 <= int(x) < len(classes):
+                raise ValueError(f"flip map label {x} outside 0..{len(classes) - 1}")
+            return int(x)
+        if x not in index:
+            raise ValueError(f"flip map label {x!r} is not a class")
+        return index[x]
+
+    return {to_idx(a): to_idx(b) for a, b in dict(flip_map).items()}
+
+
+def find_samples(kind: str, root: Path, *, split: str, list_file: str | None = None,
+                 labels_file: str | None = None, video_root: str | None = None,
+                 val_fraction: float = 0.2) -> formats.Found:
+    """Dispatch to the layout readers of :mod:`tsi.data.formats`."""
+    lst = Path(list_file) if list_file else None
+    if lst is not None and not lst.is_file():
+        raise DatasetFormatError(f"list file not found: {lst}")
+    if kind == "folder":
+        return formats.folder_samples(root, split, labels_file=labels_file, val_fraction=val_fraction)
+    if kind == "list":
+        if lst is None:
+            raise DatasetFormatError("the list format needs a list file (list_file=...)")
+        return formats.list_samples(root, lst, labels_file=labels_file)
+    if kind == "ssv2":
+        return formats.ssv2_samples(root, split, list_file=lst, labels_file=labels_file,
+                                    video_root=Path(video_root) if video_root else None)
+    if kind == "kinetics":
+        return formats.kinetics_samples(root, split, list_file=lst, labels_file=labels_file)
+    raise ValueError(f"unknown dataset format {kind!r}; one of {FORMATS}")
+
+
+def build_dataset(kind: str, root: str | os.PathLike, *, card: ModelCard | None = None,
+                  split: str = "train", mode: str = "train", list_file: str | None = None,
+                  labels_file: str | None = None, video_root: str | None = None,
+                  clips: int = 1, crops: int = 1, flip: bool = False,
+                  flip_map: Mapping | str | None = None, seed: int = 0, val_fraction: float = 0.2,
+                  labels_only: bool = False) -> ClipDataset:
+    """A :class:`ClipDataset` of one split of a dataset in layout ``kind`` (see :data:`FORMATS`).
+
+    ``labels_only=True`` allows ``card=None``: the dataset then only answers ``classes`` and
+    ``len`` (used to build the model before its card exists).
+    """
+    root = Path(root)
+    if not root.exists():
+        raise DatasetFormatError(f"dataset root does not exist: {root}")
+    if card is None and not labels_only:
+        raise ValueError("build_dataset needs the model card (card=...) unless labels_only=True")
+    samples, classes, missing = find_samples(kind, root, split=split, list_file=list_file,
+                                             labels_file=labels_file, video_root=video_root,
+                                             val_fraction=val_fraction)
+    name = f"{kind}:{root.name}/{split}"
+    if missing:
+        log.warning("%s: %d annotated videos not found on disk, left out (e.g. %s)",
+                    name, len(missing), ", ".join(missing[:3]))
+    if not samples:
+        raise DatasetFormatError(f"{name}: no videos found under {root}")
+    ds = ClipDataset(samples, classes, card=card, mode=mode, clips=clips, crops=crops, flip=flip,
+                     flip_map=resolve_flip_map(flip_map, classes), seed=seed,
+                     name=name, missing=missing)
+    log.info("%s: %d videos, %d classes, mode %s, %d view(s)", name, len(ds), len(classes), mode, ds.views)
+    return ds

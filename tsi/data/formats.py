@@ -1,0 +1,248 @@
+"""Dataset layouts -> a list of samples (path, label) and the class names.
+
+* ``folder``: ``root/<class>/<video file or frame folder>``, class names sorted -> labels 0..K-1.
+  A split lives in ``root/train/<class>`` and ``root/val/<class>`` (the synthetic generator's
+  layout); a flat ``root/<class>`` is split deterministically by a hash of each file's path
+  (:func:`hash_split`). The validation split uses the training split's classes.
+* ``list``: a text file of ``path label`` or ``path num_frames label`` lines (TSN style), paths
+  relative to ``root``; labels are integers or class names of the labels file.
+* ``ssv2``: Something-Something v2 -- labels JSON ``{name: "idx"}``, a train/validation JSON list of
+  ``{"id", "template"}`` (``[something]`` -> ``something`` gives the label name), videos
+  ``<root>/<id>.webm`` or frame folders ``<root>/<id>/``.
+* ``kinetics``: Kinetics CSV ``label,youtube_id,time_start,time_end,split`` -> videos
+  ``<root>/<label>/<youtube_id>_<start:06d>_<end:06d>.mp4`` (or ``<youtube_id>.mp4``).
+
+Every reader returns ``(samples, classes, missing)``; ``missing`` lists annotated videos not found
+on disk (left out, with one warning), common with Kinetics downloads.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from tsi.data.readers import IMAGE_SUFFIXES, natural_key
+
+log = logging.getLogger(__name__)
+
+VIDEO_SUFFIXES = (".mp4", ".avi", ".webm", ".mkv", ".mov", ".m4v")
+SPLIT_DIRS = {"train": ("train", "training"), "val": ("val", "validation", "valid"), "test": ("test",)}
+SSV2_LABELS = ("something-something-v2-labels.json", "labels.json")
+SSV2_LISTS = {"train": ("something-something-v2-train.json", "train.json"),
+              "val": ("something-something-v2-validation.json", "validation.json", "val.json"),
+              "test": ("something-something-v2-test.json", "test.json")}
+KINETICS_LISTS = {"train": ("train.csv",), "val": ("val.csv", "validate.csv", "validation.csv"),
+                  "test": ("test.csv",)}
+
+
+class DatasetFormatError(ValueError):
+    """An annotation file or folder layout that cannot be read; the message names it."""
+
+
+@dataclass(frozen=True)
+class Sample:
+    path: Path
+    label: int
+    num_frames: int = 0  # from a list file when it gives one; 0 = unknown (counted on read)
+
+
+Found = tuple[list[Sample], list[str], list[str]]
+
+
+def _split_key(split: str) -> str:
+    for key, names in SPLIT_DIRS.items():
+        if split == key or split in names:
+            return key
+    raise DatasetFormatError(f"unknown split {split!r}: use train, val or test")
+
+
+def _first_existing(root: Path, names: tuple[str, ...], what: str) -> Path:
+    for base in (root, root / "annotations", root / "labels"):
+        for name in names:
+            if (base / name).is_file():
+                return base / name
+    raise DatasetFormatError(f"no {what} found in {root} (looked for {', '.join(names)}); pass it explicitly")
+
+
+def load_labels(path: str | os.PathLike) -> list[str]:
+    """Class names from a labels file: SSv2 JSON ``{name: "idx"}``, a JSON list, or one per line."""
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetFormatError(f"labels file not found: {path}")
+    text = path.read_text(encoding="utf-8")
+    if path.suffix.lower() == ".json":
+        data = json.loads(text)
+        if isinstance(data, dict):
+            by_idx = sorted((int(v), k) for k, v in data.items())
+            if [i for i, _ in by_idx] != list(range(len(by_idx))):
+                raise DatasetFormatError(f"{path}: label indices are not 0..{len(by_idx) - 1}")
+            return [k for _, k in by_idx]
+        if isinstance(data, list):
+            return [str(x) for x in data]
+        raise DatasetFormatError(f"{path}: expected a JSON object or list, got {type(data).__name__}")
+    names = [line.strip() for line in text.splitlines() if line.strip()]
+    if len(set(names)) != len(names):
+        raise DatasetFormatError(f"{path}: duplicate class names")
+    return names
+
+
+def hash_split(rel_path: str, val_fraction: float) -> str:
+    """``train`` or ``val`` for one file, by a stable hash of its path (same answer on every run)."""
+    return "val" if zlib.crc32(rel_path.encode("utf-8")) % 10_000 < val_fraction * 10_000 else "train"
+
+
+def _entries(class_dir: Path) -> list[Path]:
+    out = []
+    for p in class_dir.iterdir():
+        if p.name.startswith("."):  # hidden: e.g. a temporary file of an interrupted writer
+            continue
+        if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES:
+            out.append(p)
+        elif p.is_dir() and any(q.suffix.lower() in IMAGE_SUFFIXES for q in p.iterdir()):
+            out.append(p)
+    return sorted(out, key=lambda p: natural_key(p.name))
+
+
+def _class_dirs(base: Path) -> list[str]:
+    return sorted(p.name for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def folder_samples(root: Path, split: str, *, labels_file: str | None = None,
+                   val_fraction: float = 0.2) -> Found:
+    """``root/<split>/<class>/...`` or, without split folders, ``root/<class>/...`` hash-split."""
+    key = _split_key(split)
+    split_dirs = {k: next((root / n for n in names if (root / n).is_dir()), None)
+                  for k, names in SPLIT_DIRS.items()}
+    if split_dirs[key] is not None:
+        base, flat = split_dirs[key], False
+        class_source = split_dirs["train"] or base
+    elif not any(split_dirs.values()) and root.is_dir():
+        if key == "test":
+            raise DatasetFormatError(f"{root}: no test/ folder and a flat layout has no test split")
+        base, flat, class_source = root, True, root
+        log.info("%s: no split folders; holding out %.0f%% of each class by path hash as val",
+                 root, 100 * val_fraction)
+    else:
+        raise DatasetFormatError(f"{root}: no {SPLIT_DIRS[key][0]}/ folder for split {split!r}")
+    classes = load_labels(labels_file) if labels_file else _class_dirs(class_source)
+    if not classes:
+        raise DatasetFormatError(f"{class_source}: no class folders")
+    unknown = sorted(set(_class_dirs(base)) - set(classes))
+    if unknown:
+        raise DatasetFormatError(f"{base}: class folder(s) {unknown[:5]} are not among the "
+                                 f"{len(classes)} training classes")
+    samples = []
+    for label, name in enumerate(classes):
+        if not (base / name).is_dir():
+            continue
+        for p in _entries(base / name):
+            if flat and hash_split(f"{name}/{p.name}", val_fraction) != key:
+                continue
+            samples.append(Sample(p, label))
+    return samples, classes, []
+
+
+def list_samples(root: Path, list_file: Path, *, labels_file: str | None = None) -> Found:
+    """``path label`` or ``path num_frames label`` lines; ``#`` comments and blank lines skipped."""
+    classes = load_labels(labels_file) if labels_file else None
+    rows = []
+    for n, line in enumerate(list_file.read_text(encoding="utf-8").splitlines(), 1):
+        tok = line.split()
+        if not tok or tok[0].startswith("#"):
+            continue
+        if len(tok) >= 3 and tok[-2].isdigit():
+            path, frames, label = " ".join(tok[:-2]), int(tok[-2]), tok[-1]
+        elif len(tok) >= 2:
+            path, frames, label = " ".join(tok[:-1]), 0, tok[-1]
+        else:
+            raise DatasetFormatError(f"{list_file}:{n}: expected 'path label' or 'path num_frames label'")
+        if label.lstrip("-").isdigit():
+            idx = int(label)
+        elif classes is not None and label in classes:
+            idx = classes.index(label)
+        else:
+            raise DatasetFormatError(f"{list_file}:{n}: label {label!r} is not an integer"
+                                     + ("" if classes is None else " nor a class of the labels file"))
+        rows.append((path, frames, idx, n))
+    if classes is None:
+        classes = [str(i) for i in range(max((r[2] for r in rows), default=-1) + 1)]
+    samples, missing = [], []
+    for path, frames, idx, n in rows:
+        if not 0 <= idx < len(classes):
+            raise DatasetFormatError(f"{list_file}:{n}: label {idx} outside 0..{len(classes) - 1}")
+        full = root / path
+        if full.exists():
+            samples.append(Sample(full, idx, frames))
+        else:
+            missing.append(str(full))
+    return samples, classes, missing
+
+
+def ssv2_label_name(entry: dict) -> str:
+    """The class name of one SSv2 annotation: the template without brackets."""
+    name = entry.get("template", entry.get("label"))
+    if name is None:
+        raise DatasetFormatError(f"SSv2 entry {entry.get('id')!r} has no template/label (test split?)")
+    return name.replace("[", "").replace("]", "")
+
+
+def ssv2_samples(root: Path, split: str, *, list_file: Path | None = None,
+                 labels_file: str | None = None, video_root: Path | None = None) -> Found:
+    key = _split_key(split)
+    labels_path = Path(labels_file) if labels_file else _first_existing(root, SSV2_LABELS, "SSv2 labels JSON")
+    classes = load_labels(labels_path)
+    index = {name: i for i, name in enumerate(classes)}
+    list_file = list_file or _first_existing(root, SSV2_LISTS[key], f"SSv2 {key} annotation JSON")
+    entries = json.loads(list_file.read_text(encoding="utf-8"))
+    videos = video_root or root
+    samples, missing = [], []
+    for e in entries:
+        name = ssv2_label_name(e)
+        if name not in index:
+            raise DatasetFormatError(f"{list_file}: label {name!r} of video {e.get('id')} is not in {labels_path}")
+        vid = str(e["id"])
+        path = next((p for p in (videos / f"{vid}.webm", videos / f"{vid}.mp4", videos / vid)
+                     if p.exists()), None)
+        if path is None:
+            missing.append(str(videos / f"{vid}.webm"))
+        else:
+            samples.append(Sample(path, index[name]))
+    return samples, classes, missing
+
+
+def kinetics_path(root: Path, label: str, youtube_id: str, start: int, end: int, split: str) -> Path | None:
+    """The first existing candidate file of one Kinetics clip, or None."""
+    stem = f"{youtube_id}_{start:06d}_{end:06d}"
+    dirs = [root / label, root / label.replace(" ", "_")]
+    dirs += [root / s / d.name for s in SPLIT_DIRS[split] for d in dirs[:2]]
+    candidates = [d / f"{stem}.mp4" for d in dirs] + [root / f"{stem}.mp4", root / f"{youtube_id}.mp4"]
+    return next((p for p in candidates if p.is_file()), None)
+
+
+def kinetics_samples(root: Path, split: str, *, list_file: Path | None = None,
+                     labels_file: str | None = None) -> Found:
+    key = _split_key(split)
+    list_file = list_file or _first_existing(root, KINETICS_LISTS[key], f"Kinetics {key} CSV")
+    with open(list_file, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    need = {"label", "youtube_id", "time_start", "time_end"}
+    if not rows or not need <= set(rows[0]):
+        raise DatasetFormatError(f"{list_file}: expected a CSV with columns {sorted(need)}")
+    classes = load_labels(labels_file) if labels_file else sorted({r["label"] for r in rows})
+    index = {name: i for i, name in enumerate(classes)}
+    samples, missing = [], []
+    for r in rows:
+        if r["label"] not in index:
+            raise DatasetFormatError(f"{list_file}: label {r['label']!r} is not a known class")
+        start, end = int(float(r["time_start"])), int(float(r["time_end"]))
+        path = kinetics_path(root, r["label"], r["youtube_id"], start, end, key)
+        if path is None:
+            missing.append(f"{r['label']}/{r['youtube_id']}_{start:06d}_{end:06d}.mp4")
+        else:
+            samples.append(Sample(path, index[r["label"]]))
+    return samples, classes, missing

@@ -1,0 +1,205 @@
+"""Synthetic Something-Something stand-in: real mp4 files, folder per class, deterministic by seed.
+
+    python -m tsi.data.synthetic --out data/synth --train 100 --val 20 --seed 0
+
+writes ``OUT/train/<class>/<class>_0000.mp4 ...``, ``OUT/val/<class>/...`` (``--train``/``--val``
+videos *per class*), ``OUT/labels.txt`` (one class per line, the sorted :data:`CLASSES`, i.e. the
+label order of the folder format) and ``OUT/synthetic.json`` (the parameters; it marks the folder as
+a synthetic output that a later run may overwrite). The classes need the order of frames (see
+:mod:`tsi.data.synthetic_scene`). Video k of class c in split s is drawn from
+``np.random.default_rng([seed, s, c, k])``: the same seed gives the same frames, and a larger
+``--train`` keeps the first videos unchanged.
+
+:func:`write_sequence_video` writes one continuous video of consecutive actions (same background,
+continuing camera path) with the ground-truth segments, for testing a live runtime.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from runtime.card import atomic_write_text
+from tsi.data.readers import VideoDecodeError, count_frames
+from tsi.data.synthetic_scene import (CLASSES, REVERSED_PAIRS, camera_path, frame_effects, make_sprite,
+                                      new_scene, render_clip, render_frame, sample_track)
+
+__all__ = ["CLASSES", "REVERSED_PAIRS", "render_clip", "sample_track", "write_video",
+           "write_sequence_video", "generate", "main"]
+
+log = logging.getLogger(__name__)
+
+MARKER = "synthetic.json"
+MARKER_FORMAT = "tsi-synthetic"
+SPLITS = ("train", "val")
+SEQUENCE_STREAM = 7  # rng stream id of sequence videos, apart from the split ids 0 and 1
+
+
+def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray], *, fps: float,
+                size: tuple[int, int], fourcc: str = "mp4v") -> int:
+    """Encode BGR frames of ``size`` = (width, height) to ``path`` atomically: a temporary file in
+    the same folder, read back to check its frame count, then renamed. Returns the frame count."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    os.close(fd)
+    try:
+        writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*fourcc), float(fps), tuple(size))
+        if not writer.isOpened():
+            raise RuntimeError(f"OpenCV cannot write {fourcc} video {path} (FFmpeg backend missing?)")
+        n = 0
+        try:
+            for frame in frames:
+                if frame.shape != (size[1], size[0], 3):
+                    raise ValueError(f"{path}: frame {n} has shape {frame.shape}, expected {(size[1], size[0], 3)}")
+                writer.write(frame)
+                n += 1
+        finally:
+            writer.release()
+        got = count_frames(tmp, exact=True)
+        if got != n:
+            raise VideoDecodeError(path, f"wrote {n} frames but {got} read back")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return n
+
+
+def write_sequence_video(path: str | os.PathLike, labels: Sequence[str], seed: int, *,
+                         frames_per_segment: int = 32, size: tuple[int, int] = (160, 128),
+                         fps: float = 30.0) -> list[dict[str, Any]]:
+    """One video of consecutive actions ``labels`` over one background and a continuing camera path.
+
+    Each segment shows a new object doing its action. Returns the ground truth, one dict per segment:
+    ``{"label", "start_frame", "end_frame"}`` with ``end_frame`` exclusive (segment i covers frames
+    ``i * frames_per_segment`` up to ``(i + 1) * frames_per_segment``).
+    """
+    if not labels:
+        raise ValueError("write_sequence_video needs at least one label")
+    if frames_per_segment < 2:
+        raise ValueError(f"frames_per_segment must be >= 2 (got {frames_per_segment})")
+    rng = np.random.default_rng([int(seed), SEQUENCE_STREAM])
+    total = len(labels) * frames_per_segment
+    background = new_scene(rng, size)
+    cam = camera_path(rng, total)
+    seeds, gains = frame_effects(rng, total)
+    segments, objects = [], []
+    for i, label in enumerate(labels):
+        sprite, mask = make_sprite(rng)
+        objects.append((sprite, mask, sample_track(label, rng, frames_per_segment, size)))
+        segments.append({"label": label, "start_frame": i * frames_per_segment,
+                         "end_frame": (i + 1) * frames_per_segment})
+
+    def frames() -> Iterable[np.ndarray]:
+        for k in range(total):
+            sprite, mask, track = objects[k // frames_per_segment]
+            j = k % frames_per_segment
+            yield render_frame(background, cam[k], sprite, mask, {n: v[j] for n, v in track.items()},
+                               seeds[k], gains[k], size)
+
+    write_video(path, frames(), fps=fps, size=size)
+    return segments
+
+
+def _check_out(out: Path, force: bool) -> bool:
+    """May we write into ``out``? Returns whether it holds a previous synthetic output."""
+    if not out.exists() or not any(out.iterdir()):
+        return False
+    marker = out / MARKER
+    if marker.is_file():
+        try:
+            ok = json.loads(marker.read_text(encoding="utf-8")).get("format") == MARKER_FORMAT
+        except (json.JSONDecodeError, AttributeError):
+            ok = False
+        if ok:
+            return True
+    if not force:
+        raise FileExistsError(f"{out} is not empty and holds no {MARKER} of a previous synthetic "
+                              "output; choose an empty folder or pass --force")
+    log.warning("--force: writing into non-empty %s", out)
+    return False
+
+
+def generate(out: str | os.PathLike, *, train: int = 100, val: int = 20, seed: int = 0, frames: int = 32,
+             size: tuple[int, int] = (160, 128), fps: float = 30.0, force: bool = False,
+             progress: bool = True) -> dict[str, Any]:
+    """Write the synthetic dataset (``train``/``val`` videos per class); returns the marker dict."""
+    out = Path(out)
+    w, h = size
+    if w < 32 or h < 32 or w % 2 or h % 2:
+        raise ValueError(f"size must be even and at least 32x32 (got {w}x{h})")
+    if frames < 2 or train < 0 or val < 0 or train + val == 0:
+        raise ValueError(f"need frames >= 2 and some videos (frames={frames}, train={train}, val={val})")
+    previous = _check_out(out, force)
+    params = {"format": MARKER_FORMAT, "version": 1, "seed": seed, "train": train, "val": val,
+              "frames": frames, "size": [w, h], "fps": fps, "fourcc": "mp4v", "classes": list(CLASSES),
+              "complete": False}
+    atomic_write_text(out / MARKER, json.dumps(params, indent=2) + "\n")
+    jobs = [(s, si, c, ci, k) for si, (s, n) in enumerate(zip(SPLITS, (train, val)))
+            for ci, c in enumerate(CLASSES) for k in range(n)]
+    written = set()
+    for split, si, label, ci, k in tqdm(jobs, desc="synthetic videos", disable=not progress, unit="video"):
+        rng = np.random.default_rng([int(seed), si, ci, k])
+        path = out / split / label / f"{label}_{k:04d}.mp4"
+        write_video(path, render_clip(label, rng, frames, size), fps=fps, size=size)
+        written.add(path)
+    if previous:  # a regenerated output must not keep videos of a larger earlier run
+        stale = [p for s in SPLITS for c in CLASSES for p in (out / s / c).glob(f"{c}_*.mp4")
+                 if p not in written]
+        for p in stale:
+            p.unlink()
+        if stale:
+            log.info("removed %d videos of the previous synthetic output", len(stale))
+    atomic_write_text(out / "labels.txt", "\n".join(CLASSES) + "\n")
+    params["complete"] = True
+    atomic_write_text(out / MARKER, json.dumps(params, indent=2) + "\n")
+    log.info("wrote %d videos (%d classes, %d train + %d val each) to %s",
+             len(jobs), len(CLASSES), train, val, out)
+    return params
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size must be WIDTHxHEIGHT, e.g. 160x128 (got {text!r})") from None
+    return w, h
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", required=True, help="output folder (train/, val/, labels.txt, synthetic.json)")
+    p.add_argument("--train", type=int, default=100, help="training videos per class")
+    p.add_argument("--val", type=int, default=20, help="validation videos per class")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--frames", type=int, default=32, help="frames per video")
+    p.add_argument("--size", type=_size, default=(160, 128), help="WIDTHxHEIGHT")
+    p.add_argument("--fps", type=float, default=30.0)
+    p.add_argument("--force", action="store_true", help="write into a non-empty folder without a marker")
+    return p
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return generate(args.out, train=args.train, val=args.val, seed=args.seed, frames=args.frames,
+                        size=args.size, fps=args.fps, force=args.force)
+    except (FileExistsError, ValueError) as e:  # a refused option: the message, not a traceback
+        raise SystemExit(f"error: {e}") from None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,205 @@
+"""Rendering of the synthetic Something-Something stand-in: one textured object on a textured,
+panning, shaking background, doing one of :data:`CLASSES`.
+
+The classes come in time-reversed pairs (move_right/move_left, move_down/move_up, approach/recede,
+appear/disappear, rotate_cw/rotate_ccw) plus ``no_motion``. The second class of a pair is drawn by
+sampling the first one's clip -- object track, camera path, per-frame noise -- and playing it
+backwards, so ``render_clip(b, rng_k) == render_clip(a, rng_k)[::-1]`` exactly. A pair therefore has
+the same distribution of single frames and of unordered frame sets: only the order of frames tells
+its classes apart. Camera drift and shake move background and object together, and per-frame gain
+and sensor noise make plain frame differences noisy.
+
+Coordinates: the object's track is in frame pixels at camera offset 0; the camera offset (drift +
+shake, within ``margin`` px) shifts the background crop and the object alike. Angles follow
+``cv2.getRotationMatrix2D``: positive is counter-clockwise on screen, so ``rotate_cw`` decreases it.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+CLASSES = ("appear", "approach", "disappear", "move_down", "move_left", "move_right", "move_up",
+           "no_motion", "recede", "rotate_ccw", "rotate_cw")  # sorted: label index = folder order
+REVERSED_PAIRS = (("move_right", "move_left"), ("move_down", "move_up"), ("approach", "recede"),
+                  ("appear", "disappear"), ("rotate_cw", "rotate_ccw"))
+# class -> (class whose track is sampled, played backwards?)
+CANONICAL = {"no_motion": ("no_motion", False),
+             **{a: (a, False) for a, _ in REVERSED_PAIRS}, **{b: (a, True) for a, b in REVERSED_PAIRS}}
+SPRITE = 96  # sprite canvas (px); drawn once per clip, warped per frame
+MARGIN = 16  # background border beyond the frame on each side (px): room for the camera
+NOISE_SIGMA = 3.0
+
+
+def _check_label(label: str) -> tuple[str, bool]:
+    if label not in CANONICAL:
+        raise ValueError(f"unknown synthetic class {label!r}; one of {CLASSES}")
+    return CANONICAL[label]
+
+
+def _colour(rng: np.random.Generator, vmin: float = 60, vmax: float = 255) -> np.ndarray:
+    hsv = np.array([[[rng.integers(180), rng.integers(80, 256), rng.integers(vmin, vmax + 1)]]], np.uint8)
+    return cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[0, 0].astype(np.float32)
+
+
+def _grid(w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+
+
+def _pattern(rng: np.random.Generator, w: int, h: int) -> np.ndarray:
+    """One texture in [0, 1], (h, w): blurred noise, stripes or checker."""
+    kind = rng.integers(3)
+    if kind == 0:
+        cell = int(rng.choice([4, 8, 16]))
+        low = rng.random((h // cell + 2, w // cell + 2)).astype(np.float32)
+        img = cv2.resize(low, (w, h), interpolation=cv2.INTER_CUBIC)
+        return np.clip(cv2.GaussianBlur(img, (0, 0), cell / 3), 0, 1)
+    xs, ys = _grid(w, h)
+    theta = rng.uniform(0, np.pi)
+    if kind == 1:
+        period = rng.uniform(6, 24)
+        return 0.5 + 0.5 * np.sin(2 * np.pi * (xs * np.cos(theta) + ys * np.sin(theta)) / period)
+    cell = rng.uniform(6, 20)
+    u, v = xs * np.cos(theta) + ys * np.sin(theta), -xs * np.sin(theta) + ys * np.cos(theta)
+    return cv2.GaussianBlur(((np.floor(u / cell) + np.floor(v / cell)) % 2).astype(np.float32), (0, 0), 0.8)
+
+
+def make_background(rng: np.random.Generator, w: int, h: int) -> np.ndarray:
+    """A textured BGR image (h, w): one or two textures mixed, two colours, a few static blobs."""
+    t = _pattern(rng, w, h)
+    if rng.random() < 0.5:
+        a = rng.uniform(0.3, 0.7)
+        t = a * t + (1 - a) * _pattern(rng, w, h)
+    c0, c1 = _colour(rng, 30, 200), _colour(rng, 30, 200)
+    img = c0 + t[..., None] * (c1 - c0)
+    for _ in range(int(rng.integers(0, 4))):  # static clutter: moves only with the camera
+        centre = (int(rng.integers(w)), int(rng.integers(h)))
+        axes = (int(rng.integers(4, 16)), int(rng.integers(4, 16)))
+        cv2.ellipse(img, centre, axes, float(rng.uniform(0, 180)), 0, 360, _colour(rng).tolist(), -1)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def make_sprite(rng: np.random.Generator, canvas: int = SPRITE) -> tuple[np.ndarray, np.ndarray]:
+    """A textured rectangle, ellipse or scalene triangle with an off-centre marker (so rotation is
+    visible): BGR float32 (c, c, 3) and an antialiased mask float32 (c, c) in [0, 1]."""
+    c = canvas
+    mask = np.zeros((c, c), np.uint8)
+    kind = rng.integers(3)
+    if kind == 0:
+        hw, hh = 0.45 * c, 0.45 * c * rng.uniform(0.45, 0.75)
+        pts = np.array([[c / 2 - hw, c / 2 - hh], [c / 2 + hw, c / 2 - hh],
+                        [c / 2 + hw, c / 2 + hh], [c / 2 - hw, c / 2 + hh]])
+        cv2.fillPoly(mask, [np.round(pts).astype(np.int32)], 255)
+    elif kind == 1:
+        axes = (int(0.45 * c), int(0.45 * c * rng.uniform(0.45, 0.75)))
+        cv2.ellipse(mask, (c // 2, c // 2), axes, 0, 0, 360, 255, -1)
+    else:
+        ang = rng.uniform(0, 2 * np.pi) + np.array([0, 2, 4]) * np.pi / 3 + rng.uniform(-0.5, 0.5, 3)
+        pts = c / 2 + 0.46 * c * np.stack([np.cos(ang), np.sin(ang)], 1)
+        cv2.fillPoly(mask, [np.round(pts).astype(np.int32)], 255)
+    colour, other = _colour(rng, 90), _colour(rng, 40)
+    tex = _pattern(rng, c, c)[..., None]
+    sprite = colour * (0.65 + 0.35 * tex)
+    cv2.circle(sprite, (int(0.72 * c), c // 2), max(3, c // 10), other.tolist(), -1)
+    outline = cv2.morphologyEx(mask, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) > 0
+    sprite[outline] *= 0.5
+    return sprite, cv2.GaussianBlur(mask.astype(np.float32) / 255.0, (3, 3), 0)
+
+
+def camera_path(rng: np.random.Generator, frames: int, margin: int = MARGIN) -> np.ndarray:
+    """(frames, 2) camera offsets (x, y): slow sinusoidal drift plus per-frame shake, |.| < margin."""
+    k = np.arange(frames, dtype=np.float64)[:, None]
+    amp = rng.uniform(0, 0.5 * margin, 2)
+    freq = rng.uniform(0.002, 0.012, 2)  # cycles per frame: a slow pan over a 32-frame clip
+    phase = rng.uniform(0, 2 * np.pi, 2)
+    shake = np.clip(rng.normal(0, 0.8, (frames, 2)), -2.5, 2.5)
+    return amp * np.sin(2 * np.pi * freq * k + phase) + shake
+
+
+def frame_effects(rng: np.random.Generator, frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-frame noise seeds and gains (drawn up front so a reversed clip reverses them too)."""
+    return rng.integers(0, 2**63, frames), rng.uniform(0.96, 1.04, frames)
+
+
+def _progress(rng: np.random.Generator, frames: int) -> np.ndarray:
+    """0 -> 1 over a random sub-interval of the clip, with a random amount of easing."""
+    t = np.linspace(0.0, 1.0, frames)
+    t0, t1, ease = rng.uniform(0, 0.2), rng.uniform(0.8, 1.0), rng.random()
+    p = np.clip((t - t0) / (t1 - t0), 0, 1)
+    return (1 - ease) * p + ease * p * p * (3 - 2 * p)
+
+
+def sample_track(label: str, rng: np.random.Generator, frames: int, size: tuple[int, int]) -> dict[str, np.ndarray]:
+    """Per-frame object state of one clip: ``x``, ``y`` (centre, px), ``size`` (canvas px),
+    ``angle`` (deg, counter-clockwise), ``alpha`` (opacity); reversed classes played backwards."""
+    canonical, backwards = _check_label(label)
+    w, h = size
+    p = _progress(rng, frames)
+    obj = h * rng.uniform(0.3, 0.45)
+    x = np.full(frames, w * rng.uniform(0.3, 0.7))
+    y = np.full(frames, h * rng.uniform(0.3, 0.7))
+    drift = rng.uniform(-0.06, 0.06, 2) * h  # a little off-axis drift, reversed with the track
+    angle = np.full(frames, rng.uniform(0, 360))
+    scale, alpha = np.ones(frames), np.ones(frames)
+    if canonical == "move_right":
+        d = w * rng.uniform(0.35, 0.55)
+        x = w * rng.uniform(0.18, 0.82 - d / w) + d * p
+        y = y + drift[1] * p
+    elif canonical == "move_down":
+        d = h * rng.uniform(0.35, 0.5)
+        y = h * rng.uniform(0.2, 0.8 - d / h) + d * p
+        x = x + drift[0] * p
+    elif canonical == "approach":
+        s0 = rng.uniform(0.4, 0.6)
+        scale = s0 * rng.uniform(1.7, 2.2) ** p
+    elif canonical == "appear":
+        alpha, scale = p, 0.3 + 0.7 * p
+    elif canonical == "rotate_cw":
+        angle = angle - rng.uniform(100, 200) * p
+    if canonical not in ("move_right", "move_down", "no_motion"):
+        x, y = x + drift[0] * p, y + drift[1] * p
+    track = {"x": x, "y": y, "size": obj * scale, "angle": angle, "alpha": alpha}
+    track = {k: np.asarray(v, np.float64) for k, v in track.items()}
+    return {k: v[::-1].copy() for k, v in track.items()} if backwards else track
+
+
+def render_frame(background: np.ndarray, offset: np.ndarray, sprite: np.ndarray, mask: np.ndarray,
+                 state: dict[str, float], noise_seed: int, gain: float, size: tuple[int, int]) -> np.ndarray:
+    """One BGR uint8 frame: background crop at the camera offset, the object composited, gain and
+    sensor noise. ``background`` is the frame plus ``MARGIN`` px on every side."""
+    w, h = size
+    margin = (background.shape[1] - w) // 2
+    ox, oy = float(offset[0]), float(offset[1])
+    m_bg = np.float32([[1, 0, -(margin + ox)], [0, 1, -(margin + oy)]])
+    frame = cv2.warpAffine(background, m_bg, (w, h), flags=cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_REFLECT).astype(np.float32)
+    c = sprite.shape[0]
+    m = cv2.getRotationMatrix2D((c / 2, c / 2), float(state["angle"]), float(state["size"]) / c)
+    m[:, 2] += (state["x"] - ox - c / 2, state["y"] - oy - c / 2)
+    spr = cv2.warpAffine(sprite, m, (w, h), flags=cv2.INTER_LINEAR)
+    a = cv2.warpAffine(mask, m, (w, h), flags=cv2.INTER_LINEAR)[..., None] * float(state["alpha"])
+    frame += a * (spr - frame)
+    noise = np.random.default_rng(int(noise_seed)).standard_normal((h, w, 3), dtype=np.float32)
+    frame = frame * float(gain) + NOISE_SIGMA * noise
+    return np.clip(np.rint(frame), 0, 255).astype(np.uint8)
+
+
+def new_scene(rng: np.random.Generator, size: tuple[int, int]) -> np.ndarray:
+    """The background of a clip or sequence: the frame plus :data:`MARGIN` px on each side."""
+    w, h = size
+    return make_background(rng, w + 2 * MARGIN, h + 2 * MARGIN)
+
+
+def render_clip(label: str, rng: np.random.Generator, frames: int = 32,
+                size: tuple[int, int] = (160, 128)) -> list[np.ndarray]:
+    """One clip of class ``label``: ``frames`` BGR uint8 frames of ``size`` = (width, height)."""
+    canonical, backwards = _check_label(label)
+    background = new_scene(rng, size)
+    cam = camera_path(rng, frames)
+    seeds, gains = frame_effects(rng, frames)
+    sprite, mask = make_sprite(rng)
+    track = sample_track(label, rng, frames, size)
+    if backwards:  # the track is already reversed; play the camera and noise backwards too
+        cam, seeds, gains = cam[::-1], seeds[::-1], gains[::-1]
+    return [render_frame(background, cam[k], sprite, mask, {n: v[k] for n, v in track.items()},
+                         seeds[k], gains[k], size) for k in range(frames)]
