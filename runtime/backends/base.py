@@ -1,0 +1,135 @@
+"""The backend interface, and the checks shared by every backend: the model file, its card, and
+that the two agree (input T and size, number of classes)."""
+
+from __future__ import annotations
+
+import abc
+import logging
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from runtime.card import ONNX_METADATA_KEY, CardError, ModelCard, card_path_for
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "Backend",
+    "BackendError",
+    "check_model_file",
+    "check_model_matches_card",
+    "resolve_card",
+]
+
+
+class BackendError(RuntimeError):
+    """A backend that cannot be loaded or run (missing package, bad engine, CUDA error...)."""
+
+
+class Backend(abc.ABC):
+    """One inference engine. ``load`` then ``infer`` (any number of times) then ``close``; also a
+    context manager. ``infer`` takes a float32 clip ``(N, T, 3, S, S)`` and returns float32 logits
+    ``(N, classes)``."""
+
+    name: str = "backend"
+
+    def __init__(self) -> None:
+        self.card: ModelCard | None = None
+        self.model_path: Path | None = None
+
+    @abc.abstractmethod
+    def load(self, model_path: str | os.PathLike, card: ModelCard | str | os.PathLike | None = None
+             ) -> "Backend":
+        """Load the model; ``card`` (a card or a card path) overrides the one found with the model."""
+
+    @abc.abstractmethod
+    def infer(self, clip: np.ndarray) -> np.ndarray:
+        """Logits ``(N, classes)`` for the clip ``(N, T, 3, S, S)``."""
+
+    def close(self) -> None:
+        """Free the backend's resources (idempotent)."""
+
+    def __enter__(self) -> "Backend":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def check_clip(self, clip: np.ndarray) -> None:
+        if self.card is None:
+            raise BackendError(f"{self.name}: load() a model first")
+        expected = self.card.input_shape
+        if not isinstance(clip, np.ndarray) or clip.ndim != 5 or tuple(clip.shape[1:]) != expected:
+            shape = getattr(clip, "shape", None)
+            raise ValueError(f"{self.name}: expected a clip (N, {', '.join(map(str, expected))}), "
+                             f"got {shape}")
+        if clip.dtype != np.float32:
+            raise ValueError(f"{self.name}: expected a float32 clip, got {clip.dtype}")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self.model_path)!r})"
+
+
+def check_model_file(model_path: str | os.PathLike) -> Path:
+    path = Path(model_path)
+    if not path.is_file():
+        raise FileNotFoundError(f"model file not found: {path}")
+    return path
+
+
+def resolve_card(model_path: Path, card: ModelCard | str | os.PathLike | None = None,
+                 embedded: str | None = None) -> tuple[ModelCard, str]:
+    """The model's card and where it came from: ``card`` if given (a card or a JSON path), else the
+    ONNX metadata (``embedded``), else ``<model>.json`` beside the model."""
+    if isinstance(card, ModelCard):
+        return card, "the card passed in"
+    if card is not None:
+        return ModelCard.load(card), str(card)
+    sidecar = card_path_for(model_path)
+    if embedded:
+        source = f"{model_path} (metadata_props {ONNX_METADATA_KEY!r})"
+        found = ModelCard.from_json(embedded, source)
+        if sidecar.is_file():
+            try:
+                beside = ModelCard.load(sidecar)
+            except CardError as e:
+                log.warning("ignoring %s beside the model: %s", sidecar, e)
+            else:
+                if beside != found:
+                    log.warning("%s differs from the card embedded in %s; using the embedded one",
+                                sidecar, model_path)
+        return found, source
+    if sidecar.is_file():
+        return ModelCard.load(sidecar), str(sidecar)
+    where = (f"its ONNX metadata_props key {ONNX_METADATA_KEY!r} and {sidecar}"
+             if model_path.suffix == ".onnx" else str(sidecar))
+    raise CardError(
+        f"no model card for {model_path}: looked in {where}. The exporter / engine builder writes it "
+        "(python export/build_engine.py); the runtime takes T, the input size, the labels and the "
+        "preprocessing only from the card."
+    )
+
+
+def check_model_matches_card(model_path: Path, card: ModelCard, card_source: str,
+                             input_shape: Sequence[int | None], classes: int | None) -> None:
+    """Raise :class:`CardError` naming both files if the model's input ``(N, T, 3, S, S)`` or its
+    number of outputs disagree with the card. ``None`` (dynamic) dimensions are not checked."""
+    problems = []
+    if len(input_shape) != 5:
+        problems.append(f"the model input has rank {len(input_shape)} ({list(input_shape)}), "
+                        "the card's layout NTCHW needs rank 5")
+    else:
+        _, t, c, h, w = input_shape
+        if t is not None and t != card.frames:
+            problems.append(f"frames T: model {t}, card {card.frames}")
+        if c is not None and c != 3:
+            problems.append(f"channels: model {c}, card 3")
+        if (h is not None and h != card.input_size) or (w is not None and w != card.input_size):
+            problems.append(f"input size: model {h}x{w}, card {card.input_size}x{card.input_size}")
+    if classes is not None and classes != card.num_classes:
+        problems.append(f"classes: model outputs {classes}, card has {card.num_classes} labels")
+    if problems:
+        raise CardError(f"model {model_path} does not match its card {card_source}: "
+                        + "; ".join(problems))

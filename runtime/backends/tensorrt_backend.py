@@ -1,0 +1,235 @@
+"""TensorRT backend for ``.engine`` / ``.plan`` files (TensorRT 10.x / 11.x Python API).
+
+Written from NVIDIA's documentation and samples (TensorRT cannot be installed on the development
+machines; the tests drive this code with stand-ins for ``tensorrt`` and ``cudart``):
+
+* an optional plugin library is loaded with ``ctypes.CDLL`` *before* deserialising, so its creators
+  are registered; the engine is deserialised with a logger;
+* every I/O tensor is logged (name, mode, shape, dtype) and addressed by name with
+  ``set_tensor_address``; buffers are page-locked host memory (``cudaMallocHost``) and device memory;
+* one inference: async H2D copy, ``execute_async_v3(stream)``, async D2H copy, stream sync; every
+  CUDA return code is checked;
+* optional CUDA graph: run once (TensorRT finishes its lazy set-up), capture ``execute_async_v3`` on
+  the backend's own (non-default) stream, then replay the graph per window.
+
+The card comes from ``<engine>.json`` beside the engine; the engine's input must be ``(N, T, 3, S,
+S)`` as the card says and its output ``(N, classes)``. Engines are tied to the GPU, the platform and
+the TensorRT version that built them: build them on the target.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from runtime.card import CardError, ModelCard
+from runtime.backends.base import (Backend, BackendError, check_model_file,
+                                   check_model_matches_card, resolve_card)
+from runtime.backends.cuda_api import load_cuda
+
+log = logging.getLogger(__name__)
+
+__all__ = ["TensorInfo", "TensorRTBackend", "load_plugin_library"]
+
+_LOG_LEVELS = ("error", "warning", "info", "verbose")
+
+
+def _import_tensorrt():
+    try:
+        import tensorrt
+    except ImportError as e:
+        raise BackendError(
+            "the .engine backend needs TensorRT's Python bindings: on a Jetson they come with "
+            "JetPack (apt install python3-libnvinfer); on a desktop pip install tensorrt of the "
+            "same version that built the engine"
+        ) from e
+    return tensorrt
+
+
+def load_plugin_library(path: str | os.PathLike) -> ctypes.CDLL:
+    """Load a TensorRT plugin library (its creators register themselves on load)."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"TensorRT plugin library not found: {p}")
+    try:
+        return ctypes.CDLL(str(p.resolve()), mode=ctypes.RTLD_GLOBAL)
+    except OSError as e:
+        raise BackendError(f"cannot load TensorRT plugin library {p}: {e} (built for another "
+                           "TensorRT / CUDA / architecture?)") from e
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    name: str
+    is_input: bool
+    shape: tuple[int, ...]
+    dtype: np.dtype
+
+    def __str__(self) -> str:
+        return (f"{'input ' if self.is_input else 'output'} {self.name}: "
+                f"{list(self.shape)} {np.dtype(self.dtype).name}")
+
+
+class TensorRTBackend(Backend):
+    name = "tensorrt"
+
+    def __init__(self, plugin: str | os.PathLike | None = None, cuda_graph: bool = False,
+                 device: int = 0, log_level: str = "warning") -> None:
+        super().__init__()
+        if log_level not in _LOG_LEVELS:
+            raise ValueError(f"log_level must be one of {_LOG_LEVELS}")
+        self.plugin = plugin
+        self.cuda_graph = cuda_graph
+        self.device = device
+        self.log_level = log_level
+        self.tensors: list[TensorInfo] = []
+        self._cuda = None
+        self._host: dict[str, tuple[np.ndarray, int]] = {}
+        self._device: dict[str, int] = {}
+        self._stream = None
+        self._graph_exec = None
+        self._context = self._engine = self._runtime = self._plugin_lib = None
+
+    # -- loading -------------------------------------------------------------------------------
+    def load(self, model_path: str | os.PathLike,
+             card: ModelCard | str | os.PathLike | None = None) -> "TensorRTBackend":
+        path = check_model_file(model_path)
+        card, source = resolve_card(path, card)
+        trt = _import_tensorrt()
+        cuda = self._cuda = load_cuda()
+        if self.cuda_graph and not cuda.supports_graphs:
+            raise BackendError(f"--cuda-graph needs cuda-python ({cuda.name} was found)")
+        cuda.set_device(self.device)
+        if self.plugin:
+            self._plugin_lib = load_plugin_library(self.plugin)
+            log.info("loaded TensorRT plugin library %s", self.plugin)
+        logger = trt.Logger(getattr(trt.Logger, self.log_level.upper()))
+        trt.init_libnvinfer_plugins(logger, "")
+        self._runtime = trt.Runtime(logger)
+        engine = self._runtime.deserialize_cuda_engine(path.read_bytes())
+        if engine is None:
+            hint = "" if self.plugin else "; an engine with the saliency-attention plugin needs --plugin"
+            raise BackendError(
+                f"TensorRT {getattr(trt, '__version__', '?')} could not deserialise {path} (see the "
+                "TensorRT log above): engines only run on the GPU, platform and TensorRT version "
+                f"that built them; rebuild it on this device (python export/build_engine.py){hint}"
+            )
+        self._engine = engine
+        self._context = engine.create_execution_context()
+        if self._context is None:
+            raise BackendError(f"could not create an execution context for {path} (GPU memory?)")
+        self.card, self.model_path, self.card_source = card, path, source
+        self._bind(trt, engine, path, card, source)
+        self._stream = cuda.stream_create()
+        if self.cuda_graph:
+            self._capture_graph()
+        log.info("TensorRT engine %s ready (%s%s)", path.name, cuda.name,
+                 ", CUDA graph" if self._graph_exec is not None else "")
+        return self
+
+    def _bind(self, trt: Any, engine: Any, path: Path, card: ModelCard, source: str) -> None:
+        ctx, cuda = self._context, self._cuda
+        names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
+        inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
+        outputs = [n for n in names if n not in inputs]
+        for n in names:  # as built (-1: dynamic)
+            log.info("engine tensor %s %s: %s %s", "input " if n in inputs else "output", n,
+                     list(engine.get_tensor_shape(n)), engine.get_tensor_dtype(n))
+        if len(inputs) != 1 or len(outputs) != 1:
+            raise CardError(f"engine {path} has inputs {inputs} and outputs {outputs}; the card "
+                            f"{source} describes one clip input and one logits output")
+        in_name, out_name = inputs[0], outputs[0]
+        shape = tuple(engine.get_tensor_shape(in_name))
+        if any(d < 0 for d in shape):  # dynamic: fix one clip per inference, T and size from the card
+            want = (1,) + card.input_shape
+            if len(shape) != len(want) or not ctx.set_input_shape(in_name, want):
+                raise CardError(f"engine {path} input {in_name} {list(shape)} cannot take the "
+                                f"card's clip {list(want)} ({source}; outside the optimisation profile?)")
+        in_shape = tuple(ctx.get_tensor_shape(in_name))
+        out_shape = tuple(ctx.get_tensor_shape(out_name))
+        check_model_matches_card(path, card, source, in_shape,
+                                 out_shape[-1] if len(out_shape) == 2 else None)
+        if len(out_shape) != 2 or out_shape[0] != in_shape[0]:
+            raise CardError(f"engine {path} output {out_name} has shape {list(out_shape)}, "
+                            f"expected ({in_shape[0]}, {card.num_classes}) for card {source}")
+        self.tensors = []
+        for name, shp in ((in_name, in_shape), (out_name, out_shape)):
+            info = TensorInfo(name, name == in_name, shp, np.dtype(trt.nptype(engine.get_tensor_dtype(name))))
+            log.info("bound %s", info)
+            self.tensors.append(info)
+            host, hptr = cuda.host_empty(shp, info.dtype)
+            self._host[name] = (host, hptr)
+            self._device[name] = cuda.device_malloc(host.nbytes)
+            if not ctx.set_tensor_address(name, self._device[name]):
+                raise BackendError(f"set_tensor_address({name!r}) failed")
+        self._in, self._out = self.tensors
+
+    def _capture_graph(self) -> None:
+        cuda, ctx, stream = self._cuda, self._context, self._stream
+        handle = cuda.stream_handle(stream)
+        if not ctx.execute_async_v3(handle):  # once before capture: TensorRT's lazy set-up
+            raise BackendError("execute_async_v3 failed before CUDA graph capture")
+        cuda.sync(stream)
+        cuda.begin_capture(stream)
+        try:
+            ok = ctx.execute_async_v3(handle)
+        finally:
+            try:
+                graph = cuda.end_capture(stream)
+            except BackendError as e:
+                raise BackendError(f"this engine cannot be captured in a CUDA graph ({e}); run "
+                                   "without --cuda-graph") from e
+        try:
+            if not ok:
+                raise BackendError("execute_async_v3 failed during CUDA graph capture; run without "
+                                   "--cuda-graph")
+            self._graph_exec = cuda.instantiate(graph)
+        finally:
+            cuda.destroy_graph(graph)
+
+    # -- inference -----------------------------------------------------------------------------
+    def infer(self, clip: np.ndarray) -> np.ndarray:
+        self.check_clip(clip)
+        if clip.shape != self._in.shape:
+            raise ValueError(f"engine {self.model_path} takes {list(self._in.shape)}, got "
+                             f"{list(clip.shape)}")
+        cuda, stream = self._cuda, self._stream
+        host_in, _ = self._host[self._in.name]
+        host_out, _ = self._host[self._out.name]
+        np.copyto(host_in, clip, casting="same_kind")  # also float32 -> float16 engines
+        cuda.h2d_async(self._device[self._in.name], host_in, stream)
+        if self._graph_exec is not None:
+            cuda.graph_launch(self._graph_exec, stream)
+        elif not self._context.execute_async_v3(cuda.stream_handle(stream)):
+            raise BackendError(f"execute_async_v3 failed for {self.model_path} (see TensorRT log)")
+        cuda.d2h_async(host_out, self._device[self._out.name], stream)
+        cuda.sync(stream)
+        return host_out.astype(np.float32, copy=True)
+
+    def close(self) -> None:
+        cuda = self._cuda
+        if cuda is None:
+            return
+        try:
+            if self._stream is not None:
+                cuda.sync(self._stream)
+            if self._graph_exec is not None:
+                cuda.destroy_graph_exec(self._graph_exec)
+            for _, ptr in self._host.values():
+                cuda.free_host(ptr)
+            for ptr in self._device.values():
+                cuda.free_device(ptr)
+            if self._stream is not None:
+                cuda.stream_destroy(self._stream)
+        finally:
+            self._graph_exec = self._stream = None
+            self._host.clear()
+            self._device.clear()
+            self._context = self._engine = self._runtime = None
+            self._cuda = None

@@ -1,0 +1,101 @@
+"""The sliding window of preprocessed frames that feeds the model.
+
+Each frame is preprocessed once, as it arrives, straight into a slot of a preallocated ring of the
+last ``span`` frames (``span = card.span_frames``, or ``card.frames`` when the card has no span).
+A clip takes ``T = card.frames`` of them the way the training clips were sampled (TSN centre
+sampling, see :class:`runtime.card.ModelCard`): the centre frame of each of T equal segments of the
+window. When ``span`` is a multiple of T that is every ``card.frame_step``-th frame, starting
+``frame_step // 2`` frames into the window. Inference is due once the ring is full and then every
+``stride`` frames. Nothing is allocated per frame or per clip.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from runtime.card import ModelCard
+from runtime.preprocess import FramePreprocessor
+
+__all__ = ["ClipWindow", "sample_offsets"]
+
+
+def sample_offsets(span: int, frames: int) -> np.ndarray:
+    """Positions (0 = oldest) of the T sampled frames in a window of ``span`` frames: the centre of
+    each of ``frames`` equal segments, ``floor((2i + 1) * span / (2T))``."""
+    if frames < 1 or span < frames:
+        raise ValueError(f"need span >= frames >= 1 (span={span}, frames={frames})")
+    i = np.arange(frames, dtype=np.int64)
+    return ((2 * i + 1) * span) // (2 * frames)
+
+
+class ClipWindow:
+    """Ring buffer of preprocessed frames; :meth:`push` says when a clip is due, :meth:`clip` makes it.
+
+    ``clip()`` returns the same preallocated ``(1, T, 3, S, S)`` float32 array every time (it is
+    overwritten by the next call): copy it if you keep it."""
+
+    def __init__(self, card: ModelCard, stride: int = 1,
+                 preprocessor: FramePreprocessor | None = None) -> None:
+        if stride < 1:
+            raise ValueError(f"stride must be >= 1 (got {stride})")
+        self.card = card
+        self.stride = int(stride)
+        self.span = card.span_frames if card.span_frames > 0 else card.frames
+        if self.span < card.frames:
+            raise ValueError(f"card span_frames ({card.span_frames}) < frames ({card.frames})")
+        self.preprocess = preprocessor or FramePreprocessor(card)
+        s = card.input_size
+        self._ring = np.zeros((self.span, 3, s, s), dtype=np.float32)
+        self._indices = np.full(self.span, -1, dtype=np.int64)  # source frame index per slot
+        self._times = np.zeros(self.span, dtype=np.float64)  # pts_s per slot
+        self._offsets = sample_offsets(self.span, card.frames)
+        self._slots = np.empty(card.frames, dtype=np.int64)
+        self._clip = np.zeros((1, card.frames, 3, s, s), dtype=np.float32)
+        self.count = 0  # frames pushed since the last reset
+
+    def reset(self) -> None:
+        self._ring.fill(0.0)
+        self._indices.fill(-1)
+        self._times.fill(0.0)
+        self.count = 0
+
+    @property
+    def full(self) -> bool:
+        return self.count >= self.span
+
+    def push(self, frame_bgr: np.ndarray, index: int | None = None, pts_s: float = 0.0) -> bool:
+        """Preprocess one BGR frame into the ring. Returns True when a clip is due now: the ring has
+        just become full, or ``stride`` more frames arrived since the last due clip."""
+        slot = self.count % self.span
+        self.preprocess(frame_bgr, out=self._ring[slot])
+        self._indices[slot] = self.count if index is None else index
+        self._times[slot] = pts_s
+        self.count += 1
+        return self.due()
+
+    def due(self) -> bool:
+        """Whether the frame just pushed completes a clip (see :meth:`push`)."""
+        return self.full and (self.count - self.span) % self.stride == 0
+
+    def _update_slots(self) -> np.ndarray:
+        if not self.full:
+            raise RuntimeError(f"window not full yet ({self.count}/{self.span} frames)")
+        np.add(self._offsets, self.count - self.span, out=self._slots)
+        np.remainder(self._slots, self.span, out=self._slots)
+        return self._slots
+
+    def clip(self) -> np.ndarray:
+        """The current ``(1, T, 3, S, S)`` clip (a reused buffer)."""
+        np.take(self._ring, self._update_slots(), axis=0, out=self._clip[0])
+        return self._clip
+
+    def clip_frame_indices(self) -> np.ndarray:
+        """Source frame indices of the T frames of the current clip (oldest first)."""
+        return self._indices[self._update_slots()].copy()
+
+    def newest(self) -> tuple[int, float]:
+        """(source index, pts_s) of the newest frame in the window."""
+        if self.count == 0:
+            raise RuntimeError("window is empty")
+        slot = (self.count - 1) % self.span
+        return int(self._indices[slot]), float(self._times[slot])
