@@ -1,0 +1,170 @@
+"""FP32 vs INT8 (Q/DQ) in onnxruntime: top-1 on real videos and CPU latency.
+
+    python benchmarks/int8_accuracy.py --checkpoint tsi/assets/demo_tsi_r18.pt --data artifacts/synthetic/val \
+        [--calib artifacts/synthetic/train] [--calib-method entropy] [--calib-clips 256]
+
+Exports the checkpoint (``export.onnx_export``), calibrates on ``--calib`` (default: the ``train``
+split beside ``--data``) with the runtime's preprocessing (``calib.clips``), quantizes
+(``calib.qdq``), then runs both graphs on one centre clip per video of ``--data/<class>/*`` and
+writes ``benchmarks/results/int8_accuracy.md``: top-1 of each against the folder labels, FP32/INT8
+top-1 agreement, and the batch-1 CPU latency (median and p90 over ``--repeats`` runs) of each graph
+in onnxruntime. onnxruntime's CPU INT8 kernels are not TensorRT's: the accuracy column predicts a
+TensorRT INT8 engine built from the same Q/DQ graph; the latency column is this CPU's only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+import numpy as np  # noqa: E402
+
+from runtime.card import atomic_write_text  # noqa: E402
+
+log = logging.getLogger("bench.int8")
+DEFAULT_OUT = REPO / "benchmarks" / "results" / "int8_accuracy.md"
+
+
+def val_clips(data: Path, card, max_videos: int | None):
+    """One centre clip per video of data/<class>/*, labels from the folder names via the card."""
+    from calib.clips import VIDEO_SUFFIXES, load_clip
+    from tsi.data.readers import VideoDecodeError
+
+    if not data.is_dir():
+        raise SystemExit(f"error: --data {data} is not a folder of class folders")
+    videos = sorted(p for p in data.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file())
+    if max_videos:
+        videos = videos[:: max(1, len(videos) // max_videos)][:max_videos]
+    clips, labels, skipped = [], [], 0
+    for v in videos:
+        cls = v.parent.name
+        if cls not in card.labels:
+            raise SystemExit(f"error: {v}: class folder {cls!r} is not one of the model's labels")
+        try:
+            clips.append(load_clip(v, card))
+        except (VideoDecodeError, ValueError) as e:
+            log.warning("skipping %s: %s", v, e)
+            skipped += 1
+            continue
+        labels.append(card.labels.index(cls))
+    if not clips:
+        raise SystemExit(f"error: no readable video under {data}")
+    return np.stack(clips), np.asarray(labels), skipped
+
+
+def latency_ms(model, clip: np.ndarray, repeats: int) -> tuple[float, float]:
+    from export.parity import ort_session
+
+    sess = ort_session(model)
+    name = sess.get_inputs()[0].name
+    for _ in range(3):
+        sess.run(None, {name: clip})
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        sess.run(None, {name: clip})
+        times.append(1000 * (time.perf_counter() - t0))
+    return float(np.median(times)), float(np.percentile(times, 90))
+
+
+def measure(args) -> dict:
+    import onnxruntime
+
+    from calib.clips import load_calibration_clips
+    from calib.qdq import make_qdq
+    from calib.ranges import compute_ranges
+    from export.friendly import export_friendly_model
+    from export.onnx_export import export_onnx, save_onnx, set_card
+    from export.parity import run_onnx
+    from tsi.checkpoint import file_sha256
+
+    calib = args.calib or (args.data.parent / "train" if args.data.name in ("val", "validation") else None)
+    if calib is None:
+        raise SystemExit("error: pass --calib (no train split beside --data)")
+    model, card = export_friendly_model(args.checkpoint)
+    with tempfile.TemporaryDirectory(prefix="tsi_int8_bench_") as tmp:
+        fp32 = export_onnx(model, card, Path(tmp) / "fp32.onnx", source_sha256=file_sha256(args.checkpoint))
+        cs = load_calibration_clips(calib, card, max_clips=args.calib_clips, min_clips=args.min_calib_clips)
+        ranges = compute_ranges(fp32, cs.clips, args.calib_method)
+        qdq = make_qdq(fp32, ranges)
+        set_card(qdq, card.replace(precision="int8"))
+        int8 = save_onnx(qdq, Path(tmp) / "int8.onnx")
+        x, y, skipped = val_clips(args.data, card, args.max_videos)
+        p32, p8 = run_onnx(fp32, x).argmax(1), run_onnx(int8, x).argmax(1)
+        lat32, lat8 = latency_ms(fp32, x[:1], args.repeats), latency_ms(int8, x[:1], args.repeats)
+        sizes = (fp32.stat().st_size, int8.stat().st_size)
+    return {"card": card, "calib": calib, "calib_clips": len(cs), "method": args.calib_method, "n": len(y),
+            "skipped": skipped, "top1": (float(np.mean(p32 == y)), float(np.mean(p8 == y))),
+            "agree": float(np.mean(p32 == p8)), "lat": (lat32, lat8), "sizes": sizes,
+            "ort": onnxruntime.__version__, "threads": os.cpu_count()}
+
+
+def to_markdown(r: dict, args) -> str:
+    card = r["card"]
+    rows = [("FP32", r["top1"][0], "-", r["lat"][0], r["sizes"][0]),
+            ("INT8 Q/DQ", r["top1"][1], f"{100 * r['agree']:.1f}%", r["lat"][1], r["sizes"][1])]
+    lines = [
+        "# INT8 (Q/DQ) vs FP32 in onnxruntime",
+        "",
+        f"Model `{args.checkpoint}` ({card.arch}, T={card.frames}, {card.input_size}², {card.num_classes} classes); "
+        f"validation `{args.data}`: {r['n']} videos, one centre clip each"
+        + (f" ({r['skipped']} unreadable skipped)" if r["skipped"] else "") + ".",
+        f"Calibration: {r['calib_clips']} clips of `{r['calib']}`, {r['method']} ranges; "
+        "QDQ, symmetric int8, per-channel weights, attention (MatMul-Softmax-MatMul) left in float.",
+        "",
+        "| graph | top-1 | top-1 agreement with FP32 | CPU latency, batch 1 (median / p90 ms) | ONNX size |",
+        "|---|---|---|---|---|",
+    ]
+    for name, top1, agree, (med, p90), size in rows:
+        lines.append(f"| {name} | {100 * top1:.1f}% | {agree} | {med:.1f} / {p90:.1f} | {size / 2**20:.1f} MB |")
+    lines += [
+        "",
+        f"Latency: onnxruntime {r['ort']} CPUExecutionProvider, {args.repeats} runs after 3 warm-up runs, "
+        f"{platform.machine()} `{platform.processor() or platform.platform()}`, {r['threads']} logical CPUs. "
+        "onnxruntime's CPU kernels are not TensorRT's: the INT8 top-1 predicts a TensorRT INT8 engine "
+        "built from this Q/DQ graph; the latencies describe this CPU only.",
+        "",
+        f"Command: `python benchmarks/int8_accuracy.py {' '.join(sys.argv[1:]) if args.cli else '...'}`",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", type=Path, required=True)
+    p.add_argument("--data", type=Path, required=True, help="validation split: <data>/<class>/<video>")
+    p.add_argument("--calib", type=Path, help="calibration videos (default: <data>/../train)")
+    p.add_argument("--calib-method", choices=("entropy", "percentile", "minmax"), default="entropy")
+    p.add_argument("--calib-clips", type=int, default=256)
+    p.add_argument("--min-calib-clips", type=int, default=8)
+    p.add_argument("--max-videos", type=int, help="evaluate at most N videos (evenly spread)")
+    p.add_argument("--repeats", type=int, default=30)
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    return p
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = build_parser().parse_args(argv)
+    args.cli = argv is None
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    r = measure(args)
+    text = to_markdown(r, args)
+    atomic_write_text(args.out, text)
+    log.info("wrote %s\n%s", args.out, text)
+    return r
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,103 @@
+"""The build's outputs: logged stages, the files a build may write, who made an existing file, and
+the final move from the staging folder into ``--out``.
+
+``stage`` is the ultralytics-style wrapper: it logs a stage's time and the sizes of the files it
+reports, and logs then re-raises a failure. A file in ``--out`` counts as "ours" when the model card
+it carries (ONNX metadata, ``.json`` beside an engine, a calibration cache's key) names the same
+``source_sha256`` as the current source: those may be replaced; others only with ``--force``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+from export.errors import ExportError
+from runtime.card import CardError, ModelCard, card_path_for
+
+log = logging.getLogger("export.build_engine")
+
+OUTPUT_PATTERNS = ("{n}.onnx", "{n}.json", "{n}.plugin.onnx", "{n}.fp16.onnx", "{n}.fp16.plugin.onnx",
+                   "{n}.int8.qdq.onnx", "{n}.int8.qdq.plugin.onnx", "{n}.int8.calib.cache",
+                   "{n}.int8.calib.cache.json", "{n}.fp32.engine", "{n}.fp32.json", "{n}.fp16.engine",
+                   "{n}.fp16.json", "{n}.int8.engine", "{n}.int8.json")
+
+
+def human_size(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"
+
+
+@contextlib.contextmanager
+def stage(name: str):
+    """Log a stage with its time and the size of the files it reports (``files.append(path)``);
+    a failure is logged with the stage name and re-raised."""
+    files: list[Path] = []
+    t0 = time.perf_counter()
+    log.info("[%s] ...", name)
+    try:
+        yield files
+    except Exception as e:
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        log.error("[%s] failed after %.1fs: %s", name, time.perf_counter() - t0, first)
+        raise
+    sizes = ", ".join(f"{p.name} {human_size(p.stat().st_size)}" for p in files if p.is_file())
+    log.info("[%s] done in %.1fs%s", name, time.perf_counter() - t0, f": {sizes}" if sizes else "")
+
+
+def source_of(path: Path) -> str | None:
+    """The ``source_sha256`` an existing output of this tool records (None: not ours / unreadable)."""
+    try:
+        if path.suffix == ".onnx":
+            from export.onnx_export import read_card_from_onnx
+
+            return read_card_from_onnx(path).source_sha256 or None
+        if path.name.endswith(".calib.cache"):
+            from calib.cache import key_path
+
+            return json.loads(key_path(path).read_text())["card"]["source_sha256"] or None
+        if path.name.endswith(".calib.cache.json"):
+            return json.loads(path.read_text())["card"]["source_sha256"] or None
+        if path.suffix == ".engine":
+            return ModelCard.load(card_path_for(path)).source_sha256 or None
+        if path.suffix == ".json":
+            return ModelCard.load(path).source_sha256 or None
+    except (ExportError, CardError, OSError, KeyError, TypeError, ValueError):
+        return None
+    return None
+
+
+def check_out(out: Path, name: str, source_sha: str, *, force: bool, keep: Path | None = None) -> None:
+    """Refuse to replace files in ``out`` that another source made (unless ``force``)."""
+    foreign = []
+    for pattern in OUTPUT_PATTERNS:
+        p = out / pattern.format(n=name)
+        if p.exists() and (keep is None or p.resolve() != keep.resolve()) and source_of(p) != source_sha:
+            foreign.append(p)
+    if foreign and not force:
+        raise ExportError(f"{out} holds {', '.join(p.name for p in foreign)} made from another source "
+                          "(or not by this tool); pass --force to replace, or choose another --out")
+
+
+def finalize(staged: list[Path], out: Path, keep: Path | None = None) -> list[Path]:
+    """Move the staged files into ``out`` (each move atomic), readable as the umask allows (the
+    temporary files were created owner-only)."""
+    out.mkdir(parents=True, exist_ok=True)
+    umask = os.umask(0)
+    os.umask(umask)
+    moved = []
+    for src in staged:
+        dst = out / src.name
+        if keep is not None and dst.resolve() == keep.resolve():
+            continue
+        os.chmod(src, 0o666 & ~umask)
+        os.replace(src, dst)
+        moved.append(dst)
+    return moved

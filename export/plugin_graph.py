@@ -1,0 +1,223 @@
+"""The plugin variant of the ONNX graph: each saliency-attention subgraph becomes one node.
+
+Standard graph (what ``attention="matmul"`` exports; Q is pre-scaled by 1/sqrt(d) before it)::
+
+    q ──────────────────────┐
+    kT = Transpose(k) ─── MatMul ── Softmax(axis=-1) ── MatMul ── out
+    v ─────────────────────────────────────────────────────┘
+
+onnxsim may cancel the Transpose against the one that made k, leaving MatMul's B a plain (B, D, L)
+tensor ("transposed-B" form); then k is found as the Transpose of that tensor feeding the second
+MatMul (in SME, k and v are the same tensor), or a Transpose node is added.
+
+Plugin graph: ``SaliencyAttention(q, k, v) -> out`` with attributes ``plugin_namespace="tsi"``,
+``plugin_version="1"``, ``scale=1.0`` (Q already scaled), node domain ``tsi`` (TensorRT 10.3 reads the
+namespace from the attribute, 10.10+ from the domain: both say "tsi").
+
+:func:`saliency_attention_ref` is the NumPy reference of the node; :func:`expand_plugin_nodes`
+replaces the nodes back by standard ops (so onnxruntime can run the plugin graph's wiring), and
+:func:`reference_evaluator` runs the plugin graph itself with ``onnx.reference`` and the NumPy node.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from export.errors import ExportError
+
+log = logging.getLogger(__name__)
+
+PLUGIN_OP = "SaliencyAttention"
+PLUGIN_NAMESPACE = "tsi"
+PLUGIN_VERSION = "1"
+PLUGIN_DOMAIN = "tsi"
+
+
+def saliency_attention_ref(q: np.ndarray, k: np.ndarray, v: np.ndarray, scale: float = 1.0) -> np.ndarray:
+    """NumPy reference of the node: softmax(scale * q @ k^T, axis=-1) @ v, (B, L, D) x3 -> (B, L, D).
+    Computed in float64 and returned in q's dtype."""
+    if q.ndim != 3 or k.ndim != 3 or v.ndim != 3:
+        raise ValueError(f"expected (B, L, D) inputs, got {q.shape}, {k.shape}, {v.shape}")
+    s = scale * np.matmul(q.astype(np.float64), np.swapaxes(k.astype(np.float64), -1, -2))
+    s -= s.max(axis=-1, keepdims=True)
+    p = np.exp(s)
+    p /= p.sum(axis=-1, keepdims=True)
+    return np.matmul(p, v.astype(np.float64)).astype(q.dtype)
+
+
+@dataclass(frozen=True)
+class AttentionMatch:
+    """One MatMul-Softmax-MatMul subgraph (node names, and the tensors the plugin takes)."""
+
+    matmul_qk: str
+    softmax: str
+    matmul_pv: str
+    q: str
+    k_transposed: str  # MatMul 1's B input: k^T
+    v: str
+    output: str
+
+
+def _swaps_last_two(perm: list[int], rank: int) -> bool:
+    expected = list(range(rank))
+    expected[-1], expected[-2] = expected[-2], expected[-1]
+    return list(perm) == expected
+
+
+def find_attention(graph) -> list[AttentionMatch]:
+    """Every MatMul -> Softmax(last axis) -> MatMul chain in a graphsurgeon graph whose inner tensors
+    have no other consumer. Works on the standard ONNX (and the Q/DQ graph, where these stay float)."""
+    matches = []
+    for sm in graph.nodes:
+        if sm.op != "Softmax" or len(sm.inputs[0].inputs) != 1:
+            continue
+        mm1 = sm.inputs[0].inputs[0]
+        if mm1.op != "MatMul" or len(sm.inputs[0].outputs) != 1 or len(sm.outputs[0].outputs) != 1:
+            continue
+        mm2 = sm.outputs[0].outputs[0]
+        if mm2.op != "MatMul" or mm2.inputs[0] is not sm.outputs[0]:
+            continue
+        rank = len(sm.inputs[0].shape) if sm.inputs[0].shape is not None else None
+        axis = sm.attrs.get("axis", -1)
+        if not (axis == -1 or (rank is not None and axis == rank - 1)):
+            continue
+        matches.append(AttentionMatch(mm1.name, sm.name, mm2.name, mm1.inputs[0].name,
+                                      mm1.inputs[1].name, mm2.inputs[1].name, mm2.outputs[0].name))
+    return matches
+
+
+def attention_node_names(proto) -> list[str]:
+    """Names of the MatMul and Softmax nodes of every attention subgraph of an ONNX model (used to
+    keep them in float in the Q/DQ and FP16 graphs)."""
+    import onnx_graphsurgeon as gs
+
+    names = []
+    for m in find_attention(gs.import_onnx(proto)):
+        names += [m.matmul_qk, m.softmax, m.matmul_pv]
+    return names
+
+
+def attention_internal_tensors(proto) -> set[str]:
+    """The (B, L, L) scores and probabilities inside every attention subgraph: the largest tensors of
+    the network, never quantized (attention stays in float), so calibration skips them."""
+    import onnx_graphsurgeon as gs
+
+    graph = gs.import_onnx(proto)
+    nodes = {n.name: n for n in graph.nodes}
+    return {nodes[name].outputs[0].name for m in find_attention(graph) for name in (m.matmul_qk, m.softmax)}
+
+
+def _key_tensor(graph, kt, v, tmap, index: int):
+    """k from k^T: the Transpose's input, the v tensor if v = Transpose(k^T), or a new Transpose."""
+    import onnx_graphsurgeon as gs
+
+    rank = len(kt.shape) if kt.shape is not None else 3
+    producer = kt.inputs[0] if len(kt.inputs) == 1 else None
+    if producer is not None and producer.op == "Transpose" and _swaps_last_two(producer.attrs.get("perm", []), rank):
+        return kt.inputs[0].inputs[0]
+    if len(v.inputs) == 1 and v.inputs[0].op == "Transpose" and v.inputs[0].inputs[0] is kt \
+            and _swaps_last_two(v.inputs[0].attrs.get("perm", []), rank):
+        return v
+    perm = list(range(rank))
+    perm[-1], perm[-2] = perm[-2], perm[-1]
+    k = gs.Variable(f"saliency_attention_{index}/k", dtype=kt.dtype)
+    graph.nodes.append(gs.Node("Transpose", f"saliency_attention_{index}/Transpose", {"perm": perm}, [kt], [k]))
+    return k
+
+
+def make_plugin_graph(proto, *, expected: int | None = None, domain: str = PLUGIN_DOMAIN):
+    """Return ``(plugin_proto, count)``: a copy of ``proto`` with every attention subgraph replaced
+    by one ``SaliencyAttention`` node. ``expected`` (the number of SME modules) must equal the count
+    when given."""
+    import onnx
+    import onnx_graphsurgeon as gs
+
+    graph = gs.import_onnx(proto)
+    tmap = graph.tensors()
+    matches = find_attention(graph)
+    if expected is not None and len(matches) != expected:
+        raise ExportError(f"found {len(matches)} saliency-attention subgraphs, expected {expected} "
+                          "(one per SME module)")
+    nodes = {n.name: n for n in graph.nodes}
+    for i, m in enumerate(matches):
+        q, kt, v, out = tmap[m.q], tmap[m.k_transposed], tmap[m.v], tmap[m.output]
+        for t, what in ((q, "q"), (kt, "k^T"), (v, "v")):
+            if t.shape is not None and len(t.shape) != 3:
+                raise ExportError(f"{m.matmul_qk}: attention input {what} has rank {len(t.shape)}, "
+                                  "the plugin takes (B, L, D)")
+        k = _key_tensor(graph, kt, v, tmap, i)
+        for name in (m.matmul_qk, m.softmax, m.matmul_pv):
+            nodes[name].outputs.clear()
+        graph.nodes.append(gs.Node(PLUGIN_OP, f"saliency_attention_{i}",
+                                   {"plugin_namespace": PLUGIN_NAMESPACE, "plugin_version": PLUGIN_VERSION,
+                                    "scale": 1.0},
+                                   [q, k, v], [out], domain=domain))
+    graph.cleanup().toposort()
+    out_proto = gs.export_onnx(graph)
+    if domain and not any(o.domain == domain for o in out_proto.opset_import):
+        out_proto.opset_import.append(onnx.helper.make_opsetid(domain, 1))
+    out_proto.metadata_props.extend(proto.metadata_props)
+    out_proto.producer_name = proto.producer_name
+    out_proto.doc_string = proto.doc_string
+    log.info("replaced %d saliency-attention subgraphs by %s nodes", len(matches), PLUGIN_OP)
+    return out_proto, len(matches)
+
+
+def plugin_nodes(proto) -> list:
+    return [n for n in proto.graph.node if n.op_type == PLUGIN_OP]
+
+
+def expand_plugin_nodes(proto):
+    """Inverse of :func:`make_plugin_graph`: each ``SaliencyAttention(q, k, v)`` node becomes
+    ``[Mul(scale)] -> MatMul(q, Transpose(k)) -> Softmax -> MatMul(., v)`` in standard ops, so
+    onnxruntime runs the plugin graph's wiring."""
+    import onnx
+    from onnx import helper
+
+    out = onnx.ModelProto()
+    out.CopyFrom(proto)
+    nodes = []
+    for n in out.graph.node:
+        if n.op_type != PLUGIN_OP:
+            nodes.append(n)
+            continue
+        attrs = {a.name: helper.get_attribute_value(a) for a in n.attribute}
+        scale = float(attrs.get("scale", 1.0))
+        q, k, v = n.input
+        p = f"{n.name}/expanded"
+        if scale != 1.0:
+            out.graph.initializer.append(helper.make_tensor(f"{p}/scale", onnx.TensorProto.FLOAT, [], [scale]))
+            nodes.append(helper.make_node("Mul", [q, f"{p}/scale"], [f"{p}/q"], name=f"{p}/Mul"))
+            q = f"{p}/q"
+        nodes += [
+            helper.make_node("Transpose", [k], [f"{p}/kT"], name=f"{p}/Transpose", perm=[0, 2, 1]),
+            helper.make_node("MatMul", [q, f"{p}/kT"], [f"{p}/scores"], name=f"{p}/MatMul"),
+            helper.make_node("Softmax", [f"{p}/scores"], [f"{p}/probs"], name=f"{p}/Softmax", axis=-1),
+            helper.make_node("MatMul", [f"{p}/probs", v], list(n.output), name=f"{p}/MatMul_1"),
+        ]
+    del out.graph.node[:]
+    out.graph.node.extend(nodes)
+    keep = [o for o in out.opset_import if o.domain != PLUGIN_DOMAIN]
+    del out.opset_import[:]
+    out.opset_import.extend(keep)
+    return out
+
+
+def reference_evaluator(proto):
+    """An ``onnx.reference.ReferenceEvaluator`` for the plugin graph, running ``SaliencyAttention``
+    with :func:`saliency_attention_ref` (pure NumPy; slow, for tests on small models)."""
+    from onnx.reference import ReferenceEvaluator
+    from onnx.reference.op_run import OpRun
+
+    class SaliencyAttention(OpRun):
+        op_domain = PLUGIN_DOMAIN
+
+        def _run(self, q, k, v, plugin_namespace=None, plugin_version=None, scale=1.0):
+            if plugin_namespace != PLUGIN_NAMESPACE or plugin_version != PLUGIN_VERSION:
+                raise ValueError(f"unexpected plugin attributes {plugin_namespace!r}/{plugin_version!r}")
+            return (saliency_attention_ref(q, k, v, scale),)
+
+    return ReferenceEvaluator(proto, new_ops=[SaliencyAttention])

@@ -1,0 +1,36 @@
+import sys
+
+import numpy as np
+import pytest
+
+from tests.export.helpers import requires_trt
+
+
+def test_module_imports_without_tensorrt(monkeypatch):
+    import calib.calibrator as cal
+
+    monkeypatch.setitem(sys.modules, "tensorrt", None)
+    with pytest.raises(ImportError, match="JetPack"):
+        cal.make_entropy_calibrator(np.zeros((2, 4, 3, 64, 64), np.float32))
+
+
+@requires_trt
+def test_entropy_calibrator_feeds_batches_and_keys_its_cache(tmp_path, tiny_onnx, clips):
+    """Runs only where TensorRT and cuda-python are installed (a GPU machine)."""
+    import tensorrt as trt
+
+    from calib.cache import load_cache, parse_cache, sha256_file
+    from calib.calibrator import make_entropy_calibrator
+
+    path, _, card = tiny_onnx
+    sha = sha256_file(path)
+    cache = tmp_path / "tiny.int8.calib.cache"
+    cal = make_entropy_calibrator(clips, cache_path=cache, onnx_sha256=sha, card=card)
+    assert isinstance(cal, trt.IInt8EntropyCalibrator2) and cal.get_batch_size() == 1
+    ptrs = [cal.get_batch(["clip"]) for _ in range(len(clips))]
+    assert all(isinstance(p[0], int) and p[0] for p in ptrs)
+    assert cal.get_batch(["clip"]) is None
+    assert cal.read_calibration_cache() is None
+    cal.write_calibration_cache(b"TRT-100300-EntropyCalibration2\nclip: 3c010204\n")
+    assert parse_cache(load_cache(cache, onnx_sha256=sha))[2]["clip"] > 0
+    cal.free()
