@@ -178,9 +178,28 @@ def _size(text: str) -> tuple[int, int]:
     return w, h
 
 
+def write_sequence_file(path: Path, labels: Sequence[str], *, seed: int, frames: int,
+                        size: tuple[int, int], fps: float, force: bool) -> dict[str, Any]:
+    """``--sequence``: one video of consecutive actions plus ``<video>.json`` with its segments."""
+    truth = path.with_suffix(".json")
+    for p in (path, truth):
+        if p.exists() and not force:
+            raise FileExistsError(f"{p} exists (pass --force to replace it)")
+    segments = write_sequence_video(path, labels, seed, frames_per_segment=frames, size=size, fps=fps)
+    info = {"video": str(path), "fps": fps, "frames_per_segment": frames, "seed": seed,
+            "segments": segments}
+    atomic_write_text(truth, json.dumps(info, indent=2) + "\n")
+    log.info("wrote %s: %s", path, ", ".join(s["label"] for s in segments))
+    return info
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", required=True, help="output folder (train/, val/, labels.txt, synthetic.json)")
+    p.add_argument("--out", required=True,
+                   help="output folder (train/, val/, labels.txt, synthetic.json); with --sequence, "
+                        "the video file to write (its ground truth goes to <out>.json)")
+    p.add_argument("--sequence", nargs="+", metavar="LABEL",
+                   help="write ONE continuous video of these actions in order (a live-runtime sample)")
     p.add_argument("--train", type=int, default=100, help="training videos per class")
     p.add_argument("--val", type=int, default=20, help="validation videos per class")
     p.add_argument("--seed", type=int, default=0)
@@ -195,6 +214,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
+        if args.sequence:
+            return write_sequence_file(Path(args.out), args.sequence, seed=args.seed,
+                                       frames=args.frames, size=args.size, fps=args.fps,
+                                       force=args.force)
         return generate(args.out, train=args.train, val=args.val, seed=args.seed, frames=args.frames,
                         size=args.size, fps=args.fps, force=args.force)
     except (FileExistsError, ValueError) as e:  # a refused option: the message, not a traceback

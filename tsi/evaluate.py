@@ -1,0 +1,148 @@
+"""Evaluate a checkpoint: top-1/top-5, per-class accuracy, confusion matrix.
+
+    python -m tsi.evaluate --checkpoint runs/exp/best.pt --data DIR [--views 1|30] [--out DIR]
+
+Protocols (Sec. 4.2): 1 view = one clip of centre-sampled frames, centre crop; 30 views = 10
+clips x 3 crops of the resized short side, scores averaged (softmax) over the views.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from runtime.card import atomic_write_bytes, atomic_write_text
+from tsi.checkpoint import load_model
+from tsi.data.datasets import build_dataset
+
+log = logging.getLogger("tsi.evaluate")
+
+
+@torch.no_grad()
+def predict(model: torch.nn.Module, loader: DataLoader, device: torch.device) -> tuple[np.ndarray, np.ndarray]:
+    """Class probabilities (N, K) averaged over views, and the labels (N,)."""
+    model.eval().to(device)
+    probs, labels = [], []
+    for clips, y in tqdm(loader, desc="eval", leave=False, dynamic_ncols=True):
+        clips = clips.to(device)
+        if clips.dim() == 6:  # (N, views, T, 3, H, W)
+            n, v = clips.shape[:2]
+            p = model(clips.flatten(0, 1)).softmax(-1).view(n, v, -1).mean(1)
+        else:
+            p = model(clips).softmax(-1)
+        probs.append(p.float().cpu().numpy())
+        labels.append(y.numpy())
+    return np.concatenate(probs), np.concatenate(labels)
+
+
+def metrics(probs: np.ndarray, labels: np.ndarray, class_names: list[str]) -> dict[str, Any]:
+    k = probs.shape[1]
+    order = np.argsort(-probs, axis=1)
+    top1 = float(np.mean(order[:, 0] == labels) * 100)
+    top5 = float(np.mean((order[:, : min(5, k)] == labels[:, None]).any(1)) * 100)
+    conf = np.zeros((k, k), dtype=np.int64)
+    np.add.at(conf, (labels, order[:, 0]), 1)
+    support = conf.sum(1)
+    per_class = {name: (float(conf[i, i] / support[i] * 100) if support[i] else None)
+                 for i, name in enumerate(class_names)}
+    valid = [v for v in per_class.values() if v is not None]
+    return {"clips": int(len(labels)), "top1": top1, "top5": top5,
+            "mean_class_accuracy": float(np.mean(valid)) if valid else 0.0,
+            "per_class": per_class, "confusion": conf.tolist()}
+
+
+def plot_confusion(conf: np.ndarray, names: list[str], path: Path, title: str) -> Path:
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    conf = np.asarray(conf, dtype=np.float64)
+    norm = conf / np.maximum(conf.sum(1, keepdims=True), 1)
+    size = max(5.0, 0.45 * len(names) + 2)
+    fig, ax = plt.subplots(figsize=(size, size))
+    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(names)), names, rotation=90, fontsize=8)
+    ax.set_yticks(range(len(names)), names, fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    if len(names) <= 30:
+        for i in range(len(names)):
+            for j in range(len(names)):
+                if conf[i, j]:
+                    ax.text(j, i, int(conf[i, j]), ha="center", va="center", fontsize=7,
+                            color="white" if norm[i, j] > 0.5 else "black")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=120)
+    plt.close(fig)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def evaluate(checkpoint: str, data: str, *, fmt: str = "folder", split: str = "val",
+             list_file: str | None = None, labels_file: str | None = None, views: int = 1,
+             batch_size: int = 8, workers: int = 2, device: str = "auto",
+             out: str | None = None) -> dict[str, Any]:
+    dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
+                       ("cpu" if device == "auto" else device))
+    model, card = load_model(checkpoint, map_location="cpu")
+    mode = {1: "test", 30: "test30"}.get(views)
+    if mode is None:
+        raise ValueError(f"views must be 1 or 30 (got {views})")
+    ds = build_dataset(fmt, data, card=card, split=split, mode=mode, list_file=list_file,
+                       labels_file=labels_file)
+    if list(ds.classes) != list(card.labels):
+        raise ValueError(f"the dataset's classes differ from the checkpoint's labels: "
+                         f"{list(ds.classes)[:5]}... vs {list(card.labels)[:5]}...")
+    loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=workers)
+    probs, labels = predict(model, loader, dev)
+    res = metrics(probs, labels, list(card.labels))
+    res.update(checkpoint=str(checkpoint), data=str(data), split=split, views=views,
+               skipped_videos=getattr(ds, "skipped", 0), arch=card.arch)
+    log.info("%s on %s (%d views): top-1 %.2f, top-5 %.2f, mean class %.2f over %d clips",
+             card.arch, data, views, res["top1"], res["top5"], res["mean_class_accuracy"], res["clips"])
+    if out:
+        out_dir = Path(out)
+        atomic_write_text(out_dir / f"eval_{split}_{views}view.json", json.dumps(res, indent=2))
+        png = plot_confusion(np.array(res["confusion"]), list(card.labels),
+                             out_dir / f"confusion_{split}_{views}view.png",
+                             f"{card.arch} {split} ({views} view): top-1 {res['top1']:.1f}%")
+        log.info("wrote %s", png)
+    return res
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--data", required=True)
+    p.add_argument("--format", default="folder", choices=["folder", "list", "ssv2", "kinetics"])
+    p.add_argument("--split", default="val")
+    p.add_argument("--list", dest="list_file")
+    p.add_argument("--labels", dest="labels_file")
+    p.add_argument("--views", type=int, default=1, choices=[1, 30])
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", help="folder for eval JSON and confusion-matrix PNG")
+    a = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    res = evaluate(a.checkpoint, a.data, fmt=a.format, split=a.split, list_file=a.list_file,
+                   labels_file=a.labels_file, views=a.views, batch_size=a.batch_size,
+                   workers=a.workers, device=a.device, out=a.out)
+    print(json.dumps({k: v for k, v in res.items() if k not in ("confusion", "per_class")}, indent=2))
+    return res
+
+
+if __name__ == "__main__":
+    main()

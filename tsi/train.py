@@ -1,0 +1,330 @@
+"""Train a TSI-family network on a folder of videos: the paper's recipe (Sec. 4.2).
+
+    python -m tsi.train --data DIR --arch tsi_r50 --out runs/exp1
+    torchrun --nproc-per-node 4 -m tsi.train --data DIR ...        # multi-GPU / multi-node (DDP)
+
+SGD (momentum 0.9, weight decay 5e-4), lr 0.01 per 64 clips scaled linearly with the global batch,
+divided by 10 at epochs 30, 40, 45, 50 epochs; mixed precision on CUDA. One checkpoint per epoch,
+written atomically (``last.pt``, and ``best.pt`` on the best validation top-1), holding the model
+card the export side and the runtime read. ``--resume`` continues from ``last.pt`` exactly: the
+data order, augmentation and dropout of every epoch are seeded from (seed, epoch), so a run killed
+and resumed ends in the same state as one that was never interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import logging
+import os
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler
+from tqdm import tqdm
+
+from runtime.card import atomic_write_text
+from tsi.checkpoint import load_checkpoint, load_model, make_card, save_checkpoint
+from tsi.data.datasets import build_dataset
+from tsi.model import MODELS, TSINet, create_model
+
+log = logging.getLogger("tsi.train")
+
+
+# -- distributed ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Dist:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def setup_distributed(device_arg: str) -> Dist:
+    """Join the torchrun process group when launched by torchrun; a single process otherwise."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    use_cuda = device_arg == "cuda" or (device_arg == "auto" and torch.cuda.is_available())
+    if device_arg == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda requested but no CUDA device is available")
+    if world == 1:
+        return Dist(device=torch.device("cuda" if use_cuda else "cpu"))
+    rank, local_rank = int(os.environ["RANK"]), int(os.environ["LOCAL_RANK"])
+    if use_cuda:
+        torch.cuda.set_device(local_rank)
+    dist.init_process_group("nccl" if use_cuda else "gloo")
+    device = torch.device("cuda", local_rank) if use_cuda else torch.device("cpu")
+    return Dist(rank, world, local_rank, device)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def worker_init(worker_id: int) -> None:
+    # each DataLoader worker gets its own numpy/random stream derived from torch's per-worker seed
+    s = torch.initial_seed() % 2**32
+    np.random.seed(s)
+    random.seed(s)
+
+
+# -- schedule ------------------------------------------------------------------------------------
+def scaled_lr(base_lr: float, global_batch: int, reference_batch: int = 64) -> float:
+    return base_lr * global_batch / reference_batch
+
+
+def lr_at(epoch: int, lr: float, steps: list[int]) -> float:
+    return lr * 0.1 ** sum(epoch >= s for s in steps)
+
+
+# -- the loop ------------------------------------------------------------------------------------
+def accuracy(logits: torch.Tensor, target: torch.Tensor, ks=(1, 5)) -> list[float]:
+    top = logits.topk(min(max(ks), logits.shape[1]), dim=1).indices
+    hit = top.eq(target[:, None])
+    return [hit[:, :k].any(dim=1).float().sum().item() for k in ks]
+
+
+def run_epoch(model: nn.Module, loader: DataLoader, dist_: Dist, *, optimizer=None, scaler=None,
+              clip_grad: float = 20.0, max_steps: int = 0, desc: str = "") -> dict[str, float]:
+    train = optimizer is not None
+    model.train(train)
+    crit = nn.CrossEntropyLoss()
+    totals = torch.zeros(4, dtype=torch.float64)  # loss*n, top1, top5, n
+    amp = dist_.device.type == "cuda"
+    bar = tqdm(loader, desc=desc, disable=not dist_.main, leave=False, dynamic_ncols=True)
+    for step, (clips, labels) in enumerate(bar):
+        if max_steps and step >= max_steps:
+            break
+        clips = clips.to(dist_.device, non_blocking=True)
+        labels = labels.to(dist_.device, non_blocking=True)
+        with torch.set_grad_enabled(train), torch.autocast(dist_.device.type, torch.float16, enabled=amp):
+            if clips.dim() == 6:  # (N, views, T, 3, H, W): average the views' scores
+                n, v = clips.shape[:2]
+                logits = model(clips.flatten(0, 1)).view(n, v, -1).softmax(-1).mean(1).log()
+            else:
+                logits = model(clips)
+            loss = crit(logits.float(), labels)
+        if train:
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
+            if clip_grad:
+                nn.utils.clip_grad_norm_(model.parameters(), clip_grad)
+            scaler.step(optimizer)
+            scaler.update()
+        n = labels.shape[0]
+        t1, t5 = accuracy(logits.detach().float(), labels)
+        totals += torch.tensor([loss.item() * n, t1, t5, n], dtype=torch.float64)
+        bar.set_postfix(loss=f"{totals[0] / totals[3]:.3f}", top1=f"{100 * totals[1] / totals[3]:.1f}")
+    if dist_.world > 1:
+        t = totals.to(dist_.device)
+        dist.all_reduce(t)
+        totals = t.cpu()
+    n = max(totals[3].item(), 1.0)
+    return {"loss": totals[0].item() / n, "top1": 100 * totals[1].item() / n,
+            "top5": 100 * totals[2].item() / n, "clips": int(totals[3].item())}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    d = p.add_argument_group("data")
+    d.add_argument("--data", required=True, help="dataset root (folder-per-class: DIR/train, DIR/val)")
+    d.add_argument("--format", default="folder", choices=["folder", "list", "ssv2", "kinetics"])
+    d.add_argument("--train-list", help="list/annotation file of the training split (list, ssv2, kinetics)")
+    d.add_argument("--val-list", help="list/annotation file of the validation split")
+    d.add_argument("--labels", help="labels file (ssv2 labels JSON, or one label per line)")
+    d.add_argument("--span-frames", type=int, default=0,
+                   help="source frames one clip covers in the live runtime (model card); 0 = whole video")
+    d.add_argument("--fps", type=float, default=30.0, help="frame rate of the training videos (model card)")
+    d.add_argument("--resize-short", type=int, default=0, help="short side before cropping (default size*256/224)")
+    d.add_argument("--flip", action="store_true", help="random horizontal flip (off: direction matters)")
+    d.add_argument("--flip-map", help="JSON {label: label} swapped under a flip (e.g. left<->right)")
+    d.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1))
+    m = p.add_argument_group("model")
+    m.add_argument("--arch", default="tsi_r50", choices=sorted(MODELS))
+    m.add_argument("--frames", type=int, default=8)
+    m.add_argument("--input-size", type=int, default=224)
+    m.add_argument("--base-width", type=int, default=64)
+    m.add_argument("--sme-reduction", type=int, default=16)
+    m.add_argument("--attention", default="sdpa", choices=["sdpa", "matmul", "fused"])
+    m.add_argument("--dropout", type=float, default=0.5)
+    m.add_argument("--finetune", help="initialise from this checkpoint (head re-initialised if classes differ)")
+    o = p.add_argument_group("optimisation")
+    o.add_argument("--epochs", type=int, default=50)
+    o.add_argument("--batch-size", type=int, default=8, help="clips per process")
+    o.add_argument("--lr", type=float, default=0.01, help="learning rate for a global batch of 64 clips")
+    o.add_argument("--lr-steps", type=int, nargs="*", default=[30, 40, 45])
+    o.add_argument("--momentum", type=float, default=0.9)
+    o.add_argument("--weight-decay", type=float, default=5e-4)
+    o.add_argument("--clip-grad", type=float, default=20.0)
+    o.add_argument("--max-steps", type=int, default=0, help="cap steps per epoch (smoke runs)")
+    r = p.add_argument_group("run")
+    r.add_argument("--out", required=True, help="run folder: checkpoints, log.jsonl, log.csv")
+    r.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    r.add_argument("--eval-every", type=int, default=1)
+    return p
+
+
+def make_datasets(args, card):
+    train_ds = build_dataset(args.format, args.data, card=card, split="train", mode="train",
+                             list_file=args.train_list, labels_file=args.labels, flip=args.flip,
+                             flip_map=args.flip_map, seed=args.seed)
+    val_ds = build_dataset(args.format, args.data, card=card, split="val", mode="test",
+                           list_file=args.val_list, labels_file=args.labels)
+    return train_ds, val_ds
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = build_parser().parse_args(argv)
+    dist_ = setup_distributed(args.device)
+    logging.basicConfig(level=logging.INFO if dist_.main else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    out = Path(args.out)
+    last = out / "last.pt"
+    if last.exists() and not args.resume:
+        raise SystemExit(f"{last} exists: pass --resume to continue it, or choose another --out")
+    if args.resume and not last.exists():
+        raise SystemExit(f"--resume: no checkpoint to resume at {last}")
+
+    # -- model, card and data
+    seed_everything(args.seed)  # the initial weights too
+    if args.resume:
+        ckpt = load_checkpoint(last)
+        model, card = load_model(last)
+    else:
+        ckpt = None
+        overrides = dict(base_width=args.base_width, sme_reduction=args.sme_reduction,
+                         attention=args.attention, dropout=args.dropout)
+        probe = build_dataset(args.format, args.data, card=None, split="train", mode="train",
+                              list_file=args.train_list, labels_file=args.labels, labels_only=True)
+        labels = list(probe.classes)
+        model = create_model(args.arch, frames=args.frames, num_classes=len(labels),
+                             input_size=args.input_size, **overrides)
+        card = make_card(model.cfg, labels, resize_short=args.resize_short or None,
+                         span_frames=args.span_frames, fps=args.fps)
+        if args.finetune:
+            init_from(model, args.finetune)
+    train_ds, val_ds = make_datasets(args, card)
+    if list(train_ds.classes) != list(card.labels):
+        raise SystemExit(f"the dataset's classes {train_ds.classes[:5]}... differ from the "
+                         f"checkpoint's labels {card.labels[:5]}...")
+    model.to(dist_.device)
+    net: nn.Module = model
+    if dist_.world > 1:
+        net = DistributedDataParallel(model, device_ids=[dist_.local_rank] if dist_.device.type == "cuda" else None)
+
+    global_batch = args.batch_size * dist_.world
+    lr = scaled_lr(args.lr, global_batch)
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=args.momentum,
+                                weight_decay=args.weight_decay)
+    scaler = torch.amp.GradScaler(dist_.device.type, enabled=dist_.device.type == "cuda")
+    start_epoch, best = 0, 0.0
+    if ckpt is not None:
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scaler.load_state_dict(ckpt["scaler"])
+        start_epoch, best = int(ckpt["epoch"]) + 1, float(ckpt["best_top1"])
+        log.info("resumed %s at epoch %d (best top-1 %.2f)", last, start_epoch, best)
+    if dist_.main:
+        log.info("%s: %d train clips, %d val clips, %d classes; global batch %d, lr %.4g, %d epochs",
+                 card.arch, len(train_ds), len(val_ds), card.num_classes, global_batch, lr, args.epochs)
+
+    history = []
+    for epoch in range(start_epoch, args.epochs):
+        # everything random in this epoch derives from (seed, epoch, rank): exact resume
+        epoch_seed = args.seed * 1_000_003 + epoch * 1009 + dist_.rank
+        seed_everything(epoch_seed)
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(epoch, lr, args.lr_steps)
+        train_ds.set_epoch(epoch)
+        sampler = DistributedSampler(train_ds, dist_.world, dist_.rank, shuffle=True,
+                                     seed=args.seed) if dist_.world > 1 else None
+        if sampler is not None:
+            sampler.set_epoch(epoch)
+        g = torch.Generator().manual_seed(epoch_seed)
+        loader = DataLoader(train_ds, batch_size=args.batch_size, shuffle=sampler is None,
+                            sampler=sampler, num_workers=args.workers, generator=g,
+                            worker_init_fn=worker_init, drop_last=len(train_ds) >= args.batch_size,
+                            pin_memory=dist_.device.type == "cuda",
+                            persistent_workers=False)
+        t0 = time.time()
+        tr = run_epoch(net, loader, dist_, optimizer=optimizer, scaler=scaler,
+                       clip_grad=args.clip_grad, max_steps=args.max_steps,
+                       desc=f"epoch {epoch + 1}/{args.epochs}")
+        row = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], "time_s": time.time() - t0,
+               **{f"train_{k}": v for k, v in tr.items()},
+               "skipped_videos": getattr(train_ds, "skipped", 0)}
+        if (epoch + 1) % args.eval_every == 0 or epoch + 1 == args.epochs:
+            va = evaluate_loader(net, val_ds, args, dist_)
+            row.update({f"val_{k}": v for k, v in va.items()})
+        if dist_.main:
+            top1 = row.get("val_top1", -1.0)
+            is_best = top1 > best
+            best = max(best, top1)
+            state = dict(epoch=epoch, best_top1=best, optimizer=optimizer.state_dict(),
+                         scaler=scaler.state_dict(), args=vars(args))
+            save_checkpoint(last, model, card, **state)
+            if is_best:
+                save_checkpoint(out / "best.pt", model, card, **state)
+            append_log(out, row)
+            log.info("epoch %d: %s", epoch + 1,
+                     ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
+        history.append(row)
+    if dist_.world > 1:
+        dist.barrier()
+        dist.destroy_process_group()
+    return {"history": history, "best_top1": best, "out": str(out)}
+
+
+def evaluate_loader(net: nn.Module, val_ds, args, dist_: Dist) -> dict[str, float]:
+    sampler = DistributedSampler(val_ds, dist_.world, dist_.rank, shuffle=False) if dist_.world > 1 else None
+    loader = DataLoader(val_ds, batch_size=args.batch_size, shuffle=False, sampler=sampler,
+                        num_workers=args.workers, worker_init_fn=worker_init)
+    with torch.no_grad():
+        return run_epoch(net, loader, dist_, desc="val")
+
+
+def append_log(out: Path, row: dict[str, Any]) -> None:
+    """Append one epoch to log.jsonl and rewrite log.csv (both small; the CSV atomically)."""
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "log.jsonl", "a", encoding="utf-8") as f:
+        f.write(json.dumps(row) + "\n")
+    rows = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines() if line]
+    keys = sorted({k for r in rows for k in r})
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=keys)
+    w.writeheader()
+    w.writerows(rows)
+    atomic_write_text(out / "log.csv", buf.getvalue())
+
+
+def init_from(model: TSINet, path: str) -> None:
+    """Fine-tuning: copy every weight whose name and shape match (the head is skipped when the
+    number of classes differs)."""
+    src = load_checkpoint(path)["model"]
+    own = model.state_dict()
+    loaded = {k: v for k, v in src.items() if k in own and own[k].shape == v.shape}
+    skipped = sorted(set(own) - set(loaded))
+    model.load_state_dict(loaded, strict=False)
+    log.info("fine-tuning from %s: %d tensors loaded, %d kept fresh (%s)", path, len(loaded),
+             len(skipped), ", ".join(skipped[:4]) + ("..." if len(skipped) > 4 else ""))
+
+
+if __name__ == "__main__":
+    main()
