@@ -51,6 +51,7 @@ def run(args) -> list[dict]:
                 "--lr-steps", *[str(s) for s in args.lr_steps], "--workers", str(args.workers),
                 "--seed", str(args.seed), "--span-frames", str(args.span_frames),
                 "--attention", "matmul", "--dropout", str(args.dropout),
+                "--optimizer", args.optimizer, "--weight-decay", str(args.weight_decay),
                 "--eval-every", str(args.eval_every)]
         if (out / "last.pt").exists():
             argv.append("--resume")
@@ -73,7 +74,8 @@ def write_table(rows: list[dict], args, path: Path) -> None:
         "",
         f"Command: `python benchmarks/synthetic_motion.py {' '.join(sys.argv[1:])}`",
         "",
-        f"Same budget for each: {args.epochs} epochs, batch {args.batch_size}, lr {args.lr} "
+        f"Same budget for each: {args.epochs} epochs, {args.optimizer}, batch {args.batch_size}, "
+        f"lr {args.lr} per 64 clips (scaled linearly), weight decay {args.weight_decay}, "
         f"(per 64 clips, scaled), T={args.frames}, {args.input_size}², base width {args.base_width}, "
         f"dropout {args.dropout}, seed {args.seed}, CPU. Validation: 1 view, {rows[0]['clips'] if rows else 0} clips, "
         f"{n_classes} classes (chance {100 / max(n_classes, 1):.1f}%).",
@@ -107,6 +109,8 @@ def main(argv=None):
     p.add_argument("--sme-reduction", type=int, default=8)
     p.add_argument("--span-frames", type=int, default=32)
     p.add_argument("--dropout", type=float, default=0.5)
+    p.add_argument("--optimizer", default="sgd", choices=["sgd", "adamw"])
+    p.add_argument("--weight-decay", type=float, default=5e-4)
     p.add_argument("--eval-every", type=int, default=5)
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)

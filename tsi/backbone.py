@@ -96,7 +96,7 @@ class ResNet(nn.Module):
         # zero-init the last BN of each residual branch: every block starts as an identity,
         # which trains from scratch far more stably (Goyal et al. 2017).
         for blk in self.modules():
-            if isinstance(blk, Block):
+            if isinstance(blk, Block) and self.cfg.zero_init_residual:
                 nn.init.zeros_(blk.tail[-1].weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -49,6 +49,8 @@ class TSIConfig:
     shift_div: int = 8  # 1/8 of the channels each way
     # head
     dropout: float = 0.5
+    # init: start every residual branch at zero (last BN gamma = 0)
+    zero_init_residual: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tsi_stages", tuple(int(s) for s in self.tsi_stages))

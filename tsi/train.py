@@ -163,10 +163,14 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--sme-reduction", type=int, default=16)
     m.add_argument("--attention", default="sdpa", choices=["sdpa", "matmul", "fused"])
     m.add_argument("--dropout", type=float, default=0.5)
+    m.add_argument("--no-zero-init", action="store_true",
+                   help="do not start residual branches at zero (their last BN gamma = 1)")
     m.add_argument("--finetune", help="initialise from this checkpoint (head re-initialised if classes differ)")
     o = p.add_argument_group("optimisation")
     o.add_argument("--epochs", type=int, default=50)
     o.add_argument("--batch-size", type=int, default=8, help="clips per process")
+    o.add_argument("--optimizer", default="sgd", choices=["sgd", "adamw"],
+                   help="sgd: the paper's recipe; adamw: converges faster for small from-scratch runs")
     o.add_argument("--lr", type=float, default=0.01, help="learning rate for a global batch of 64 clips")
     o.add_argument("--lr-steps", type=int, nargs="*", default=[30, 40, 45])
     o.add_argument("--momentum", type=float, default=0.9)
@@ -211,7 +215,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     else:
         ckpt = None
         overrides = dict(base_width=args.base_width, sme_reduction=args.sme_reduction,
-                         attention=args.attention, dropout=args.dropout)
+                         attention=args.attention, dropout=args.dropout,
+                         zero_init_residual=not args.no_zero_init)
         probe = build_dataset(args.format, args.data, card=None, split="train", mode="train",
                               list_file=args.train_list, labels_file=args.labels, labels_only=True)
         labels = list(probe.classes)
@@ -232,8 +237,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     global_batch = args.batch_size * dist_.world
     lr = scaled_lr(args.lr, global_batch)
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=args.momentum,
-                                weight_decay=args.weight_decay)
+    if args.optimizer == "sgd":
+        optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=args.momentum,
+                                    weight_decay=args.weight_decay)
+    else:  # AdamW: for small from-scratch runs (no ImageNet/Kinetics initialisation)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=args.weight_decay)
     scaler = torch.amp.GradScaler(dist_.device.type, enabled=dist_.device.type == "cuda")
     start_epoch, best = 0, 0.0
     if ckpt is not None:

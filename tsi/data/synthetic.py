@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from runtime.card import atomic_write_text
 from tsi.data.readers import VideoDecodeError, count_frames
-from tsi.data.synthetic_scene import (CLASSES, REVERSED_PAIRS, camera_path, frame_effects, make_sprite,
+from tsi.data.synthetic_scene import (CLASSES, REVERSED_PAIRS, camera_path, contrast_against, frame_effects, make_sprite,
                                       new_scene, render_clip, render_frame, sample_track)
 
 __all__ = ["CLASSES", "REVERSED_PAIRS", "render_clip", "sample_track", "write_video",
@@ -98,6 +98,7 @@ def write_sequence_video(path: str | os.PathLike, labels: Sequence[str], seed: i
     segments, objects = [], []
     for i, label in enumerate(labels):
         sprite, mask = make_sprite(rng)
+        sprite = contrast_against(sprite, background)
         objects.append((sprite, mask, sample_track(label, rng, frames_per_segment, size)))
         segments.append({"label": label, "start_frame": i * frames_per_segment,
                          "end_frame": (i + 1) * frames_per_segment})
