@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from export.errors import CalibrationError
-from runtime.card import ModelCard, atomic_write_bytes, atomic_write_text
+from runtime.card import ModelCard, atomic_write_bytes, atomic_write_text, file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -153,12 +153,5 @@ def load_cache(cache_path: str | os.PathLike, *, onnx_sha256: str, card: ModelCa
     return data
 
 
-def sha256_file(path: str | os.PathLike) -> str:
-    """sha256 of a file (torch-free twin of tsi.checkpoint.file_sha256, for the Jetson side)."""
-    import hashlib
+sha256_file = file_sha256  # the one torch-free implementation, in runtime.card
 
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()

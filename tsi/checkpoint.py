@@ -8,7 +8,6 @@ Layout (a plain dict, loadable with ``torch.load(..., weights_only=True)``)::
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Any
 
 import torch
 
-from runtime.card import CardError, ModelCard, atomic_write_bytes
+from runtime.card import CardError, ModelCard, atomic_write_bytes, file_sha256  # noqa: F401 (re-export)
 from tsi.config import TSIConfig
 from tsi.model import TSINet, arch_name
 
@@ -101,11 +100,3 @@ def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu"
     except RuntimeError as e:
         raise CheckpointError(f"{path}: weights do not match the config's architecture: {e}") from None
     return model.eval(), card
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
