@@ -20,7 +20,7 @@ BLOCKED_IMPORTS = textwrap.dedent(
             return None
 
     sys.meta_path.insert(0, Block())
-    import runtime.capture, runtime.window, runtime.live, runtime.backends, runtime.smoothing
+    import runtime.capture, runtime.window, runtime.live, runtime.backends, runtime.smoothing, runtime.events
     import runtime.overlay, runtime.gstreamer, runtime.outputs, runtime.latency
     import runtime.backends.onnxruntime_backend, runtime.backends.tensorrt_backend
     import runtime.backends.cuda_api, runtime.backends.torch_dev
