@@ -20,16 +20,16 @@ case "${1:-}" in
     install
     # 1. checkpoint -> ONNX (standard + plugin), FP16 and INT8 Q/DQ graphs, calibration, checks
     #    (and the engine itself where TensorRT is installed)
-    "$PY" export/build_engine.py "$@"
+    "$PY" export/build_engine.py --calib-method percentile "$@"
     # 2. a sample clip of four consecutive actions, with its ground truth beside it
     "$PY" -m tsi.data.synthetic --out artifacts/demo/sample.mp4 --force \
-      --sequence move_left approach rotate_cw no_motion --frames 64
+      --sequence move_right approach disappear no_motion move_up recede --frames 48
     # 3. recognise it with the live runtime (onnxruntime backend), headless
     "$PY" -m runtime.live --model artifacts/demo/tsi_demo.onnx --source artifacts/demo/sample.mp4 \
       --headless --no-realtime --out-jsonl artifacts/demo/actions.jsonl \
       --out-video artifacts/demo/annotated.mp4
     # 4. what it saw, against the clip's ground truth
-    "$PY" -m runtime.events artifacts/demo/actions.jsonl --truth artifacts/demo/sample.json
+    "$PY" -m runtime.events artifacts/demo/actions.jsonl --truth artifacts/demo/sample.json --lag 16
     ;;
   test)
     shift

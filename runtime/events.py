@@ -3,7 +3,9 @@
     python -m runtime.events artifacts/demo/actions.jsonl [--truth artifacts/demo/sample.json]
 
 The ground truth is the JSON the synthetic generator writes beside a ``--sequence`` video:
-``{"fps": .., "segments": [{"label", "start_frame", "end_frame"}, ...]}`` (end exclusive). A segment
+``{"fps": .., "segments": [{"label", "start_frame", "end_frame"}, ...]}`` (end exclusive). An event's
+frames are the newest frames of its windows; a window covers the ``span_frames`` before it, so an
+event is compared shifted back by ``lag`` frames (half the card's span: the window centre). A segment
 counts as recognised when an event of its label overlaps it by at least half of the event.
 """
 
@@ -31,9 +33,11 @@ def read_events(path: str | Path) -> list[dict]:
     return events
 
 
-def match_segments(events: list[dict], segments: list[dict]) -> list[tuple[dict, dict | None]]:
+def match_segments(events: list[dict], segments: list[dict], lag: int = 0) -> list[tuple[dict, dict | None]]:
     """For each ground-truth segment, the event of the same label that overlaps it most (or None)."""
     out = []
+    events = [{**ev, "start_frame": ev["start_frame"] - lag, "end_frame": ev["end_frame"] - lag}
+              for ev in events]
     for seg in segments:
         best, best_overlap = None, 0
         for ev in events:
@@ -51,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("events", help="JSONL written by runtime.live --out-jsonl")
     p.add_argument("--truth", help="ground-truth JSON of a synthetic --sequence video")
+    p.add_argument("--lag", type=int, default=0,
+                   help="frames an event trails its action by: half the model card's span_frames")
     a = p.parse_args(argv)
     try:
         events = read_events(a.events)
@@ -59,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {ev['start_s']:7.2f} - {ev['end_s']:7.2f} s  {ev['label']:<14} score {ev['score']:.2f}")
         if a.truth:
             truth = json.loads(Path(a.truth).read_text(encoding="utf-8"))
-            matches = match_segments(events, truth["segments"])
+            matches = match_segments(events, truth["segments"], a.lag)
             hits = sum(ev is not None for _, ev in matches)
             print(f"ground truth: {hits}/{len(matches)} segments recognised")
             for seg, ev in matches:

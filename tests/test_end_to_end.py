@@ -9,7 +9,12 @@ from runtime.events import match_segments, read_events
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "tsi" / "assets" / "demo_tsi_r18.pt"
-SEQUENCE = ["move_right", "approach", "rotate_ccw", "disappear"]
+# every class once, in an order no clip of training had (one continuous camera and background)
+SEQUENCE = ["move_right", "approach", "rotate_ccw", "disappear", "no_motion", "move_up", "recede",
+            "appear", "move_left", "rotate_cw", "move_down"]
+# the demo model's 1-view top-1 on its validation split is 90.5% (rotations weakest): at least 9 of
+# the 11 segments must be recognised
+MIN_RECOGNISED = 9
 
 
 @pytest.fixture(scope="module")
@@ -28,15 +33,23 @@ def test_runtime_recognises_every_segment_of_a_synthetic_video(demo_onnx, tmp_pa
     from tsi.data.synthetic import write_sequence_video
 
     video = tmp_path / "sequence.mp4"
-    segments = write_sequence_video(video, SEQUENCE, seed=123, frames_per_segment=64)
+    # 48 frames a segment: 1.5 training clips (32 frames), so some windows see one whole action
+    segments = write_sequence_video(video, SEQUENCE, seed=123, frames_per_segment=48)
     jsonl = tmp_path / "actions.jsonl"
     assert main(["--model", str(demo_onnx), "--source", str(video), "--headless", "--no-realtime",
                  "--out-jsonl", str(jsonl), "--out-video", str(tmp_path / "out.mp4")]) == 0
     events = read_events(jsonl)
-    matches = match_segments(events, segments)
-    missed = [seg["label"] for seg, ev in matches if ev is None]
-    assert not missed, f"missed {missed}; events: {[(e['label'], e['start_frame'], e['end_frame']) for e in events]}"
-    # every event lies mostly inside a segment of its own label: the JSONL matches the labels
+    lag = 16  # half the demo card's span (32 frames): events trail their action by half a window
+    matches = match_segments(events, segments, lag)
+    found = [seg["label"] for seg, ev in matches if ev is not None]
+    summary = [(e["label"], e["start_frame"], e["end_frame"]) for e in events]
+    assert len(found) >= MIN_RECOGNISED, f"recognised {found}; events: {summary}"
+    # an event that matches no segment of its own label is a transition artefact: it must sit within
+    # one window (32 frames) of a boundary between two actions, never inside an action
+    boundaries = [s["start_frame"] for s in segments[1:]]
     for e in events:
         own = [s for s in segments if s["label"] == e["label"]]
-        assert own and match_segments([e], own)[0][1] is e, e
+        if own and match_segments([e], own, lag)[0][1] is not None:
+            continue
+        mid = (e["start_frame"] + e["end_frame"]) / 2 - lag
+        assert min(abs(mid - b) for b in boundaries) <= 32, f"{e} inside an action; events: {summary}"
