@@ -77,6 +77,20 @@ def latency_ms(model, clip: np.ndarray, repeats: int) -> tuple[float, float]:
     return float(np.median(times)), float(np.percentile(times, 90))
 
 
+def torch_parity(checkpoint: Path, x: np.ndarray, ort_logits: np.ndarray) -> dict:
+    """The checkpoint as trained (PyTorch, BN unfolded) vs the FP32 ONNX on the same clips."""
+    import torch
+
+    from tsi.checkpoint import load_model
+
+    model, _ = load_model(checkpoint)
+    with torch.no_grad():
+        ref = torch.cat([model(torch.from_numpy(x[i:i + 16])) for i in range(0, len(x), 16)]).numpy()
+    err = float(np.abs(ref - ort_logits).max())
+    span = float(ref.max() - ref.min())
+    return {"max_abs": err, "rel_range": err / span, "agree": float(np.mean(ref.argmax(1) == ort_logits.argmax(1)))}
+
+
 def measure(args) -> dict:
     import onnxruntime
 
@@ -100,12 +114,14 @@ def measure(args) -> dict:
         set_card(qdq, card.replace(precision="int8"))
         int8 = save_onnx(qdq, Path(tmp) / "int8.onnx")
         x, y, skipped = val_clips(args.data, card, args.max_videos)
-        p32, p8 = run_onnx(fp32, x).argmax(1), run_onnx(int8, x).argmax(1)
+        logits32 = run_onnx(fp32, x)
+        p32, p8 = logits32.argmax(1), run_onnx(int8, x).argmax(1)
+        parity = torch_parity(args.checkpoint, x, logits32)
         lat32, lat8 = latency_ms(fp32, x[:1], args.repeats), latency_ms(int8, x[:1], args.repeats)
         sizes = (fp32.stat().st_size, int8.stat().st_size)
     return {"card": card, "calib": calib, "calib_clips": len(cs), "method": args.calib_method, "n": len(y),
             "skipped": skipped, "top1": (float(np.mean(p32 == y)), float(np.mean(p8 == y))),
-            "agree": float(np.mean(p32 == p8)), "lat": (lat32, lat8), "sizes": sizes,
+            "agree": float(np.mean(p32 == p8)), "parity": parity, "lat": (lat32, lat8), "sizes": sizes,
             "ort": onnxruntime.__version__, "threads": os.cpu_count()}
 
 
@@ -127,7 +143,11 @@ def to_markdown(r: dict, args) -> str:
     ]
     for name, top1, agree, (med, p90), size in rows:
         lines.append(f"| {name} | {100 * top1:.1f}% | {agree} | {med:.1f} / {p90:.1f} | {size / 2**20:.1f} MB |")
+    pa = r["parity"]
     lines += [
+        "",
+        f"FP32 ONNX vs the PyTorch checkpoint on the same {r['n']} clips: max abs logit error "
+        f"{pa['max_abs']:.2e} = {pa['rel_range']:.2e} of the logit range, top-1 agreement {100 * pa['agree']:.1f}%.",
         "",
         f"Latency: onnxruntime {r['ort']} CPUExecutionProvider, {args.repeats} runs after 3 warm-up runs, "
         f"{platform.machine()} `{platform.processor() or platform.platform()}`, {r['threads']} logical CPUs. "
