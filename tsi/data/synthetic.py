@@ -20,7 +20,6 @@ import argparse
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from runtime.card import atomic_write_text
+from runtime.card import atomic_path, atomic_write_text
 from tsi.data.readers import VideoDecodeError, count_frames
 from tsi.data.synthetic_scene import (CLASSES, REVERSED_PAIRS, camera_path, contrast_against, frame_effects, make_sprite,
                                       new_scene, render_clip, render_frame, sample_track)
@@ -50,11 +49,8 @@ def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray], *, fps: f
     """Encode BGR frames of ``size`` = (width, height) to ``path`` atomically: a temporary file in
     the same folder, read back to check its frame count, then renamed. Returns the frame count."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
-    os.close(fd)
-    try:
-        writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*fourcc), float(fps), tuple(size))
+    with atomic_path(path, suffix=f".tmp{path.suffix}") as tmp:
+        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*fourcc), float(fps), tuple(size))
         if not writer.isOpened():
             raise RuntimeError(f"OpenCV cannot write {fourcc} video {path} (FFmpeg backend missing?)")
         n = 0
@@ -69,11 +65,6 @@ def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray], *, fps: f
         got = count_frames(tmp, exact=True)
         if got != n:
             raise VideoDecodeError(path, f"wrote {n} frames but {got} read back")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
     return n
 
 
