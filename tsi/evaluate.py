@@ -22,6 +22,7 @@ from tqdm import tqdm
 from runtime.card import atomic_write_bytes, atomic_write_text
 from tsi.checkpoint import load_model
 from tsi.data.datasets import build_dataset
+from tsi.model import view_probabilities
 
 log = logging.getLogger("tsi.evaluate")
 
@@ -33,12 +34,7 @@ def predict(model: torch.nn.Module, loader: DataLoader, device: torch.device) ->
     probs, labels = [], []
     for clips, y in tqdm(loader, desc="eval", leave=False, dynamic_ncols=True):
         clips = clips.to(device)
-        if clips.dim() == 6:  # (N, views, T, 3, H, W)
-            n, v = clips.shape[:2]
-            p = model(clips.flatten(0, 1)).softmax(-1).view(n, v, -1).mean(1)
-        else:
-            p = model(clips).softmax(-1)
-        probs.append(p.float().cpu().numpy())
+        probs.append(view_probabilities(model, clips).float().cpu().numpy())
         labels.append(y.numpy())
     return np.concatenate(probs), np.concatenate(labels)
 

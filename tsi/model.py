@@ -48,6 +48,15 @@ class TSINet(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
+def view_probabilities(model: nn.Module, clips: torch.Tensor) -> torch.Tensor:
+    """Class probabilities of (N, T, 3, H, W) clips, or of (N, views, T, 3, H, W) multi-view clips
+    with the views' softmax scores averaged (the 30-view protocol)."""
+    if clips.dim() == 6:
+        n, v = clips.shape[:2]
+        return model(clips.flatten(0, 1)).softmax(-1).view(n, v, -1).mean(1)
+    return model(clips).softmax(-1)
+
+
 # -- builders ------------------------------------------------------------------------------------
 FAMILIES: dict[str, dict[str, Any]] = {
     "tsn": dict(motion="none", temporal="none"),

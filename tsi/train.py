@@ -36,7 +36,7 @@ from tqdm import tqdm
 from runtime.card import atomic_write_text
 from tsi.checkpoint import load_checkpoint, load_model, make_card, save_checkpoint
 from tsi.data.datasets import build_dataset
-from tsi.model import MODELS, TSINet, create_model
+from tsi.model import MODELS, TSINet, create_model, view_probabilities
 
 log = logging.getLogger("tsi.train")
 
@@ -113,11 +113,8 @@ def run_epoch(model: nn.Module, loader: DataLoader, dist_: Dist, *, optimizer=No
         clips = clips.to(dist_.device, non_blocking=True)
         labels = labels.to(dist_.device, non_blocking=True)
         with torch.set_grad_enabled(train), torch.autocast(dist_.device.type, torch.float16, enabled=amp):
-            if clips.dim() == 6:  # (N, views, T, 3, H, W): average the views' scores
-                n, v = clips.shape[:2]
-                logits = model(clips.flatten(0, 1)).view(n, v, -1).softmax(-1).mean(1).log()
-            else:
-                logits = model(clips)
+            # multi-view clips (N, views, T, 3, H, W): log of the views' averaged scores
+            logits = model(clips) if clips.dim() == 5 else view_probabilities(model, clips).log()
             loss = crit(logits.float(), labels)
         if train:
             optimizer.zero_grad(set_to_none=True)
