@@ -120,7 +120,7 @@ def test_live_stream_drops_reconnects_with_backoff_then_gives_up():
     frames = []
     t0 = time.monotonic()
     with src:
-        with pytest.raises(StreamLostError, match="after 3 reconnect attempt"):
+        with pytest.raises(StreamLostError, match="after 3 connection attempt"):
             while True:
                 frames += src.read_batch(timeout=1.0)
     assert time.monotonic() - t0 < 5.0
@@ -133,10 +133,35 @@ def test_live_stream_drops_reconnects_with_backoff_then_gives_up():
     assert len(opener.calls) == 1 + 3 + 3  # first open, 3 attempts until second, 3 that fail
 
 
-def test_first_open_failure_is_immediate():
+def test_a_file_that_cannot_be_opened_fails_at_once():
     opener = sequence_opener(FakeCapture([], opened=False))
-    with pytest.raises(SourceError, match="cannot open camera 0"):
-        FrameSource("0", opener=opener).start()
+    with pytest.raises(SourceError, match="cannot open file 'x.mp4'"):
+        FrameSource("x.mp4", opener=opener).start()
+    assert len(opener.calls) == 1
+
+
+def test_a_live_source_not_up_at_start_is_retried_then_given_up():
+    dead = FakeCapture([], opened=False)
+    opener = sequence_opener(dead, OSError("refused"), dead)
+    policy = ReconnectPolicy(initial_delay=0.01, max_delay=0.02, max_retries=3, timeout=5.0)
+    with FrameSource("0", opener=opener, reconnect=policy) as src:  # start() does not fail
+        with pytest.raises(StreamLostError, match="camera 0 did not come up after 3 connection"):
+            drain(src)
+    assert len(opener.calls) == 1 + 3
+
+
+def test_a_live_source_that_comes_up_late_delivers_frames_with_a_gap_first():
+    late = FakeCapture([solid("red")] * 5)
+    opener = sequence_opener(FakeCapture([], opened=False), FakeCapture([], opened=False), late)
+    policy = ReconnectPolicy(initial_delay=0.01, max_delay=0.02, max_retries=5)
+    with FrameSource("0", opener=opener, reconnect=policy, buffer_size=16,
+                     max_consecutive_failures=1) as src:
+        frames = []
+        while len(frames) < 5:
+            frames += src.read_batch(timeout=2.0)
+    assert frames[0].gap is not None and frames[0].gap.reason == "not_up"
+    assert frames[0].gap.attempts == 2 and all(f.gap is None for f in frames[1:])
+    assert src.stats.reconnects == 0  # coming up is not a reconnection
 
 
 def test_live_sources_cannot_be_offline():
@@ -144,11 +169,10 @@ def test_live_sources_cannot_be_offline():
         FrameSource("rtsp://x/y", realtime=False)
 
 
-def test_a_reader_stuck_in_read_is_reported_not_waited_on_forever():
+def test_a_file_reader_stuck_in_read_is_reported_not_waited_on_forever():
     release = threading.Event()
     cap = FakeCapture([solid("red")], block=release)
-    src = FrameSource("0", opener=sequence_opener(cap), stall_timeout=0.3,
-                      reconnect=ReconnectPolicy(initial_delay=0.01, max_delay=0.1))
+    src = FrameSource("stuck.mp4", opener=sequence_opener(cap), stall_timeout=0.3)
     src.start()
     try:
         t0 = time.monotonic()
@@ -160,6 +184,40 @@ def test_a_reader_stuck_in_read_is_reported_not_waited_on_forever():
         release.set()
         src.stop()
     assert cap.released
+
+
+def test_a_stalled_live_reader_is_abandoned_and_the_stream_reconnected():
+    release = threading.Event()
+    stuck_items = iter([solid("red")] * 3)
+
+    class Freezes(FakeCapture):
+        def read(self):
+            item = next(stuck_items, None)
+            if item is None:
+                release.wait(10.0)  # the connection stays open, no frame comes
+                return False, None
+            return True, item
+
+    frozen = Freezes([])
+    fresh = FakeCapture([solid("blue")] * 4)
+    src = FrameSource("rtsp://cam/x", opener=sequence_opener(frozen, fresh), stall_timeout=0.3,
+                      reconnect=ReconnectPolicy(initial_delay=0.01, max_delay=0.02), buffer_size=16)
+    try:
+        with src:
+            frames, t0 = [], time.monotonic()
+            while len(frames) < 7 and time.monotonic() - t0 < 5:
+                frames += src.read_batch(timeout=0.2)
+            assert time.monotonic() - t0 < 3.0
+            assert [f.index for f in frames] == list(range(7))
+            assert frames[3].gap is not None and frames[3].gap.reason == "stalled"
+            assert frames[3].gap.duration_s >= 0.3
+            assert src.stats.stalls == 1 and src.stats.reconnects == 1
+    finally:
+        release.set()
+    t0 = time.monotonic()
+    while not frozen.released and time.monotonic() - t0 < 2:
+        time.sleep(0.01)
+    assert frozen.released  # by its own (abandoned) reader once read() returned
 
 
 class SlowDecoder(FakeCapture):
