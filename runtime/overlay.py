@@ -1,4 +1,5 @@
-"""Draw the top-k labels, FPS and per-stage latencies on a frame (in place), in a translucent box."""
+"""Draw the top-k labels, FPS and per-stage latencies on a frame (in place), in a translucent box;
+tile the frames of several streams into one mosaic for the window."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Mapping, Sequence
 import cv2
 import numpy as np
 
-__all__ = ["draw_overlay", "STAGE_NAMES"]
+__all__ = ["draw_overlay", "mosaic", "STAGE_NAMES"]
 
 # short names shown on the frame for the latency stages
 STAGE_NAMES = {"capture": "cap", "preprocess": "pre", "inference": "inf", "end_to_end": "e2e"}
@@ -60,3 +61,31 @@ def draw_overlay(
             cv2.line(frame, (pad, y_bar), (pad + bar, y_bar), colour, max(1, thick), cv2.LINE_AA)
         cv2.putText(frame, text, (pad, y), _FONT, scale, colour, thick, cv2.LINE_AA)
     return frame
+
+
+def mosaic(images: Sequence[np.ndarray | None], names: Sequence[str] | None = None,
+           tile: tuple[int, int] = (480, 270), cols: int | None = None) -> np.ndarray:
+    """The frames of several streams in a grid (``cols`` columns, default about square), each
+    resized to fit a ``tile`` (width, height) cell keeping its aspect ratio and labelled with its
+    name; ``None`` (no frame yet) is a black cell marked "waiting"."""
+    n = len(images)
+    if n == 0:
+        raise ValueError("mosaic of no images")
+    cols = cols or int(np.ceil(np.sqrt(n)))
+    rows = int(np.ceil(n / cols))
+    tw, th = tile
+    out = np.zeros((rows * th, cols * tw, 3), np.uint8)
+    for i, img in enumerate(images):
+        r, c = divmod(i, cols)
+        cell = out[r * th:(r + 1) * th, c * tw:(c + 1) * tw]
+        name = names[i] if names is not None else str(i)
+        if img is None:
+            cv2.putText(cell, f"{name}: waiting", (8, th // 2), _FONT, 0.6, _GREY, 1, cv2.LINE_AA)
+            continue
+        h, w = img.shape[:2]
+        scale = min(tw / w, th / h)
+        nw, nh = max(1, int(w * scale)), max(1, int(h * scale))
+        y0, x0 = (th - nh) // 2, (tw - nw) // 2
+        cell[y0:y0 + nh, x0:x0 + nw] = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA)
+        cv2.putText(cell, name, (8, th - 10), _FONT, 0.6, _GREEN, 1, cv2.LINE_AA)
+    return out

@@ -31,13 +31,20 @@ class BackendError(RuntimeError):
 class Backend(abc.ABC):
     """One inference engine. ``load`` then ``infer`` (any number of times) then ``close``; also a
     context manager. ``infer`` takes a float32 clip ``(N, T, 3, S, S)`` and returns float32 logits
-    ``(N, classes)``."""
+    ``(N, classes)``.
+
+    Batches: ``fixed_batch`` is the one batch size a static model takes (None: dynamic), and
+    ``min_batch`` / ``max_batch`` the smallest / largest a dynamic one takes (None: any);
+    :meth:`infer_batch` runs any number of clips within those limits (split, and padded)."""
 
     name: str = "backend"
 
     def __init__(self) -> None:
         self.card: ModelCard | None = None
         self.model_path: Path | None = None
+        self.fixed_batch: int | None = None
+        self.min_batch: int = 1
+        self.max_batch: int | None = None
 
     @abc.abstractmethod
     def load(self, model_path: str | os.PathLike, card: ModelCard | str | os.PathLike | None = None
@@ -47,6 +54,26 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def infer(self, clip: np.ndarray) -> np.ndarray:
         """Logits ``(N, classes)`` for the clip ``(N, T, 3, S, S)``."""
+
+    def infer_batch(self, clips: np.ndarray) -> np.ndarray:
+        """Logits ``(N, classes)`` for any number N of clips: one :meth:`infer` when the model
+        takes N, else chunks of the largest batch it takes, a chunk below the smallest batch it
+        takes padded with zeros (and the padding's logits dropped)."""
+        n = clips.shape[0]
+        lo = self.fixed_batch or self.min_batch
+        hi = self.fixed_batch or self.max_batch or max(n, lo)
+        if lo <= n <= hi:
+            return self.infer(clips)
+        out = []
+        for i in range(0, n, hi):
+            chunk = clips[i:i + hi]
+            k = chunk.shape[0]
+            if k < lo:
+                pad = np.zeros((lo,) + chunk.shape[1:], dtype=chunk.dtype)
+                pad[:k] = chunk
+                chunk = pad
+            out.append(self.infer(chunk)[:k])
+        return np.concatenate(out, axis=0)
 
     def close(self) -> None:
         """Free the backend's resources (idempotent)."""

@@ -109,7 +109,7 @@ class OnnxRuntimeBackend(Backend):
         self.session, self.card, self.model_path, self.card_source = session, card, path, source
         self._in_name, self._out_name = inp.name, out.name
         self._in_dtype = _INPUT_TYPES[inp.type]
-        self._batch = _dim(inp.shape[0])
+        self._batch = self.fixed_batch = _dim(inp.shape[0])
         return self
 
     @staticmethod

@@ -93,7 +93,10 @@ class TensorRTBackend(Backend):
         self._host: dict[str, tuple[np.ndarray, int]] = {}
         self._device: dict[str, int] = {}
         self._stream = None
-        self._graph_exec = None
+        self._graphs: dict[int, Any] = {}  # batch size -> CUDA graph exec
+        self._dynamic = False
+        self._bound_batch = 1
+        self.min_batch = 1
         self._context = self._engine = self._runtime = self._plugin_lib = None
 
     # -- loading -------------------------------------------------------------------------------
@@ -130,7 +133,7 @@ class TensorRTBackend(Backend):
         if self.cuda_graph:
             self._capture_graph()
         log.info("TensorRT engine %s ready (%s%s)", path.name, cuda.name,
-                 ", CUDA graph" if self._graph_exec is not None else "")
+                 ", CUDA graph" if self._graphs else "")
         return self
 
     def _bind(self, trt: Any, engine: Any, path: Path, card: ModelCard, source: str) -> None:
@@ -146,11 +149,17 @@ class TensorRTBackend(Backend):
                             f"{source} describes one clip input and one logits output")
         in_name, out_name = inputs[0], outputs[0]
         shape = tuple(engine.get_tensor_shape(in_name))
-        if any(d < 0 for d in shape):  # dynamic: fix one clip per inference, T and size from the card
-            want = (1,) + card.input_shape
+        self._dynamic = len(shape) > 0 and shape[0] < 0
+        if any(d < 0 for d in shape):  # dynamic: batch from the optimisation profile, T and size from the card
+            lo, hi = 1, 1
+            if self._dynamic and hasattr(engine, "get_tensor_profile_shape"):
+                pmin, _, pmax = engine.get_tensor_profile_shape(in_name, 0)
+                lo, hi = int(pmin[0]), int(pmax[0])
+            want = (lo,) + card.input_shape
             if len(shape) != len(want) or not ctx.set_input_shape(in_name, want):
                 raise CardError(f"engine {path} input {in_name} {list(shape)} cannot take the "
                                 f"card's clip {list(want)} ({source}; outside the optimisation profile?)")
+            self.min_batch, self.max_batch = lo, hi
         in_shape = tuple(ctx.get_tensor_shape(in_name))
         out_shape = tuple(ctx.get_tensor_shape(out_name))
         check_model_matches_card(path, card, source, in_shape,
@@ -158,19 +167,31 @@ class TensorRTBackend(Backend):
         if len(out_shape) != 2 or out_shape[0] != in_shape[0]:
             raise CardError(f"engine {path} output {out_name} has shape {list(out_shape)}, "
                             f"expected ({in_shape[0]}, {card.num_classes}) for card {source}")
+        if not self._dynamic:
+            self.fixed_batch = self.min_batch = self.max_batch = in_shape[0]
+        self._bound_batch = in_shape[0]
         self.tensors = []
         for name, shp in ((in_name, in_shape), (out_name, out_shape)):
             info = TensorInfo(name, name == in_name, shp, np.dtype(trt.nptype(engine.get_tensor_dtype(name))))
-            log.info("bound %s", info)
+            log.info("bound %s%s", info, f" (batch {self.min_batch}..{self.max_batch})"
+                     if self._dynamic else "")
             self.tensors.append(info)
-            host, hptr = cuda.host_empty(shp, info.dtype)
+            full = (self.max_batch,) + tuple(shp[1:])  # room for the profile's largest batch
+            host, hptr = cuda.host_empty(full, info.dtype)
             self._host[name] = (host, hptr)
             self._device[name] = cuda.device_malloc(host.nbytes)
             if not ctx.set_tensor_address(name, self._device[name]):
                 raise BackendError(f"set_tensor_address({name!r}) failed")
         self._in, self._out = self.tensors
 
-    def _capture_graph(self) -> None:
+    def _set_batch(self, n: int) -> None:
+        if n == self._bound_batch:
+            return
+        if not self._context.set_input_shape(self._in.name, (n,) + tuple(self._in.shape[1:])):
+            raise BackendError(f"engine {self.model_path} rejected batch {n}")
+        self._bound_batch = n
+
+    def _capture_graph(self) -> Any:
         cuda, ctx, stream = self._cuda, self._context, self._stream
         handle = cuda.stream_handle(stream)
         if not ctx.execute_async_v3(handle):  # once before capture: TensorRT's lazy set-up
@@ -189,23 +210,33 @@ class TensorRTBackend(Backend):
             if not ok:
                 raise BackendError("execute_async_v3 failed during CUDA graph capture; run without "
                                    "--cuda-graph")
-            self._graph_exec = cuda.instantiate(graph)
+            graph_exec = cuda.instantiate(graph)
         finally:
             cuda.destroy_graph(graph)
+        self._graphs[self._bound_batch] = graph_exec
+        return graph_exec
 
     # -- inference -----------------------------------------------------------------------------
     def infer(self, clip: np.ndarray) -> np.ndarray:
+        """Logits for a batch of clips: a static engine takes exactly its batch, a dynamic one
+        any batch of its optimisation profile (one CUDA graph per batch size with --cuda-graph)."""
         self.check_clip(clip)
-        if clip.shape != self._in.shape:
-            raise ValueError(f"engine {self.model_path} takes {list(self._in.shape)}, got "
-                             f"{list(clip.shape)}")
+        n = clip.shape[0]
+        if not self.min_batch <= n <= self.max_batch:
+            raise ValueError(f"engine {self.model_path} takes batch {self.min_batch}"
+                             + (f"..{self.max_batch}" if self.max_batch != self.min_batch else "")
+                             + f" of {list(self._in.shape[1:])}, got {list(clip.shape)}")
         cuda, stream = self._cuda, self._stream
-        host_in, _ = self._host[self._in.name]
-        host_out, _ = self._host[self._out.name]
+        self._set_batch(n)
+        host_in = self._host[self._in.name][0][:n]
+        host_out = self._host[self._out.name][0][:n]
         np.copyto(host_in, clip, casting="same_kind")  # also float32 -> float16 engines
         cuda.h2d_async(self._device[self._in.name], host_in, stream)
-        if self._graph_exec is not None:
-            cuda.graph_launch(self._graph_exec, stream)
+        if self.cuda_graph:
+            graph_exec = self._graphs.get(n)
+            if graph_exec is None:
+                graph_exec = self._capture_graph()  # (its warm-up run already did this batch)
+            cuda.graph_launch(graph_exec, stream)
         elif not self._context.execute_async_v3(cuda.stream_handle(stream)):
             raise BackendError(f"execute_async_v3 failed for {self.model_path} (see TensorRT log)")
         cuda.d2h_async(host_out, self._device[self._out.name], stream)
@@ -219,8 +250,8 @@ class TensorRTBackend(Backend):
         try:
             if self._stream is not None:
                 cuda.sync(self._stream)
-            if self._graph_exec is not None:
-                cuda.destroy_graph_exec(self._graph_exec)
+            for graph_exec in self._graphs.values():
+                cuda.destroy_graph_exec(graph_exec)
             for _, ptr in self._host.values():
                 cuda.free_host(ptr)
             for ptr in self._device.values():
@@ -228,7 +259,8 @@ class TensorRTBackend(Backend):
             if self._stream is not None:
                 cuda.stream_destroy(self._stream)
         finally:
-            self._graph_exec = self._stream = None
+            self._graphs.clear()
+            self._stream = None
             self._host.clear()
             self._device.clear()
             self._context = self._engine = self._runtime = None

@@ -194,6 +194,11 @@ class Engine:
     def get_tensor_dtype(self, name):
         return self.spec.get("dtype", "float32")
 
+    def get_tensor_profile_shape(self, name, profile):
+        lo, hi = self.spec.get("profile_batch", [1, 1])
+        rest = tuple(self.spec["input"][1:])
+        return (lo,) + rest, (lo,) + rest, (hi,) + rest
+
     def create_execution_context(self):
         ctx = Context(self, self.cudart)
         self.contexts.append(ctx)

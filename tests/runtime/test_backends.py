@@ -179,9 +179,13 @@ def test_tensorrt_errors(tmp_path, monkeypatch):
         open_backend(write_engine(tmp_path / "t8.engine", card, input=[1, 8, 3, 16, 16]))
     with pytest.raises(CardError, match="classes: model outputs 5"):
         open_backend(write_engine(tmp_path / "k5.engine", card, classes=5))
-    with pytest.raises(CardError, match="optimisation profile"):
-        open_backend(write_engine(tmp_path / "dyn.engine", card, input=[-1, 4, 3, 16, 16],
-                                  profile_batch=[2, 8]))
+    dyn2 = open_backend(write_engine(tmp_path / "dyn.engine", card, input=[-1, 4, 3, 16, 16],
+                                     profile_batch=[2, 8]))  # a profile without batch 1
+    with pytest.raises(ValueError, match=r"batch 2\.\.8"):
+        dyn2.infer(clip_for(card))
+    x = clip_for(card)
+    np.testing.assert_allclose(dyn2.infer_batch(x), reference_logits(x), atol=1e-5)  # padded
+    dyn2.close()
     good = write_engine(tmp_path / "good.engine", card)
     with pytest.raises(FileNotFoundError, match="plugin library not found"):
         open_backend(good, plugin=tmp_path / "libmissing.so")
@@ -200,3 +204,41 @@ def test_tensorrt_missing_packages_say_what_to_install(tmp_path, monkeypatch):
     card = make_card()
     with pytest.raises(BackendError, match="TensorRT's Python bindings"):
         open_backend(write_engine(tmp_path / "m.engine", card))
+
+
+# -- batches of clips (several streams in one inference) ---------------------------------------
+@pytest.mark.parametrize("cuda_graph", [False, True])
+def test_tensorrt_dynamic_batch_profile_takes_any_batch_within_it(tmp_path, monkeypatch, cuda_graph):
+    trt, cudart = fake_trt.install(monkeypatch)
+    card = make_card()
+    engine = write_engine(tmp_path / "m.engine", card, input=[-1, 4, 3, 16, 16], profile_batch=[1, 4])
+    backend = open_backend(engine, cuda_graph=cuda_graph)
+    assert (backend.fixed_batch, backend.min_batch, backend.max_batch) == (None, 1, 4)
+    rng = np.random.default_rng(0)
+    for n in (3, 1, 4, 3):
+        x = rng.standard_normal((n,) + card.input_shape).astype(np.float32)
+        np.testing.assert_allclose(backend.infer(x), reference_logits(x), atol=1e-5)
+    if cuda_graph:
+        assert sorted(backend._graphs) == [1, 3, 4]  # one graph per batch size, captured once
+    with pytest.raises(ValueError, match=r"batch 1\.\.4"):
+        backend.infer(np.zeros((5,) + card.input_shape, np.float32))
+    x = rng.standard_normal((9,) + card.input_shape).astype(np.float32)
+    np.testing.assert_allclose(backend.infer_batch(x), reference_logits(x), atol=1e-5)  # 4+4+1
+    backend.close()
+    assert cudart.buffers == {}
+
+
+def test_onnx_batches_static_and_dynamic(tmp_path):
+    card = make_card()
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((5,) + card.input_shape).astype(np.float32)
+    dynamic = open_backend(make_onnx(tmp_path / "d.onnx", card=card))
+    assert dynamic.fixed_batch is None
+    np.testing.assert_allclose(dynamic.infer_batch(x), reference_logits(x), atol=1e-5)
+    static = open_backend(make_onnx(tmp_path / "s.onnx", card=card, batch=2))
+    assert static.fixed_batch == 2
+    calls = []
+    real = static.infer
+    static.infer = lambda clip: calls.append(clip.shape[0]) or real(clip)
+    np.testing.assert_allclose(static.infer_batch(x), reference_logits(x), atol=1e-5)
+    assert calls == [2, 2, 2]  # the last chunk of one clip padded to the model's batch
