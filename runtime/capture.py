@@ -138,8 +138,13 @@ def parse_source(source: int | str | Path, kind: str | None = None) -> SourceSpe
 
 def open_capture(spec: SourceSpec) -> cv2.VideoCapture:
     """The default opener: ``cv2.VideoCapture`` with the right backend for the source."""
-    if spec.kind == "file" and not Path(str(spec.target)).is_file():
-        raise FileNotFoundError(errno.ENOENT, "video file not found", str(spec.target))
+    if spec.kind == "file":
+        path = Path(str(spec.target))
+        if path.is_dir():
+            raise IsADirectoryError(errno.EISDIR, "the source is a folder, not a video file",
+                                    str(path))
+        if not path.is_file():
+            raise FileNotFoundError(errno.ENOENT, "video file not found", str(path))
     if spec.kind == "pipeline":
         require_gstreamer(str(spec.target))
     cap = cv2.VideoCapture(spec.target, spec.api)
@@ -366,6 +371,10 @@ class FrameSource:
                             "(daemon) to exit on its own", timeout)
 
     close = stop
+
+    def set_notify(self, event: threading.Event | None) -> None:
+        """The event to set when a frame, the end or an error is ready (see the class doc)."""
+        self._notify = event
 
     def __enter__(self) -> "FrameSource":
         return self.start()

@@ -100,7 +100,9 @@ def make_smoother(kind: str, num_classes: int, n: int = 5, alpha: float = 0.3):
 @dataclass(frozen=True)
 class ActionEvent:
     """One recognised action: ``score`` is its peak smoothed score; frames and times are those of
-    the first and last windows (their newest frames) in which it was recognised."""
+    the first and last windows (their newest frames) in which it was recognised. ``padded``: it
+    comes from the one padded window of a clip shorter than the model's span (written only when
+    true)."""
 
     label: str
     score: float
@@ -108,12 +110,15 @@ class ActionEvent:
     end_frame: int
     start_s: float
     end_s: float
+    padded: bool = False
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["score"] = round(float(self.score), 6)
         d["start_s"] = round(float(self.start_s), 6)
         d["end_s"] = round(float(self.end_s), 6)
+        if not self.padded:
+            del d["padded"]
         return d
 
 

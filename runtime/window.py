@@ -84,9 +84,28 @@ class ClipWindow:
         np.remainder(self._slots, self.span, out=self._slots)
         return self._slots
 
-    def clip(self) -> np.ndarray:
-        """The current ``(1, T, 3, S, S)`` clip (a reused buffer)."""
-        np.take(self._ring, self._update_slots(), axis=0, out=self._clip[0])
+    def clip(self, out: np.ndarray | None = None) -> np.ndarray:
+        """The current ``(1, T, 3, S, S)`` clip (a reused buffer), or written into ``out``
+        ``(T, 3, S, S)`` (a row of a batch) and ``out`` returned."""
+        if out is None:
+            np.take(self._ring, self._update_slots(), axis=0, out=self._clip[0])
+            return self._clip
+        np.take(self._ring, self._update_slots(), axis=0, out=out)
+        return out
+
+    def padded_clip(self) -> np.ndarray:
+        """A ``(1, T, 3, S, S)`` clip from a window that never filled (a clip shorter than the
+        span): the ``count`` frames are centred in the span and the window is padded on both sides
+        by repeating the first and the last frame, then sampled as usual (same frame spacing as a
+        full window, so motion keeps its speed)."""
+        n = self.count
+        if n == 0:
+            raise RuntimeError("window is empty")
+        if n >= self.span:
+            return self.clip()
+        left = (self.span - n) // 2
+        slots = np.clip(self._offsets - left, 0, n - 1)  # the ring has not wrapped: slot = frame
+        np.take(self._ring, slots, axis=0, out=self._clip[0])
         return self._clip
 
     def clip_frame_indices(self) -> np.ndarray:

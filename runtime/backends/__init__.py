@@ -57,9 +57,11 @@ def open_backend(
     plugin: str | os.PathLike | None = None,
     cuda_graph: bool = False,
     device: str | int | None = None,
+    threads: int | None = None,
 ) -> Backend:
     """Load ``model_path`` with the backend its suffix calls for (``kind="auto"``) or with ``kind``
-    (which must agree with the suffix). Options that do not apply to that backend are rejected."""
+    (which must agree with the suffix). Options that do not apply to that backend are rejected.
+    ``threads``: onnxruntime's intra-op threads (default: onnxruntime's, one per core)."""
     path = check_model_file(model_path)
     expected = backend_for_path(path)
     if kind == "auto":
@@ -73,13 +75,15 @@ def open_backend(
                            f"the {expected!r} backend{extra}")
     if providers and kind != "onnxruntime":
         raise BackendError(f"--providers applies to the onnxruntime backend only, not {kind!r}")
+    if threads and kind != "onnxruntime":
+        raise BackendError(f"--threads applies to the onnxruntime backend only, not {kind!r}")
     if (plugin or cuda_graph) and kind != "tensorrt":
         raise BackendError(f"--plugin and --cuda-graph apply to the tensorrt backend only, not {kind!r}")
 
     backend: Backend
     if kind == "onnxruntime":
         from runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
-        backend = OnnxRuntimeBackend(providers=providers)
+        backend = OnnxRuntimeBackend(providers=providers, threads=threads)
     elif kind == "tensorrt":
         from runtime.backends.tensorrt_backend import TensorRTBackend
         backend = TensorRTBackend(plugin=plugin, cuda_graph=cuda_graph,

@@ -68,3 +68,23 @@ def test_card_without_span_uses_t_consecutive_frames():
 def test_bad_stride():
     with pytest.raises(ValueError):
         ClipWindow(make_card(), stride=0)
+
+
+def test_padded_clip_centres_a_short_clip_and_repeats_its_edge_frames():
+    card = make_card(frames=4, span=8)
+    win = ClipWindow(card, stride=1)
+    values = [0.1, 0.3, 0.5]  # 3 frames of an 8-frame span
+    for v in values:
+        win.push(np.full((16, 16, 3), int(v * 255), np.uint8))
+    assert not win.full
+    clip = win.padded_clip()
+    # offsets of 4 in 8: 1, 3, 5, 7; the 3 frames sit at positions 2..4 (left pad 2)
+    # -> frames clamp(-1)=0, 1, 2, clamp(5)=2
+    means = clip[0].mean(axis=(1, 2, 3))
+    ring = win._ring[:3].mean(axis=(1, 2, 3))
+    np.testing.assert_allclose(means, ring[[0, 1, 2, 2]], rtol=1e-6)
+    out = np.zeros(card.input_shape, np.float32)
+    for v in range(5):
+        win.push(np.full((16, 16, 3), 200, np.uint8))
+    assert win.clip(out=out) is out
+    np.testing.assert_array_equal(out, win.clip()[0])
