@@ -160,4 +160,5 @@ class FakeBackend(Backend):
             time.sleep(self.delay)
         self.calls += 1
         which = (self.calls // self.period) % len(self._logits) if self.period else 0
-        return self._logits[which]
+        logits = self._logits[which]
+        return logits if clip.shape[0] == 1 else np.repeat(logits, clip.shape[0], axis=0)
