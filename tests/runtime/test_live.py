@@ -220,3 +220,53 @@ def test_a_lost_stream_is_summarised_then_raised(tmp_path):
     summary = lines[-1]["summary"]
     assert summary["reason"] == "source_error" and "did not come back" in summary["error"]
     assert rec.last_summary.frames == 12
+
+
+def _soak(tmp_path, frames_per_stream: int):
+    """4 streams on one (fake) backend through run_streams: memory after a warm-up stays flat."""
+    from runtime.live import run_streams
+
+    logging.getLogger("runtime").setLevel(logging.WARNING)
+    card = make_card(frames=2, size=16, span=4)
+    backend = FakeBackend(card, period=40)
+    frame = solid("red", 24, 32)
+    total = 2000 + frames_per_stream
+    streams = []
+    for i in range(4):
+        cap = FakeCapture(frame.copy() for _ in range(total + 10))
+        src = FrameSource(f"s{i}.mp4", realtime=False, opener=sequence_opener(cap), buffer_size=4)
+        rec = LiveRecognizer(backend, stride=1, smoothing="mean", smooth_n=3, name=f"s{i}",
+                             outputs=LiveOutputs(jsonl=tmp_path / f"s{i}.jsonl"))
+        streams.append((rec, src))
+    for _, src in streams:
+        src.start()
+    try:
+        run_streams(backend, streams, max_frames=2000)  # warm-up
+        gc.collect()
+        tracemalloc.start()
+        try:
+            base, _ = tracemalloc.get_traced_memory()
+            tracemalloc.reset_peak()
+            summaries = run_streams(backend, streams, max_frames=total)
+            gc.collect()
+            current, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    finally:
+        for rec, src in streams:
+            src.stop()
+            rec.outputs.close()
+    for s in summaries:
+        assert s.frames == total and s.capture["dropped"] == 0 and s.events > frames_per_stream / 200
+    assert backend.calls < 4 * frames_per_stream  # batched: about one inference per round
+    assert current - base < 96 * 1024, f"grew {current - base} bytes over {frames_per_stream} frames x4"
+    assert peak - base < 1024 * 1024, f"peak {peak - base} bytes above the warm state"
+
+
+def test_4_streams_1000_frames_each_keep_memory_flat(tmp_path):
+    _soak(tmp_path, 1_000)
+
+
+@pytest.mark.slow
+def test_4_streams_10000_frames_each_keep_memory_flat(tmp_path):
+    _soak(tmp_path, 10_000)
