@@ -875,8 +875,9 @@ def install_stop_handlers(stop: threading.Event) -> Callable[[], None]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if not logging.getLogger().handlers:
-        logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not logging.getLogger().handlers:  # under systemd (journald stamps each line) no time
+        stamp = "" if os.environ.get("JOURNAL_STREAM") else "%(asctime)s "
+        logging.basicConfig(format=stamp + "%(levelname)s %(name)s: %(message)s")
     logging.getLogger("runtime").setLevel(args.log_level)
     stop = threading.Event()
     restore = install_stop_handlers(stop)
