@@ -211,7 +211,8 @@ def main(argv: list[str] | None = None) -> int:
                     rows.append(row)
     import onnxruntime
 
-    meta = {"command": "python -m benchmarks.multistream " + " ".join(argv if argv is not None else sys.argv[1:]),
+    args = argv if argv is not None else sys.argv[1:]
+    meta = {"command": " ".join(["python -m benchmarks.multistream", *args]),
             "machine": f"{platform.machine()} {platform.processor() or platform.platform()}",
             "cpu_count": os.cpu_count(), "onnxruntime": onnxruntime.__version__,
             "model": a.model or "demo_tsi_r18 exported with --dynamic-batch", "stride": stride,

@@ -252,11 +252,19 @@ class LiveRecognizer:
     def pending(self) -> int:
         return len(self._pending)
 
+    @property
+    def due(self) -> bool:
+        """A clip is due and waits for :meth:`apply`."""
+        return self._due is not None
+
     def step(self, latest_only: bool = True) -> bool:
         """Preprocess queued frames into the window. ``latest_only`` (live: never work on stale
         windows): every queued frame, then a clip is due if one fell due on the way; otherwise
         (offline, deterministic) up to the next frame at which a clip is due. True when a clip is
-        due: fill it with :meth:`clip_into`, then :meth:`apply` its logits."""
+        due: fill it with :meth:`clip_into`, then :meth:`apply` its logits (until then the clip
+        stays due and no more frames are consumed)."""
+        if self._due is not None:
+            return True
         due = None
         while self._pending:
             f = self._pending.popleft()
@@ -356,6 +364,7 @@ class LiveRecognizer:
         (if ``pad_short`` and the stream ended by itself); the action in progress is ended."""
         self._pending.clear()
         self._consumed.clear()
+        self._due = None
         win = self.window
         if reason == "end_of_stream" and self.inferences == 0 and 0 < win.count < win.span:
             who = f"[{self.name}] " if self.name else ""
@@ -488,14 +497,15 @@ def run_streams(backend: Backend, streams: Sequence[tuple[LiveRecognizer, FrameS
             wake.clear()
             got = False
             for st in list(active):
-                if st.rec.pending:
-                    continue  # offline: frames still to consume
+                if st.rec.pending or st.rec.due:
+                    continue  # offline: frames still to consume / a clip waiting for its batch
                 remaining = None if max_frames is None else max_frames - st.rec.frames
                 if remaining is not None and remaining <= 0:
                     end(st, "max_frames")
                     continue
-                try:
-                    frames = st.src.read_batch(timeout=0.0, max_frames=remaining)
+                try:  # offline (files, every frame): wait for the frames, the batch waits for it
+                    frames = st.src.read_batch(timeout=0.0 if st.src.realtime else poll_s,
+                                               max_frames=remaining)
                 except EndOfStream:
                     end(st, "end_of_stream")
                     continue
@@ -508,6 +518,8 @@ def run_streams(backend: Backend, streams: Sequence[tuple[LiveRecognizer, FrameS
             inferred = False
             while True:  # rounds: one batched inference over the streams whose clip is due
                 due = [st for st in active if st.rec.step(latest_only=st.src.realtime)]
+                if due and any(not st.src.realtime and not st.rec.due for st in active):
+                    break  # offline: an active stream needs more frames first (lock-step batches)
                 if due:
                     for i, st in enumerate(due):
                         st.rec.clip_into(batch[i])
@@ -528,7 +540,7 @@ def run_streams(backend: Backend, streams: Sequence[tuple[LiveRecognizer, FrameS
                 if image is not None and not display.show(image):
                     end_all("quit")
                     break
-            if not got and not inferred and active:
+            if not got and not inferred and active and all(st.src.realtime for st in active):
                 wake.wait(poll_s)
     except KeyboardInterrupt:
         end_all("interrupted")
