@@ -227,3 +227,35 @@ def test_mosaic_tiles_the_streams():
     assert m[45, 80].tolist() == [50, 50, 50] and m[45, 240].tolist() == [200, 200, 200]
     assert m[135:, 160:].max() == 0  # the fourth cell is empty
     assert m[90:, :160].max() > 0  # "c: waiting" written in the third
+
+
+def test_the_window_shows_one_mosaic_of_every_stream_and_quitting_stops_all(tmp_path):
+    from runtime.capture import FrameSource
+    from runtime.live import LiveRecognizer, run_streams
+    from tests.runtime.helpers import FakeBackend
+
+    class Display:  # stands in for WindowDisplay (this OpenCV may have no GUI)
+        def __init__(self):
+            self.shown = []
+
+        def show(self, image):
+            self.shown.append(image.copy())
+            return len(self.shown) < 5  # the user presses q at the fifth image
+
+    backend = FakeBackend(make_card())
+    videos = [write_video(tmp_path / f"{c}.mp4", [c] * 60) for c in ("red", "blue")]
+    streams = [(LiveRecognizer(backend, stride=2, name=v.stem), FrameSource(v, realtime=False))
+               for v in videos]
+    display = Display()
+    for _, src in streams:
+        src.start()
+    try:
+        summaries = run_streams(backend, streams, display=display)
+    finally:
+        for _, src in streams:
+            src.stop()
+    assert [s.reason for s in summaries] == ["quit", "quit"] and len(display.shown) == 5
+    last = display.shown[-1]
+    assert last.shape == (270, 960, 3)  # two 480x270 cells side by side
+    left, right = last[135, 240].astype(int), last[135, 720].astype(int)  # (under the overlay box)
+    assert left[2] > 2 * left[0] + 40 and right[0] > 2 * right[2] + 40  # red | blue
