@@ -235,6 +235,7 @@ class LiveRecognizer:
         self._consumed: list[Frame] = []
         self._due: Frame | None = None
         self._ended: list[ActionEvent] = []
+        self._collect = False
         self.last_summary: RunSummary | None = None
 
     # -- frames in -----------------------------------------------------------------------------
@@ -307,7 +308,8 @@ class LiveRecognizer:
 
     def _event(self, event: ActionEvent) -> None:
         self.events += 1
-        self._ended.append(event)
+        if self._collect:  # process() returns them; a long run_streams() must not keep them
+            self._ended.append(event)
         if self.outputs is not None:
             self.outputs.event(event)
 
@@ -348,12 +350,16 @@ class LiveRecognizer:
         """Push ``frames`` and infer (with this recognizer's backend) where a clip is due: once, on
         the newest window, when ``latest_only``, else at every due frame. Returns the events that
         ended."""
-        self.feed(frames)
-        while self.step(latest_only):
-            clip = self.window.clip()
-            t = time.perf_counter()
-            logits = self.backend.infer(clip)
-            self.apply(logits[0], (time.perf_counter() - t) * 1e3)
+        self._collect = True
+        try:
+            self.feed(frames)
+            while self.step(latest_only):
+                clip = self.window.clip()
+                t = time.perf_counter()
+                logits = self.backend.infer(clip)
+                self.apply(logits[0], (time.perf_counter() - t) * 1e3)
+        finally:
+            self._collect = False
         self._consumed.clear()
         ended, self._ended = self._ended, []
         return ended

@@ -64,8 +64,8 @@ def check_output_path(path: str | os.PathLike, suffixes: tuple[str, ...], what: 
             raise OutputPathError(f"{what} {path}: {part} is a file, not a folder")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise OutputPathError(f"{what} {path}: no permission to write in {parent}")
-    if path.exists() and not os.access(path, os.W_OK) and not os.access(path.parent, os.W_OK):
-        raise OutputPathError(f"{what} {path}: no permission to replace it")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise OutputPathError(f"{what} {path} exists and is read-only: no permission to replace it")
     return path
 
 

@@ -258,6 +258,7 @@ def _soak(tmp_path, frames_per_stream: int):
             rec.outputs.close()
     for s in summaries:
         assert s.frames == total and s.capture["dropped"] == 0 and s.events > frames_per_stream / 200
+    assert all(not rec._ended for rec, _ in streams)  # events went to the JSONL, none kept
     assert backend.calls < 4 * frames_per_stream  # batched: about one inference per round
     assert current - base < 96 * 1024, f"grew {current - base} bytes over {frames_per_stream} frames x4"
     assert peak - base < 1024 * 1024, f"peak {peak - base} bytes above the warm state"

@@ -101,6 +101,9 @@ def test_user_mistakes_are_one_line_exit_2_before_the_model_loads(tmp_path, mode
     a_file = tmp_path / "a_file"
     a_file.write_text("x")
     (tmp_path / "dir.mp4").mkdir()
+    locked = tmp_path / "locked.jsonl"
+    locked.write_text("")
+    locked.chmod(0o444)
     empty_list = tmp_path / "empty.txt"
     empty_list.write_text("# nothing\n\n")
     corrupt = tmp_path / "corrupt.mp4"
@@ -124,6 +127,8 @@ def test_user_mistakes_are_one_line_exit_2_before_the_model_loads(tmp_path, mode
         (["--sources", str(empty_list)], "names no source"),
         (["--source", "0", "--no-realtime"], "live source"),
     ]
+    if os.geteuid() != 0:  # root may write anything
+        cases.append((["--source", str(video), "--out-jsonl", str(locked)], "read-only"))
     for args, words in cases:
         caplog.clear()
         with caplog.at_level(logging.ERROR):
@@ -132,7 +137,8 @@ def test_user_mistakes_are_one_line_exit_2_before_the_model_loads(tmp_path, mode
         assert len(errors) == 1 and words in errors[0].getMessage(), (args, caplog.text)
         assert "\n" not in errors[0].getMessage()
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        ["colour.onnx", "v.mp4", "a_file", "dir.mp4", "empty.txt", "corrupt.mp4"])  # nothing made
+        ["colour.onnx", "v.mp4", "a_file", "dir.mp4", "empty.txt", "corrupt.mp4", "locked.jsonl"])
+    assert locked.read_text() == ""  # nothing made, nothing replaced
 
 
 # -- short and cut files ------------------------------------------------------------------------
