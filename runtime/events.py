@@ -17,6 +17,8 @@ import logging
 import sys
 from pathlib import Path
 
+from runtime.cli import OneLineParser
+
 log = logging.getLogger(__name__)
 
 _EVENT_KEYS = {"label": str, "score": (int, float), "start_frame": int, "end_frame": int,
@@ -87,7 +89,8 @@ def match_segments(events: list[dict], segments: list[dict], lag: int = 0) -> li
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = OneLineParser(prog="tsi-events", description=__doc__,
+                      formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("events", help="JSONL written by runtime.live --out-jsonl")
     p.add_argument("--truth", help="ground-truth JSON of a synthetic --sequence video")
     p.add_argument("--lag", type=int, default=0,

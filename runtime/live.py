@@ -39,6 +39,7 @@ from runtime.backends import BACKENDS, Backend, BackendError, open_backend
 from runtime.capture import (OPENCV_READ_TIMEOUT_S, EndOfStream, Frame, FrameSource,
                              ReconnectPolicy, SourceError, SourceSpec, parse_source)
 from runtime.card import CardError, ModelCard
+from runtime.cli import OneLineParser
 from runtime.gstreamer import GStreamerUnavailableError
 from runtime.latency import LatencyStats
 from runtime.outputs import (JSONL_SUFFIXES, VIDEO_SUFFIXES, AtomicVideoWriter,
@@ -790,7 +791,7 @@ def _seconds_or_inf(text: str) -> float | None:
 
 def build_parser() -> argparse.ArgumentParser:
     d = _DEFAULTS
-    p = argparse.ArgumentParser(prog="tsi-live", description=__doc__.split("\n\n")[0])
+    p = OneLineParser(prog="tsi-live", description=__doc__.split("\n\n")[0])
     io = p.add_argument_group("model and sources")
     io.add_argument("--model", help=f".onnx, .engine/.plan or .pt (default: {DEFAULT_MODEL})")
     io.add_argument("--card", help="model card JSON overriding the one found with the model")

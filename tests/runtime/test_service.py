@@ -265,3 +265,13 @@ def test_the_window_shows_one_mosaic_of_every_stream_and_quitting_stops_all(tmp_
     assert last.shape == (270, 960, 3)  # two 480x270 cells side by side
     left, right = last[135, 240].astype(int), last[135, 720].astype(int)  # (under the overlay box)
     assert left[2] > 2 * left[0] + 40 and right[0] > 2 * right[2] + 40  # red | blue
+
+
+@pytest.mark.parametrize("args", [["--stride", "0"], ["--reconnect-attempts", "-1"],
+                                  ["--stall-timeout", "soon"], ["--bogus"]])
+def test_a_bad_option_is_one_line_and_exit_2(args, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and err.startswith("tsi-live: error:")
