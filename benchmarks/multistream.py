@@ -206,6 +206,10 @@ def main(argv: list[str] | None = None) -> int:
             log.info("exporting the demo checkpoint with a dynamic batch axis")
             model = demo_dynamic_onnx(work / "demo_dynamic.onnx")
         videos = [write_video(work / f"cam{i}.mp4", a.frames, seed=i) for i in range(max(a.streams))]
+        from tqdm import tqdm
+
+        total = a.repeats * sum(2 * (2 if n > 1 else 1) for n in a.streams)
+        progress = tqdm(total=total, desc="runs", unit="run")
         rows = []
         for n in a.streams:
             for realtime in (False, True):
@@ -219,12 +223,14 @@ def main(argv: list[str] | None = None) -> int:
                                          work)
                         log.info("  %s", row)
                         runs[processes].append(row)
+                        progress.update()
                 key = "windows_per_s" if realtime else "fps"
                 for processes in setups:
                     done = sorted(runs[processes], key=lambda r: r[key])
                     median = dict(done[len(done) // 2])
                     median["repeats"] = [r[key] for r in runs[processes]]
                     rows.append(median)
+        progress.close()
     import onnxruntime
 
     args = argv if argv is not None else sys.argv[1:]
