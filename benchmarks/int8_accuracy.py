@@ -1,6 +1,6 @@
 """FP32 vs INT8 (Q/DQ) in onnxruntime: top-1 on real videos and CPU latency.
 
-    python benchmarks/int8_accuracy.py --checkpoint tsi/assets/demo_tsi_r18.pt --data artifacts/synthetic/val \
+    python -m benchmarks.int8_accuracy --checkpoint tsi/assets/demo_tsi_r18.pt --data artifacts/synthetic/val \
         [--calib artifacts/synthetic/train] [--calib-method entropy] [--calib-clips 256]
 
 Exports the checkpoint (``export.onnx_export``), calibrates on ``--calib`` (default: the ``train``
@@ -23,16 +23,13 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from runtime.card import atomic_write_text  # noqa: E402
+from runtime.card import atomic_write_text
 
 log = logging.getLogger("bench.int8")
-DEFAULT_OUT = REPO / "benchmarks" / "results" / "int8_accuracy.md"
+DEFAULT_OUT = Path("benchmarks") / "results" / "int8_accuracy.md"
 
 
 def val_clips(data: Path, card, max_videos: int | None):
@@ -154,7 +151,7 @@ def to_markdown(r: dict, args) -> str:
         "onnxruntime's CPU kernels are not TensorRT's: the INT8 top-1 predicts a TensorRT INT8 engine "
         "built from this Q/DQ graph; the latencies describe this CPU only.",
         "",
-        f"Command: `python benchmarks/int8_accuracy.py {' '.join(sys.argv[1:]) if args.cli else '...'}`",
+        f"Command: `python -m benchmarks.int8_accuracy {' '.join(sys.argv[1:]) if args.cli else '...'}`",
         "",
     ]
     return "\n".join(lines)
@@ -174,7 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> dict:
+def run(argv: list[str] | None = None) -> dict:
+    """The CLI's work, returning its result (``main`` is the console script: exit code 0)."""
     args = build_parser().parse_args(argv)
     args.cli = argv is None
     if not logging.getLogger().handlers:
@@ -186,5 +184,10 @@ def main(argv: list[str] | None = None) -> dict:
     return r
 
 
+def main(argv: list[str] | None = None) -> int:
+    run(argv)
+    return 0
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from dataclasses import dataclass
 
 import torch
@@ -67,7 +68,8 @@ def table(costs: list[Cost]) -> str:
     return "\n".join(rows)
 
 
-def main(argv: list[str] | None = None) -> list[Cost]:
+def run(argv: list[str] | None = None) -> list[Cost]:
+    """The CLI's work, returning its result (``main`` is the console script: exit code 0)."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", nargs="+", default=["tsn_r50", "tsm_r50", "tsi_r50"])
     p.add_argument("--frames", nargs="+", type=int, default=[8, 16])
@@ -80,5 +82,10 @@ def main(argv: list[str] | None = None) -> list[Cost]:
     return costs
 
 
+def main(argv: list[str] | None = None) -> int:
+    run(argv)
+    return 0
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

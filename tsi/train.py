@@ -18,6 +18,7 @@ import csv
 import io
 import json
 import logging
+import sys
 import os
 import random
 import time
@@ -192,7 +193,8 @@ def make_datasets(args, card):
     return train_ds, val_ds
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
+def run(argv: list[str] | None = None) -> dict[str, Any]:
+    """The CLI's work, returning its result (``main`` is the console script: exit code 0)."""
     args = build_parser().parse_args(argv)
     dist_ = setup_distributed(args.device)
     logging.basicConfig(level=logging.INFO if dist_.main else logging.WARNING,
@@ -331,5 +333,10 @@ def init_from(model: TSINet, path: str) -> None:
              len(skipped), ", ".join(skipped[:4]) + ("..." if len(skipped) > 4 else ""))
 
 
+def main(argv: list[str] | None = None) -> int:
+    run(argv)
+    return 0
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
