@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from export.errors import CalibrationError
+from runtime.errors import CalibrationError
 from runtime.card import ModelCard, atomic_write_bytes, atomic_write_text, file_sha256
 
 log = logging.getLogger(__name__)
@@ -151,7 +151,3 @@ def load_cache(cache_path: str | os.PathLike, *, onnx_sha256: str, card: ModelCa
     data = cache_path.read_bytes()
     parse_cache(data, str(cache_path))
     return data
-
-
-sha256_file = file_sha256  # the one torch-free implementation, in runtime.card
-

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from calib import cache as cache_mod
-from export.errors import CalibrationError
-from export.trt_version import capabilities, import_cudart, import_tensorrt
+from runtime.errors import CalibrationError
+from runtime.trt_version import capabilities, import_cudart, import_tensorrt
 from runtime.card import ModelCard
 
 log = logging.getLogger(__name__)

@@ -2,8 +2,8 @@
 own types; 10.x can use it too, strongly typed).
 
 Written with ``onnx`` alone (no onnxconverter-common): float32 initializers and constants become
-float16, every node computes in float16, except Softmax and the attention MatMuls (found by the
-MatMul-Softmax-MatMul pattern), which stay float32 with Casts around them. Engine I/O stays float32:
+float16, every node computes in float16, except Softmax and the nodes the caller keeps (the
+attention MatMuls, which export finds by the MatMul-Softmax-MatMul pattern), which stay float32 with Casts around them. Engine I/O stays float32:
 a Cast after the input ``clip`` and before the output ``logits``. Values beyond float16's range
 are clipped (and counted in the log).
 """
@@ -32,18 +32,17 @@ def _to_fp16(arr: np.ndarray, what: str) -> np.ndarray:
     return np.clip(arr, -FP16_MAX, FP16_MAX).astype(np.float16)
 
 
-def convert_fp16(proto, *, keep_fp32_nodes: set[str] | None = None):
-    """Return an FP16 copy of ``proto`` (float32 graph I/O; Softmax/attention and ``keep_fp32_nodes``
-    in float32)."""
+def convert_fp16(proto, *, keep_fp32_nodes):
+    """Return an FP16 copy of ``proto`` (float32 graph I/O; Softmax and ``keep_fp32_nodes`` - the
+    attention's nodes, which the caller finds: ``export.plugin_graph.attention_node_names`` - in
+    float32)."""
     import onnx
     from onnx import helper, numpy_helper
-
-    from export.plugin_graph import attention_node_names
 
     bad = [f"{n.name or '?'} ({n.op_type})" for n in proto.graph.node if n.op_type in UNSUPPORTED_OPS]
     if bad:
         raise ValueError(f"convert_fp16 does not handle {', '.join(bad[:5])}")
-    keep = set(attention_node_names(proto)) | set(keep_fp32_nodes or ())
+    keep = set(keep_fp32_nodes)
     model = onnx.shape_inference.infer_shapes(proto, strict_mode=True)
     g = model.graph
     elem = {vi.name: vi.type.tensor_type.elem_type

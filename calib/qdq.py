@@ -5,13 +5,15 @@ QInt8 activations and weights, per-channel weights, ActivationSymmetric, WeightS
 AddQDQPairToWeight, DedicatedQDQPair — plus ``QuantizeBias=False``: by default onnxruntime also
 quantizes Conv/Gemm biases to int32 with a DequantizeLinear, which TensorRT's parser does not take
 (DequantizeLinear is INT8/FP8/INT4 only; TensorRT fuses a float bias itself). Quantized ops:
-Conv, MatMul, Gemm, except the attention MatMuls (found by the MatMul-Softmax-MatMul pattern and
-passed as ``nodes_to_exclude``); Softmax is not quantized: attention stays in float.
+Conv, MatMul, Gemm, except the nodes the caller keeps in float (the attention MatMuls: export finds
+them by the MatMul-Softmax-MatMul pattern) passed as ``nodes_to_exclude``; Softmax is not quantized:
+attention stays in float.
 
 The ranges are the ones :mod:`calib.ranges` computed (handed to ``quantize_static`` through its
 calibration-cache file, so one calibration pass serves the Q/DQ graph and the TensorRT cache).
 :func:`verify_qdq` then checks what TensorRT needs: zero points all 0 (int8), weights per-channel on
-axis 0, activations per-tensor, attention unquantized, and ``export.trt_check`` passes.
+axis 0, activations per-tensor, attention unquantized (export then runs ``export.trt_check`` on it,
+as on every graph it writes).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from calib.ranges import Ranges, ort_method
-from export.errors import CalibrationError
+from runtime.errors import CalibrationError
 
 log = logging.getLogger(__name__)
 
@@ -42,16 +44,14 @@ def preprocess_for_quantization(model_path: str | os.PathLike, out_path: str | o
     return Path(out_path)
 
 
-def quantize_qdq(model_path: str | os.PathLike, ranges: Ranges):
-    """Return the Q/DQ ``ModelProto`` of the standard ONNX at ``model_path`` (not yet written)."""
+def quantize_qdq(model_path: str | os.PathLike, ranges: Ranges, *, float_nodes):
+    """Return the Q/DQ ``ModelProto`` of the standard ONNX at ``model_path`` (not yet written);
+    ``float_nodes`` (node names) stay unquantized."""
     import onnx
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.calibrate import save_tensors_data
 
-    from export.plugin_graph import attention_node_names
-
-    proto = onnx.load(str(model_path))
-    excluded = [n for n in attention_node_names(proto) if n]
+    excluded = [n for n in float_nodes if n]
     with tempfile.TemporaryDirectory(prefix="tsi_qdq_") as tmp:
         pre = preprocess_for_quantization(model_path, Path(tmp) / "pre.onnx")
         cache = Path(tmp) / "ranges.json"
@@ -69,12 +69,10 @@ def quantize_qdq(model_path: str | os.PathLike, ranges: Ranges):
     return qdq
 
 
-def verify_qdq(proto, attention_nodes: list[str] | None = None) -> list[str]:
-    """Problems of a Q/DQ graph for TensorRT (empty list = fine)."""
+def verify_qdq(proto, float_nodes) -> list[str]:
+    """Problems of a Q/DQ graph for TensorRT (empty list = fine); ``float_nodes`` must have no
+    quantized input."""
     from onnx import numpy_helper
-
-    from export.plugin_graph import attention_node_names
-    from export.trt_check import check_graph
 
     g = proto.graph
     inits = {i.name: numpy_helper.to_array(i) for i in g.initializer}
@@ -106,28 +104,23 @@ def verify_qdq(proto, attention_nodes: list[str] | None = None) -> list[str]:
                                 f"per-channel axis 0 ({w.shape[0]} channels)")
         elif not is_weight and scale.size != 1:
             problems.append(f"{n.name}: activation scale of size {scale.size}, expected per-tensor")
-    attention = attention_node_names(proto) if attention_nodes is None else attention_nodes
     by_name = {n.name: n for n in g.node}
-    for name in attention:
+    for name in float_nodes:
         node = by_name.get(name)
         if node is None:
             problems.append(f"attention node {name} is missing from the Q/DQ graph")
             continue
         if any(i in producer and producer[i].op_type == "DequantizeLinear" for i in node.input):
             problems.append(f"attention node {name} ({node.op_type}) has quantized inputs")
-    problems += [f"TensorRT: {p}" for p in check_graph(proto)]
     return problems
 
 
-def make_qdq(model_path: str | os.PathLike, ranges: Ranges):
-    """Quantize and verify; raises CalibrationError listing every problem."""
-    import onnx
-
-    from export.plugin_graph import attention_node_names
-
-    attention = attention_node_names(onnx.load(str(model_path)))
-    qdq = quantize_qdq(model_path, ranges)
-    problems = verify_qdq(qdq, attention)
+def make_qdq(model_path: str | os.PathLike, ranges: Ranges, *, float_nodes):
+    """Quantize (``float_nodes`` kept in float) and verify; raises CalibrationError listing every
+    problem."""
+    float_nodes = list(float_nodes)
+    qdq = quantize_qdq(model_path, ranges, float_nodes=float_nodes)
+    problems = verify_qdq(qdq, float_nodes)
     if problems:
         raise CalibrationError(f"the Q/DQ graph of {model_path} is not TensorRT-ready:\n  - " + "\n  - ".join(problems))
     n_q = sum(1 for n in qdq.graph.node if n.op_type == "QuantizeLinear")

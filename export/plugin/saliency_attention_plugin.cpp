@@ -36,7 +36,7 @@ void logError(std::string const& msg) noexcept
 {
     try
     {
-        std::string const line = std::string("[tsi::SaliencyAttention] ") + msg;
+        std::string const line = std::string("[" TSI_PLUGIN_NAMESPACE "::" TSI_PLUGIN_NAME "] ") + msg;
         ILogger* logger = gLoggerFinder != nullptr ? gLoggerFinder->findLogger() : nullptr;
         if (logger != nullptr)
         {

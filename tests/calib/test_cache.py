@@ -3,10 +3,9 @@ import json
 import numpy as np
 import pytest
 
-from calib.cache import (amax_to_hex, check_key, format_cache, key_path, load_cache, parse_cache,
-                         sha256_file, write_cache)
-from export.errors import CalibrationError
-from runtime.card import ModelCard
+from calib.cache import amax_to_hex, check_key, format_cache, key_path, load_cache, parse_cache, write_cache
+from runtime.card import ModelCard, file_sha256
+from runtime.errors import CalibrationError
 
 CARD = ModelCard(arch="tsi_r18", labels=("a", "b"), frames=4, input_size=64, resize_short=73,
                  source_sha256="ab" * 32)
@@ -25,7 +24,7 @@ def test_round_trip_bit_exact(tmp_path):
     amax["zeros"] = 0.0
     onnx_file = tmp_path / "m.onnx"
     onnx_file.write_bytes(b"model bytes")
-    sha = sha256_file(onnx_file)
+    sha = file_sha256(onnx_file)
     path = write_cache(tmp_path / "m.int8.calib.cache", amax, onnx_sha256=sha, card=CARD, method="entropy",
                        num_clips=64, version_int=100300)
     text = path.read_text()

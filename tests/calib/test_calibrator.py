@@ -19,11 +19,12 @@ def test_entropy_calibrator_feeds_batches_and_keys_its_cache(tmp_path, tiny_onnx
     """Runs only where TensorRT and cuda-python are installed (a GPU machine)."""
     import tensorrt as trt
 
-    from calib.cache import load_cache, parse_cache, sha256_file
+    from calib.cache import load_cache, parse_cache
+    from runtime.card import file_sha256
     from calib.calibrator import make_entropy_calibrator
 
     path, _, card = tiny_onnx
-    sha = sha256_file(path)
+    sha = file_sha256(path)
     cache = tmp_path / "tiny.int8.calib.cache"
     cal = make_entropy_calibrator(clips, cache_path=cache, onnx_sha256=sha, card=card)
     assert isinstance(cal, trt.IInt8EntropyCalibrator2) and cal.get_batch_size() == 1

@@ -13,7 +13,8 @@ FP16_REL_TOL = 5e-3  # of the FP32 logit range (stated tolerance for FP16)
 
 @pytest.fixture(scope="module")
 def fp16(tiny_onnx):
-    return convert_fp16(onnx.load(tiny_onnx[0]))
+    proto = onnx.load(tiny_onnx[0])
+    return convert_fp16(proto, keep_fp32_nodes=attention_node_names(proto))
 
 
 def test_types(fp16, tiny_onnx):
