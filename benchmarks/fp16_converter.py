@@ -1,4 +1,4 @@
-"""The project's FP16 converter (``calib.fp16``) against onnxruntime's float16 converter.
+"""The project's FP16 graph (``calib.fp16``) against onnxruntime's float16 converter used alone.
 
     python -m benchmarks.fp16_converter [--onnx artifacts/demo/tsi_demo.onnx] [--videos 2]
 
@@ -6,9 +6,13 @@ Converts one FP32 graph (default: the demo graph ``tsi-build-engine`` writes) tw
 nodes in float32 -- Softmax and the saliency attention's MatMul-Softmax-MatMul
 (``export.plugin_graph.attention_node_names``):
 
-- ``calib.fp16.convert_fp16(proto, keep_fp32_nodes=...)``
+- ``calib.fp16.convert_fp16(proto, keep_fp32_nodes=...)``: onnxruntime's converter, then the
+  float32 -> float16 -> float32 Cast round trips it leaves between kept nodes removed;
 - ``onnxruntime.transformers.float16.convert_float_to_float16(proto, keep_io_types=True,
-  op_block_list=DEFAULT_OP_BLOCK_LIST + ["Softmax"], node_block_list=...)``
+  op_block_list=DEFAULT_OP_BLOCK_LIST + ["Softmax"], node_block_list=...)`` alone.
+
+(``benchmarks/results/fp16_converter_handwritten.md``: the same comparison when ``calib.fp16`` was a
+hand-written converter, before it became the first of these.)
 
 and compares the graphs (nodes, Casts, Cast-to-Cast round trips, which nodes compute in float32,
 float16 weights, the TensorRT compatibility check ``export.trt_check``) and their outputs in
@@ -139,32 +143,6 @@ def synthetic_clips(card, videos_per_class: int, seed: int) -> np.ndarray:
                                       progress=False).clips
 
 
-def copy(proto):
-    import onnx
-
-    out = onnx.ModelProto()
-    out.CopyFrom(proto)
-    return out
-
-
-def drop_cast_round_trips(proto):
-    """Feed consumers of ``Cast(to float32)(Cast(to float16)(x))`` with float32 ``x`` directly."""
-    import onnx_graphsurgeon as gs
-
-    graph = gs.import_onnx(proto)
-    for back in [n for n in graph.nodes if n.op == "Cast" and n.attrs.get("to") == FLOAT]:
-        down = back.inputs[0].inputs[0] if back.inputs[0].inputs else None
-        if down is None or down.op != "Cast" or down.inputs[0].dtype != np.float32:
-            continue
-        x, y = down.inputs[0], back.outputs[0]
-        for consumer in list(y.outputs):
-            for i, t in enumerate(consumer.inputs):
-                if t is y:
-                    consumer.inputs[i] = x
-        back.outputs.clear()
-    return gs.export_onnx(graph.cleanup().toposort())
-
-
 def measure(args) -> dict:
     import onnx
     import onnx_graphsurgeon as gs
@@ -188,14 +166,10 @@ def measure(args) -> dict:
             best = min(best, time.perf_counter() - t)
         return out, best
 
-    def ort_convert():
-        return convert_float_to_float16(copy(fp32), keep_io_types=True,
-                                        op_block_list=DEFAULT_OP_BLOCK_LIST + ["Softmax"], node_block_list=keep)
-
     converters = {
-        "calib.fp16 (hand-written)": lambda: convert_fp16(fp32, keep_fp32_nodes=keep),
-        "onnxruntime": ort_convert,
-        "onnxruntime + round trips removed": lambda: drop_cast_round_trips(ort_convert()),
+        "calib.fp16": lambda: convert_fp16(fp32, keep_fp32_nodes=keep),
+        "onnxruntime alone": lambda: convert_float_to_float16(
+            fp32, keep_io_types=True, op_block_list=DEFAULT_OP_BLOCK_LIST + ["Softmax"], node_block_list=keep),
     }
     results = [Converted(name, *timed(fn)) for name, fn in converters.items()]
 
@@ -248,7 +222,7 @@ def to_markdown(m: dict, args) -> str:
         rows.append(row(f"first attention's probabilities, as its second MatMul reads them, vs FP32, {k}: "
                         "max abs", lambda r: f"{r.logits[k][1]:.2e}"))
     lines = [
-        "# FP16 graph: `calib.fp16` vs onnxruntime's float16 converter",
+        "# FP16 graph: `calib.fp16` vs onnxruntime's float16 converter alone",
         "",
         f"Graph `{args.onnx}` ({card.arch}, T={card.frames}, {card.input_size}², {card.num_classes} classes; "
         "the demo graph is written by `python export/build_engine.py --fp16`). "
@@ -263,9 +237,9 @@ def to_markdown(m: dict, args) -> str:
         "|---|" + "---|" * len(res),
         *rows,
         "",
-        "Weights that differ are float32 values below half of float16's smallest subnormal "
-        "(5.96e-08): they round to 0 in a plain cast, while onnxruntime raises them to +-5.96e-08 "
-        "(its `min_positive_val`).",
+        "`calib.fp16` is onnxruntime's converter with the float32 -> float16 -> float32 Cast round "
+        "trips it leaves between two float32 nodes removed (MatMul -> Softmax -> MatMul of the "
+        "attention: without the removal its scores and probabilities are rounded to float16 after all).",
         "",
         f"Logits between the graphs, against `{res[0].name}`: "
         + "; ".join(f"`{name}` on {k}: max abs {e.max_abs:.2e}, top-1 agreement {100 * e.top1:.0f}%"
