@@ -141,6 +141,17 @@ def _quiet_stdout():
         log.debug("onnxruntime calibrator: %s", buf.getvalue().strip().replace("\n", " | "))
 
 
+def constant_tensors(proto) -> set[str]:
+    """Tensors that do not depend on the graph's inputs: initializers, Constant/ConstantOfShape
+    outputs and everything computed from those alone. They are weights or shapes, not activations:
+    no range, no calibration-cache entry (TensorRT folds them)."""
+    const = {i.name for i in proto.graph.initializer}
+    for n in proto.graph.node:  # nodes are in topological order
+        if n.op_type in ("Constant", "ConstantOfShape") or (n.input and all(not i or i in const for i in n.input)):
+            const.update(o for o in n.output if o)
+    return const
+
+
 def _calibrator(model: Path, method: str, augmented: Path, *, num_bins: int, percentile: float,
                 exclude: set[str]):
     """onnxruntime's MinMax (symmetric) or Percentile (|x| histogram) calibrator, as
@@ -182,7 +193,7 @@ def compute_ranges(model: str | os.PathLike, clips: np.ndarray, method: str = DE
     if len(clips) == 0:
         raise CalibrationError("no calibration clips")
     proto = onnx.load(str(model))
-    exclude = set(exclude)
+    exclude = set(exclude) | constant_tensors(proto)
     inp = proto.graph.input[0]
     dim0 = inp.type.tensor_type.shape.dim[0]
     batch = 1 if dim0.HasField("dim_value") else min(CHUNK, len(clips))
