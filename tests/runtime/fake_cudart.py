@@ -76,6 +76,14 @@ class CudaRt(types.ModuleType):
         self.ops.append("h2d" if kind == self.cudaMemcpyKind.cudaMemcpyHostToDevice else "d2h")
         return self._ok()
 
+    def cudaMemcpy(self, dst, src, n, kind):  # noqa: N802
+        ctypes.memmove(dst, src, n)
+        self.ops.append("h2d" if kind == self.cudaMemcpyKind.cudaMemcpyHostToDevice else "d2h")
+        return self._ok()
+
+    def cudaGetErrorString(self, err):  # noqa: N802
+        return self._ok(self.cudaError_t(err).name.encode())
+
     def cudaStreamCreate(self):  # noqa: N802
         return self._ok(self.Stream(0x5EED))
 
