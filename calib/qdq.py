@@ -39,6 +39,7 @@ FUSABLE_OP_TYPES = ("Conv",)  # TensorRT fuses Conv + (residual) Add when the Co
 
 
 def _graph_maps(g):
+    """``{tensor: producing node}`` and ``{tensor: consuming nodes}`` of an ONNX graph (by name)."""
     producer = {o: n for n in g.node for o in n.output}
     consumers: dict[str, list] = {}
     for n in g.node:
@@ -216,11 +217,7 @@ def verify_qdq(proto, float_nodes) -> list[str]:
 
     g = proto.graph
     inits = {i.name: numpy_helper.to_array(i) for i in g.initializer}
-    producer = {o: n for n in g.node for o in n.output}
-    consumers: dict[str, list] = {}
-    for n in g.node:
-        for i in n.input:
-            consumers.setdefault(i, []).append(n)
+    producer, consumers = _graph_maps(g)
     problems = []
     qdq_nodes = [n for n in g.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")]
     if not qdq_nodes:
