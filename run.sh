@@ -3,15 +3,17 @@
 #   ./run.sh main   the main job on the embedded default: build the demo model's deployable
 #                   artefacts, write a sample clip, recognise it with the torch-free live runtime
 #   ./run.sh test   run the test suite
-# Both install what the project needs first (torch pinned to the local CPU wheel).
+# Both install the project first (`pip install -e .[dev]`, torch pinned to the local CPU wheel).
 set -euo pipefail
 cd "$(dirname "$0")"
 PY=${PYTHON:-python3}
 
 install() {
-  # torch first and pinned, so nothing later resolves an unpinned torch.
+  # torch first and pinned, so nothing later resolves an unpinned torch (setup.cfg leaves it
+  # unpinned for users with their own CUDA build); then this project, editable, with every extra
+  # the main job and the tests use (setup.cfg [options.extras_require] dev).
   "$PY" -m pip install -q torch==2.13.0
-  "$PY" -m pip install -q -r requirements.txt
+  "$PY" -m pip install -q -e ".[dev]"
 }
 
 case "${1:-}" in

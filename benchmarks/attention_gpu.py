@@ -1,7 +1,7 @@
 """GPU benchmark of TSI's saliency attention: materialised vs SDPA vs Triton vs the CUDA kernel.
 
-    python benchmarks/attention_gpu.py                 # stage-2 shape: B=224 pairs, L=3136, D=4, fp16
-    python benchmarks/attention_gpu.py --lib build/attention/libtsi_attention.so --iters 50
+    python -m benchmarks.attention_gpu                 # stage-2 shape: B=224 pairs, L=3136, D=4, fp16
+    python -m benchmarks.attention_gpu --lib build/attention/libtsi_attention.so --iters 50
 
 Needs a CUDA GPU and torch with CUDA. The CUDA kernel column needs libtsi_attention.so: given with
 --lib, else built here with CMake into --build-dir (needs cmake and nvcc), else left out with the
@@ -34,15 +34,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+from export import PLUGIN_SOURCES
 
 log = logging.getLogger("attention_gpu")
 
-PLUGIN_DIR = REPO / "export" / "plugin"
-DEFAULT_OUT = REPO / "benchmarks" / "results" / "attention_gpu.md"
-DEFAULT_BUILD = REPO / "build" / "attention"
+DEFAULT_OUT = Path("benchmarks") / "results" / "attention_gpu.md"
+DEFAULT_BUILD = Path("build") / "attention"
 TOL = {"fp32": 1e-5, "fp16": 2e-3}
 SWEEP_L = (49, 50, 196, 784, 1000, 3136)
 SWEEP_D = (4, 5, 8, 16, 32)
@@ -102,7 +99,7 @@ def build_cuda_library(build_dir: Path, arch: str) -> Path:
     if cmake is None or nvcc is None:
         raise RuntimeError("building libtsi_attention.so needs cmake and nvcc on PATH (or pass --lib)")
     cmds = [
-        [cmake, "-S", str(PLUGIN_DIR), "-B", str(build_dir), "-DTSI_BUILD_PLUGIN=OFF",
+        [cmake, "-S", str(PLUGIN_SOURCES), "-B", str(build_dir), "-DTSI_BUILD_PLUGIN=OFF",
          f"-DCMAKE_CUDA_ARCHITECTURES={arch}", f"-DCMAKE_CUDA_COMPILER={nvcc}"],
         [cmake, "--build", str(build_dir), "-j"],
     ]

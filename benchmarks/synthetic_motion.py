@@ -1,6 +1,6 @@
 """The synthetic motion benchmark: TSN vs TSM vs TSI with the same training budget.
 
-    python benchmarks/synthetic_motion.py --data artifacts/synthetic --out artifacts/bench \
+    python -m benchmarks.synthetic_motion --data artifacts/synthetic --out artifacts/bench \
         --epochs 12 [--archs tsn_r18 tsm_r18 tsi_r18]
 
 Trains each architecture with identical data, schedule, width, input size and seed
@@ -18,13 +18,10 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 
-from runtime.card import atomic_write_text  # noqa: E402
-from tsi import evaluate as tsi_evaluate  # noqa: E402
-from tsi import train as tsi_train  # noqa: E402
+from runtime.card import atomic_write_text
+from tsi import evaluate as tsi_evaluate
+from tsi import train as tsi_train
 
 log = logging.getLogger("bench.synthetic")
 
@@ -90,7 +87,7 @@ def write_table(rows: list[dict], args, path: Path) -> None:
     lines = [
         "# Synthetic motion benchmark",
         "",
-        f"Command: `python benchmarks/synthetic_motion.py {' '.join(a for a in sys.argv[1:] if a != '--table-only')}`",
+        f"Command: `python -m benchmarks.synthetic_motion {' '.join(a for a in sys.argv[1:] if a != '--table-only')}`",
         "",
         f"Same budget for each: {args.epochs} epochs, {args.optimizer}, batch {args.batch_size}, "
         f"lr {args.lr} per 64 clips (scaled linearly), weight decay {args.weight_decay}, "
@@ -113,7 +110,8 @@ def write_table(rows: list[dict], args, path: Path) -> None:
     atomic_write_text(path.with_suffix(".json"), json.dumps(rows, indent=2))
 
 
-def main(argv=None):
+def run(argv: list[str] | None = None) -> list[dict]:
+    """The CLI's work; returns the table's rows."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", required=True, help="output of python -m tsi.data.synthetic")
     p.add_argument("--out", required=True)
@@ -135,7 +133,7 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--table-only", action="store_true",
                    help="only rewrite the table from the finished runs in --out")
-    p.add_argument("--table", default=str(REPO / "benchmarks" / "results" / "synthetic_motion.md"))
+    p.add_argument("--table", default="benchmarks/results/synthetic_motion.md")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.table_only:  # rebuild the table from finished runs (their eval JSON and recorded train time)
@@ -149,5 +147,10 @@ def main(argv=None):
     return rows
 
 
+def main(argv: list[str] | None = None) -> int:
+    run(argv)
+    return 0
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

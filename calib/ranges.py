@@ -34,11 +34,12 @@ from pathlib import Path
 
 import numpy as np
 
-from export.errors import CalibrationError
+from runtime.errors import CalibrationError
 
 log = logging.getLogger(__name__)
 
 METHODS = ("entropy", "percentile", "minmax")
+DEFAULT_METHOD = "entropy"  # as TensorRT's IInt8EntropyCalibrator2
 NUM_BINS = 2048
 NUM_QUANT_BINS = 128  # int8: 127 levels + 0 on the |x| side
 PERCENTILE = 99.99
@@ -78,7 +79,7 @@ def _rebin(hist: np.ndarray, edges: np.ndarray, num_bins: int) -> tuple[np.ndarr
 def entropy_amax(hist: np.ndarray, edges: np.ndarray, *, num_quant_bins: int = NUM_QUANT_BINS,
                  start: int = NUM_QUANT_BINS, stride: int = 1, chunk: int = 256) -> float:
     """TensorRT-style KL threshold of a histogram of |x| (``edges[0] == 0``). Vectorised over the
-    candidate thresholds; same result as :func:`entropy_amax_loop`."""
+    candidate thresholds (tested against a plain-loop transcription, tests/calib/entropy_reference.py)."""
     hist = np.asarray(hist, dtype=np.float64).copy()
     n = len(hist)
     if n <= num_quant_bins or hist.sum() == 0:
@@ -113,41 +114,6 @@ def entropy_amax(hist: np.ndarray, edges: np.ndarray, *, num_quant_bins: int = N
     return float(edges[cands[best]])
 
 
-def entropy_amax_loop(hist: np.ndarray, edges: np.ndarray, *, num_quant_bins: int = NUM_QUANT_BINS,
-                      start: int = NUM_QUANT_BINS, stride: int = 1) -> float:
-    """Plain-loop transcription of pytorch-quantization's ``_compute_amax_entropy`` (the test oracle)."""
-    bins = np.asarray(hist, dtype=np.float64).copy()
-    if len(bins) <= num_quant_bins or bins.sum() == 0:
-        return float(edges[-1])
-    bins[0] = bins[1]
-    divergences = []
-    for i in range(start, len(bins) + 1, stride):
-        space = np.linspace(0, i, num=num_quant_bins + 1)
-        digitized = np.digitize(np.arange(i), space) - 1
-        digitized[bins[:i] == 0] = -1
-        counts = np.zeros(num_quant_bins)
-        members = np.zeros(num_quant_bins)
-        for idx, d in enumerate(digitized):
-            if d != -1:
-                counts[d] += bins[idx]
-                members[d] += 1
-        new = np.zeros(i)
-        for idx, d in enumerate(digitized):
-            if d != -1:
-                new[idx] = counts[d] / members[d]
-        ref = bins[:i].copy()
-        ref[-1] += bins[i:].sum()
-        p, q = ref / ref.sum(), (new / new.sum() if new.sum() > 0 else new)
-        if np.any((p > 0) & (q == 0)):
-            divergences.append(np.inf)
-        else:
-            m = p > 0
-            divergences.append(float(np.sum(p[m] * np.log(p[m] / q[m]))))
-    d = np.asarray(divergences)
-    best = len(d) - 1 - int(np.argmin(d[::-1]))
-    return float(edges[best * stride + start])
-
-
 class _ClipReader:
     """onnxruntime CalibrationDataReader over a slice of the clips, ``batch`` clips per run."""
 
@@ -175,6 +141,17 @@ def _quiet_stdout():
         log.debug("onnxruntime calibrator: %s", buf.getvalue().strip().replace("\n", " | "))
 
 
+def constant_tensors(proto) -> set[str]:
+    """Tensors that do not depend on the graph's inputs: initializers, Constant/ConstantOfShape
+    outputs and everything computed from those alone. They are weights or shapes, not activations:
+    no range, no calibration-cache entry (TensorRT folds them)."""
+    const = {i.name for i in proto.graph.initializer}
+    for n in proto.graph.node:  # nodes are in topological order
+        if n.op_type in ("Constant", "ConstantOfShape") or (n.input and all(not i or i in const for i in n.input)):
+            const.update(o for o in n.output if o)
+    return const
+
+
 def _calibrator(model: Path, method: str, augmented: Path, *, num_bins: int, percentile: float,
                 exclude: set[str]):
     """onnxruntime's MinMax (symmetric) or Percentile (|x| histogram) calibrator, as
@@ -200,24 +177,23 @@ def _calibrator(model: Path, method: str, augmented: Path, *, num_bins: int, per
     return cal
 
 
-def compute_ranges(model: str | os.PathLike, clips: np.ndarray, method: str = "entropy", *,
-                   exclude: set[str] | None = None, percentile: float = PERCENTILE,
+def compute_ranges(model: str | os.PathLike, clips: np.ndarray, method: str = DEFAULT_METHOD, *,
+                   exclude: set[str], percentile: float = PERCENTILE,
                    num_bins: int | None = None, progress: bool = True) -> Ranges:
     """amax of every float tensor of the ONNX file ``model`` over ``clips`` (N, T, 3, S, S), except
-    ``exclude`` (default: the attention's scores and probabilities, which stay in float).
+    ``exclude`` (the attention's scores and probabilities, which stay in float: the caller finds them,
+    ``export.plugin_graph.attention_internal_tensors``).
     ``num_bins`` defaults to :data:`NUM_BINS` (2048, TensorRT's histogram size)."""
     import onnx
     from onnxruntime.quantization.calibrate import TensorData, TensorsData
     from tqdm import tqdm
-
-    from export.plugin_graph import attention_internal_tensors
 
     cal_method = ort_method(method)
     num_bins = num_bins or NUM_BINS
     if len(clips) == 0:
         raise CalibrationError("no calibration clips")
     proto = onnx.load(str(model))
-    exclude = attention_internal_tensors(proto) if exclude is None else set(exclude)
+    exclude = set(exclude) | constant_tensors(proto)
     inp = proto.graph.input[0]
     dim0 = inp.type.tensor_type.shape.dim[0]
     batch = 1 if dim0.HasField("dim_value") else min(CHUNK, len(clips))

@@ -15,7 +15,7 @@ import os
 import warnings
 from pathlib import Path
 
-from export.errors import OnnxModelError
+from runtime.errors import OnnxModelError
 from runtime.card import ONNX_METADATA_KEY, CardError, ModelCard, atomic_write_bytes
 
 log = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ import os
 import time
 from pathlib import Path
 
-from export.errors import ExportError
+from runtime.errors import ExportError
 from runtime.card import CardError, ModelCard, card_path_for
 
 log = logging.getLogger("export.build_engine")
@@ -87,8 +87,10 @@ def check_out(out: Path, name: str, source_sha: str, *, force: bool, keep: Path 
 
 
 def finalize(staged: list[Path], out: Path, keep: Path | None = None) -> list[Path]:
-    """Move the staged files into ``out`` (each move atomic), readable as the umask allows (the
-    temporary files were created owner-only)."""
+    """Move the staged files (and folders) into ``out``, each move an atomic rename within ``out``'s
+    file system (the staging folder lives inside ``out``); files readable as the umask allows (some
+    writers create them owner-only). A staged folder replaces an earlier one of the same name (ours:
+    an unfinished demo calibration set), which is moved aside into the staging folder first."""
     out.mkdir(parents=True, exist_ok=True)
     umask = os.umask(0)
     os.umask(umask)
@@ -97,7 +99,11 @@ def finalize(staged: list[Path], out: Path, keep: Path | None = None) -> list[Pa
         dst = out / src.name
         if keep is not None and dst.resolve() == keep.resolve():
             continue
-        os.chmod(src, 0o666 & ~umask)
+        if src.is_dir():
+            if dst.is_dir():
+                os.replace(dst, src.with_name(src.name + ".old"))
+        else:
+            os.chmod(src, 0o666 & ~umask)
         os.replace(src, dst)
         moved.append(dst)
     return moved

@@ -13,12 +13,11 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
+from export.trt_build import DEFAULT_BATCH_PROFILE, DEFAULT_WORKSPACE_MIB
 from runtime.card import ModelCard
 
-DEFAULT_WORKSPACE_MIB = 1024
 
-
-def _build_engine_cmd(onnx: Path, out: Path, name: str, extra: list[str]) -> str:
+def build_engine_cmd(onnx: Path, out: Path, name: str, extra: list[str]) -> str:
     cmd = ["python", "export/build_engine.py", "--onnx", str(onnx), "--out", str(out), "--name", name, *extra]
     return " ".join(shlex.quote(c) for c in cmd)
 
@@ -48,7 +47,7 @@ def finish_commands(graphs: dict[str, Path], card: ModelCard, *, out: Path, name
     if profile:
         extra += ["--batch", ",".join(map(str, profile))]
     if dynamic_batch:
-        lo, opt, hi = profile or (1, 1, 8)
+        lo, opt, hi = profile or DEFAULT_BATCH_PROFILE
         s = "x".join(map(str, card.input_shape))
         te.append(f"--minShapes=clip:{lo}x{s} --optShapes=clip:{opt}x{s} --maxShapes=clip:{hi}x{s}")
     opts = " ".join(te)
@@ -61,18 +60,18 @@ def finish_commands(graphs: dict[str, Path], card: ModelCard, *, out: Path, name
 
     cmds, trtexec = [], []
     if fp16:
-        cmds.append(_build_engine_cmd(graphs["fp16" + sfx], out, name, extra))
+        cmds.append(build_engine_cmd(graphs["fp16" + sfx], out, name, extra))
         trtexec.append(f"trtexec --onnx={g('fp32' + sfx)} --fp16 {opts} --saveEngine={engine('fp16')}"
                        f"   # TensorRT 11: --onnx={g('fp16' + sfx)} --stronglyTyped")
     if int8 and calib_cache:
-        cmds.append(_build_engine_cmd(graphs["fp32"], out, name, ["--int8", "--calib-cache", *extra]))
+        cmds.append(build_engine_cmd(graphs["fp32"], out, name, ["--int8", "--calib-cache", *extra]))
         trtexec.append(f"trtexec --onnx={g('fp32' + sfx)} --int8 --fp16 --calib={g('int8.cache')} {opts} "
                        f"--saveEngine={engine('int8')}   # TensorRT 10.x only (implicit INT8 is gone in 11)")
     elif int8:
-        cmds.append(_build_engine_cmd(graphs["int8" + sfx], out, name, extra))
+        cmds.append(build_engine_cmd(graphs["int8" + sfx], out, name, extra))
         trtexec.append(f"trtexec --onnx={g('int8' + sfx)} --int8 --fp16 {opts} --saveEngine={engine('int8')}"
                        "   # TensorRT 11: --stronglyTyped instead of --int8 --fp16")
     if not (fp16 or int8):
-        cmds.append(_build_engine_cmd(graphs["fp32" + sfx], out, name, extra))
+        cmds.append(build_engine_cmd(graphs["fp32" + sfx], out, name, extra))
         trtexec.append(f"trtexec --onnx={g('fp32' + sfx)} {opts} --saveEngine={engine('fp32')}")
     return cmds + ["(or trtexec, which writes no model card: copy <name>.json to <name>.<precision>.json)"] + trtexec

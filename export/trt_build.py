@@ -4,7 +4,7 @@ Written from the TensorRT 10.x Python API documentation and samples (``trt.Build
 ``OnnxParser.parse_from_file``, ``IBuilderConfig``, ``build_serialized_network``); TensorRT cannot be
 installed on the machines of this project, so this module is NOT executed by the test suite (the
 tests that would run it are marked ``trt``). Every version split goes through
-:mod:`export.trt_version`:
+:mod:`runtime.trt_version`:
 
 - 10.x: FP16/INT8 by ``BuilderFlag`` on a weakly typed network (the Q/DQ graph sets INT8, FP16
   lets its float layers run in half); Softmax and the attention MatMuls pinned to FP32 with
@@ -23,12 +23,15 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from export.errors import ExportError
+from runtime.errors import ExportError
 from export.plugin_graph import PLUGIN_NAMESPACE, PLUGIN_OP, PLUGIN_VERSION
-from export.trt_version import capabilities, import_tensorrt
+from runtime.trt_version import capabilities, import_tensorrt
 from runtime.card import ModelCard, atomic_write_bytes, card_path_for
 
 log = logging.getLogger(__name__)
+
+DEFAULT_WORKSPACE_MIB = 1024
+DEFAULT_BATCH_PROFILE = (1, 1, 8)  # (min, opt, max) batch of a dynamic batch axis
 
 
 @dataclass
@@ -43,7 +46,7 @@ class EngineSpec:
     plugin_lib: Path | None = None
     dla_core: int | None = None
     timing_cache: Path | None = None
-    workspace_mib: int = 1024
+    workspace_mib: int = DEFAULT_WORKSPACE_MIB
     batch_profile: tuple[int, int, int] | None = None  # (min, opt, max) for a dynamic batch axis
     fp32_layers: list[str] = field(default_factory=list)  # ONNX node names kept in FP32 (attention)
 
@@ -134,7 +137,8 @@ def build_engine(spec: EngineSpec) -> Path:
 
         if spec.calib_cache is None:
             raise ExportError("implicit INT8 needs a calibration cache")
-        config.int8_calibrator = _cache_calibrator(trt, load_cache(spec.calib_cache, onnx_sha256=spec.onnx_sha256))
+        config.int8_calibrator = _cache_calibrator(trt, load_cache(spec.calib_cache, onnx_sha256=spec.onnx_sha256,
+                                                                   version_int=caps.version_int))
     if spec.dla_core is not None:
         if spec.precision == "fp32":
             raise ExportError("DLA runs FP16 or INT8 only: add --fp16 or --int8")
@@ -143,7 +147,7 @@ def build_engine(spec: EngineSpec) -> Path:
         config.set_flag(trt.BuilderFlag.GPU_FALLBACK)
     inp = network.get_input(0)
     if any(d < 0 for d in inp.shape):
-        lo, opt, hi = spec.batch_profile or (1, 1, 1)
+        lo, opt, hi = spec.batch_profile or DEFAULT_BATCH_PROFILE
         rest = tuple(inp.shape)[1:]
         profile = builder.create_optimization_profile()
         profile.set_shape(inp.name, (lo, *rest), (opt, *rest), (hi, *rest))

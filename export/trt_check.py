@@ -17,7 +17,7 @@ are left out), plus the rules of ``design/deployment.md``:
 - ``dla=True``: every tensor shape static (DLA takes no dynamic shapes).
 
 :func:`check_graph` returns every problem (node name, op type, reason); :func:`assert_trt_compatible`
-raises :class:`export.errors.CompatibilityError` with all of them. CLI: ``python -m export.trt_check
+raises :class:`runtime.errors.CompatibilityError` with all of them. CLI: ``python -m export.trt_check
 model.onnx [--dla]``.
 """
 
@@ -32,7 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-from export.errors import CompatibilityError
+from export.plugin_graph import PLUGIN_DOMAIN, PLUGIN_NAMESPACE, PLUGIN_OP, PLUGIN_VERSION
+from runtime.errors import CompatibilityError
 
 log = logging.getLogger(__name__)
 
@@ -80,12 +81,12 @@ class PluginSpec:
     inputs: int
     outputs: int
     attributes: dict = field(default_factory=dict)  # name -> python type
-    domains: tuple[str, ...] = ("", "tsi")
+    domains: tuple[str, ...] = ("", PLUGIN_DOMAIN)
 
 
 CUSTOM_OPS = {
-    "SaliencyAttention": PluginSpec("tsi", "1", 3, 1, {"plugin_namespace": str, "plugin_version": str,
-                                                       "scale": float}),
+    PLUGIN_OP: PluginSpec(PLUGIN_NAMESPACE, PLUGIN_VERSION, 3, 1, {"plugin_namespace": str, "plugin_version": str,
+                                                                  "scale": float}),
 }
 
 
@@ -331,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dla", action="store_true", help="also require static shapes (DLA)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    from export.errors import ExportError
+    from runtime.errors import ExportError
 
     bad = 0
     for path in args.onnx:

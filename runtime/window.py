@@ -2,10 +2,12 @@
 
 Each frame is preprocessed once, as it arrives, straight into a slot of a preallocated ring of the
 last ``span`` frames (``span = card.span_frames``, or ``card.frames`` when the card has no span).
-A clip takes ``T = card.frames`` of them the way the training clips were sampled (TSN centre
-sampling, see :class:`runtime.card.ModelCard`): the centre frame of each of T equal segments of the
-window. When ``span`` is a multiple of T that is every ``card.frame_step``-th frame, starting
-``frame_step // 2`` frames into the window. Inference is due once the ring is full and then every
+A clip takes ``T = card.frames`` of them exactly as training and evaluation sample a video of
+``span`` frames: :func:`runtime.sampling.segment_indices` in ``test`` mode (TSN centre sampling,
+see :class:`runtime.card.ModelCard`), the centre frame of each of T equal segments of the window.
+When ``span`` is a multiple of T that is every ``card.frame_step``-th frame, starting
+``frame_step // 2`` frames into the window; a span shorter than T repeats frames, as training does
+on a video that short. Inference is due once the ring is full and then every
 ``stride`` frames. Nothing is allocated per frame or per clip.
 """
 
@@ -15,17 +17,9 @@ import numpy as np
 
 from runtime.card import ModelCard
 from runtime.preprocess import FramePreprocessor
+from runtime.sampling import segment_indices
 
-__all__ = ["ClipWindow", "sample_offsets"]
-
-
-def sample_offsets(span: int, frames: int) -> np.ndarray:
-    """Positions (0 = oldest) of the T sampled frames in a window of ``span`` frames: the centre of
-    each of ``frames`` equal segments, ``floor((2i + 1) * span / (2T))``."""
-    if frames < 1 or span < frames:
-        raise ValueError(f"need span >= frames >= 1 (span={span}, frames={frames})")
-    i = np.arange(frames, dtype=np.int64)
-    return ((2 * i + 1) * span) // (2 * frames)
+__all__ = ["ClipWindow"]
 
 
 class ClipWindow:
@@ -41,14 +35,13 @@ class ClipWindow:
         self.card = card
         self.stride = int(stride)
         self.span = card.span_frames if card.span_frames > 0 else card.frames
-        if self.span < card.frames:
-            raise ValueError(f"card span_frames ({card.span_frames}) < frames ({card.frames})")
         self.preprocess = preprocessor or FramePreprocessor(card)
         s = card.input_size
         self._ring = np.zeros((self.span, 3, s, s), dtype=np.float32)
         self._indices = np.full(self.span, -1, dtype=np.int64)  # source frame index per slot
         self._times = np.zeros(self.span, dtype=np.float64)  # pts_s per slot
-        self._offsets = sample_offsets(self.span, card.frames)
+        # positions (0 = oldest) of the T sampled frames in the window: training's test sampling
+        self._offsets = segment_indices(self.span, card.frames, "test")
         self._slots = np.empty(card.frames, dtype=np.int64)
         self._clip = np.zeros((1, card.frames, 3, s, s), dtype=np.float32)
         self.count = 0  # frames pushed since the last reset

@@ -106,3 +106,9 @@ class TSIConfig:
 
     def replace(self, **changes: Any) -> "TSIConfig":
         return dataclasses.replace(self, **changes)
+
+
+def field_defaults(cls: type = TSIConfig) -> dict[str, Any]:
+    """``{field: default}`` of a dataclass (:class:`TSIConfig` unless told): where command-line
+    defaults are read from, so each default is stated once, in the class."""
+    return {f.name: f.default for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from tqdm import tqdm
 
 from runtime.card import atomic_write_bytes, atomic_write_text
 from tsi.checkpoint import load_model
-from tsi.data.datasets import build_dataset
+from tsi.data.datasets import FORMATS, build_dataset
 from tsi.model import view_probabilities
 
 log = logging.getLogger("tsi.evaluate")
@@ -118,11 +119,12 @@ def evaluate(checkpoint: str, data: str, *, fmt: str = "folder", split: str = "v
     return res
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
+def run(argv: list[str] | None = None) -> dict[str, Any]:
+    """The CLI's work, returning its result (``main`` is the console script: exit code 0)."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--data", required=True)
-    p.add_argument("--format", default="folder", choices=["folder", "list", "ssv2", "kinetics"])
+    p.add_argument("--format", default=FORMATS[0], choices=FORMATS)
     p.add_argument("--split", default="val")
     p.add_argument("--list", dest="list_file")
     p.add_argument("--labels", dest="labels_file")
@@ -140,5 +142,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     return res
 
 
+def main(argv: list[str] | None = None) -> int:
+    run(argv)
+    return 0
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -70,11 +70,9 @@ FAMILIES: dict[str, dict[str, Any]] = {
 
 
 def _builder(family: str, depth: int) -> Callable[..., TSINet]:
-    def build(frames: int = 8, num_classes: int = 174, input_size: int = 224,
-              **overrides: Any) -> TSINet:
-        cfg = TSIConfig(depth=depth, frames=frames, num_classes=num_classes,
-                        input_size=input_size, **{**FAMILIES[family], **overrides})
-        return TSINet(cfg)
+    def build(**fields: Any) -> TSINet:
+        """Fields not given (``frames``, ``num_classes``, ``input_size``, ...) take TSIConfig's defaults."""
+        return TSINet(TSIConfig(depth=depth, **{**FAMILIES[family], **fields}))
 
     build.__name__ = f"{family}_r{depth}"
     build.__doc__ = f"{family.upper()} on ResNet-{depth} ({FAMILIES[family]})."
@@ -95,10 +93,6 @@ def create_model(name: str, **kwargs: Any) -> TSINet:
     except KeyError:
         raise ValueError(f"unknown model {name!r}; known: {', '.join(sorted(MODELS))}") from None
     return builder(**kwargs)
-
-
-def model_from_config(cfg: TSIConfig) -> TSINet:
-    return TSINet(cfg)
 
 
 def arch_name(cfg: TSIConfig) -> str:

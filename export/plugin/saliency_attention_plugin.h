@@ -1,6 +1,6 @@
 // TensorRT IPluginV3 wrapper of the fused saliency-attention kernel (saliency_attention.h).
 //
-//   op type "SaliencyAttention", namespace "tsi", version "1"
+//   op type, namespace, version: plugin_identity.h ("SaliencyAttention", "tsi", "1")
 //   inputs  q, k, v: (B, L, D), all kFLOAT or all kHALF, LINEAR; D = 1..64
 //   output  out:     shape and type of q, out = softmax(q k^T * scale) v
 //   field   scale:   kFLOAT32, default 1.0 (the exported graph pre-scales q, so 1.0 is the norm)
@@ -12,6 +12,8 @@
 #ifndef TSI_SALIENCY_ATTENTION_PLUGIN_H
 #define TSI_SALIENCY_ATTENTION_PLUGIN_H
 
+#include "plugin_identity.h"
+
 #include <NvInferRuntime.h>
 
 #include <cstdint>
@@ -20,9 +22,9 @@
 namespace tsi
 {
 
-constexpr char const* kSaliencyAttentionName = "SaliencyAttention";
-constexpr char const* kSaliencyAttentionVersion = "1";
-constexpr char const* kSaliencyAttentionNamespace = "tsi";
+constexpr char const* kSaliencyAttentionName = TSI_PLUGIN_NAME;
+constexpr char const* kSaliencyAttentionVersion = TSI_PLUGIN_VERSION;
+constexpr char const* kSaliencyAttentionNamespace = TSI_PLUGIN_NAMESPACE;
 
 class SaliencyAttentionPlugin final : public nvinfer1::IPluginV3,
                                       public nvinfer1::IPluginV3OneCore,

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from runtime.backends.base import BackendError
+from runtime.trt_version import import_cudart
 
 log = logging.getLogger(__name__)
 
@@ -32,12 +33,9 @@ class CudaError(BackendError):
 def load_cuda():
     """The CUDA runtime wrapper: :class:`CudaPython` or, failing that, :class:`PyCuda`."""
     try:
-        from cuda.bindings import runtime as cudart
+        cudart = import_cudart()
     except ImportError:
-        try:
-            from cuda import cudart  # cuda-python < 12.6
-        except ImportError:
-            cudart = None
+        cudart = None
     if cudart is not None:
         return CudaPython(cudart)
     try:

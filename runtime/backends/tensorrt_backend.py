@@ -32,6 +32,7 @@ from runtime.card import CardError, ModelCard
 from runtime.backends.base import (Backend, BackendError, check_model_file,
                                    check_model_matches_card, resolve_card)
 from runtime.backends.cuda_api import load_cuda
+from runtime.trt_version import import_tensorrt
 
 log = logging.getLogger(__name__)
 
@@ -42,14 +43,10 @@ _LOG_LEVELS = ("error", "warning", "info", "verbose")
 
 def _import_tensorrt():
     try:
-        import tensorrt
+        return import_tensorrt()
     except ImportError as e:
-        raise BackendError(
-            "the .engine backend needs TensorRT's Python bindings: on a Jetson they come with "
-            "JetPack (apt install python3-libnvinfer); on a desktop pip install tensorrt of the "
-            "same version that built the engine"
-        ) from e
-    return tensorrt
+        raise BackendError(f"the .engine backend needs TensorRT's Python bindings, of the same version "
+                           f"that built the engine: {e}") from e
 
 
 def load_plugin_library(path: str | os.PathLike) -> ctypes.CDLL:

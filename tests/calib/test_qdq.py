@@ -5,9 +5,9 @@ from onnx import numpy_helper
 
 from calib.qdq import make_qdq, verify_qdq
 from calib.ranges import compute_ranges
-from export.errors import CalibrationError
+from runtime.errors import CalibrationError
 from export.parity import compare_logits, run_onnx
-from export.plugin_graph import attention_node_names, make_plugin_graph
+from export.plugin_graph import attention_internal_tensors, attention_node_names, make_plugin_graph
 from export.trt_check import check_graph
 from tests.export.helpers import structured_clips
 
@@ -18,8 +18,10 @@ CALIB_CLIPS = 24
 @pytest.fixture(scope="module")
 def qdq(tiny_onnx):
     path = tiny_onnx[0]
-    ranges = compute_ranges(path, structured_clips(CALIB_CLIPS, seed=11).numpy(), "percentile", progress=False)
-    return path, make_qdq(path, ranges)
+    proto = onnx.load(path)
+    ranges = compute_ranges(path, structured_clips(CALIB_CLIPS, seed=11).numpy(), "percentile",
+                            exclude=attention_internal_tensors(proto), progress=False)
+    return path, make_qdq(path, ranges, float_nodes=attention_node_names(proto))
 
 
 def test_qdq_is_what_tensorrt_needs(qdq):
@@ -83,15 +85,48 @@ def test_verify_flags_bad_qdq(qdq):
     for init in bad.graph.initializer:
         if init.name == q.input[2]:
             init.CopyFrom(numpy_helper.from_array(np.array(5, np.int8), init.name))
-    problems = verify_qdq(bad)
+    problems = verify_qdq(bad, attention_node_names(bad))
     assert any("zero point" in p and q.name in p for p in problems)
-    assert any(p.startswith("TensorRT:") and "zero point must be 0" in p for p in problems)
+    assert any("zero point must be 0" in str(p) for p in check_graph(bad))  # and export's TensorRT check
 
 
 def test_make_qdq_raises_on_problems(tiny_onnx, clips, monkeypatch):
     import calib.qdq as qdq_mod
 
-    ranges = compute_ranges(tiny_onnx[0], clips[:2], "minmax", progress=False)
-    monkeypatch.setattr(qdq_mod, "verify_qdq", lambda proto, attention: ["fake problem"])
+    ranges = compute_ranges(tiny_onnx[0], clips[:2], "minmax", exclude=set(), progress=False)
+    monkeypatch.setattr(qdq_mod, "verify_qdq", lambda proto, float_nodes: ["fake problem"])
     with pytest.raises(CalibrationError, match="fake problem"):
-        make_qdq(tiny_onnx[0], ranges)
+        make_qdq(tiny_onnx[0], ranges, float_nodes=[])
+
+
+def test_residual_adds_follow_tensorrt_rules(qdq, tiny_onnx, monkeypatch):
+    """TensorRT's Q/DQ placement for residual networks: every residual Add reads its Conv branch in
+    float (Conv + Add fuse) and its identity quantized; no weighted layer's output is quantized for
+    anything else. The check names the Convs of onnxruntime's own placement (outputs quantized)."""
+    import calib.qdq as qdq_mod
+
+    path, proto = qdq
+    adds = qdq_mod.residual_adds(proto)
+    assert len(adds) >= 8  # one per residual block of the tiny TSI-R18, plus SME's Conv + Add
+    assert qdq_mod.residual_add_problems(proto) == []
+    producer = {o: n for n in proto.graph.node for o in n.output}
+    by_name = {n.name: n for n in proto.graph.node}
+    for add, branch, identity in adds:
+        sources = [qdq_mod._through_qdq(i, producer) for i in by_name[add].input]
+        assert (branch, False) in sources and (identity, True) in sources, add
+
+    # onnxruntime's default placement (outputs of Convs quantized): named, Conv by Conv
+    monkeypatch.setitem(qdq_mod.EXTRA_OPTIONS, "OpTypesToExcludeOutputQuantization", [])
+    monkeypatch.setattr(qdq_mod, "place_residual_qdq", lambda proto, ranges: (0, 0))
+    graph = onnx.load(path)
+    ranges = compute_ranges(path, structured_clips(4, seed=11).numpy(), "minmax",
+                            exclude=attention_internal_tensors(graph), progress=False)
+    old = qdq_mod.quantize_qdq(path, ranges, float_nodes=attention_node_names(graph))
+    problems = qdq_mod.residual_add_problems(old)
+    named = [p for p in problems if p.startswith("Conv ") and "quantized before the residual Add" in p]
+    assert len(named) >= len(adds) - 3, problems
+    n_before = sum(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in old.graph.node)
+    n_after = sum(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in proto.graph.node)
+    print(f"\nQ/DQ nodes: onnxruntime's placement {n_before}, TensorRT's rules {n_after}; "
+          f"{len(named)} Conv outputs quantized before a residual Add before, 0 after")
+    assert n_after < n_before

@@ -12,7 +12,7 @@ from tests.data.videos import index_of, write_corrupt, write_frame_folder, write
 from tsi.data.datasets import build_dataset
 from tsi.data.formats import DatasetFormatError, ssv2_label_name
 from tsi.data.readers import read_frames
-from tsi.data.sampling import multi_clip_indices, segment_indices
+from runtime.sampling import multi_clip_indices, segment_indices
 
 T = 4
 

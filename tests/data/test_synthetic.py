@@ -100,13 +100,13 @@ def test_write_sequence_video(tmp_path):
 
 def test_sequence_cli_writes_video_and_ground_truth(tmp_path):
     from tsi.data.readers import count_frames
-    from tsi.data.synthetic import main
+    from tsi.data.synthetic import run
 
     out = tmp_path / "sample.mp4"
-    info = main(["--out", str(out), "--sequence", "move_left", "appear", "--frames", "8",
-                 "--size", "64x48"])
+    info = run(["--out", str(out), "--sequence", "move_left", "appear", "--frames", "8",
+                "--size", "64x48"])
     assert [s["label"] for s in info["segments"]] == ["move_left", "appear"]
     assert count_frames(out, exact=True) == 16
     assert json.loads(out.with_suffix(".json").read_text())["segments"][1]["start_frame"] == 8
     with pytest.raises(SystemExit, match="exists"):
-        main(["--out", str(out), "--sequence", "appear", "--frames", "8", "--size", "64x48"])
+        run(["--out", str(out), "--sequence", "appear", "--frames", "8", "--size", "64x48"])

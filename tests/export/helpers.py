@@ -16,7 +16,7 @@ TRT_REASON = "TensorRT is not installed (cannot be installed on this machine)"
 
 
 def tensorrt_missing() -> bool:
-    from export.trt_version import tensorrt_available
+    from runtime.trt_version import tensorrt_available
 
     return not tensorrt_available()
 

@@ -10,9 +10,9 @@ import pytest
 import torch
 
 import export.build_engine as be
-from calib.cache import key_path, parse_cache, sha256_file
+from calib.cache import key_path, parse_cache
 from export.onnx_export import read_card_from_onnx
-from runtime.card import ModelCard
+from runtime.card import ModelCard, file_sha256
 from tests.export.helpers import listing, make_checkpoint, write_video_folder
 
 REPO = Path(__file__).resolve().parents[2]
@@ -37,7 +37,7 @@ def test_end_to_end_without_tensorrt(tmp_path, tiny_ckpt, calib_dir, caplog):
     assert rc == 0
     names = {"tiny.onnx", "tiny.json", "tiny.plugin.onnx", "tiny.fp16.onnx", "tiny.int8.qdq.onnx"}
     assert set(listing(out)) == names
-    sha = sha256_file(tiny_ckpt)
+    sha = file_sha256(tiny_ckpt)
     for name, precision in (("tiny.onnx", "fp32"), ("tiny.plugin.onnx", "fp32"), ("tiny.fp16.onnx", "fp16"),
                             ("tiny.int8.qdq.onnx", "int8")):
         card = read_card_from_onnx(out / name)
@@ -50,7 +50,7 @@ def test_end_to_end_without_tensorrt(tmp_path, tiny_ckpt, calib_dir, caplog):
     assert f"--onnx {out}/tiny.int8.qdq.onnx --out {out} --name tiny" in text
     assert "trtexec --onnx=" in text and "tiny.int8.qdq.onnx" in text.split("No engine was built")[1]
     assert "FP32 parity: max|diff|" in text and "INT8 Q/DQ vs FP32" in text
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "staging left behind"
+    assert not [p for d in (tmp_path, out) for p in d.iterdir() if p.name.startswith(".")], "staging left behind"
     # the same source may replace its own outputs
     rc, _ = run(["--checkpoint", tiny_ckpt, "--out", out], caplog)
     assert rc == 0
@@ -67,7 +67,7 @@ def test_cache_route_dynamic_batch_plugin_and_onnx_rerun(tmp_path, tiny_ckpt, ca
     version, algo, scales = parse_cache((out / "tiny.int8.calib.cache").read_text())
     assert (version, algo) == (100300, "EntropyCalibration2") and "clip" in scales and len(scales) > 500
     key = json.loads(key_path(out / "tiny.int8.calib.cache").read_text())
-    assert key["onnx_sha256"] == sha256_file(out / "tiny.onnx") and key["method"] == "minmax"
+    assert key["onnx_sha256"] == file_sha256(out / "tiny.onnx") and key["method"] == "minmax"
     assert "--staticPlugins=" in text and "--minShapes=clip:1x4x3x64x64" in text
     assert "--maxShapes=clip:4x4x3x64x64" in text
     assert "--calib=" in text
@@ -146,18 +146,20 @@ def test_refuses_foreign_outputs_without_force(tmp_path, tiny_ckpt, capsys):
     assert "made from another source" in capsys.readouterr().err
     assert (out / "tiny.onnx").read_bytes() == before
     assert be.main(["--checkpoint", str(tiny_ckpt), "--out", str(out), "--force"]) == 0
-    assert read_card_from_onnx(out / "tiny.onnx").source_sha256 == sha256_file(tiny_ckpt)
+    assert read_card_from_onnx(out / "tiny.onnx").source_sha256 == file_sha256(tiny_ckpt)
 
 
 def test_no_arguments_builds_the_demo(tmp_path, tiny_ckpt, monkeypatch, caplog):
     """No arguments: the demo checkpoint (a tiny stand-in in tmp, not the repo's), synthetic
     calibration videos from tsi.data.synthetic, FP16 + INT8 into artifacts/demo (in tmp)."""
     import calib.ranges
+    import export.pipeline
+    import tsi.assets
 
     demo_ckpt, demo_out = tmp_path / "tsi" / "assets" / "demo_tsi_r18.pt", tmp_path / "artifacts" / "demo"
-    monkeypatch.setattr(be, "DEMO_CHECKPOINT", demo_ckpt)
-    monkeypatch.setattr(be, "DEMO_OUT", demo_out)
-    monkeypatch.setattr(be, "DEMO_CALIB_PER_CLASS", 1)  # 11 synthetic videos keep the test fast
+    monkeypatch.setattr(tsi.assets, "DEMO_CHECKPOINT", demo_ckpt)
+    monkeypatch.chdir(tmp_path)  # the demo's --out, artifacts/demo, is relative to the current directory
+    monkeypatch.setattr(export.pipeline, "DEMO_CALIB_PER_CLASS", 1)  # 11 synthetic videos keep the test fast
     monkeypatch.setattr(calib.ranges, "NUM_BINS", 256)
     rc, _ = run([], caplog)
     assert rc == 2 and not demo_out.exists()  # no demo checkpoint yet
@@ -185,19 +187,23 @@ def test_runs_as_script_and_module(tmp_path, how):
     assert not (tmp_path / "o").exists()
 
 
-def test_engine_graph_choice_per_tensorrt_version():
+def test_engine_graph_choice_per_tensorrt_version(tmp_path):
     """Which graph each engine is built from, for fake TensorRT versions (no TensorRT needed)."""
-    from export.trt_version import TRTCapabilities
+    import dataclasses
 
-    args = be.build_parser().parse_args(["--checkpoint", "x.pt", "--fp16", "--int8", "--calib-dir", "d"])
-    plan = be.make_plan(args, argv_empty=False)
+    from export.options import build_parser, resolve
+    from export.pipeline import engine_targets
+    from runtime.trt_version import TRTCapabilities
+
+    args = build_parser().parse_args(["--checkpoint", "x.pt", "--fp16", "--int8", "--calib-dir", str(tmp_path)])
+    opts = resolve(args, argv_empty=False)
     graphs = {k: Path(f"x.{k}.onnx") for k in ("fp32", "fp16", "int8", "fp32.plugin", "fp16.plugin", "int8.plugin")}
-    t10 = be.engine_targets(plan, graphs, TRTCapabilities.of("10.3.0.30"))
-    t11 = be.engine_targets(plan, graphs, TRTCapabilities.of("11.0.0"))
+    t10 = engine_targets(opts, graphs, TRTCapabilities.of("10.3.0.30"))
+    t11 = engine_targets(opts, graphs, TRTCapabilities.of("11.0.0"))
     assert t10 == [("fp16", graphs["fp32"], False), ("int8", graphs["int8"], False)]  # BuilderFlag.FP16
     assert t11 == [("fp16", graphs["fp16"], False), ("int8", graphs["int8"], False)]  # strongly typed
-    plan.calib_cache, plan.plugin = True, Path("lib.so")
-    assert be.engine_targets(plan, graphs, TRTCapabilities.of("10.3"))[1] == ("int8", graphs["fp32.plugin"], True)
+    opts = dataclasses.replace(opts, calib_cache=True, plugin=Path("lib.so"))
+    assert engine_targets(opts, graphs, TRTCapabilities.of("10.3"))[1] == ("int8", graphs["fp32.plugin"], True)
 
 
 def test_finish_commands():
@@ -215,3 +221,62 @@ def test_finish_commands():
     assert cmds[1].endswith("--int8 --calib-cache --plugin /lib/libtsi.so --dla-core 0 --workspace 512")
     assert ("trtexec --onnx=/o/m.plugin.onnx --int8 --fp16 --calib=/o/m.int8.calib.cache "
             "--staticPlugins=/lib/libtsi.so --useDLACore=0 --allowGPUFallback --memPoolSize=workspace:512") in cmds[4]
+
+
+@pytest.mark.parametrize("errno_, where", [(30, "mkdtemp"), (13, "mkdtemp"), (28, "save_onnx")])
+def test_os_errors_are_one_line_exit_2_and_leave_nothing(tmp_path, tiny_onnx, monkeypatch, capsys, errno_, where):
+    """Read-only (EROFS), no permission (EACCES), disk full (ENOSPC): one line, exit 2, --out as it was.
+    (The tests run as root, where chmod does not stop a write: the errors are raised where the OS
+    would raise them.)"""
+    import errno
+    import os
+
+    import export.onnx_export
+    import tempfile as tempfile_mod
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "mine.txt").write_text("the user's")
+    err = OSError(errno_, os.strerror(errno_), str(out / "x"))
+    if where == "mkdtemp":
+        monkeypatch.setattr(tempfile_mod, "mkdtemp", lambda **kw: (_ for _ in ()).throw(err))
+    else:
+        monkeypatch.setattr(export.onnx_export, "save_onnx", lambda proto, path: (_ for _ in ()).throw(err))
+    rc = be.main(["--onnx", str(tiny_onnx[0]), "--out", str(out), "--fp16"])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and lines[-1] == f"error: {out / 'x'}: {os.strerror(errno_)}", lines[-1]
+    assert errno.errorcode[errno_] in ("EROFS", "EACCES", "ENOSPC")
+    assert listing(out) == ["mine.txt"]  # nothing half-written, no staging folder left
+
+
+def test_out_on_another_file_system(tmp_path, tiny_onnx, monkeypatch, capsys):
+    """--out on its own file system (a Docker volume, an SD card, NFS): a rename from outside --out
+    would fail with EXDEV, so the staging folder lives inside --out and every rename stays there."""
+    import os
+
+    import export.outputs
+
+    out = tmp_path / "mnt" / "out"
+    real_replace = os.replace
+
+    def replace(src, dst):
+        inside = lambda p: Path(p).resolve().is_relative_to(out.resolve())  # noqa: E731
+        if inside(src) != inside(dst):
+            raise OSError(18, "Invalid cross-device link", str(src), None, str(dst))
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(export.outputs.os, "replace", replace)
+    assert be.main(["--onnx", str(tiny_onnx[0]), "--out", str(out), "--fp16"]) == 0
+    assert {"tiny.onnx", "tiny.json", "tiny.fp16.onnx"} <= set(listing(out))
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+
+
+def test_calibration_folder_checked_before_any_work(tmp_path, tiny_ckpt, capsys, monkeypatch):
+    import export.pipeline
+
+    monkeypatch.setattr(export.pipeline, "standard_from_checkpoint", lambda *a: pytest.fail("work started"))
+    rc = be.main(["--checkpoint", str(tiny_ckpt), "--int8", "--calib-dir", str(tmp_path / "nope"),
+                  "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert rc == 2 and f"--calib-dir {tmp_path / 'nope'}: not a folder" in err
+    assert not (tmp_path / "out").exists()

@@ -1,11 +1,12 @@
 import onnx
 import pytest
 
-from export.errors import OnnxModelError
+from runtime.errors import OnnxModelError
 from export.onnx_export import export_onnx, get_card, load_onnx, read_card_from_onnx
 from export.parity import compare_logits, run_onnx, torch_logits
 from runtime.card import ONNX_METADATA_KEY
-from tsi.checkpoint import file_sha256, load_model
+from runtime.card import file_sha256
+from tsi.checkpoint import load_model
 
 
 def test_fp32_parity_static(tiny_onnx, tiny_ckpt, clips):

@@ -4,12 +4,14 @@ import pytest
 import torch
 from onnx import TensorProto, helper
 
-from export.errors import ExportError
+from runtime.errors import ExportError
 from export.friendly import count_sme_modules
 from export.parity import compare_logits, run_onnx
-from export.plugin_graph import (PLUGIN_OP, expand_plugin_nodes, find_attention, make_plugin_graph,
-                                 plugin_nodes, reference_evaluator, saliency_attention_ref)
+from export.plugin_graph import (PLUGIN_DOMAIN, PLUGIN_NAMESPACE, PLUGIN_OP, PLUGIN_VERSION, find_attention,
+                                 make_plugin_graph, read_plugin_identity)
 from export.trt_check import check_graph
+from tests.export.plugin_reference import (expand_plugin_nodes, plugin_nodes, reference_evaluator,
+                                           saliency_attention_ref)
 from tsi.modules.attention import attention_matmul, attention_sdpa
 
 
@@ -26,9 +28,10 @@ def test_one_node_per_sme_with_attributes(plugin, tiny_onnx):
     assert count == len(nodes) == count_sme_modules(tiny_onnx[1]) == 8
     for n in nodes:
         attrs = {a.name: helper.get_attribute_value(a) for a in n.attribute}
-        assert attrs == {"plugin_namespace": b"tsi", "plugin_version": b"1", "scale": 1.0}
-        assert n.domain == "tsi" and len(n.input) == 3 and len(n.output) == 1
-    assert any(o.domain == "tsi" and o.version == 1 for o in proto.opset_import)
+        assert attrs == {"plugin_namespace": PLUGIN_NAMESPACE.encode(), "plugin_version": PLUGIN_VERSION.encode(),
+                         "scale": 1.0}
+        assert n.domain == PLUGIN_DOMAIN and len(n.input) == 3 and len(n.output) == 1
+    assert any(o.domain == PLUGIN_DOMAIN and o.version == 1 for o in proto.opset_import)
     # no Softmax of attention left: the remaining ones are CTI's (2-branch softmax), none fed by a MatMul
     producer = {o: n for n in proto.graph.node for o in n.output}
     softmax = [n for n in proto.graph.node if n.op_type == "Softmax"]
@@ -154,3 +157,15 @@ def test_count_must_match_sme_modules(plugin):
     standard, _, count = plugin
     with pytest.raises(ExportError, match=f"found {count} saliency-attention subgraphs, expected {count + 1}"):
         make_plugin_graph(standard, expected=count + 1)
+
+
+def test_plugin_identity_comes_from_the_cpp_header(tmp_path):
+    """The identity is read from the header the C++ plugin is compiled with; a header without it is
+    refused rather than guessed."""
+    assert (PLUGIN_OP, PLUGIN_NAMESPACE, PLUGIN_VERSION) == read_plugin_identity()
+    header = tmp_path / "plugin_identity.h"
+    header.write_text('#define TSI_PLUGIN_NAME "X"\n#define TSI_PLUGIN_NAMESPACE "ns"\n#define TSI_PLUGIN_VERSION "7"\n')
+    assert read_plugin_identity(header) == ("X", "ns", "7")
+    header.write_text('#define TSI_PLUGIN_NAME "X"\n')
+    with pytest.raises(RuntimeError, match="TSI_PLUGIN_NAMESPACE"):
+        read_plugin_identity(header)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from runtime.preprocess import FramePreprocessor
-from runtime.window import ClipWindow, sample_offsets
+from runtime.window import ClipWindow
 from tests.runtime.helpers import make_card
 
 
@@ -12,13 +12,18 @@ def _frame(value: int) -> np.ndarray:
     return np.full((20, 20, 3), value, np.uint8)
 
 
-def test_sample_offsets_are_segment_centres():
-    assert sample_offsets(8, 4).tolist() == [1, 3, 5, 7]  # every frame_step=2-th frame
-    assert sample_offsets(16, 4).tolist() == [2, 6, 10, 14]
-    assert sample_offsets(4, 4).tolist() == [0, 1, 2, 3]
-    assert sample_offsets(10, 4).tolist() == [1, 3, 6, 8]  # span not a multiple of T
-    with pytest.raises(ValueError):
-        sample_offsets(3, 4)
+@pytest.mark.parametrize("span, frames, want", [
+    (8, 4, [1, 3, 5, 7]),  # every frame_step=2-th frame
+    (16, 4, [2, 6, 10, 14]),
+    (4, 4, [0, 1, 2, 3]),
+    (10, 4, [1, 3, 6, 8]),  # span not a multiple of T
+    (3, 4, [0, 1, 1, 2]),  # span shorter than T: frames repeat, as in training on a short video
+])
+def test_clip_takes_the_segment_centres_of_the_span(span, frames, want):
+    win = ClipWindow(make_card(frames=frames, span=span), stride=1)
+    for i in range(span):
+        win.push(_frame(i), index=i)
+    assert win.clip_frame_indices().tolist() == want
 
 
 def test_due_once_full_then_every_stride():

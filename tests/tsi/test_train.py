@@ -32,9 +32,9 @@ def train_args(data, out, epochs, *extra):
 
 
 def test_resumed_run_equals_uninterrupted_run(data, tmp_path):
-    straight = tsi_train.main(train_args(data, tmp_path / "a", 2))
-    tsi_train.main(train_args(data, tmp_path / "b", 1))
-    resumed = tsi_train.main(train_args(data, tmp_path / "b", 2, "--resume"))
+    straight = tsi_train.run(train_args(data, tmp_path / "a", 2))
+    tsi_train.run(train_args(data, tmp_path / "b", 1))
+    resumed = tsi_train.run(train_args(data, tmp_path / "b", 2, "--resume"))
     a = load_checkpoint(tmp_path / "a" / "last.pt")
     b = load_checkpoint(tmp_path / "b" / "last.pt")
     assert a["epoch"] == b["epoch"] == 1
@@ -52,11 +52,11 @@ def test_resumed_run_equals_uninterrupted_run(data, tmp_path):
 
 
 def test_refuses_to_overwrite_a_run_and_to_resume_nothing(data, tmp_path):
-    tsi_train.main(train_args(data, tmp_path / "r", 1, "--max-steps", "1"))
+    tsi_train.run(train_args(data, tmp_path / "r", 1, "--max-steps", "1"))
     with pytest.raises(SystemExit, match="exists"):
-        tsi_train.main(train_args(data, tmp_path / "r", 1))
+        tsi_train.run(train_args(data, tmp_path / "r", 1))
     with pytest.raises(SystemExit, match="no checkpoint"):
-        tsi_train.main(train_args(data, tmp_path / "none", 1, "--resume"))
+        tsi_train.run(train_args(data, tmp_path / "none", 1, "--resume"))
 
 
 def test_two_process_torchrun_trains_a_step(data, tmp_path):
@@ -73,7 +73,7 @@ def test_two_process_torchrun_trains_a_step(data, tmp_path):
 
 
 def test_evaluate_writes_metrics_and_confusion_matrix(data, tmp_path):
-    tsi_train.main(train_args(data, tmp_path / "e", 1, "--max-steps", "1"))
+    tsi_train.run(train_args(data, tmp_path / "e", 1, "--max-steps", "1"))
     for views in (1, 30):
         res = tsi_evaluate.evaluate(str(tmp_path / "e" / "last.pt"), str(data), views=views,
                                     workers=0, out=str(tmp_path / "eval"))

@@ -36,7 +36,7 @@ from runtime.card import ModelCard
 from tsi.data import formats
 from tsi.data.formats import DatasetFormatError, Sample
 from tsi.data.readers import VideoDecodeError, read_sampled
-from tsi.data.sampling import multi_clip_indices, segment_indices
+from runtime.sampling import multi_clip_indices, segment_indices
 from tsi.data.transforms import TestTransform, ThreeCropTransform, TrainTransform
 
 log = logging.getLogger(__name__)

@@ -2,7 +2,7 @@ import sys
 
 import pytest
 
-from export.trt_version import TRTCapabilities, capabilities, import_tensorrt, parse_version
+from runtime.trt_version import TRTCapabilities, capabilities, import_tensorrt, parse_version
 
 
 @pytest.mark.parametrize("version, flags, implicit, strong_only, v3, pyplug, ns, vint", [

@@ -1,0 +1,183 @@
+"""The options of ``tsi-build-engine`` / ``python export/build_engine.py``: the parser, the rules that
+reject combinations that do not go together (one table, checked before any work starts), and the
+resolved :class:`Options` the pipeline runs from.
+
+Defaults are read from the modules that own them (calibration: :mod:`calib.ranges` /
+:mod:`calib.clips`; engines: :mod:`export.trt_build`); the demo's from here.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from calib.clips import DEFAULT_MAX_CLIPS
+from calib.ranges import DEFAULT_METHOD, METHODS
+from export.trt_build import DEFAULT_BATCH_PROFILE, DEFAULT_WORKSPACE_MIB
+from runtime.errors import ExportError
+
+DEMO_NAME = "tsi_demo"
+DEMO_OUT = Path("artifacts") / "demo"  # relative to the current directory
+DEMO_CALIB_PER_CLASS = 12  # synthetic calibration videos per class (11 classes -> 132 clips)
+
+
+class UsageError(ExportError):
+    """Options that do not go together (rejected loudly, never rewritten)."""
+
+
+def build_parser(prog: str = "tsi-build-engine", description: str | None = None) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description=description,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--checkpoint", type=Path,
+                     help="TSI checkpoint (default: the demo checkpoint shipped in the tsi package)")
+    src.add_argument("--onnx", type=Path, help="an ONNX graph this tool wrote (standard, FP16, Q/DQ or plugin variant)")
+    p.add_argument("--out", type=Path,
+                   help=f"output folder (default artifacts/<name>; the demo: {DEMO_OUT}, both relative to the "
+                        "current directory)")
+    p.add_argument("--name", help=f"file stem of every output (default: the checkpoint's/ONNX's stem; demo: {DEMO_NAME})")
+    p.add_argument("--fp16", action="store_true", help="FP16 graph and engine")
+    p.add_argument("--int8", action="store_true", help="INT8: explicit Q/DQ graph (TensorRT 10.x and 11.x)")
+    p.add_argument("--calib-cache", action="store_true",
+                   help="INT8 by implicit calibration instead (TensorRT 10.x, and DLA): "
+                        "write/use <name>.int8.calib.cache")
+    p.add_argument("--calib-dir", type=Path, help="folder of calibration videos (recursive)")
+    p.add_argument("--calib-method", choices=METHODS, default=None,
+                   help=f"activation ranges (default {DEFAULT_METHOD})")
+    p.add_argument("--calib-clips", type=int, default=None, help=f"use at most N clips (default {DEFAULT_MAX_CLIPS})")
+    p.add_argument("--plugin", type=Path, metavar="LIB",
+                   help="build from the plugin variant (SaliencyAttention nodes) with this plugin library")
+    p.add_argument("--dla-core", type=int,
+                   help="build for this DLA core (GPU fallback; FP16, or INT8 with --calib-cache)")
+    p.add_argument("--timing-cache", type=Path, help="TensorRT timing cache file (read and updated)")
+    p.add_argument("--workspace", type=int, default=DEFAULT_WORKSPACE_MIB, metavar="MiB",
+                   help=f"builder workspace (MiB, default {DEFAULT_WORKSPACE_MIB})")
+    p.add_argument("--dynamic-batch", action="store_true", help="export with a dynamic batch axis N")
+    p.add_argument("--batch", help=f"min,opt,max batch of the optimisation profile (dynamic batch; default "
+                                   f"{','.join(map(str, DEFAULT_BATCH_PROFILE))})")
+    p.add_argument("--force", action="store_true", help="replace files in --out made from another source")
+    p.add_argument("-v", "--verbose", action="store_true")
+    return p
+
+
+@dataclass(frozen=True)
+class Options:
+    """What the pipeline runs from (every default resolved)."""
+
+    checkpoint: Path | None
+    onnx: Path | None
+    out: Path
+    name: str
+    fp16: bool
+    int8: bool
+    calib_cache: bool
+    calib_dir: Path | None
+    calib_method: str
+    calib_clips: int
+    plugin: Path | None
+    dla_core: int | None
+    timing_cache: Path | None
+    workspace: int
+    dynamic_batch: bool
+    profile: tuple[int, int, int] | None
+    force: bool
+    demo: bool
+
+
+def _profile(text: str | None) -> tuple[int, ...] | None:
+    if text is None:
+        return None
+    try:
+        return tuple(int(v) for v in text.split(","))
+    except ValueError:
+        return ()
+
+
+def _bad_profile(p: tuple[int, ...] | None) -> bool:
+    return p is not None and (len(p) != 3 or not 1 <= p[0] <= p[1] <= p[2])
+
+
+def _plain_stem(name: str) -> bool:
+    return bool(name) and "/" not in name and "\\" not in name and not name.startswith(".")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """An option combination that is refused: ``broken(a)`` on the parsed args (with the derived
+    ``int8``/``fp16``/``demo`` set), ``message`` formatted with ``vars(a)``."""
+
+    broken: Callable[[argparse.Namespace], bool]
+    message: str
+
+
+DLA_PRECISION = ("DLA runs FP16 or INT8 only: add --fp16 or --int8",
+                 "INT8 on DLA needs implicit calibration (a calibration cache): add --calib-cache")
+
+RULES: tuple[Rule, ...] = (
+    Rule(lambda a: a.calib_cache and not a.int8, "--calib-cache makes INT8 engines: add --int8"),
+    Rule(lambda a: a.calib_dir is not None and not a.int8, "--calib-dir is for INT8 calibration: add --int8"),
+    Rule(lambda a: a.calib_method is not None and not a.int8, "--calib-method is for INT8 calibration: add --int8"),
+    Rule(lambda a: a.calib_clips is not None and not a.int8, "--calib-clips is for INT8 calibration: add --int8"),
+    Rule(lambda a: a.calib_clips is not None and a.calib_clips < 1, "--calib-clips must be >= 1 (got {calib_clips})"),
+    Rule(lambda a: a.calib_dir is not None and not a.calib_dir.is_dir(),
+         "--calib-dir {calib_dir}: not a folder (calibration videos are searched recursively in a folder)"),
+    Rule(lambda a: a.int8 and not a.demo and a.onnx is None and a.calib_dir is None,
+         "--int8 needs --calib-dir (a folder of videos like the deployment's)"),
+    Rule(lambda a: a.workspace < 1, "--workspace must be >= 1 MiB (got {workspace})"),
+    Rule(lambda a: _bad_profile(a.profile), "--batch must be min,opt,max with 1 <= min <= opt <= max (got {batch!r})"),
+    Rule(lambda a: a.batch is not None and not a.dynamic_batch and a.onnx is None,
+         "--batch sets the profile of a dynamic batch axis: add --dynamic-batch"),
+    Rule(lambda a: a.dla_core is not None and a.dla_core < 0, "--dla-core must be >= 0 (got {dla_core})"),
+    Rule(lambda a: a.dla_core is not None and a.dynamic_batch, "DLA needs static shapes: drop --dynamic-batch"),
+    # with --onnx the graph's card may say the precision: checked when it is loaded
+    Rule(lambda a: a.dla_core is not None and a.onnx is None and not (a.fp16 or a.int8), DLA_PRECISION[0]),
+    Rule(lambda a: a.dla_core is not None and a.onnx is None and a.int8 and not a.calib_cache, DLA_PRECISION[1]),
+    Rule(lambda a: a.onnx is not None and a.dynamic_batch,
+         "--dynamic-batch is an export option; an --onnx graph keeps its own batch axis"),
+    Rule(lambda a: a.name is not None and not _plain_stem(a.name), "--name must be a plain file stem (got {name!r})"),
+    Rule(lambda a: a.onnx is not None and not a.onnx.is_file(), "ONNX file not found: {onnx}"),
+    Rule(lambda a: a.plugin is not None and a.plugin.exists() and not a.plugin.is_file(),
+         "--plugin {plugin}: not a file (the plugin library, libtsi_plugins.so)"),
+)
+
+
+def check_rules(args: argparse.Namespace) -> None:
+    """Raise :class:`UsageError` with the first rule ``args`` breaks."""
+    values = vars(args)
+    for rule in RULES:
+        if rule.broken(args):
+            raise UsageError(rule.message.format(**values))
+
+
+def check_dla_precision(fp16: bool, int8: bool, calib_cache: bool) -> None:
+    """The DLA precision rules, for an --onnx graph whose card says its precision."""
+    for rule in RULES[12:14]:
+        if rule.broken(argparse.Namespace(dla_core=0, onnx=None, fp16=fp16, int8=int8, calib_cache=calib_cache)):
+            raise UsageError(rule.message)
+
+
+def resolve(args: argparse.Namespace, argv_empty: bool) -> Options:
+    """Check every rule, then resolve the defaults (no file is read or written here)."""
+    demo = args.checkpoint is None and args.onnx is None
+    full_demo = demo and argv_empty  # the bare command: FP16 and INT8
+    a = argparse.Namespace(**vars(args))
+    a.demo, a.fp16, a.int8, a.profile = demo, args.fp16 or full_demo, args.int8 or full_demo, _profile(args.batch)
+    check_rules(a)
+    checkpoint = args.checkpoint
+    if demo and args.onnx is None:
+        from tsi.assets import DEMO_CHECKPOINT
+
+        checkpoint = Path(DEMO_CHECKPOINT)
+    src = args.onnx if args.onnx is not None else checkpoint
+    name = args.name or (DEMO_NAME if demo else src.name.split(".")[0])
+    if not _plain_stem(name):
+        raise UsageError(f"cannot derive a file stem from {src.name}: pass --name")
+    out = args.out or (DEMO_OUT if demo else Path("artifacts") / name)
+    return Options(checkpoint=checkpoint, onnx=args.onnx, out=out, name=name, fp16=a.fp16, int8=a.int8,
+                   calib_cache=args.calib_cache, calib_dir=args.calib_dir,
+                   calib_method=args.calib_method or DEFAULT_METHOD, calib_clips=args.calib_clips or DEFAULT_MAX_CLIPS,
+                   plugin=args.plugin, dla_core=args.dla_core, timing_cache=args.timing_cache,
+                   workspace=args.workspace, dynamic_batch=args.dynamic_batch, profile=a.profile, force=args.force,
+                   demo=demo)

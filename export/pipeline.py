@@ -1,0 +1,333 @@
+"""The stages of ``tsi-build-engine``: each one writes into the staging folder and returns what it
+wrote (:class:`Written`: the files, the graphs by kind, notes for the report); :func:`run_pipeline`
+adds them up. Export drives calibration: it finds the attention (kept in float) and hands it to
+:mod:`calib`, and runs the TensorRT check on every graph.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from export.options import DEMO_CALIB_PER_CLASS, Options, UsageError, check_dla_precision
+from export.outputs import stage
+from runtime.card import ModelCard, card_path_for, file_sha256
+from runtime.errors import OnnxModelError
+
+log = logging.getLogger("export.build_engine")
+
+PARITY_CLIPS = 4
+
+
+@dataclass
+class Written:
+    """What stages wrote: staged files (moved into --out at the end), graphs by kind
+    (``fp32``, ``fp32.plugin``, ``fp16``, ``int8``, ``int8.cache``, ...) and notes for the report."""
+
+    files: list[Path] = field(default_factory=list)
+    graphs: dict[str, Path] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def __iadd__(self, other: "Written") -> "Written":
+        self.files += other.files
+        self.graphs.update(other.graphs)
+        self.notes += other.notes
+        return self
+
+
+def _random_clips(card: ModelCard, n: int) -> np.ndarray:
+    return np.random.default_rng(0).standard_normal((n, *card.input_shape)).astype(np.float32)
+
+
+def _load(path: Path):
+    import onnx
+
+    return onnx.load(str(path))
+
+
+# -- sources ---------------------------------------------------------------------------------------
+def load_source(opts: Options):
+    """(card or None, source sha256, derived precision or None) of the checkpoint / ONNX."""
+    if opts.onnx is not None:
+        from export.onnx_export import get_card, load_onnx
+        from export.plugin_graph import PLUGIN_DOMAIN
+
+        with stage("load ONNX"):
+            proto = load_onnx(opts.onnx, custom_domains=(PLUGIN_DOMAIN,))
+            card = get_card(proto, str(opts.onnx))
+        return card, card.source_sha256, derived_graph(opts, proto, card)
+    if not opts.checkpoint.is_file():
+        from tsi.checkpoint import CheckpointError
+
+        hint = " (the demo checkpoint is not there: reinstall the package or pass --checkpoint)" if opts.demo else ""
+        raise CheckpointError(f"checkpoint not found: {opts.checkpoint}{hint}")
+    return None, file_sha256(opts.checkpoint), None
+
+
+def derived_graph(opts: Options, proto, card: ModelCard) -> str | None:
+    """'fp16' / 'int8' / 'fp32' (plugin) for a graph this tool derived (built as it is), None for the
+    standard one."""
+    from export.plugin_graph import PLUGIN_DOMAIN
+
+    has_qdq = any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in proto.graph.node)
+    has_plugin = any(n.domain == PLUGIN_DOMAIN for n in proto.graph.node)
+    if card.precision == "int8" and not has_qdq:
+        raise OnnxModelError(f"{opts.onnx}: card says int8 but the graph has no Q/DQ node")
+    if card.precision == "fp32" and not has_plugin:
+        if opts.dla_core is not None:
+            check_dla_precision(opts.fp16, opts.int8, opts.calib_cache)
+        return None
+    wanted = "int8" if opts.int8 else "fp16" if opts.fp16 else None
+    if wanted is not None and wanted != card.precision:
+        raise UsageError(f"{opts.onnx} is the {card.precision} graph; --{wanted} asks for another precision "
+                         "(pass the standard <name>.onnx to derive it)")
+    if opts.calib_cache or opts.calib_dir is not None:
+        raise UsageError(f"{opts.onnx} is the {card.precision} graph, built as it is: calibration options "
+                         "do not apply (pass the standard <name>.onnx to calibrate)")
+    if opts.dla_core is not None:
+        check_dla_precision(card.precision == "fp16", card.precision == "int8", False)
+    if has_plugin and not opts.plugin:
+        log.warning("%s has SaliencyAttention nodes: building it needs --plugin LIB", opts.onnx)
+    return card.precision
+
+
+def standard_from_onnx(opts: Options, stg: Path, card: ModelCard) -> tuple[Written, Path]:
+    standard = stg / f"{opts.name}.onnx"
+    shutil.copyfile(opts.onnx, standard)
+    card_file = card.save(stg / f"{opts.name}.json")
+    return Written([standard, card_file], {"fp32": standard},
+                   ["FP32 parity vs PyTorch: not rerun (--onnx; it was checked at export)"]), standard
+
+
+def standard_from_checkpoint(opts: Options, stg: Path, sha: str) -> tuple[Written, Path, ModelCard, int]:
+    from export.friendly import count_sme_modules, export_friendly_model
+    from export.onnx_export import export_onnx
+    from export.parity import check_fp32_parity
+    from tsi.checkpoint import load_model
+
+    with stage("load checkpoint"):
+        model, card = export_friendly_model(opts.checkpoint)
+        reference, _ = load_model(opts.checkpoint)  # as trained: its own attention, BN unfolded
+    card = card.replace(source_sha256=sha, precision="fp32")
+    path, card_file = stg / f"{opts.name}.onnx", stg / f"{opts.name}.json"
+    with stage("export ONNX") as files:
+        export_onnx(model, card, path, source_sha256=sha, dynamic_batch=opts.dynamic_batch)
+        card.save(card_file)
+        files += [path, card_file]
+    with stage("parity onnxruntime vs PyTorch"):
+        clips = _random_clips(card, 3 if opts.dynamic_batch else PARITY_CLIPS)
+        note = f"FP32 parity: {check_fp32_parity(path, reference, clips)}"
+    return Written([path, card_file], {"fp32": path}, [note]), path, card, count_sme_modules(model)
+
+
+# -- derived graphs --------------------------------------------------------------------------------
+def write_graph(proto, path: Path, card: ModelCard) -> Path:
+    from export.onnx_export import save_onnx, set_card
+
+    set_card(proto, card)
+    save_onnx(proto, path)
+    return path
+
+
+def plugin_variant(src: Path, card: ModelCard, expected: int | None) -> Path | None:
+    """``<src>.plugin.onnx`` beside ``src`` (None: the model has no saliency attention)."""
+    from export.plugin_graph import make_plugin_graph
+
+    proto, count = make_plugin_graph(_load(src), expected=expected)
+    if count == 0:
+        log.info("%s has no saliency attention: no plugin variant", src.name)
+        return None
+    return write_graph(proto, src.with_name(src.name[:-len(".onnx")] + ".plugin.onnx"), card)
+
+
+def plugin_stage(opts: Options, standard: Path, card: ModelCard, sme: int | None) -> Written:
+    with stage("plugin ONNX") as files:
+        p = plugin_variant(standard, card, sme)
+        if p is None:
+            if opts.plugin:
+                raise UsageError("--plugin: this model has no saliency attention to replace")
+            return Written()
+        files.append(p)
+    return Written([p], {"fp32.plugin": p})
+
+
+def fp16_stage(opts: Options, stg: Path, standard: Path, card: ModelCard, sme: int | None) -> Written:
+    from calib.fp16 import convert_fp16
+    from export.parity import compare_onnx
+    from export.plugin_graph import attention_node_names
+
+    out = Written()
+    with stage("FP16 ONNX") as files:
+        proto = _load(standard)
+        path = write_graph(convert_fp16(proto, keep_fp32_nodes=attention_node_names(proto)),
+                           stg / f"{opts.name}.fp16.onnx", card.replace(precision="fp16"))
+        out.files.append(path)
+        out.graphs["fp16"] = path
+        agreement = compare_onnx(standard, path, _random_clips(card, PARITY_CLIPS))
+        out.notes.append(f"FP16 vs FP32 (onnxruntime, {PARITY_CLIPS} random clips): {agreement}")
+        if opts.plugin:
+            p = plugin_variant(path, card.replace(precision="fp16"), sme)
+            out.files.append(p)
+            out.graphs["fp16.plugin"] = p
+        files += out.files
+    return out
+
+
+def demo_calibration_dir(opts: Options, stg: Path) -> Path:
+    """The demo calibrates on synthetic videos (tsi.data.synthetic, seed 1, train split), generated
+    once into ``--out/calib_videos`` (through the staging folder, like every output)."""
+    from tsi.data.synthetic import MARKER, generate
+
+    final = opts.out / "calib_videos"
+    marker = final / MARKER
+    if marker.is_file() and json.loads(marker.read_text()).get("complete") is True:
+        return final / "train"
+    root = stg / "calib_videos"
+    with stage("synthetic calibration videos"):
+        generate(root, train=DEMO_CALIB_PER_CLASS, val=0, seed=1)
+    return root / "train"
+
+
+def int8_stage(opts: Options, stg: Path, standard: Path, card: ModelCard, sme: int | None, caps) -> Written:
+    """Calibrate on --calib-dir (the demo: synthetic videos), then the Q/DQ graph or the cache."""
+    from calib.clips import load_calibration_clips
+    from calib.ranges import compute_ranges
+    from export.plugin_graph import attention_internal_tensors, attention_node_names
+
+    out = Written()
+    calib_dir = opts.calib_dir
+    if calib_dir is None:
+        if not opts.demo:
+            raise UsageError("--int8 needs --calib-dir (a folder of videos like the deployment's)")
+        calib_dir = demo_calibration_dir(opts, stg)
+        if calib_dir.is_relative_to(stg):
+            out.files.append(stg / "calib_videos")
+    proto = _load(standard)
+    with stage("calibration clips"):
+        clips = load_calibration_clips(calib_dir, card, max_clips=opts.calib_clips)
+    with stage(f"activation ranges ({opts.calib_method})"):
+        ranges = compute_ranges(standard, clips.clips, opts.calib_method, exclude=attention_internal_tensors(proto))
+    if opts.calib_cache:
+        from calib.cache import DEFAULT_VERSION_INT, key_path, write_cache
+
+        path = stg / f"{opts.name}.int8.calib.cache"
+        with stage("calibration cache") as files:
+            write_cache(path, ranges.amax, onnx_sha256=file_sha256(standard), card=card, method=opts.calib_method,
+                        num_clips=len(clips), version_int=caps.version_int if caps else DEFAULT_VERSION_INT)
+            files += [path, key_path(path)]
+        out.files += [path, key_path(path)]
+        out.graphs["int8.cache"] = path
+        return out
+    from calib.qdq import make_qdq
+    from export.parity import compare_onnx
+
+    with stage("Q/DQ ONNX") as files:
+        path = write_graph(make_qdq(standard, ranges, float_nodes=attention_node_names(proto)),
+                           stg / f"{opts.name}.int8.qdq.onnx", card.replace(precision="int8"))
+        out.files.append(path)
+        out.graphs["int8"] = path
+        n = min(len(clips), 16)
+        out.notes.append(f"INT8 Q/DQ vs FP32 (onnxruntime, {n} calibration clips): "
+                         f"{compare_onnx(standard, path, clips.clips[:n])}")
+        if opts.plugin:
+            p = plugin_variant(path, card.replace(precision="int8"), sme)
+            out.files.append(p)
+            out.graphs["int8.plugin"] = p
+        files.extend(f for f in out.files if f.is_file())
+    return out
+
+
+def reuse_cache_stage(opts: Options, stg: Path, card: ModelCard, caps) -> Written:
+    """--onnx + --int8 --calib-cache without --calib-dir: the keyed cache already in --out."""
+    from calib.cache import check_key, key_path
+
+    cache = opts.out / f"{opts.name}.int8.calib.cache"
+    if not cache.is_file():
+        raise UsageError(f"--calib-cache: no {cache} to reuse; pass --calib-dir to calibrate")
+    with stage("calibration cache (reused)"):
+        check_key(cache, onnx_sha256=file_sha256(opts.onnx), card=card,
+                  version_int=caps.version_int if caps is not None else None)
+    files = []
+    for p in (cache, key_path(cache)):
+        shutil.copyfile(p, stg / p.name)
+        files.append(stg / p.name)
+    return Written(files, {"int8.cache": stg / cache.name})
+
+
+def check_graphs(opts: Options, graphs: dict[str, Path]) -> None:
+    from export.trt_check import assert_trt_compatible
+
+    with stage("TensorRT 10.3 compatibility"):
+        for path in graphs.values():
+            if path.suffix == ".onnx":
+                assert_trt_compatible(path, dla=opts.dla_core is not None)
+                log.info("  %s: OK%s", path.name, " (DLA: static shapes)" if opts.dla_core is not None else "")
+
+
+# -- engines ---------------------------------------------------------------------------------------
+def engine_targets(opts: Options, graphs: dict[str, Path], caps) -> list[tuple[str, Path, bool]]:
+    """(precision, graph, implicit_int8) of every engine to build."""
+    plugin = ".plugin" if opts.plugin else ""
+    targets = []
+    if opts.fp16:
+        route = caps.precision_route("fp16") if caps else "flags"
+        targets.append(("fp16", graphs[("fp16" if route == "strongly_typed" else "fp32") + plugin], False))
+    if opts.int8:
+        targets.append(("int8", graphs["fp32" + plugin], True) if opts.calib_cache
+                       else ("int8", graphs["int8" + plugin], False))
+    if not targets:
+        targets.append(("fp32", graphs["fp32" + plugin], False))
+    return targets
+
+
+def engines_stage(opts: Options, stg: Path, graphs: dict[str, Path], card: ModelCard, standard: Path,
+                  targets) -> Written:
+    from export.plugin_graph import attention_node_names
+    from export.trt_build import DEFAULT_BATCH_PROFILE, EngineSpec, build_engine
+
+    fp32_layers = attention_node_names(_load(standard))
+    out = Written()
+    for precision, graph, implicit in targets:
+        path = stg / f"{opts.name}.{precision}.engine"
+        with stage(f"TensorRT engine {path.name}") as files:
+            build_engine(EngineSpec(onnx_path=graph, engine_path=path, precision=precision, card=card,
+                                    implicit_int8=implicit, calib_cache=graphs.get("int8.cache"),
+                                    onnx_sha256=file_sha256(standard), plugin_lib=opts.plugin,
+                                    dla_core=opts.dla_core, timing_cache=opts.timing_cache,
+                                    workspace_mib=opts.workspace, batch_profile=opts.profile or DEFAULT_BATCH_PROFILE,
+                                    fp32_layers=fp32_layers))
+            files += [path, card_path_for(path)]
+        out.files += [path, card_path_for(path)]
+    return out
+
+
+def run_pipeline(opts: Options, stg: Path, card: ModelCard | None, sha: str, derived: str | None,
+                 caps) -> tuple[Written, ModelCard]:
+    """Every stage, writing into ``stg``; returns (what they wrote, the card)."""
+    if derived is not None:  # a derived graph (FP16 / Q/DQ / plugin variant) is built as it is
+        done = Written(graphs={derived + (".plugin" if opts.plugin else ""): opts.onnx})
+        check_graphs(opts, done.graphs)
+        if caps is not None:
+            done += engines_stage(opts, stg, done.graphs, card, opts.onnx, [(card.precision, opts.onnx, False)])
+        return done, card
+    if opts.onnx is not None:
+        done, standard = standard_from_onnx(opts, stg, card)
+        sme = None
+    else:
+        done, standard, card, sme = standard_from_checkpoint(opts, stg, sha)
+    done += plugin_stage(opts, standard, card, sme)
+    if opts.fp16:
+        done += fp16_stage(opts, stg, standard, card, sme)
+    if opts.int8 and opts.calib_cache and opts.calib_dir is None and opts.onnx is not None:
+        done += reuse_cache_stage(opts, stg, card, caps)
+    elif opts.int8:
+        done += int8_stage(opts, stg, standard, card, sme, caps)
+    check_graphs(opts, done.graphs)
+    if caps is not None:
+        done += engines_stage(opts, stg, done.graphs, card, standard, engine_targets(opts, done.graphs, caps))
+    return done, card
