@@ -22,7 +22,7 @@ case "${1:-}" in
     install
     # 1. checkpoint -> ONNX (standard + plugin), FP16 and INT8 Q/DQ graphs, calibration, checks
     #    (and the engine itself where TensorRT is installed)
-    "$PY" export/build_engine.py --fp16 --int8 --calib-method percentile "$@"
+    "$PY" export/build_engine.py --fp16 --int8 "$@"
     # 2. a sample clip of four consecutive actions, with its ground truth beside it
     "$PY" -m tsi.data.synthetic --out artifacts/demo/sample.mp4 --force \
       --sequence move_right approach disappear no_motion move_up recede --frames 48
