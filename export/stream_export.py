@@ -16,6 +16,13 @@ as the same-named input of the next call; zeroing them again is a reset. The mod
     <name>.online.plugin.onnx    --plugin: each block's attention (one frame pair) as the
                                  SaliencyAttention plugin node
     <name>.online.fp16.onnx      --fp16: FP16 graph (attention and Softmax in FP32, I/O float32)
+    <name>.online.int8.qdq.onnx  --int8 --calib-dir: explicit-INT8 (Q/DQ) graph, attention in float
+
+INT8 calibration (:func:`step_feeds`): each calibration clip (T frames sampled from a video as the
+card says, ``calib.clips``) is run as a stream from the zero state through the FP32 step graph; the
+ranges (``calib.ranges``, ``feeds=``) are collected over every step's inputs — the frame *and* the
+state it meets — so the state tensors, which the Q/DQ graph quantizes where a conv reads them, get
+ranges from real streams. The Q/DQ graph is then ``calib.qdq.make_qdq``'s (TensorRT rules checked).
 
 Every graph passes ``export.trt_check`` (TensorRT 10.3's parser rules); the FP32 graph must agree
 with PyTorch over 2T steps from the zero state (:func:`check_step_parity`), the FP16 graph is
@@ -34,6 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
+from calib.ranges import DEFAULT_METHOD, METHODS
 from runtime.card import ModelCard, card_path_for, file_sha256
 from runtime.errors import ExportError
 
@@ -43,6 +51,7 @@ FRAME_INPUT = "frame"
 LOGITS_OUTPUT = "logits"
 STATE_OUT_SUFFIX = ".next"
 OPSET = 17
+DEFAULT_CALIB_CLIPS = 64  # streams of T steps: 64 x T (frame, state) inputs
 
 
 def online_card(card: ModelCard) -> ModelCard:
@@ -151,8 +160,51 @@ def random_frames(card: ModelCard, steps: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal((steps, 3, s, s)).astype(np.float32)
 
 
+def step_feeds(step_path, clips: np.ndarray) -> list[dict[str, np.ndarray]]:
+    """Each clip (N, T, 3, S, S) as a stream from the zero state through the step graph: the input
+    dict (frame + state) of every step, N·T of them."""
+    from export.parity import ort_session
+
+    session = ort_session(step_path)
+    spec = state_inputs(session)
+    outs = [LOGITS_OUTPUT, *(k + STATE_OUT_SUFFIX for k in spec)]
+    feeds = []
+    for clip in np.asarray(clips, dtype=np.float32):
+        state = {k: np.zeros(shape, dtype) for k, (shape, dtype) in spec.items()}
+        for f in clip:
+            feed = {FRAME_INPUT: np.ascontiguousarray(f[None]), **state}
+            feeds.append(feed)
+            state = dict(zip(spec, session.run(outs, feed)[1:]))
+    return feeds
+
+
+def int8_step_graph(base: Path, model, card: ModelCard, calib_dir, out_path: Path, *, method: str,
+                    max_clips: int | None) -> tuple[Path, object]:
+    """Calibrate the step graph ``base`` on the videos of ``calib_dir`` and write the Q/DQ graph;
+    returns (path, agreement of INT8 vs FP32 over two calibration clips streamed back to back)."""
+    import onnx
+
+    from calib.clips import load_calibration_clips
+    from calib.qdq import make_qdq
+    from calib.ranges import compute_ranges
+    from export.onnx_export import save_onnx, set_card
+    from export.plugin_graph import attention_internal_tensors, attention_node_names
+
+    proto = onnx.load(str(base))
+    clips = load_calibration_clips(calib_dir, card, max_clips=max_clips).clips
+    feeds = step_feeds(base, clips)
+    ranges = compute_ranges(base, None, method, exclude=attention_internal_tensors(proto), feeds=feeds)
+    qdq = make_qdq(base, ranges, float_nodes=attention_node_names(proto))
+    set_card(qdq, card.replace(precision="int8"))
+    path = save_onnx(qdq, out_path)
+    frames = np.concatenate(list(clips[:2]))  # 2T real frames, one stream
+    return path, compare_step_onnx(base, path, frames)
+
+
 def export_online(checkpoint: str | os.PathLike, out: str | os.PathLike, name: str, *, fp16: bool = False,
-                  plugin: bool = False, force: bool = False) -> dict[str, Path]:
+                  plugin: bool = False, force: bool = False, int8: bool = False,
+                  calib_dir: str | os.PathLike | None = None, calib_method: str = DEFAULT_METHOD,
+                  calib_clips: int | None = DEFAULT_CALIB_CLIPS) -> dict[str, Path]:
     """Checkpoint of a causal model -> the online graphs in ``out`` (see the module docstring);
     returns ``{kind: path}``. Existing files are replaced only with ``force``."""
     import onnx
@@ -168,6 +220,10 @@ def export_online(checkpoint: str | os.PathLike, out: str | os.PathLike, name: s
         targets.append(out / f"{name}.online.plugin.onnx")
     if fp16:
         targets.append(out / f"{name}.online.fp16.onnx")
+    if int8:
+        if calib_dir is None:
+            raise ExportError("--int8 needs --calib-dir (a folder of videos like the deployment's)")
+        targets.append(out / f"{name}.online.int8.qdq.onnx")
     existing = [str(p) for p in targets if p.exists()]
     if existing and not force:
         raise ExportError(f"would overwrite {', '.join(existing)}; pass --force or another --out/--name")
@@ -204,6 +260,11 @@ def export_online(checkpoint: str | os.PathLike, out: str | os.PathLike, name: s
         path = save_onnx(fproto, out / f"{name}.online.fp16.onnx")
         written["fp16"] = path
         log.info("FP16 vs FP32 step (onnxruntime, %d steps): %s", len(frames), compare_step_onnx(base, path, frames))
+    if int8:
+        path, agreement = int8_step_graph(base, model, card_online, calib_dir, out / f"{name}.online.int8.qdq.onnx",
+                                          method=calib_method, max_clips=calib_clips)
+        written["int8"] = path
+        log.info("INT8 Q/DQ vs FP32 step (onnxruntime, 2 calibration clips streamed): %s", agreement)
     for kind, path in written.items():
         if path.suffix == ".onnx":
             assert_trt_compatible(path)
@@ -218,6 +279,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--name", default=None, help="file name stem (default: the checkpoint's)")
     ap.add_argument("--fp16", action="store_true", help="also the FP16 step graph")
     ap.add_argument("--plugin", action="store_true", help="also the saliency-attention plugin variant")
+    ap.add_argument("--int8", action="store_true", help="also the INT8 Q/DQ step graph (needs --calib-dir)")
+    ap.add_argument("--calib-dir", type=Path, help="videos for INT8 calibration (class folders or flat)")
+    ap.add_argument("--calib-method", default=DEFAULT_METHOD, choices=METHODS)
+    ap.add_argument("--calib-clips", type=int, default=DEFAULT_CALIB_CLIPS,
+                    help="calibration clips, each streamed from the zero state (default %(default)s)")
     ap.add_argument("--force", action="store_true", help="replace existing outputs")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -225,7 +291,9 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         written = export_online(args.checkpoint, args.out, args.name or args.checkpoint.stem,
-                                fp16=args.fp16, plugin=args.plugin, force=args.force)
+                                fp16=args.fp16, plugin=args.plugin, force=args.force, int8=args.int8,
+                                calib_dir=args.calib_dir, calib_method=args.calib_method,
+                                calib_clips=args.calib_clips)
     except (ExportError, CheckpointError, ValueError) as e:
         log.error("error: %s", str(e).splitlines()[0])
         return 2

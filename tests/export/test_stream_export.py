@@ -105,3 +105,35 @@ def test_refusals(tmp_path, exported, causal_ckpt):
     assert not (tmp_path / "o" / "x.online.onnx").exists()
     assert main(["--checkpoint", str(offline), "--out", str(tmp_path / "o")]) == 2
     assert main(["--checkpoint", str(tmp_path / "missing.pt"), "--out", str(tmp_path / "o")]) == 2
+
+
+def test_int8_qdq_step_graph_calibrated_on_streams(tmp_path, causal_ckpt):
+    import onnx
+
+    from calib.qdq import verify_qdq
+    from export.onnx_export import get_card
+    from export.parity import compare_logits, ort_session
+    from export.plugin_graph import attention_node_names
+    from export.stream_export import step_feeds
+    from tests.export.helpers import write_video_folder
+
+    videos = write_video_folder(tmp_path / "videos", per_class=4)
+    written = export_online(causal_ckpt, tmp_path / "out", "m", int8=True, calib_dir=videos,
+                            calib_method="minmax", calib_clips=8)
+    fp32, int8 = onnx.load(str(written["fp32"])), onnx.load(str(written["int8"]))
+    assert check_graph(int8) == [] and verify_qdq(int8, attention_node_names(fp32)) == []
+    assert sum(n.op_type == "QuantizeLinear" for n in int8.graph.node) > 50
+    assert [i.name for i in int8.graph.input] == [i.name for i in fp32.graph.input]
+    assert get_card(int8).precision == "int8" and get_card(int8).mode == "online"
+    x = frames(2 * T, seed=2)
+    agreement = compare_logits(run_step_onnx(ort_session(written["fp32"]), x),
+                               run_step_onnx(ort_session(written["int8"]), x))
+    assert 0 < agreement.rel < 0.5, agreement
+    # the feeds stream each clip from the zero state: T steps per clip, state zero at each clip start
+    clips = np.random.default_rng(0).standard_normal((2, T, 3, 64, 64)).astype(np.float32)
+    feeds = step_feeds(written["fp32"], clips)
+    assert len(feeds) == 2 * T
+    assert float(feeds[0]["primed"].max()) == 0 and float(feeds[T]["primed"].max()) == 0
+    assert float(feeds[1]["primed"].min()) == 1
+    with pytest.raises(ExportError, match="calib-dir"):
+        export_online(causal_ckpt, tmp_path / "out2", "m", int8=True)
