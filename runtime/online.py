@@ -17,14 +17,25 @@ module runs it (onnxruntime; torch-free):
 - **Reset on a stream gap.** When the source skips more than ``max_gap`` frames (dropped frames,
   a reconnect, a seek) every phase restarts from the zero state: the state would otherwise link
   frames the model never saw together. :meth:`OnlineRecognizer.reset` does it by hand.
+
+CLI (events in the JSONL format of ``runtime.live``, so ``runtime.events`` reads them)::
+
+    python -m runtime.online --model m.online.onnx --source video.mp4 --out-jsonl actions.jsonl
 """
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import logging
 import os
+import signal
+import sys
+import threading
+import time
 from collections import deque
 from pathlib import Path
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -165,3 +176,120 @@ class OnlineRecognizer:
         if len(phase.logits) < self.card.frames:
             return None
         return softmax(np.mean(phase.logits, axis=0))
+
+
+# -- the program -------------------------------------------------------------------------------
+def run_online(model: str | os.PathLike, source: str, *, out_jsonl: str | os.PathLike | None = None,
+               card: str | None = None, providers: list[str] | None = None, threads: int | None = None,
+               stride: int | None = None, threshold: float = 0.5, realtime: bool | None = None,
+               max_frames: int | None = None, stop: threading.Event | None = None) -> dict[str, Any]:
+    """Recognise ``source`` online; events (and a final summary line) go to ``out_jsonl``. Returns
+    the summary. Stops at the end of the source, after ``max_frames``, or when ``stop`` is set."""
+    from runtime.capture import EndOfStream, FrameSource
+    from runtime.outputs import JsonlWriter
+    from runtime.smoothing import EventDetector
+
+    step = OnlineStep(model, card, providers=providers, threads=threads)
+    rec = OnlineRecognizer(step, stride=stride)
+    detector = EventDetector(step.card.labels, threshold)
+    log.info("online model %s: %d labels, T=%d, %dx%d, frame step %d, stride %d (%d phases)", model,
+             step.card.num_classes, step.card.frames, step.card.input_size, step.card.input_size,
+             rec.frame_step, rec.stride, len(rec.phases))
+    frames = events = 0
+    infer_ms: list[float] = []
+    reason = "end_of_stream"
+    t0 = time.monotonic()
+    with contextlib.ExitStack() as stack:
+        writer = JsonlWriter(out_jsonl) if out_jsonl else None
+        if writer is not None:
+            stack.callback(writer.close)  # renamed into place even when stopped: nothing is lost
+        src = stack.enter_context(FrameSource(source, realtime=realtime))
+
+        def emit(event) -> None:
+            nonlocal events
+            events += 1
+            log.info("action %-20s %.2f  frames %d-%d", event.label, event.score, event.start_frame, event.end_frame)
+            if writer is not None:
+                writer.write(event.to_dict())
+
+        while True:
+            if stop is not None and stop.is_set():
+                reason = "stopped"
+                break
+            if max_frames is not None and frames >= max_frames:
+                reason = "max_frames"
+                break
+            try:
+                batch = src.read_batch(timeout=0.25, max_frames=None if max_frames is None else max_frames - frames)
+            except EndOfStream:
+                break
+            for f in batch:
+                frames += 1
+                t = time.perf_counter()
+                probs = rec.push(f.image, f.index)
+                if probs is None:
+                    continue
+                infer_ms.append((time.perf_counter() - t) * 1e3)
+                event = detector.update(probs, f.index, f.pts_s)
+                if event is not None:
+                    emit(event)
+        last = detector.flush()
+        if last is not None:
+            emit(last)
+        wall = time.monotonic() - t0
+        summary = {"reason": reason, "frames": frames, "inferences": rec.inferences, "resets": rec.resets,
+                   "events": events, "wall_s": round(wall, 3), "fps": round(frames / wall, 2) if wall > 0 else 0.0,
+                   "step_ms_p50": round(float(np.median(infer_ms)), 3) if infer_ms else None}
+        log.info("stopped (%s): %d frames, %d inferences, %d resets, %d events in %.1fs (%.1f fps)", reason,
+                 frames, rec.inferences, rec.resets, events, wall, summary["fps"])
+        if writer is not None:
+            writer.write({"summary": summary})
+    return summary
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m runtime.online",
+                                 description="Online recognition with a streaming (mode 'online') step graph.")
+    ap.add_argument("--model", required=True, help="the step graph (.online.onnx, python -m export.stream_export)")
+    ap.add_argument("--source", required=True, help="video file, camera index, URL or GStreamer pipeline")
+    ap.add_argument("--card", help="model card JSON (default: the one inside the ONNX / beside it)")
+    ap.add_argument("--providers", nargs="+", help="onnxruntime providers: cpu, cuda, tensorrt")
+    ap.add_argument("--threads", type=int, help="onnxruntime intra-op threads")
+    ap.add_argument("--stride", type=int, help="an output every STRIDE source frames; must divide the card's "
+                    "frame step (default: the frame step, one phase)")
+    ap.add_argument("--threshold", type=float, default=0.5, help="score that starts an action event")
+    ap.add_argument("--out-jsonl", help="events and a summary, one JSON object per line")
+    ap.add_argument("--max-frames", type=int)
+    ap.add_argument("--no-realtime", action="store_true", help="files: read every frame, none dropped")
+    args = ap.parse_args(argv)
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from runtime.capture import SourceError
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: Any) -> None:
+        log.warning("signal %d: finishing", signum)
+        stop.set()
+
+    in_main = threading.current_thread() is threading.main_thread()
+    sigs = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
+    previous = {s: signal.signal(s, on_signal) for s in sigs} if in_main else {}
+    try:
+        run_online(args.model, args.source, out_jsonl=args.out_jsonl, card=args.card, providers=args.providers,
+                   threads=args.threads, stride=args.stride, threshold=args.threshold,
+                   realtime=False if args.no_realtime else None, max_frames=args.max_frames, stop=stop)
+    except (FileNotFoundError, CardError, BackendError, ValueError) as e:
+        log.error("%s", e)
+        return 2
+    except SourceError as e:
+        log.error("source failed: %s", e)
+        return 1
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

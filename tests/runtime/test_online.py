@@ -100,3 +100,23 @@ def test_clip_model_is_refused(tmp_path):
     onnx_path = export_onnx(model, card, tmp_path / "c.onnx", source_sha256="x")
     with pytest.raises(CardError, match="mode='clip'"):
         OnlineStep(onnx_path)
+
+
+def test_cli_on_a_file_writes_events_and_summary(step_graph, tmp_path):
+    import json
+
+    from runtime.online import main
+    from tests.export.helpers import write_video
+
+    path, _ = step_graph
+    video = write_video(tmp_path / "v.mp4", frames=24)
+    out = tmp_path / "actions.jsonl"
+    assert main(["--model", str(path), "--source", str(video), "--no-realtime", "--stride", "2",
+                 "--threshold", "0.0", "--out-jsonl", str(out)]) == 0
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    summary = lines[-1]["summary"]
+    assert summary["frames"] == 24 and summary["inferences"] == 12 and summary["resets"] == 0
+    assert summary["events"] == len(lines) - 1 >= 1  # threshold 0: some label is always "recognised"
+    assert {"label", "score", "start_frame", "end_frame"} <= set(lines[0])
+    assert main(["--model", str(tmp_path / "missing.onnx"), "--source", str(video)]) == 2
+    assert main(["--model", str(path), "--source", str(video), "--stride", "3"]) == 2
