@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from calib.clips import DEFAULT_MAX_CLIPS
+from calib.ranges import DEFAULT_METHOD, METHODS
 from runtime.card import atomic_write_text
 
 log = logging.getLogger("bench.int8")
@@ -89,6 +91,7 @@ def torch_parity(checkpoint: Path, x: np.ndarray, ort_logits: np.ndarray) -> dic
 
 
 def measure(args) -> dict:
+    import onnx
     import onnxruntime
 
     from calib.clips import load_calibration_clips
@@ -97,29 +100,45 @@ def measure(args) -> dict:
     from export.friendly import export_friendly_model
     from export.onnx_export import export_onnx, save_onnx, set_card
     from export.parity import run_onnx
-    from tsi.checkpoint import file_sha256
+    from export.plugin_graph import attention_internal_tensors, attention_node_names
+    from runtime.card import file_sha256
 
     calib = args.calib or (args.data.parent / "train" if args.data.name in ("val", "validation") else None)
-    if calib is None:
+    if calib is None and args.built is None:
         raise SystemExit("error: pass --calib (no train split beside --data)")
-    model, card = export_friendly_model(args.checkpoint)
     with tempfile.TemporaryDirectory(prefix="tsi_int8_bench_") as tmp:
-        fp32 = export_onnx(model, card, Path(tmp) / "fp32.onnx", source_sha256=file_sha256(args.checkpoint))
-        cs = load_calibration_clips(calib, card, max_clips=args.calib_clips, min_clips=args.min_calib_clips)
-        ranges = compute_ranges(fp32, cs.clips, args.calib_method)
-        qdq = make_qdq(fp32, ranges)
-        set_card(qdq, card.replace(precision="int8"))
-        int8 = save_onnx(qdq, Path(tmp) / "int8.onnx")
+        if args.built is not None:  # the graphs a tsi-build-engine run wrote: <name>.onnx, <name>.int8.qdq.onnx
+            from export.onnx_export import read_card_from_onnx
+
+            int8 = args.built
+            fp32 = int8.with_name(int8.name.replace(".int8.qdq.onnx", ".onnx"))
+            if not (int8.name.endswith(".int8.qdq.onnx") and int8.is_file() and fp32.is_file()):
+                raise SystemExit(f"error: --built {int8}: expected <name>.int8.qdq.onnx with <name>.onnx beside it")
+            card = read_card_from_onnx(fp32)
+            calib, n_calib, method = f"{int8.parent} (the build's own)", "the build's", "the build's"
+        else:
+            model, card = export_friendly_model(args.checkpoint)
+            fp32 = export_onnx(model, card, Path(tmp) / "fp32.onnx", source_sha256=file_sha256(args.checkpoint))
+            cs = load_calibration_clips(calib, card, max_clips=args.calib_clips, min_clips=args.min_calib_clips)
+            graph = onnx.load(str(fp32))
+            ranges = compute_ranges(fp32, cs.clips, args.calib_method, exclude=attention_internal_tensors(graph))
+            qdq = make_qdq(fp32, ranges, float_nodes=attention_node_names(graph))
+            set_card(qdq, card.replace(precision="int8"))
+            int8 = save_onnx(qdq, Path(tmp) / "int8.onnx")
+            n_calib, method = len(cs), args.calib_method
+        n_qdq = sum(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in onnx.load(str(int8)).graph.node)
         x, y, skipped = val_clips(args.data, card, args.max_videos)
         logits32 = run_onnx(fp32, x)
         p32, p8 = logits32.argmax(1), run_onnx(int8, x).argmax(1)
         parity = torch_parity(args.checkpoint, x, logits32)
+        load_before = os.getloadavg()
         lat32, lat8 = latency_ms(fp32, x[:1], args.repeats), latency_ms(int8, x[:1], args.repeats)
+        load = (load_before, os.getloadavg())
         sizes = (fp32.stat().st_size, int8.stat().st_size)
-    return {"card": card, "calib": calib, "calib_clips": len(cs), "method": args.calib_method, "n": len(y),
+    return {"card": card, "calib": calib, "calib_clips": n_calib, "method": method, "n": len(y), "n_qdq": n_qdq,
             "skipped": skipped, "top1": (float(np.mean(p32 == y)), float(np.mean(p8 == y))),
             "agree": float(np.mean(p32 == p8)), "parity": parity, "lat": (lat32, lat8), "sizes": sizes,
-            "ort": onnxruntime.__version__, "threads": os.cpu_count()}
+            "ort": onnxruntime.__version__, "threads": os.cpu_count(), "load": load}
 
 
 def to_markdown(r: dict, args) -> str:
@@ -133,7 +152,8 @@ def to_markdown(r: dict, args) -> str:
         f"validation `{args.data}`: {r['n']} videos, one centre clip each"
         + (f" ({r['skipped']} unreadable skipped)" if r["skipped"] else "") + ".",
         f"Calibration: {r['calib_clips']} clips of `{r['calib']}`, {r['method']} ranges; "
-        "QDQ, symmetric int8, per-channel weights, attention (MatMul-Softmax-MatMul) left in float.",
+        f"QDQ ({r['n_qdq']} Q/DQ nodes, placed by TensorRT's rules: weighted layers' inputs, residual Adds' "
+        "identity), symmetric int8, per-channel weights, attention (MatMul-Softmax-MatMul) left in float.",
         "",
         "| graph | top-1 | top-1 agreement with FP32 | CPU latency, batch 1 (median / p90 ms) | ONNX size |",
         "|---|---|---|---|---|",
@@ -147,7 +167,9 @@ def to_markdown(r: dict, args) -> str:
         f"{pa['max_abs']:.2e} = {pa['rel_range']:.2e} of the logit range, top-1 agreement {100 * pa['agree']:.1f}%.",
         "",
         f"Latency: onnxruntime {r['ort']} CPUExecutionProvider, {args.repeats} runs after 3 warm-up runs, "
-        f"{platform.machine()} `{platform.processor() or platform.platform()}`, {r['threads']} logical CPUs. "
+        f"{platform.machine()} `{platform.processor() or platform.platform()}`, {r['threads']} logical CPUs, "
+        f"1-minute load average {r['load'][0][0]:.1f} before and {r['load'][1][0]:.1f} after the timing runs "
+        "(other processes share the CPUs when it is above the CPU count). "
         "onnxruntime's CPU kernels are not TensorRT's: the INT8 top-1 predicts a TensorRT INT8 engine "
         "built from this Q/DQ graph; the latencies describe this CPU only.",
         "",
@@ -162,8 +184,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", type=Path, required=True)
     p.add_argument("--data", type=Path, required=True, help="validation split: <data>/<class>/<video>")
     p.add_argument("--calib", type=Path, help="calibration videos (default: <data>/../train)")
-    p.add_argument("--calib-method", choices=("entropy", "percentile", "minmax"), default="entropy")
-    p.add_argument("--calib-clips", type=int, default=256)
+    p.add_argument("--built", type=Path, metavar="QDQ_ONNX",
+                   help="evaluate the <name>.int8.qdq.onnx a tsi-build-engine run wrote (and its <name>.onnx) "
+                        "instead of calibrating here")
+    p.add_argument("--calib-method", choices=METHODS, default=DEFAULT_METHOD)
+    p.add_argument("--calib-clips", type=int, default=DEFAULT_MAX_CLIPS)
     p.add_argument("--min-calib-clips", type=int, default=8)
     p.add_argument("--max-videos", type=int, help="evaluate at most N videos (evenly spread)")
     p.add_argument("--repeats", type=int, default=30)

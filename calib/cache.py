@@ -113,8 +113,10 @@ def write_raw_cache(cache_path: str | os.PathLike, data: bytes, key: dict) -> Pa
 
 
 def check_key(cache_path: str | os.PathLike, *, onnx_sha256: str, card: ModelCard | None = None,
-              method: str | None = None) -> dict:
-    """Raise CalibrationError unless the cache's key matches this model (and method, when given)."""
+              method: str | None = None, version_int: int | None = None) -> dict:
+    """Raise CalibrationError unless the cache's key matches this model (and method, and the installed
+    TensorRT's ``version_int``, when given: a cache is only read by the TensorRT version that it was
+    written for)."""
     cache_path = Path(cache_path)
     kp = key_path(cache_path)
     if not kp.is_file():
@@ -136,18 +138,36 @@ def check_key(cache_path: str | os.PathLike, *, onnx_sha256: str, card: ModelCar
         problems.append(f"its model card differs in {', '.join(diff)}")
     if method is not None and key.get("method") != method:
         problems.append(f"it holds {key.get('method')} ranges, {method} were asked for")
+    if version_int is not None and key.get("trt_version_int") != int(version_int):
+        problems.append(f"it was written for TensorRT {version_text(key.get('trt_version_int'))}, the installed "
+                        f"TensorRT is {version_text(version_int)} (recalibrate on this version: --calib-dir)")
     if problems:
         raise CalibrationError(f"{cache_path} does not belong to this model: " + "; ".join(problems))
     return key
 
 
 def load_cache(cache_path: str | os.PathLike, *, onnx_sha256: str, card: ModelCard | None = None,
-               method: str | None = None) -> bytes:
-    """The cache bytes for TensorRT, after checking its key (and that it parses)."""
+               method: str | None = None, version_int: int | None = None) -> bytes:
+    """The cache bytes for TensorRT, after checking its key (and that it parses, and that its header
+    names ``version_int`` too)."""
     cache_path = Path(cache_path)
     if not cache_path.is_file():
         raise CalibrationError(f"calibration cache not found: {cache_path}")
-    check_key(cache_path, onnx_sha256=onnx_sha256, card=card, method=method)
+    check_key(cache_path, onnx_sha256=onnx_sha256, card=card, method=method, version_int=version_int)
     data = cache_path.read_bytes()
-    parse_cache(data, str(cache_path))
+    header_version, _, _ = parse_cache(data, str(cache_path))
+    if version_int is not None and header_version != int(version_int):
+        raise CalibrationError(f"{cache_path}: its header says TensorRT {version_text(header_version)}, the "
+                               f"installed TensorRT is {version_text(version_int)} (recalibrate on this version)")
     return data
+
+
+def version_text(version_int) -> str:
+    """100300 -> '10.3.0' (the cache header's NV_TENSORRT_VERSION; 8601 -> '8.6.1')."""
+    try:
+        v = int(version_int)
+    except (TypeError, ValueError):
+        return f"{version_int!r}"
+    if v >= 100000:
+        return f"{v // 10000}.{v // 100 % 100}.{v % 100}"
+    return f"{v // 1000}.{v // 100 % 10}.{v % 100}"

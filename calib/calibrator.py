@@ -82,7 +82,8 @@ def make_entropy_calibrator(clips: np.ndarray, *, input_name: str = "clip", batc
             if cache_path is None or not Path(cache_path).is_file():
                 return None
             try:
-                return cache_mod.load_cache(cache_path, onnx_sha256=onnx_sha256, card=card)
+                return cache_mod.load_cache(cache_path, onnx_sha256=onnx_sha256, card=card,
+                                            version_int=caps.version_int)
             except CalibrationError as e:
                 log.warning("not using the calibration cache: %s", e)
                 return None

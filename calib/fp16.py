@@ -1,132 +1,83 @@
 """The FP16 ONNX graph, for strongly typed TensorRT builds (11.x takes FP16 only from the graph's
 own types; 10.x can use it too, strongly typed).
 
-Written with ``onnx`` alone (no onnxconverter-common): float32 initializers and constants become
-float16, every node computes in float16, except Softmax and the nodes the caller keeps (the
-attention MatMuls, which export finds by the MatMul-Softmax-MatMul pattern), which stay float32 with Casts around them. Engine I/O stays float32:
-a Cast after the input ``clip`` and before the output ``logits``. Values beyond float16's range
-are clipped (and counted in the log).
+onnxruntime's float16 converter does the conversion (``onnxruntime.transformers.float16``):
+float32 weights and constants become float16 and every node computes in float16, except Softmax
+and the nodes the caller keeps (the saliency attention's MatMul-Softmax-MatMul, which export finds:
+``export.plugin_graph.attention_node_names``), which stay float32 with Casts around them; the graph's
+input ``clip`` and output ``logits`` stay float32 (``keep_io_types``). Values beyond float16's
+range are clipped to +-65504 (counted in the log), non-zero values below its smallest subnormal
+become +-5.96e-08 rather than 0.
+
+One correction: between two kept nodes (MatMul -> Softmax -> MatMul) the converter casts the
+float32 tensor to float16 and straight back, which would round the attention's scores and
+probabilities to float16 after all; those round trips are removed (onnx-graphsurgeon), leaving the
+graph ``benchmarks/results/fp16_converter.md`` compares with the hand-written converter this module
+used to hold: the same nodes, the same Casts, the same float32 nodes.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 
 import numpy as np
 
 log = logging.getLogger(__name__)
 
-FLOAT, FLOAT16 = 1, 10  # onnx.TensorProto.FLOAT / FLOAT16
-KEEP_FP32_OPS = frozenset({"Softmax"})
-# ops with float inputs that are parameters, not data (Resize scales, ...) or with subgraphs: this
-# converter does not handle them (the TSI graphs have none) and refuses rather than guess
-UNSUPPORTED_OPS = frozenset({"Resize", "Upsample", "RoiAlign", "Range", "RandomNormal", "RandomUniform",
-                             "RandomNormalLike", "RandomUniformLike", "EyeLike", "Loop", "If", "Scan"})
+FLOAT = 1  # onnx.TensorProto.FLOAT
+KEEP_FP32_OPS = ("Softmax",)
 FP16_MAX = float(np.finfo(np.float16).max)
 
 
-def _to_fp16(arr: np.ndarray, what: str) -> np.ndarray:
-    clipped = int(np.count_nonzero(np.abs(arr) > FP16_MAX))
-    if clipped:
-        log.warning("%s: %d value(s) beyond float16's range clipped to +-%g", what, clipped, FP16_MAX)
-    return np.clip(arr, -FP16_MAX, FP16_MAX).astype(np.float16)
+def _count_beyond_fp16(proto) -> int:
+    """Float32 weight and constant values that float16 cannot hold (they get clipped)."""
+    from onnx import numpy_helper
+
+    tensors = list(proto.graph.initializer)
+    tensors += [a.t for n in proto.graph.node if n.op_type == "Constant" for a in n.attribute if a.name == "value"]
+    return sum(int(np.count_nonzero(np.abs(numpy_helper.to_array(t)) > FP16_MAX))
+               for t in tensors if t.data_type == FLOAT)
 
 
-def convert_fp16(proto, *, keep_fp32_nodes):
-    """Return an FP16 copy of ``proto`` (float32 graph I/O; Softmax and ``keep_fp32_nodes`` - the
-    attention's nodes, which the caller finds: ``export.plugin_graph.attention_node_names`` - in
-    float32)."""
-    import onnx
-    from onnx import helper, numpy_helper
+def drop_cast_round_trips(proto):
+    """Feed the consumers of ``Cast(to float32)(Cast(to float16)(x))``, x float32, with x itself."""
+    import onnx_graphsurgeon as gs
 
-    bad = [f"{n.name or '?'} ({n.op_type})" for n in proto.graph.node if n.op_type in UNSUPPORTED_OPS]
-    if bad:
-        raise ValueError(f"convert_fp16 does not handle {', '.join(bad[:5])}")
-    keep = set(keep_fp32_nodes)
-    model = onnx.shape_inference.infer_shapes(proto, strict_mode=True)
-    g = model.graph
-    elem = {vi.name: vi.type.tensor_type.elem_type
-            for vi in list(g.input) + list(g.output) + list(g.value_info) if vi.type.HasField("tensor_type")}
-    for init in g.initializer:
-        elem[init.name] = init.data_type
-    for n in g.node:  # Constant outputs may lack value_info
-        if n.op_type == "Constant":
-            for a in n.attribute:
-                if a.name == "value":
-                    elem[n.output[0]] = a.t.data_type
-
-    def is_fp32_node(n) -> bool:
-        return n.op_type in KEEP_FP32_OPS or n.name in keep
-
-    home: dict[str, int] = {}  # dtype each float tensor is produced in
-    for vi in g.input:
-        if elem.get(vi.name) == FLOAT:
-            home[vi.name] = FLOAT
-    consumers: dict[str, list] = {}
-    for n in g.node:
-        for i in n.input:
-            consumers.setdefault(i, []).append(n)
-
-    # initializers: float16 when every consumer computes in float16
-    for init in g.initializer:
-        if init.data_type != FLOAT:
+    graph = gs.import_onnx(proto)
+    dropped = 0
+    for back in [n for n in graph.nodes if n.op == "Cast" and n.attrs.get("to") == FLOAT]:
+        down = back.inputs[0].inputs[0] if back.inputs[0].inputs else None
+        if down is None or down.op != "Cast" or down.inputs[0].dtype != np.float32:
             continue
-        users = consumers.get(init.name, [])
-        if users and not any(is_fp32_node(u) for u in users):
-            arr = _to_fp16(numpy_helper.to_array(init), init.name)
-            init.CopyFrom(numpy_helper.from_array(arr, init.name))
-            home[init.name] = FLOAT16
-        else:
-            home[init.name] = FLOAT
+        x, y = down.inputs[0], back.outputs[0]
+        if y in graph.outputs:
+            continue
+        for consumer in list(y.outputs):
+            for i, t in enumerate(consumer.inputs):
+                if t is y:
+                    consumer.inputs[i] = x
+        dropped += 1
+    log.debug("removed %d float32 -> float16 -> float32 Cast round trips", dropped)
+    return gs.export_onnx(graph.cleanup().toposort())
 
-    for n in g.node:
-        fp32 = is_fp32_node(n)
-        if not fp32:
-            if n.op_type == "Cast":
-                for a in n.attribute:
-                    if a.name == "to" and a.i == FLOAT:
-                        a.i = FLOAT16
-            for a in n.attribute:
-                if a.name == "value" and a.t.data_type == FLOAT:  # Constant, ConstantOfShape
-                    a.t.CopyFrom(numpy_helper.from_array(_to_fp16(numpy_helper.to_array(a.t), n.name), a.t.name))
-        for o in n.output:
-            if elem.get(o) == FLOAT:
-                home[o] = FLOAT if fp32 else FLOAT16
 
-    # Casts where a consumer wants the other float type
-    new_nodes, casts = [], {}
+def convert_fp16(proto, *, keep_fp32_nodes: Iterable[str]):
+    """Return an FP16 copy of ``proto``: float32 graph I/O; Softmax and the nodes named in
+    ``keep_fp32_nodes`` (the caller's: export passes the attention's) in float32."""
+    import onnx
+    from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
 
-    def cast_to(name: str, dtype: int) -> str:
-        key = (name, dtype)
-        if key not in casts:
-            suffix = "fp16" if dtype == FLOAT16 else "fp32"
-            out = f"{name}/cast_{suffix}"
-            new_nodes.append(helper.make_node("Cast", [name], [out], name=f"{name}/Cast_{suffix}", to=dtype))
-            casts[key] = out
-        return casts[key]
-
-    for n in list(g.node):
-        want = FLOAT if is_fp32_node(n) else FLOAT16
-        for idx, i in enumerate(n.input):
-            if i in home and home[i] != want:
-                n.input[idx] = cast_to(i, want)
-        new_nodes.append(n)
-
-    # graph outputs stay float32
-    out_nodes = []
-    for vo in g.output:
-        if home.get(vo.name) == FLOAT16:
-            inner = f"{vo.name}/fp16"
-            for n in new_nodes:
-                n.output[:] = [inner if o == vo.name else o for o in n.output]
-                n.input[:] = [inner if i == vo.name else i for i in n.input]
-            out_nodes.append(helper.make_node("Cast", [inner], [vo.name], name=f"{vo.name}/Cast_fp32", to=FLOAT))
-    del g.node[:]
-    g.node.extend(new_nodes + out_nodes)
-    del g.value_info[:]
-    # each Cast sits right before its first consumer, after the producer: still topological
-    out = onnx.shape_inference.infer_shapes(model, strict_mode=True)
+    keep = sorted(set(keep_fp32_nodes))
+    clipped = _count_beyond_fp16(proto)
+    if clipped:
+        log.warning("%d weight/constant value(s) beyond float16's range clipped to +-%g", clipped, FP16_MAX)
+    converted = convert_float_to_float16(proto, keep_io_types=True, node_block_list=keep,
+                                         op_block_list=list(DEFAULT_OP_BLOCK_LIST) + list(KEEP_FP32_OPS))
+    out = onnx.shape_inference.infer_shapes(drop_cast_round_trips(converted), strict_mode=True)
     onnx.checker.check_model(out, full_check=True)
-    n16 = sum(1 for n in out.graph.node if n.op_type == "Cast")
-    log.info("FP16 graph: %d Casts, %d nodes kept in float32", n16, sum(1 for n in g.node if is_fp32_node(n)))
+    names = set(keep)
+    kept = sum(1 for n in out.graph.node if n.op_type in KEEP_FP32_OPS or n.name in names)
+    casts = sum(1 for n in out.graph.node if n.op_type == "Cast")
+    log.info("FP16 graph: %d Casts, %d nodes kept in float32", casts, kept)
     return out

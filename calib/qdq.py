@@ -32,7 +32,146 @@ log = logging.getLogger(__name__)
 
 QUANT_OP_TYPES = ("Conv", "MatMul", "Gemm")
 EXTRA_OPTIONS = {"ActivationSymmetric": True, "WeightSymmetric": True, "AddQDQPairToWeight": True,
-                 "DedicatedQDQPair": True, "QuantizeBias": False}
+                 "DedicatedQDQPair": True, "QuantizeBias": False,
+                 # TensorRT's placement: Q/DQ on the inputs of weighted layers, never on their outputs
+                 "OpTypesToExcludeOutputQuantization": list(QUANT_OP_TYPES)}
+FUSABLE_OP_TYPES = ("Conv",)  # TensorRT fuses Conv + (residual) Add when the Conv output has one consumer
+
+
+def _graph_maps(g):
+    """``{tensor: producing node}`` and ``{tensor: consuming nodes}`` of an ONNX graph (by name)."""
+    producer = {o: n for n in g.node for o in n.output}
+    consumers: dict[str, list] = {}
+    for n in g.node:
+        for i in n.input:
+            consumers.setdefault(i, []).append(n)
+    return producer, consumers
+
+
+def _through_qdq(tensor: str, producer: dict) -> tuple[str, bool]:
+    """(the float tensor behind ``DequantizeLinear(QuantizeLinear(x))``, whether it was quantized)."""
+    dq = producer.get(tensor)
+    if dq is not None and dq.op_type == "DequantizeLinear":
+        q = producer.get(dq.input[0])
+        if q is not None and q.op_type == "QuantizeLinear":
+            return q.input[0], True
+    return tensor, False
+
+
+def residual_adds(proto) -> list[tuple[str, str, str]]:
+    """``(add, branch, identity)`` of every residual Add of a graph (float or Q/DQ): a two-input Add
+    with an input made by a Conv that feeds nothing else (the branch TensorRT fuses into the Conv);
+    the other input is the identity (a shortcut Conv's output counts as identity)."""
+    g = proto.graph
+    producer, consumers = _graph_maps(g)
+    inits = {i.name for i in g.initializer}
+
+    def float_consumers(t: str) -> int:  # consumers of t, looking through its Q/DQ pairs
+        n = 0
+        for c in consumers.get(t, []):
+            if c.op_type == "QuantizeLinear":
+                for dq in consumers.get(c.output[0], []):
+                    n += len(consumers.get(dq.output[0], []))
+            else:
+                n += 1
+        return n
+
+    out = []
+    for add in g.node:
+        if add.op_type != "Add" or len(add.input) != 2:
+            continue
+        src = [_through_qdq(i, producer)[0] for i in add.input]
+        if any(s in inits or s not in producer or producer[s].op_type == "Constant" for s in src):
+            continue
+        branch = [k for k, s in enumerate(src) if producer[s].op_type in FUSABLE_OP_TYPES and float_consumers(s) == 1]
+        if branch:
+            b = branch[0]
+            out.append((add.name, src[b], src[1 - b]))
+    return out
+
+
+def residual_add_problems(proto) -> list[str]:
+    """TensorRT's residual rule on a Q/DQ graph: the branch (a Conv's output) enters the Add in float,
+    so TensorRT fuses Conv + Add; the identity enters quantized. Names every Conv whose output is
+    quantized before a residual Add, and every Add whose identity is not quantized."""
+    g = proto.graph
+    producer, _ = _graph_maps(g)
+    by_name = {n.name: n for n in g.node}
+    problems = []
+    for add_name, _, _ in residual_adds(proto):
+        add = by_name[add_name]
+        seen = [_through_qdq(i, producer) for i in add.input]
+        convs = [(s, q) for s, q in seen if producer[s].op_type in FUSABLE_OP_TYPES]
+        if convs and all(q for _, q in convs):
+            for s, _ in convs:
+                problems.append(f"Conv {producer[s].name}: output quantized before the residual Add {add_name} "
+                                "(TensorRT cannot fuse Conv + Add there)")
+        if sum(q for _, q in seen) != 1:
+            problems.append(f"residual Add {add_name}: {sum(q for _, q in seen)} quantized inputs, expected the "
+                            "identity only")
+    return problems
+
+
+def place_residual_qdq(proto, ranges: Ranges) -> tuple[int, int]:
+    """Apply the residual rule to onnxruntime's Q/DQ graph in place: each residual Add reads its branch
+    (the Conv output) in float and its identity through a Q/DQ pair (per-tensor, the identity's
+    calibrated range). Returns (identity pairs added, branch pairs bypassed)."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    g = proto.graph
+    producer, consumers = _graph_maps(g)
+    by_name = {n.name: n for n in g.node}
+    added = bypassed = 0
+    new_nodes = []
+    zp_name = "residual_qdq/zero_point"
+    for add_name, branch, identity in residual_adds(proto):
+        add = by_name[add_name]
+        for k, t in enumerate(add.input):
+            src, quantized = _through_qdq(t, producer)
+            if src == branch and quantized:
+                add.input[k] = branch
+                bypassed += 1
+            elif src == identity and not quantized:
+                amax = ranges.amax.get(identity)
+                if amax is None:
+                    log.warning("residual Add %s: no range for its identity %s; left in float", add_name, identity)
+                    continue
+                scale = np.float32(max(float(amax), float(np.finfo(np.float32).tiny) * 127) / 127.0)
+                p = f"{add_name}/identity"
+                g.initializer.append(numpy_helper.from_array(np.array(scale, np.float32), f"{p}/scale"))
+                if added == 0:
+                    g.initializer.append(numpy_helper.from_array(np.array(0, np.int8), zp_name))
+                new_nodes.append((add, [
+                    helper.make_node("QuantizeLinear", [identity, f"{p}/scale", zp_name], [f"{p}/quantized"],
+                                     name=f"{p}/QuantizeLinear"),
+                    helper.make_node("DequantizeLinear", [f"{p}/quantized", f"{p}/scale", zp_name],
+                                     [f"{p}/dequantized"], name=f"{p}/DequantizeLinear")]))
+                add.input[k] = f"{p}/dequantized"
+                added += 1
+    # insert each new pair right before its Add (keeps the order topological)
+    order = []
+    pending = {id(add): pair for add, pair in new_nodes}
+    for n in g.node:
+        order += pending.get(id(n), [])
+        order.append(n)
+    # drop Q/DQ pairs nothing reads any more
+    used = {i for n in order for i in n.input} | {o.name for o in g.output}
+    while True:
+        dead = [n for n in order if n.op_type in ("QuantizeLinear", "DequantizeLinear")
+                and not any(o in used for o in n.output)]
+        if not dead:
+            break
+        order = [n for n in order if n not in dead]
+        used = {i for n in order for i in n.input} | {o.name for o in g.output}
+    del g.node[:]
+    g.node.extend(order)
+    names = {i for n in g.node for i in n.input}
+    keep = [i for i in g.initializer if i.name in names]
+    del g.initializer[:]
+    g.initializer.extend(keep)
+    onnx.checker.check_model(proto)
+    return added, bypassed
 
 
 def preprocess_for_quantization(model_path: str | os.PathLike, out_path: str | os.PathLike) -> Path:
@@ -66,6 +205,8 @@ def quantize_qdq(model_path: str | os.PathLike, ranges: Ranges, *, float_nodes):
     keep = [p for p in qdq.metadata_props if p.key != "onnx.quant.pre_process"]
     del qdq.metadata_props[:]
     qdq.metadata_props.extend(keep)
+    added, bypassed = place_residual_qdq(qdq, ranges)
+    log.info("residual Adds: %d identity inputs quantized, %d Conv branches left in float", added, bypassed)
     return qdq
 
 
@@ -76,11 +217,7 @@ def verify_qdq(proto, float_nodes) -> list[str]:
 
     g = proto.graph
     inits = {i.name: numpy_helper.to_array(i) for i in g.initializer}
-    producer = {o: n for n in g.node for o in n.output}
-    consumers: dict[str, list] = {}
-    for n in g.node:
-        for i in n.input:
-            consumers.setdefault(i, []).append(n)
+    producer, consumers = _graph_maps(g)
     problems = []
     qdq_nodes = [n for n in g.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")]
     if not qdq_nodes:
@@ -112,6 +249,20 @@ def verify_qdq(proto, float_nodes) -> list[str]:
             continue
         if any(i in producer and producer[i].op_type == "DequantizeLinear" for i in node.input):
             problems.append(f"attention node {name} ({node.op_type}) has quantized inputs")
+    problems += residual_add_problems(proto)
+    # weighted layers' outputs stay float (TensorRT fuses what follows), except where the output is a
+    # residual Add's identity (a shortcut Conv) or another weighted layer's input
+    identity_adds = {(add, identity) for add, _, identity in residual_adds(proto)}
+    for n in g.node:
+        if n.op_type not in QUANT_OP_TYPES:
+            continue
+        for o in n.output:
+            for q in (c for c in consumers.get(o, []) if c.op_type == "QuantizeLinear"):
+                users = [u for dq in consumers.get(q.output[0], []) for u in consumers.get(dq.output[0], [])]
+                bad = [u for u in users if u.op_type not in QUANT_OP_TYPES and (u.name, o) not in identity_adds]
+                if bad:
+                    problems.append(f"{n.op_type} {n.name}: output quantized for {bad[0].op_type} {bad[0].name}, "
+                                    "which is neither a weighted layer nor a residual Add's identity")
     return problems
 
 

@@ -157,6 +157,17 @@ def _quiet_stdout():
         log.debug("onnxruntime calibrator: %s", buf.getvalue().strip().replace("\n", " | "))
 
 
+def constant_tensors(proto) -> set[str]:
+    """Tensors that do not depend on the graph's inputs: initializers, Constant/ConstantOfShape
+    outputs and everything computed from those alone. They are weights or shapes, not activations:
+    no range, no calibration-cache entry (TensorRT folds them)."""
+    const = {i.name for i in proto.graph.initializer}
+    for n in proto.graph.node:  # nodes are in topological order
+        if n.op_type in ("Constant", "ConstantOfShape") or (n.input and all(not i or i in const for i in n.input)):
+            const.update(o for o in n.output if o)
+    return const
+
+
 def _calibrator(model: Path, method: str, augmented: Path, *, num_bins: int, percentile: float,
                 exclude: set[str]):
     """onnxruntime's MinMax (symmetric) or Percentile (|x| histogram) calibrator, as
@@ -217,13 +228,15 @@ def compute_ranges(model: str | os.PathLike, clips: np.ndarray | None, method: s
 
 def _ranges(model, method: str, exclude, percentile: float, num_bins: int | None, progress: bool,
             n_runs: int, readers, total: int) -> Ranges:
-    """Collect over ``readers`` (one collect_data call each) and compute the amax of every tensor."""
+    """Collect over ``readers`` (one collect_data call each) and compute the amax of every tensor
+    but ``exclude`` and the graph's constants (:func:`constant_tensors`)."""
+    import onnx
     from onnxruntime.quantization.calibrate import TensorData, TensorsData
     from tqdm import tqdm
 
     cal_method = ort_method(method)
     num_bins = num_bins or NUM_BINS
-    exclude = set(exclude)
+    exclude = set(exclude) | constant_tensors(onnx.load(str(model)))
     with tempfile.TemporaryDirectory(prefix="tsi_calib_") as tmp, _quiet_stdout():
         calibrator = _calibrator(Path(model), "minmax" if method == "minmax" else "percentile",
                                  Path(tmp) / "aug.onnx", num_bins=num_bins, percentile=percentile, exclude=exclude)

@@ -69,8 +69,3 @@ def count_sme_modules(model: nn.Module) -> int:
     from tsi.modules.sme import SME
 
     return sum(1 for m in model.modules() if isinstance(m, SME) and m.align != "none")
-
-
-@torch.no_grad()
-def max_abs_diff(a: nn.Module, b: nn.Module, x: torch.Tensor) -> float:
-    return float((a(x) - b(x)).abs().max())

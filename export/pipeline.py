@@ -242,7 +242,7 @@ def int8_stage(opts: Options, stg: Path, standard: Path, card: ModelCard, sme: i
     return out
 
 
-def reuse_cache_stage(opts: Options, stg: Path, card: ModelCard) -> Written:
+def reuse_cache_stage(opts: Options, stg: Path, card: ModelCard, caps) -> Written:
     """--onnx + --int8 --calib-cache without --calib-dir: the keyed cache already in --out."""
     from calib.cache import check_key, key_path
 
@@ -250,7 +250,8 @@ def reuse_cache_stage(opts: Options, stg: Path, card: ModelCard) -> Written:
     if not cache.is_file():
         raise UsageError(f"--calib-cache: no {cache} to reuse; pass --calib-dir to calibrate")
     with stage("calibration cache (reused)"):
-        check_key(cache, onnx_sha256=file_sha256(opts.onnx), card=card)
+        check_key(cache, onnx_sha256=file_sha256(opts.onnx), card=card,
+                  version_int=caps.version_int if caps is not None else None)
     files = []
     for p in (cache, key_path(cache)):
         shutil.copyfile(p, stg / p.name)
@@ -323,7 +324,7 @@ def run_pipeline(opts: Options, stg: Path, card: ModelCard | None, sha: str, der
     if opts.fp16:
         done += fp16_stage(opts, stg, standard, card, sme)
     if opts.int8 and opts.calib_cache and opts.calib_dir is None and opts.onnx is not None:
-        done += reuse_cache_stage(opts, stg, card)
+        done += reuse_cache_stage(opts, stg, card, caps)
     elif opts.int8:
         done += int8_stage(opts, stg, standard, card, sme, caps)
     check_graphs(opts, done.graphs)

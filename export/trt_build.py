@@ -137,7 +137,8 @@ def build_engine(spec: EngineSpec) -> Path:
 
         if spec.calib_cache is None:
             raise ExportError("implicit INT8 needs a calibration cache")
-        config.int8_calibrator = _cache_calibrator(trt, load_cache(spec.calib_cache, onnx_sha256=spec.onnx_sha256))
+        config.int8_calibrator = _cache_calibrator(trt, load_cache(spec.calib_cache, onnx_sha256=spec.onnx_sha256,
+                                                                   version_int=caps.version_int))
     if spec.dla_core is not None:
         if spec.precision == "fp32":
             raise ExportError("DLA runs FP16 or INT8 only: add --fp16 or --int8")

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from runtime.card import CardError, ModelCard, atomic_write_bytes, file_sha256  # noqa: F401 (re-export)
+from runtime.card import CardError, ModelCard, atomic_write_bytes
 from tsi.config import TSIConfig
 from tsi.model import TSINet, arch_name
 
@@ -28,13 +28,16 @@ class CheckpointError(RuntimeError):
 
 
 def make_card(cfg: TSIConfig, labels: list[str] | tuple[str, ...], *, resize_short: int | None = None,
-              span_frames: int = 0, fps: float = 30.0, **extra: Any) -> ModelCard:
+              **extra: Any) -> ModelCard:
+    """The card of a model of ``cfg``: T and input size from it; ``resize_short`` defaults to the
+    input size x 256/224 (the usual ImageNet ratio); ``extra`` card fields (``span_frames``, ``fps``,
+    ...) default to :class:`ModelCard`'s."""
     if len(labels) != cfg.num_classes:
         raise CardError(f"{len(labels)} labels for a model with {cfg.num_classes} classes")
     return ModelCard(arch=arch_name(cfg), labels=tuple(labels), frames=cfg.frames,
                      input_size=cfg.input_size,
                      resize_short=resize_short or round(cfg.input_size * 256 / 224),
-                     span_frames=span_frames, fps=fps, config=cfg.to_dict(), **extra)
+                     config=cfg.to_dict(), **extra)
 
 
 def check_card_matches(card: ModelCard, cfg: TSIConfig, source: str) -> None:

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from runtime.card import atomic_write_bytes, atomic_write_text
 from tsi.checkpoint import load_model
-from tsi.data.datasets import build_dataset
+from tsi.data.datasets import FORMATS, build_dataset
 from tsi.model import view_probabilities
 
 log = logging.getLogger("tsi.evaluate")
@@ -124,7 +124,7 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--data", required=True)
-    p.add_argument("--format", default="folder", choices=["folder", "list", "ssv2", "kinetics"])
+    p.add_argument("--format", default=FORMATS[0], choices=FORMATS)
     p.add_argument("--split", default="val")
     p.add_argument("--list", dest="list_file")
     p.add_argument("--labels", dest="labels_file")

@@ -1,6 +1,6 @@
 """Parameters and multiply-accumulates of TSN / TSM / TSI, counted by torch's own FLOP counter.
 
-    python -m tsi.info [--frames 8 16] [--size 224] [--models tsn_r50 tsm_r50 tsi_r50]
+    python -m tsi.info [--frames T ...] [--size S] [--models tsn_r50 tsm_r50 tsi_r50]
 
 The paper's "GFLOPs" are multiply-accumulates (MACs) of conv and linear layers; the saliency
 attention adds two batched matmuls (Q K^T and A V) per frame pair, which the paper's counter may or
@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from tsi.config import field_defaults
 from tsi.model import create_model
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,11 @@ class Cost:
         return self.gmacs_conv_fc + self.gmacs_attention
 
 
-def measure(name: str, frames: int = 8, size: int = 224, num_classes: int = 174) -> Cost:
+DEFAULTS = field_defaults()
+
+
+def measure(name: str, frames: int = DEFAULTS["frames"], size: int = DEFAULTS["input_size"],
+            num_classes: int = DEFAULTS["num_classes"]) -> Cost:
     """One view (1 clip of T frames at size², batch 1). Attention counted in its matmul form."""
     model = create_model(name, frames=frames, num_classes=num_classes, input_size=size,
                          attention="matmul").eval()
@@ -77,9 +82,12 @@ def run(argv: list[str] | None = None) -> list[Cost]:
     """The CLI's work, returning its result (``main`` is the console script: exit code 0)."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", nargs="+", default=["tsn_r50", "tsm_r50", "tsi_r50"])
-    p.add_argument("--frames", nargs="+", type=int, default=[8, 16])
-    p.add_argument("--size", type=int, default=224)
-    p.add_argument("--num-classes", type=int, default=174, help="174 = Something-Something V1")
+    t = DEFAULTS["frames"]
+    p.add_argument("--frames", nargs="+", type=int, default=[t, 2 * t],
+                   help="clip lengths T (%(default)s: the paper's two rows)")
+    p.add_argument("--size", type=int, default=DEFAULTS["input_size"], help="input size (%(default)s)")
+    p.add_argument("--num-classes", type=int, default=DEFAULTS["num_classes"],
+                   help="classes (%(default)s: Something-Something)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     costs = [measure(m, t, args.size, args.num_classes) for t in args.frames for m in args.models]

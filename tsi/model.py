@@ -95,10 +95,6 @@ def create_model(name: str, **kwargs: Any) -> TSINet:
     return builder(**kwargs)
 
 
-def model_from_config(cfg: TSIConfig) -> TSINet:
-    return TSINet(cfg)
-
-
 def arch_name(cfg: TSIConfig) -> str:
     """The builder name of a config's family, e.g. 'tsi_r50' (or 'custom_r50' for ablations)."""
     for family, fields in FAMILIES.items():

@@ -34,9 +34,10 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
-from runtime.card import atomic_write_text
+from runtime.card import ModelCard, atomic_write_text
 from tsi.checkpoint import load_checkpoint, load_model, make_card, save_checkpoint
-from tsi.data.datasets import build_dataset
+from tsi.config import ATTENTIONS, field_defaults
+from tsi.data.datasets import FORMATS, build_dataset
 from tsi.model import MODELS, TSINet, create_model, view_probabilities
 
 log = logging.getLogger("tsi.train")
@@ -139,28 +140,33 @@ def run_epoch(model: nn.Module, loader: DataLoader, dist_: Dist, *, optimizer=No
 
 
 def build_parser() -> argparse.ArgumentParser:
+    # model and card defaults are read from TSIConfig and ModelCard: each is stated once, there
+    cfg, card = field_defaults(), field_defaults(ModelCard)
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     d = p.add_argument_group("data")
     d.add_argument("--data", required=True, help="dataset root (folder-per-class: DIR/train, DIR/val)")
-    d.add_argument("--format", default="folder", choices=["folder", "list", "ssv2", "kinetics"])
+    d.add_argument("--format", default=FORMATS[0], choices=FORMATS)
     d.add_argument("--train-list", help="list/annotation file of the training split (list, ssv2, kinetics)")
     d.add_argument("--val-list", help="list/annotation file of the validation split")
     d.add_argument("--labels", help="labels file (ssv2 labels JSON, or one label per line)")
-    d.add_argument("--span-frames", type=int, default=0,
-                   help="source frames one clip covers in the live runtime (model card); 0 = whole video")
-    d.add_argument("--fps", type=float, default=30.0, help="frame rate of the training videos (model card)")
-    d.add_argument("--resize-short", type=int, default=0, help="short side before cropping (default size*256/224)")
+    d.add_argument("--span-frames", type=int, default=card["span_frames"],
+                   help="source frames one clip covers in the live runtime (model card; at least "
+                        "--frames); 0 = whole video (%(default)s)")
+    d.add_argument("--fps", type=float, default=card["fps"],
+                   help="frame rate of the training videos (model card; %(default)s)")
+    d.add_argument("--resize-short", type=int, default=0,
+                   help="short side before cropping (0: input size x 256/224)")
     d.add_argument("--flip", action="store_true", help="random horizontal flip (off: direction matters)")
     d.add_argument("--flip-map", help="JSON {label: label} swapped under a flip (e.g. left<->right)")
     d.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1))
     m = p.add_argument_group("model")
     m.add_argument("--arch", default="tsi_r50", choices=sorted(MODELS))
-    m.add_argument("--frames", type=int, default=8)
-    m.add_argument("--input-size", type=int, default=224)
-    m.add_argument("--base-width", type=int, default=64)
-    m.add_argument("--sme-reduction", type=int, default=16)
-    m.add_argument("--attention", default="sdpa", choices=["sdpa", "matmul", "fused"])
-    m.add_argument("--dropout", type=float, default=0.5)
+    m.add_argument("--frames", type=int, default=cfg["frames"], help="T (%(default)s)")
+    m.add_argument("--input-size", type=int, default=cfg["input_size"], help="%(default)s")
+    m.add_argument("--base-width", type=int, default=cfg["base_width"], help="%(default)s")
+    m.add_argument("--sme-reduction", type=int, default=cfg["sme_reduction"], help="%(default)s")
+    m.add_argument("--attention", default=cfg["attention"], choices=ATTENTIONS)
+    m.add_argument("--dropout", type=float, default=cfg["dropout"], help="%(default)s")
     m.add_argument("--no-zero-init", action="store_true",
                    help="do not start residual branches at zero (their last BN gamma = 1)")
     m.add_argument("--causal", action="store_true",
@@ -197,7 +203,11 @@ def make_datasets(args, card):
 
 def run(argv: list[str] | None = None) -> dict[str, Any]:
     """The CLI's work, returning its result (``main`` is the console script: exit code 0)."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if 0 < args.span_frames < args.frames:
+        parser.error(f"--span-frames {args.span_frames} is shorter than --frames {args.frames}: the "
+                     "runtime would repeat frames; give at least T source frames, or 0 (whole video)")
     dist_ = setup_distributed(args.device)
     logging.basicConfig(level=logging.INFO if dist_.main else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -1,11 +1,12 @@
 // TensorRT IPluginV3 "tsi::SaliencyAttention" v1: see saliency_attention_plugin.h.
 //
-// Registration, two ways (TensorRT 10.x):
-//  * static: REGISTER_TENSORRT_PLUGIN registers the creator when the library is loaded, e.g. by
-//    ctypes.CDLL("libtsi_plugins.so") before the ONNX parser runs (compile definition
-//    TSI_PLUGIN_STATIC_REGISTRATION=1, the CMake default);
+// Registration under namespace "tsi" however the library is loaded, and never twice:
+//  * static: the creator registers itself under its namespace when the library is loaded, e.g. by
+//    ctypes.CDLL("libtsi_plugins.so") before the ONNX parser runs, or trtexec --staticPlugins
+//    (compile definition TSI_PLUGIN_STATIC_REGISTRATION=1, the CMake default);
 //  * dynamic: IPluginRegistry::loadLibrary / trt.get_plugin_registry().load_library / trtexec
-//    --dynamicPlugins call the exported getCreators() and setLoggerFinder() entry points.
+//    --dynamicPlugins call the exported getCreators() (which withdraws the static registration
+//    first) and setLoggerFinder().
 
 #include "saliency_attention_plugin.h"
 
@@ -369,9 +370,40 @@ IPluginV3* SaliencyAttentionPluginCreator::createPlugin(
     return nullptr;
 }
 
+namespace
+{
+
+// The one creator of this library, shared by both ways of registering it.
+SaliencyAttentionPluginCreator& theCreator() noexcept
+{
+    static SaliencyAttentionPluginCreator creator;
+    return creator;
+}
+
 #if TSI_PLUGIN_STATIC_REGISTRATION
-REGISTER_TENSORRT_PLUGIN(SaliencyAttentionPluginCreator);
+// Registered when the library is loaded (ctypes.CDLL, trtexec --staticPlugins, linking), under the
+// creator's own namespace: REGISTER_TENSORRT_PLUGIN's PluginRegistrar passes "" as the namespace
+// (TensorRT 10.3), which would leave "tsi::SaliencyAttention" unfindable.
+bool gStaticallyRegistered = false;
+
+struct StaticRegistration
+{
+    StaticRegistration() noexcept
+    {
+        IPluginRegistry* registry = getPluginRegistry();
+        gStaticallyRegistered = registry != nullptr
+            && registry->registerCreator(theCreator(), theCreator().getPluginNamespace());
+        if (registry != nullptr && !gStaticallyRegistered)
+        {
+            logError("the plugin registry refused the creator (already registered?)");
+        }
+    }
+};
+
+StaticRegistration const gStaticRegistration{};
 #endif
+
+} // namespace
 
 } // namespace tsi
 
@@ -382,11 +414,23 @@ extern "C" __attribute__((visibility("default"))) void setLoggerFinder(nvinfer1:
     tsi::gLoggerFinder = finder;
 }
 
+// IPluginRegistry::loadLibrary (trtexec --dynamicPlugins, trt.get_plugin_registry().load_library)
+// dlopens the library (which runs the static registration above), then registers what this returns:
+// the static registration is withdrawn first, so the creator is registered once, never twice.
 extern "C" __attribute__((visibility("default"))) nvinfer1::IPluginCreatorInterface* const* getCreators(
     int32_t& nbCreators)
 {
-    static tsi::SaliencyAttentionPluginCreator creator;
-    static nvinfer1::IPluginCreatorInterface* const creators[] = {&creator};
+#if TSI_PLUGIN_STATIC_REGISTRATION
+    if (tsi::gStaticallyRegistered)
+    {
+        nvinfer1::IPluginRegistry* registry = getPluginRegistry();
+        if (registry != nullptr && registry->deregisterCreator(tsi::theCreator()))
+        {
+            tsi::gStaticallyRegistered = false;
+        }
+    }
+#endif
+    static nvinfer1::IPluginCreatorInterface* const creators[] = {&tsi::theCreator()};
     nbCreators = 1;
     return creators;
 }

@@ -51,6 +51,10 @@ def test_refuses_a_cache_of_another_model(tmp_path):
         check_key(path, onnx_sha256="1" * 64, card=CARD.replace(frames=8))
     with pytest.raises(CalibrationError, match="holds minmax ranges, entropy were asked for"):
         check_key(path, onnx_sha256="1" * 64, method="entropy")
+    # a cache is only read by the TensorRT version it was written for (10.3 here)
+    assert load_cache(path, onnx_sha256="1" * 64, version_int=100300)
+    with pytest.raises(CalibrationError, match=r"written for TensorRT 10\.3\.0, the installed TensorRT is 10\.13\.0"):
+        load_cache(path, onnx_sha256="1" * 64, version_int=101300)
     key_path(path).unlink()
     with pytest.raises(CalibrationError, match="no key file"):
         load_cache(path, onnx_sha256="1" * 64)
@@ -66,3 +70,19 @@ def test_parse_errors():
     with pytest.raises(CalibrationError, match="empty"):
         parse_cache("")
     assert format_cache({"b": 1.0, "a": 2.0}).splitlines()[1].startswith("a: ")
+
+
+def test_no_entries_for_constants(tiny_onnx, clips):
+    """Initializers, Constant outputs and what is computed from them alone get no range (and so no
+    cache entry); every activation does."""
+    import onnx
+
+    from calib.ranges import compute_ranges, constant_tensors
+
+    proto = onnx.load(tiny_onnx[0])
+    const = constant_tensors(proto)
+    constant_nodes = [n for n in proto.graph.node if n.op_type == "Constant"]
+    assert constant_nodes and {n.output[0] for n in constant_nodes} <= const
+    r = compute_ranges(tiny_onnx[0], clips[:2], "minmax", exclude=set(), progress=False)
+    assert not set(r.amax) & const and "clip" in r.amax
+    assert min(r.amax.values()) > 0  # no all-zero entry left

@@ -97,3 +97,36 @@ def test_make_qdq_raises_on_problems(tiny_onnx, clips, monkeypatch):
     monkeypatch.setattr(qdq_mod, "verify_qdq", lambda proto, float_nodes: ["fake problem"])
     with pytest.raises(CalibrationError, match="fake problem"):
         make_qdq(tiny_onnx[0], ranges, float_nodes=[])
+
+
+def test_residual_adds_follow_tensorrt_rules(qdq, tiny_onnx, monkeypatch):
+    """TensorRT's Q/DQ placement for residual networks: every residual Add reads its Conv branch in
+    float (Conv + Add fuse) and its identity quantized; no weighted layer's output is quantized for
+    anything else. The check names the Convs of onnxruntime's own placement (outputs quantized)."""
+    import calib.qdq as qdq_mod
+
+    path, proto = qdq
+    adds = qdq_mod.residual_adds(proto)
+    assert len(adds) >= 8  # one per residual block of the tiny TSI-R18, plus SME's Conv + Add
+    assert qdq_mod.residual_add_problems(proto) == []
+    producer = {o: n for n in proto.graph.node for o in n.output}
+    by_name = {n.name: n for n in proto.graph.node}
+    for add, branch, identity in adds:
+        sources = [qdq_mod._through_qdq(i, producer) for i in by_name[add].input]
+        assert (branch, False) in sources and (identity, True) in sources, add
+
+    # onnxruntime's default placement (outputs of Convs quantized): named, Conv by Conv
+    monkeypatch.setitem(qdq_mod.EXTRA_OPTIONS, "OpTypesToExcludeOutputQuantization", [])
+    monkeypatch.setattr(qdq_mod, "place_residual_qdq", lambda proto, ranges: (0, 0))
+    graph = onnx.load(path)
+    ranges = compute_ranges(path, structured_clips(4, seed=11).numpy(), "minmax",
+                            exclude=attention_internal_tensors(graph), progress=False)
+    old = qdq_mod.quantize_qdq(path, ranges, float_nodes=attention_node_names(graph))
+    problems = qdq_mod.residual_add_problems(old)
+    named = [p for p in problems if p.startswith("Conv ") and "quantized before the residual Add" in p]
+    assert len(named) >= len(adds) - 3, problems
+    n_before = sum(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in old.graph.node)
+    n_after = sum(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in proto.graph.node)
+    print(f"\nQ/DQ nodes: onnxruntime's placement {n_before}, TensorRT's rules {n_after}; "
+          f"{len(named)} Conv outputs quantized before a residual Add before, 0 after")
+    assert n_after < n_before

@@ -1,40 +1,74 @@
+"""Training, evaluation, calibration and the live runtime pick the same frames of a span.
+
+A video of N frames is given to each as the thing it samples: the training side's test-mode dataset
+(``tsi.data.datasets.ClipDataset``, the validation and evaluation path), the calibration clips
+(``calib.clips``) and the runtime's sliding window holding the last N frames of a stream
+(``runtime.window.ClipWindow``, span N). Frame i is painted with the value i, so the clips the three
+build show which frames they took, not just which indices they asked for.
+"""
+
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from tsi.data.sampling import multi_clip_indices, segment_indices
+import tsi.data.datasets as datasets
+from calib.clips import clip_indices
+from runtime.card import ModelCard
+from runtime.sampling import segment_indices
+from runtime.window import ClipWindow
+from tsi.data.formats import Sample
+
+SIZE = 16
+CASES = [(n, t) for t in (2, 3, 4, 5, 7, 8, 11, 16) for n in (1, 2, 3, 5, 7, 8, 9, 16, 17, 30, 31, 32, 64, 90)]
 
 
-@pytest.mark.parametrize("n", [1, 3, 7, 8, 9, 31, 32, 100])
-@pytest.mark.parametrize("t", [1, 4, 8, 16])
-def test_indices_in_range_and_ordered(n, t):
-    rng = np.random.default_rng(n * 100 + t)
-    for idx in [segment_indices(n, t, "test")] + [segment_indices(n, t, "train", rng=rng) for _ in range(20)]:
-        assert idx.shape == (t,) and idx.dtype == np.int64
-        assert idx.min() >= 0 and idx.max() <= n - 1
-        assert np.all(np.diff(idx) >= 0)
-    multi = multi_clip_indices(n, t, clips=10)
-    assert multi.shape == (10, t) and multi.min() >= 0 and multi.max() <= n - 1
-    assert np.all(np.diff(multi, axis=1) >= 0)
-    assert np.array_equal(multi_clip_indices(n, t, clips=1)[0], segment_indices(n, t, "test"))
+def _frame(i: int) -> np.ndarray:
+    return np.full((SIZE, SIZE, 3), i, np.uint8)
 
 
-def test_segment_positions():
-    assert segment_indices(32, 8, "test").tolist() == [2, 6, 10, 14, 18, 22, 26, 30]
-    assert segment_indices(3, 6, "test").tolist() == [0, 0, 1, 1, 2, 2]  # short video: repeats
-    # one random frame inside each segment; every frame of a segment can be drawn
-    rng = np.random.default_rng(0)
-    draws = np.stack([segment_indices(32, 8, "train", rng=rng) for _ in range(400)])
-    for t in range(8):
-        assert set(draws[:, t].tolist()) == set(range(4 * t, 4 * t + 4))
-    # 10 clips are evenly offset inside the segments and distinct when the segments are long enough
-    multi = multi_clip_indices(100, 10, clips=10)
-    assert multi[:, 0].tolist() == list(range(10)) and len({tuple(r) for r in multi}) == 10
+def _card(frames: int, span: int) -> ModelCard:
+    return ModelCard(arch="t", labels=("a", "b"), frames=frames, input_size=SIZE, resize_short=SIZE,
+                     span_frames=span)
 
 
-def test_bad_arguments():
-    with pytest.raises(ValueError, match="needs an rng"):
-        segment_indices(10, 4, "train")
-    with pytest.raises(ValueError, match="mode"):
-        segment_indices(10, 4, "val")
-    with pytest.raises(ValueError, match="0 frames"):
-        segment_indices(0, 4, "test")
+@pytest.fixture
+def fake_videos(monkeypatch):
+    """Sample paths "video_N" decode to N frames painted 0..N-1; records the picked indices."""
+    picked = []
+
+    def read_sampled(path, pick):
+        idx = np.asarray(pick(int(Path(path).name.split("_")[1])))
+        picked.append(idx)
+        return [_frame(int(i)) for i in idx], idx
+
+    monkeypatch.setattr(datasets, "read_sampled", read_sampled)
+    return picked
+
+
+@pytest.mark.parametrize("t", sorted({t for _, t in CASES}))
+def test_training_and_runtime_take_the_same_frames(fake_videos, t):
+    for n in sorted({n for n, tt in CASES if tt == t}):
+        card = _card(t, n)
+        ds = datasets.ClipDataset([Sample(Path(f"video_{n}"), 0)], card.labels, card=card, mode="test")
+        train_clip = ds[0][0].numpy()
+        train_idx = fake_videos[-1]
+
+        win = ClipWindow(card, stride=1)
+        extra = 5  # the window has slid on: it holds frames extra .. extra + n - 1 of the stream
+        for i in range(n + extra):
+            win.push(_frame(i - extra if i >= extra else 200), index=i - extra)
+        assert win.due()
+        np.testing.assert_array_equal(win.clip_frame_indices(), train_idx, err_msg=f"N={n}, T={t}")
+        np.testing.assert_array_equal(win.clip()[0], train_clip, err_msg=f"N={n}, T={t}")
+
+        assert clip_indices(n, card).tolist() == train_idx.tolist()
+        assert train_idx.tolist() == segment_indices(n, t, "test").tolist()
+
+
+def test_calibration_centres_the_span_in_a_longer_video():
+    card = _card(4, 8)
+    # a 20-frame video: calibration samples the centred 8-frame window 6..13 like the runtime's span
+    assert clip_indices(20, card).tolist() == (6 + segment_indices(8, 4, "test")).tolist()
+    # no span on the card: the whole video, as training samples it
+    assert clip_indices(20, _card(4, 0)).tolist() == segment_indices(20, 4, "test").tolist()

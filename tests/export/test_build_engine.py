@@ -221,3 +221,62 @@ def test_finish_commands():
     assert cmds[1].endswith("--int8 --calib-cache --plugin /lib/libtsi.so --dla-core 0 --workspace 512")
     assert ("trtexec --onnx=/o/m.plugin.onnx --int8 --fp16 --calib=/o/m.int8.calib.cache "
             "--staticPlugins=/lib/libtsi.so --useDLACore=0 --allowGPUFallback --memPoolSize=workspace:512") in cmds[4]
+
+
+@pytest.mark.parametrize("errno_, where", [(30, "mkdtemp"), (13, "mkdtemp"), (28, "save_onnx")])
+def test_os_errors_are_one_line_exit_2_and_leave_nothing(tmp_path, tiny_onnx, monkeypatch, capsys, errno_, where):
+    """Read-only (EROFS), no permission (EACCES), disk full (ENOSPC): one line, exit 2, --out as it was.
+    (The tests run as root, where chmod does not stop a write: the errors are raised where the OS
+    would raise them.)"""
+    import errno
+    import os
+
+    import export.onnx_export
+    import tempfile as tempfile_mod
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "mine.txt").write_text("the user's")
+    err = OSError(errno_, os.strerror(errno_), str(out / "x"))
+    if where == "mkdtemp":
+        monkeypatch.setattr(tempfile_mod, "mkdtemp", lambda **kw: (_ for _ in ()).throw(err))
+    else:
+        monkeypatch.setattr(export.onnx_export, "save_onnx", lambda proto, path: (_ for _ in ()).throw(err))
+    rc = be.main(["--onnx", str(tiny_onnx[0]), "--out", str(out), "--fp16"])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and lines[-1] == f"error: {out / 'x'}: {os.strerror(errno_)}", lines[-1]
+    assert errno.errorcode[errno_] in ("EROFS", "EACCES", "ENOSPC")
+    assert listing(out) == ["mine.txt"]  # nothing half-written, no staging folder left
+
+
+def test_out_on_another_file_system(tmp_path, tiny_onnx, monkeypatch, capsys):
+    """--out on its own file system (a Docker volume, an SD card, NFS): a rename from outside --out
+    would fail with EXDEV, so the staging folder lives inside --out and every rename stays there."""
+    import os
+
+    import export.outputs
+
+    out = tmp_path / "mnt" / "out"
+    real_replace = os.replace
+
+    def replace(src, dst):
+        inside = lambda p: Path(p).resolve().is_relative_to(out.resolve())  # noqa: E731
+        if inside(src) != inside(dst):
+            raise OSError(18, "Invalid cross-device link", str(src), None, str(dst))
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(export.outputs.os, "replace", replace)
+    assert be.main(["--onnx", str(tiny_onnx[0]), "--out", str(out), "--fp16"]) == 0
+    assert {"tiny.onnx", "tiny.json", "tiny.fp16.onnx"} <= set(listing(out))
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+
+
+def test_calibration_folder_checked_before_any_work(tmp_path, tiny_ckpt, capsys, monkeypatch):
+    import export.pipeline
+
+    monkeypatch.setattr(export.pipeline, "standard_from_checkpoint", lambda *a: pytest.fail("work started"))
+    rc = be.main(["--checkpoint", str(tiny_ckpt), "--int8", "--calib-dir", str(tmp_path / "nope"),
+                  "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert rc == 2 and f"--calib-dir {tmp_path / 'nope'}: not a folder" in err
+    assert not (tmp_path / "out").exists()

@@ -42,7 +42,7 @@ def tensorrt_include() -> Path | None:
 
 
 @needs_nvcc
-@pytest.mark.parametrize("arch", ["sm_75", "sm_87", "sm_90"])
+@pytest.mark.parametrize("arch", ["sm_75", "sm_87", "sm_90", "sm_110"])
 def test_kernel_compiles_without_spills(arch, tmp_path):
     # -warn-spills + -Werror: a register spill in any of the 10 instantiations fails the build.
     proc = run([NVCC, "-c", f"-arch={arch}", "-O3", "-std=c++17", "-Xptxas=-warn-spills", "--Werror=all-warnings",
@@ -77,6 +77,12 @@ def attention_lib(tmp_path_factory) -> Path:
 def test_cmake_builds_kernel_library(attention_lib):
     lib = ctypes.CDLL(str(attention_lib))
     assert hasattr(lib, "tsiSaliencyAttention") and hasattr(lib, "tsiSaliencyAttentionTiling")
+    cache = (attention_lib.parent / "CMakeCache.txt").read_text()
+    archs = next(ln.split("=", 1)[1] for ln in cache.splitlines() if ln.startswith("CMAKE_CUDA_ARCHITECTURES:"))
+    version = subprocess.run([NVCC, "--version"], capture_output=True, text=True).stdout
+    cuda_major = int(version.split("release ")[1].split(".")[0])
+    # Jetson Thor (sm_110) by default where the compiler knows it (CUDA >= 13), never on CUDA 12 (JetPack 6)
+    assert archs.split(";")[:3] == ["75", "87", "90"] and ("110" in archs.split(";")) == (cuda_major >= 13), archs
 
 
 @needs_nvcc

@@ -7,7 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tsi.kernels.reference import naive_attention_f64, relative_error, tile_config, tiled_attention
+from tests.kernels.stats import relative_error
+from tsi.kernels.reference import naive_attention_f64, tile_config, tiled_attention
 
 TOL = {np.float32: 1e-5, np.float16: 1e-3}  # fp16: the output is rounded to fp16 (2^-11 relative)
 

@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from tsi.kernels import saliency_attention
-from tsi.kernels.reference import naive_attention_f64, relative_error
+from tests.kernels.stats import relative_error
+from tsi.kernels.reference import naive_attention_f64
 from tsi.modules.attention import ATTENTION_IMPLS
 
 REPO = Path(__file__).resolve().parents[2]

@@ -27,7 +27,8 @@ import json, math, sys
 import numpy as np
 import torch
 from tsi.kernels.saliency_triton import interpreter_enabled, saliency_attention, triton_forward
-from tsi.kernels.reference import naive_attention_f64, relative_error
+from tests.kernels.stats import relative_error
+from tsi.kernels.reference import naive_attention_f64
 
 assert interpreter_enabled()
 shapes = json.loads(sys.argv[1])

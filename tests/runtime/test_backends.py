@@ -10,7 +10,8 @@ from runtime.backends import BackendError, open_backend
 from runtime.backends.cuda_api import CudaError
 from runtime.backends.onnxruntime_backend import resolve_providers
 from runtime.card import CardError, card_path_for
-from tests.runtime import fake_trt
+from tests import trt_double
+from tests.runtime.fake_cudart import CudaRt
 from tests.runtime.helpers import make_card, make_onnx, reference_logits
 
 RNG = np.random.default_rng(0)
@@ -113,7 +114,17 @@ def test_backend_choice_and_options_are_checked(tmp_path):
         "CUDAExecutionProvider", "CPUExecutionProvider"]
 
 
-# -- TensorRT, driven through stand-ins for tensorrt and cudart --------------------------------
+# -- TensorRT, driven through the generated tensorrt doubles (10.3, 11.1) and a cudart stand-in ----
+TRT_VERSIONS = pytest.mark.parametrize("trt_version", ["10.3", "11.1"])
+
+
+def install_trt(monkeypatch, version):
+    cudart = CudaRt()
+    world = trt_double.World()
+    trt = trt_double.install(monkeypatch, version, world, cudart=cudart)
+    return trt, cudart, world
+
+
 def write_engine(path, card=None, **spec):
     spec = {"input": [1, 4, 3, 16, 16], "classes": 3, **spec}
     path.write_bytes(json.dumps(spec).encode())
@@ -122,28 +133,33 @@ def write_engine(path, card=None, **spec):
     return path
 
 
+@TRT_VERSIONS
 @pytest.mark.parametrize("cuda_graph", [False, True])
 @pytest.mark.parametrize("dims", [[1, 4, 3, 16, 16], [-1, 4, 3, 16, 16]])
-def test_tensorrt_backend_end_to_end_with_fakes(tmp_path, monkeypatch, caplog, cuda_graph, dims):
-    trt, cudart = fake_trt.install(monkeypatch)
+def test_tensorrt_backend_end_to_end_with_doubles(tmp_path, monkeypatch, caplog, cuda_graph, dims, trt_version):
+    trt, cudart, world = install_trt(monkeypatch, trt_version)
     card = make_card()
     engine = write_engine(tmp_path / "m.engine", card, input=dims)
     with caplog.at_level(logging.INFO, logger="runtime"):
         backend = open_backend(engine, cuda_graph=cuda_graph)
-    assert trt.plugins_initialised
-    assert f"engine tensor input  clip: {dims} float32" in caplog.text
+    calls = trt.names()
+    assert calls[:4] == ["Logger.__init__", "init_libnvinfer_plugins", "Runtime.__init__",
+                         "Runtime.deserialize_cuda_engine"], calls
+    assert calls.count("IExecutionContext.set_tensor_address") == 2
+    assert ("IExecutionContext.set_input_shape" in calls) == (dims[0] == -1)
+    assert f"engine tensor input  clip: {dims} DataType.FLOAT" in caplog.text
     assert "bound input  clip: [1, 4, 3, 16, 16] float32" in caplog.text
     assert "bound output logits: [1, 3] float32" in caplog.text
-    ctx = trt.engines[0].contexts[0]
-    assert set(ctx.addresses) == {"clip", "logits"}
+    ctx = world.engines[0]._values["_contexts"][0]
+    assert set(ctx._values["_addresses"]) == {"clip", "logits"}
     x = clip_for(card)
     cudart.ops.clear()
-    executed = ctx.executed
+    executed = ctx._values["_executed"]
     out = backend.infer(x)
     np.testing.assert_allclose(out, reference_logits(x), atol=1e-5)
     if cuda_graph:
         assert cudart.ops == ["h2d", "graph", "d2h", "sync"]
-        assert ctx.executed == executed  # replayed, not re-enqueued
+        assert ctx._values["_executed"] == executed  # replayed, not re-enqueued
     else:
         assert cudart.ops == ["h2d", "execute", "d2h", "sync"]
     out2 = backend.infer(-x)
@@ -156,8 +172,9 @@ def test_tensorrt_backend_end_to_end_with_fakes(tmp_path, monkeypatch, caplog, c
     backend.close()
 
 
-def test_tensorrt_fp16_engine_io(tmp_path, monkeypatch):
-    fake_trt.install(monkeypatch)
+@TRT_VERSIONS
+def test_tensorrt_fp16_engine_io(tmp_path, monkeypatch, trt_version):
+    install_trt(monkeypatch, trt_version)
     card = make_card()
     engine = write_engine(tmp_path / "m.plan", card, dtype="float16")
     with open_backend(engine) as backend:
@@ -166,7 +183,7 @@ def test_tensorrt_fp16_engine_io(tmp_path, monkeypatch):
 
 
 def test_tensorrt_errors(tmp_path, monkeypatch):
-    trt, cudart = fake_trt.install(monkeypatch)
+    trt, cudart, _ = install_trt(monkeypatch, "10.3")
     card = make_card()
     with pytest.raises(CardError, match="no model card"):
         open_backend(write_engine(tmp_path / "nocard.engine"))

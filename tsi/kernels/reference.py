@@ -18,7 +18,6 @@ arithmetic of any row.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -109,15 +108,3 @@ def tiled_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, scale: float = 
             m = m_new
     out = acc[:, :, :d] * (f32(1.0) / l_sum)[..., None]
     return out.astype(q.dtype)
-
-
-def relative_error(out: np.ndarray, ref: np.ndarray) -> float:
-    """max |out - ref| / max(max |ref|, tiny): the statistic the kernel tests bound."""
-    out64 = np.asarray(out, dtype=np.float64)
-    if out64.shape != ref.shape:
-        raise ValueError(f"shape {out64.shape} != reference shape {ref.shape}")
-    if out64.size == 0:
-        return 0.0
-    if not np.all(np.isfinite(out64)):
-        return math.inf
-    return float(np.abs(out64 - ref).max() / max(np.abs(ref).max(), 1e-30))
