@@ -131,6 +131,22 @@ class _ClipReader:
         return -(-len(self.clips) // self.batch)
 
 
+class _FeedReader:
+    """onnxruntime CalibrationDataReader over ready input dicts (graphs with several inputs)."""
+
+    def __init__(self, feeds):
+        self.feeds, self.pos = feeds, 0
+
+    def get_next(self):
+        if self.pos >= len(self.feeds):
+            return None
+        self.pos += 1
+        return self.feeds[self.pos - 1]
+
+    def __len__(self) -> int:
+        return len(self.feeds)
+
+
 @contextlib.contextmanager
 def _quiet_stdout():
     """onnxruntime's histogram calibrators print() progress; send it to the debug log instead."""
@@ -177,23 +193,26 @@ def _calibrator(model: Path, method: str, augmented: Path, *, num_bins: int, per
     return cal
 
 
-def compute_ranges(model: str | os.PathLike, clips: np.ndarray, method: str = DEFAULT_METHOD, *,
+def compute_ranges(model: str | os.PathLike, clips: np.ndarray | None, method: str = DEFAULT_METHOD, *,
                    exclude: set[str], percentile: float = PERCENTILE,
-                   num_bins: int | None = None, progress: bool = True) -> Ranges:
+                   num_bins: int | None = None, progress: bool = True, feeds: list[dict] | None = None) -> Ranges:
     """amax of every float tensor of the ONNX file ``model`` over ``clips`` (N, T, 3, S, S), except
     ``exclude`` (the attention's scores and probabilities, which stay in float: the caller finds them,
     ``export.plugin_graph.attention_internal_tensors``).
-    ``num_bins`` defaults to :data:`NUM_BINS` (2048, TensorRT's histogram size)."""
+    ``num_bins`` defaults to :data:`NUM_BINS` (2048, TensorRT's histogram size).
+    ``feeds``: instead of clips, ready ``{input name: array}`` dicts, one run each (a graph with
+    several inputs, e.g. the online step graph: frame + state); ``clips`` is then ignored."""
+    if feeds is not None:
+        if len(feeds) == 0:
+            raise CalibrationError("no calibration feeds")
+        readers = [_FeedReader(feeds[s:s + CHUNK]) for s in range(0, len(feeds), CHUNK)]
+        return _ranges(model, method, exclude, percentile, num_bins, progress, len(feeds), readers,
+                       total=len(readers))
     import onnx
-    from onnxruntime.quantization.calibrate import TensorData, TensorsData
-    from tqdm import tqdm
 
-    cal_method = ort_method(method)
-    num_bins = num_bins or NUM_BINS
-    if len(clips) == 0:
+    if clips is None or len(clips) == 0:
         raise CalibrationError("no calibration clips")
     proto = onnx.load(str(model))
-    exclude = set(exclude) | constant_tensors(proto)
     inp = proto.graph.input[0]
     dim0 = inp.type.tensor_type.shape.dim[0]
     batch = 1 if dim0.HasField("dim_value") else min(CHUNK, len(clips))
@@ -201,13 +220,28 @@ def compute_ranges(model: str | os.PathLike, clips: np.ndarray, method: str = DE
         batch = dim0.dim_value
         if len(clips) % batch:
             raise CalibrationError(f"the model's static batch {batch} does not divide {len(clips)} clips")
+    step = max(batch, CHUNK - CHUNK % batch)
+    readers = (_ClipReader(inp.name, clips[s:s + step], batch) for s in range(0, len(clips), step))
+    return _ranges(model, method, exclude, percentile, num_bins, progress, len(clips), readers,
+                   total=-(-len(clips) // step))
+
+
+def _ranges(model, method: str, exclude, percentile: float, num_bins: int | None, progress: bool,
+            n_runs: int, readers, total: int) -> Ranges:
+    """Collect over ``readers`` (one collect_data call each) and compute the amax of every tensor
+    but ``exclude`` and the graph's constants (:func:`constant_tensors`)."""
+    import onnx
+    from onnxruntime.quantization.calibrate import TensorData, TensorsData
+    from tqdm import tqdm
+
+    cal_method = ort_method(method)
+    num_bins = num_bins or NUM_BINS
+    exclude = set(exclude) | constant_tensors(onnx.load(str(model)))
     with tempfile.TemporaryDirectory(prefix="tsi_calib_") as tmp, _quiet_stdout():
         calibrator = _calibrator(Path(model), "minmax" if method == "minmax" else "percentile",
                                  Path(tmp) / "aug.onnx", num_bins=num_bins, percentile=percentile, exclude=exclude)
-        step = max(batch, CHUNK - CHUNK % batch)
-        for s in tqdm(range(0, len(clips), step), desc=f"calibrating ({method})", unit="chunk",
-                      disable=not progress, leave=False):
-            calibrator.collect_data(_ClipReader(inp.name, clips[s:s + step], batch))
+        for reader in tqdm(readers, total=total, desc=f"calibrating ({method})", unit="chunk", disable=not progress, leave=False):
+            calibrator.collect_data(reader)
         if method == "entropy":
             amax, memo = {}, {}
             hists = calibrator.collector.get_histogram_dict()
@@ -227,5 +261,5 @@ def compute_ranges(model: str | os.PathLike, clips: np.ndarray, method: str = DE
             amax = {k: float(np.max(np.abs(np.concatenate([np.ravel(v.range_value[0]), np.ravel(v.range_value[1])]))))
                     for k, v in data.items()}
         del calibrator
-    log.info("ranges (%s) of %d tensors from %d clips", method, len(amax), len(clips))
-    return Ranges(method, amax, data, len(clips))
+    log.info("ranges (%s) of %d tensors from %d runs", method, len(amax), n_runs)
+    return Ranges(method, amax, data, n_runs)

@@ -23,6 +23,7 @@ from typing import Any, Iterator
 CARD_FORMAT = "tsi-model-card"
 CARD_VERSION = 1
 ONNX_METADATA_KEY = "tsi.model_card"
+MODES = ("clip", "online")
 
 
 class CardError(ValueError):
@@ -42,6 +43,11 @@ class ModelCard:
     equal segments of a window of ``span_frames`` source frames (TSN centre sampling); a live runtime
     therefore keeps a window of the last ``span_frames`` frames and reads every
     ``span_frames / frames``-th one. ``fps`` is the frame rate the model was trained at.
+
+    ``mode``: ``"clip"`` (input a whole clip, output its logits: the sliding-window runtime) or
+    ``"online"`` (the streaming step of a causal model, ``tsi.streaming``: input ``frame``
+    (N, 3, S, S) and the state tensors, output ``logits`` of that frame and each state as
+    ``<name>.next``; the runtime feeds one sampled frame per call and carries the state).
     """
 
     arch: str
@@ -56,6 +62,7 @@ class ModelCard:
     span_frames: int = 0  # 0 means "the whole video" (offline evaluation only)
     fps: float = 30.0
     precision: str = "fp32"
+    mode: str = "clip"
     source_sha256: str = ""
     config: dict[str, Any] = field(default_factory=dict)
 
@@ -103,6 +110,8 @@ class ModelCard:
             problems.append(f"color must be RGB or BGR (got {self.color!r})")
         if self.layout != "NTCHW":
             problems.append(f"layout must be NTCHW (got {self.layout!r})")
+        if self.mode not in MODES:
+            problems.append(f"mode must be one of {MODES} (got {self.mode!r})")
         if self.precision not in ("fp32", "fp16", "int8"):
             problems.append(f"precision must be fp32, fp16 or int8 (got {self.precision!r})")
         if problems:

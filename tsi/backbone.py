@@ -32,8 +32,9 @@ class Block(nn.Module):
                  cfg: TSIConfig | None):
         super().__init__()
         self.expansion = 4 if bottleneck else 1
+        self.in_channels, self.stride = cin, stride
         cout = width * self.expansion
-        self.shift = (TemporalShift(cfg.frames, cfg.shift_div)
+        self.shift = (TemporalShift(cfg.frames, cfg.shift_div, cfg.causal)
                       if cfg is not None and cfg.temporal == "tsm" else None)
         self.unit = TemporalUnit(cfg, width) if cfg is not None and cfg.has_block_modules else None
         mid = self.unit.out_channels if self.unit is not None else width
@@ -59,6 +60,41 @@ class Block(nn.Module):
             y = self.unit(y)
         y = self.tail(y)
         return self.relu(y + self.shortcut(x))
+
+    def out_size(self, size: int) -> int:
+        """Spatial size after this block (and at its temporal unit) for an input of ``size``."""
+        return (size - 1) // self.stride + 1
+
+    def state_shapes(self, size: int) -> dict[str, tuple[int, ...]]:
+        """Streaming state of the causal block for a (size x size) input, batch axis excluded:
+        ``shift.<key>`` at the block input, ``unit.<key>`` at the 3x3 conv's output."""
+        shapes = {}
+        if self.shift is not None:
+            shapes.update({f"shift.{k}": v for k, v in
+                           self.shift.state_shapes(self.in_channels, size, size).items()})
+        if self.unit is not None:
+            s = self.out_size(size)
+            shapes.update({f"unit.{k}": v for k, v in self.unit.state_shapes(s, s).items()})
+        return shapes
+
+    def step(self, x: torch.Tensor, state: dict[str, torch.Tensor],
+             primed: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """One frame (N, C, H, W) of the causal block; returns its output and the new state."""
+        new: dict[str, torch.Tensor] = {}
+
+        def sub(part: str) -> dict[str, torch.Tensor]:
+            return {k.split(".", 1)[1]: v for k, v in state.items() if k.startswith(part + ".")}
+
+        y = x
+        if self.shift is not None:
+            y, s = self.shift.step(x, sub("shift"))
+            new.update({f"shift.{k}": v for k, v in s.items()})
+        y = self.head(y)
+        if self.unit is not None:
+            y, s = self.unit.step(y, sub("unit"), primed)
+            new.update({f"unit.{k}": v for k, v in s.items()})
+        y = self.tail(y)
+        return self.relu(y + self.shortcut(x)), new
 
 
 class ResNet(nn.Module):

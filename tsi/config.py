@@ -47,6 +47,10 @@ class TSIConfig:
     tsi_blocks: str = "all"  # "all" blocks of the chosen stages, or the "first" of each
     # TSM
     shift_div: int = 8  # 1/8 of the channels each way
+    # causal: every temporal operation looks only backwards (online / streaming use, tsi/streaming.py):
+    # SME/ME pair (t-1, t) and the first frame gets zero motion; CTI/TIM's temporal conv covers
+    # (t-2, t-1, t); TSM's shift takes 1/shift_div of the channels from t-1 and 1/shift_div from t-2
+    causal: bool = False
     # head
     dropout: float = 0.5
     # init: start every residual branch at zero (last BN gamma = 0)

@@ -49,19 +49,24 @@ def measure(name: str, frames: int = DEFAULTS["frames"], size: int = DEFAULTS["i
     """One view (1 clip of T frames at size², batch 1). Attention counted in its matmul form."""
     model = create_model(name, frames=frames, num_classes=num_classes, input_size=size,
                          attention="matmul").eval()
-    x = torch.zeros(1, frames, 3, size, size)
+    conv_fc, attn = count_macs(model, torch.zeros(1, frames, 3, size, size))
+    params = sum(p.numel() for p in model.parameters())
+    return Cost(name, frames, size, params / 1e6, conv_fc / 1e9, attn / 1e9)
+
+
+def count_macs(fn, *args) -> tuple[int, int]:
+    """(conv+fc MACs, attention-matmul MACs) of one call ``fn(*args)``, no gradients."""
     counter = FlopCounterMode(display=False)
     with torch.no_grad(), counter:
-        model(x)
+        fn(*args)
     counts = counter.get_flop_counts()["Global"]
     unknown = [op for op in counts if op not in CONV_LINEAR_OPS | ATTENTION_OPS]
     if unknown:  # never silently drop a counted op
         raise RuntimeError(f"FLOP counter reported ops not classified here: {unknown}")
-    conv_fc = sum(v for op, v in counts.items() if op in CONV_LINEAR_OPS)
-    attn = sum(v for op, v in counts.items() if op in ATTENTION_OPS)
-    params = sum(p.numel() for p in model.parameters())
     # torch counts 2 FLOPs per multiply-accumulate
-    return Cost(name, frames, size, params / 1e6, conv_fc / 2e9, attn / 2e9)
+    conv_fc = sum(v for op, v in counts.items() if op in CONV_LINEAR_OPS) // 2
+    attn = sum(v for op, v in counts.items() if op in ATTENTION_OPS) // 2
+    return conv_fc, attn
 
 
 def table(costs: list[Cost]) -> str:

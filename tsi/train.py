@@ -169,6 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--dropout", type=float, default=cfg["dropout"], help="%(default)s")
     m.add_argument("--no-zero-init", action="store_true",
                    help="do not start residual branches at zero (their last BN gamma = 1)")
+    m.add_argument("--causal", action="store_true",
+                   help="causal model (every temporal op looks backwards): exportable online, tsi.streaming")
     m.add_argument("--finetune", help="initialise from this checkpoint (head re-initialised if classes differ)")
     o = p.add_argument_group("optimisation")
     o.add_argument("--epochs", type=int, default=50)
@@ -225,7 +227,7 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
         ckpt = None
         overrides = dict(base_width=args.base_width, sme_reduction=args.sme_reduction,
                          attention=args.attention, dropout=args.dropout,
-                         zero_init_residual=not args.no_zero_init)
+                         zero_init_residual=not args.no_zero_init, causal=args.causal)
         probe = build_dataset(args.format, args.data, card=None, split="train", mode="train",
                               list_file=args.train_list, labels_file=args.labels, labels_only=True)
         labels = list(probe.classes)

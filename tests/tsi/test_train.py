@@ -82,3 +82,9 @@ def test_evaluate_writes_metrics_and_confusion_matrix(data, tmp_path):
     png = tmp_path / "eval" / "confusion_val_30view.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert json.loads((tmp_path / "eval" / "eval_val_1view.json").read_text())["views"] == 1
+
+
+def test_causal_flag_trains_a_causal_model(data, tmp_path):
+    tsi_train.run(train_args(data, tmp_path / "c", 1, "--max-steps", "1", "--causal"))
+    model, card = load_model(tmp_path / "c" / "last.pt")
+    assert model.cfg.causal is True and card.config["causal"] is True

@@ -10,6 +10,6 @@ from tsi.modules.sme import SME
 
 
 class ME(SME):
-    def __init__(self, channels: int, frames: int, reduction: int = 16):
+    def __init__(self, channels: int, frames: int, reduction: int = 16, causal: bool = False):
         super().__init__(channels, frames, reduction=reduction, levels=1, align="none",
-                         channel_attention=True)
+                         channel_attention=True, causal=causal)

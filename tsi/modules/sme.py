@@ -10,6 +10,14 @@
 
 With channel attention off (Table 4b "w/o CA") the recovered motion map is added instead:
 X_SME = X + BN(conv1x1(M)) — the paper does not say what replaces it; this keeps the motion path.
+
+Causal form (``TSIConfig.causal``, for online use): the same pairs, assigned to their later frame,
+so frame t sees only frames t-1 and t:
+    M_t = sum_k (D_k(Xsa_t) - Xr_{t-1})  with Xsa_t aligned from query Xr_{t-1}, key/value Xr_t
+    M_0 = 0                              the first frame has no predecessor: zero motion, as the
+                                         offline model gives its last frame
+i.e. the offline motion map moved one frame later. The streaming form (:meth:`SME.step`) keeps
+Xr_{t-1} as state; a ``primed`` flag (0 on the first frame after a reset, 1 after) zeroes M_0.
 """
 
 from __future__ import annotations
@@ -53,8 +61,10 @@ class SME(nn.Module):
         align: str = "mul",
         channel_attention: bool = True,
         attention: str = "sdpa",
+        causal: bool = False,
     ):
         super().__init__()
+        self.causal = causal
         if align not in ("mul", "add", "none"):
             raise ValueError(f"align must be mul, add or none (got {align!r})")
         self.frames = frames
@@ -79,10 +89,8 @@ class SME(nn.Module):
         s = from_sequence(self._attend(to_sequence(cur), kv, kv), nxt)
         return nxt * s if self.align == "mul" else nxt + s
 
-    def motion(self, x: torch.Tensor) -> torch.Tensor:
-        """The pyramidal motion map M, (N*T, d, H, W), zero for the last frame of each clip."""
-        xr = self.reduce(x)
-        cur, nxt = pair_views(xr, self.frames)
+    def pair_motion(self, cur: torch.Tensor, nxt: torch.Tensor) -> torch.Tensor:
+        """Motion of frame pairs (N, P, d, H, W) x2 -> sum_k (D_k(Xsa) - cur), (N, P, d, H, W)."""
         xsa = self.align_pairs(cur, nxt)
         n, t1, d, h, w = xsa.shape
         xsa = xsa.reshape(n * t1, d, h, w)
@@ -91,12 +99,38 @@ class SME(nn.Module):
         for conv in self.pyramid[1:]:
             dk = conv(dk + xsa)
             total = total + dk
-        m = total.view(n, t1, d, h, w) - len(self.pyramid) * cur  # sum_k (D_k - Xr_t)
-        m = torch.cat([m, torch.zeros_like(m[:, :1])], dim=1)
+        return total.view(n, t1, d, h, w) - len(self.pyramid) * cur  # sum_k (D_k - Xr_t)
+
+    def motion(self, x: torch.Tensor) -> torch.Tensor:
+        """The pyramidal motion map M, (N*T, d, H, W), zero for the last frame of each clip
+        (causal: zero for the first frame, the pair (t-1, t) at frame t)."""
+        xr = self.reduce(x)
+        cur, nxt = pair_views(xr, self.frames)
+        m = self.pair_motion(cur, nxt)
+        n, _, d, h, w = m.shape
+        zeros = torch.zeros_like(m[:, :1])
+        m = torch.cat([zeros, m] if self.causal else [m, zeros], dim=1)
         return m.view(n * self.frames, d, h, w)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        m = self.motion(x)
+        return self.excite(x, self.motion(x))
+
+    def state_shapes(self, h: int, w: int) -> dict[str, tuple[int, ...]]:
+        """Streaming state (batch axis excluded): ``prev`` = Xr_{t-1}, (d, H, W)."""
+        return {"prev": (self.reduced, h, w)}
+
+    def step(self, x: torch.Tensor, state: dict[str, torch.Tensor],
+             primed: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """One frame (N, w, H, W) of the causal SME; ``primed`` (N, 1, 1, 1) is 0 on the first frame
+        of a stream (zero motion) and 1 after. Returns X_SME and the new state (Xr_t)."""
+        if not self.causal:
+            raise RuntimeError("SME.step needs a causal SME (TSIConfig.causal=True)")
+        xr = self.reduce(x)
+        m = self.pair_motion(state["prev"].unsqueeze(1), xr.unsqueeze(1)).squeeze(1)
+        return self.excite(x, m * primed), {"prev": xr}
+
+    def excite(self, x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+        """X_SME from X and its motion map M."""
         if self.channel_attention:
             att = torch.sigmoid(self.recover(self.pool(m)))
             return x + x * att

@@ -1,0 +1,306 @@
+"""Export the streaming step of a causal model (``tsi.streaming``) to ONNX, with its state as
+explicit graph inputs and outputs (as TSM's online demo does).
+
+The graph (opset 17, batch 1, every shape static):
+
+    inputs   frame (1, 3, S, S) float32, then every state tensor by name (tsi.streaming.state_spec)
+    outputs  logits (1, classes): frame t's logits, then every state as ``<name>.next``
+
+The caller starts from all-zero state tensors (``primed`` = 0) and feeds each ``.next`` output back
+as the same-named input of the next call; zeroing them again is a reset. The model card inside
+(``metadata_props["tsi.model_card"]``, and ``<name>.online.json`` beside the graph) has
+``mode="online"``. What is written, from a checkpoint of a causal model into ``--out``:
+
+    <name>.online.onnx           the FP32 step graph (BatchNorm folded, MatMul-Softmax-MatMul attention)
+    <name>.online.json           its card
+    <name>.online.plugin.onnx    --plugin: each block's attention (one frame pair) as the
+                                 SaliencyAttention plugin node
+    <name>.online.fp16.onnx      --fp16: FP16 graph (attention and Softmax in FP32, I/O float32)
+    <name>.online.int8.qdq.onnx  --int8 --calib-dir: explicit-INT8 (Q/DQ) graph, attention in float
+
+INT8 calibration (:func:`step_feeds`): each calibration clip (T frames sampled from a video as the
+card says, ``calib.clips``) is run as a stream from the zero state through the FP32 step graph; the
+ranges (``calib.ranges``, ``feeds=``) are collected over every step's inputs — the frame *and* the
+state it meets — so the state tensors, which the Q/DQ graph quantizes where a conv reads them, get
+ranges from real streams. The Q/DQ graph is then ``calib.qdq.make_qdq``'s (TensorRT rules checked).
+
+Every graph passes ``export.trt_check`` (TensorRT 10.3's parser rules); the FP32 graph must agree
+with PyTorch over 2T steps from the zero state (:func:`check_step_parity`), the FP16 graph is
+compared with it over the same steps. CLI: ``python -m export.stream_export --checkpoint ck.pt``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import logging
+import os
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from calib.ranges import DEFAULT_METHOD, METHODS
+from runtime.card import ModelCard, card_path_for, file_sha256
+from runtime.errors import ExportError
+
+log = logging.getLogger(__name__)
+
+FRAME_INPUT = "frame"
+LOGITS_OUTPUT = "logits"
+STATE_OUT_SUFFIX = ".next"
+OPSET = 17
+DEFAULT_CALIB_CLIPS = 64  # streams of T steps: 64 x T (frame, state) inputs
+
+
+def online_card(card: ModelCard) -> ModelCard:
+    return card.replace(mode="online")
+
+
+def export_step_onnx(model, card: ModelCard, out_path: str | os.PathLike, *, source_sha256: str,
+                     opset: int = OPSET, simplify: bool = True) -> Path:
+    """Export the streaming step of ``model`` (a causal TSINet, export-friendly, eval) to
+    ``out_path``; the card is written with ``mode="online"``, ``precision="fp32"``."""
+    import onnx
+    import torch
+
+    from export.onnx_export import save_onnx, set_card, simplify_onnx
+    from tsi.streaming import StreamingTSI
+
+    if model.training:
+        raise ValueError("export needs a model in eval mode")
+    if not model.cfg.causal:
+        raise ExportError("the online (streaming) export needs a causal model (TSIConfig.causal=True); "
+                          "this checkpoint's model looks at future frames: export it with tsi-build-engine")
+    s = card.input_size
+    if model.cfg.input_size != s:
+        raise ValueError(f"card input_size {s} does not match the model's {model.cfg.input_size}")
+    step = StreamingTSI(model).eval()
+    state = step.zero_state(1)
+    names = step.state_names
+    dummy = (torch.randn(1, 3, s, s), *state.values())
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        # as export.onnx_export: the TorchScript exporter (no onnxscript here); static shapes intended
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", message=".*TorchScript.*", category=FutureWarning)
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        with torch.no_grad():
+            torch.onnx.export(step, dummy, buf, input_names=[FRAME_INPUT, *names],
+                              output_names=[LOGITS_OUTPUT, *(n + STATE_OUT_SUFFIX for n in names)],
+                              opset_version=opset, do_constant_folding=True, dynamo=False)
+    proto = onnx.load_from_string(buf.getvalue())
+    if simplify:
+        proto = simplify_onnx(proto)
+    got = [i.name for i in proto.graph.input]
+    if got != [FRAME_INPUT, *names]:  # a state the step never reads would be pruned by the exporter
+        raise ExportError(f"the exported step graph's inputs {got[:4]}... are not frame + the {len(names)} states")
+    proto.producer_name = "tsi-edge"
+    proto.doc_string = (f"{card.arch} online step: {FRAME_INPUT} (1,3,{s},{s}) + {len(names)} state tensors "
+                        f"-> {LOGITS_OUTPUT} + each state as <name>{STATE_OUT_SUFFIX}")
+    set_card(proto, online_card(card).replace(source_sha256=source_sha256, precision="fp32"))
+    return save_onnx(proto, out_path)
+
+
+def state_inputs(session) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """``{state name: (shape, dtype)}`` of a step graph's onnxruntime session (every input but the frame)."""
+    dtypes = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
+    return {i.name: (tuple(i.shape), dtypes[i.type]) for i in session.get_inputs() if i.name != FRAME_INPUT}
+
+
+def run_step_onnx(session, frames: np.ndarray) -> np.ndarray:
+    """Feed ``frames`` (steps, 3, S, S) one by one from the zero state; returns (steps, classes)."""
+    spec = state_inputs(session)
+    state = {k: np.zeros(shape, dtype) for k, (shape, dtype) in spec.items()}
+    outs = [LOGITS_OUTPUT, *(k + STATE_OUT_SUFFIX for k in spec)]
+    logits = []
+    for f in np.ascontiguousarray(frames, dtype=np.float32):
+        res = session.run(outs, {FRAME_INPUT: f[None], **state})
+        logits.append(res[0][0])
+        state = dict(zip(spec, res[1:]))
+    return np.stack(logits)
+
+
+def torch_step_logits(model, frames: np.ndarray) -> np.ndarray:
+    import torch
+
+    from tsi.streaming import TSIStream
+
+    stream = TSIStream(model)
+    return np.stack([stream.push(torch.from_numpy(np.ascontiguousarray(f[None], dtype=np.float32)))[0].numpy()
+                     for f in frames])
+
+
+def check_step_parity(onnx_path, model, frames: np.ndarray, *, tol: float | None = None):
+    """onnxruntime (the step graph) vs the PyTorch step over ``frames`` from the zero state;
+    raises ExportError beyond ``tol`` of the logit range (default: export.parity's FP32 tolerance)
+    or with any top-1 disagreement."""
+    from export.parity import FP32_REL_TOL, compare_logits, ort_session
+
+    tol = FP32_REL_TOL if tol is None else tol
+    agreement = compare_logits(torch_step_logits(model, frames), run_step_onnx(ort_session(onnx_path), frames))
+    log.info("step parity onnxruntime vs PyTorch: %s", agreement)
+    if agreement.rel > tol or agreement.top1 < 1.0:
+        raise ExportError(f"{onnx_path}: onnxruntime disagrees with PyTorch over {len(frames)} steps "
+                          f"({agreement}; tolerance {tol:g} of the logit range, 100% top-1)")
+    return agreement
+
+
+def compare_step_onnx(ref_path, test_path, frames: np.ndarray):
+    """Two step graphs (e.g. FP32 vs FP16) over the same frames from the zero state."""
+    from export.parity import compare_logits, ort_session
+
+    return compare_logits(run_step_onnx(ort_session(ref_path), frames),
+                          run_step_onnx(ort_session(test_path), frames))
+
+
+def random_frames(card: ModelCard, steps: int, seed: int = 0) -> np.ndarray:
+    s = card.input_size
+    return np.random.default_rng(seed).standard_normal((steps, 3, s, s)).astype(np.float32)
+
+
+def step_feeds(step_path, clips: np.ndarray) -> list[dict[str, np.ndarray]]:
+    """Each clip (N, T, 3, S, S) as a stream from the zero state through the step graph: the input
+    dict (frame + state) of every step, N·T of them."""
+    from export.parity import ort_session
+
+    session = ort_session(step_path)
+    spec = state_inputs(session)
+    outs = [LOGITS_OUTPUT, *(k + STATE_OUT_SUFFIX for k in spec)]
+    feeds = []
+    for clip in np.asarray(clips, dtype=np.float32):
+        state = {k: np.zeros(shape, dtype) for k, (shape, dtype) in spec.items()}
+        for f in clip:
+            feed = {FRAME_INPUT: np.ascontiguousarray(f[None]), **state}
+            feeds.append(feed)
+            state = dict(zip(spec, session.run(outs, feed)[1:]))
+    return feeds
+
+
+def int8_step_graph(base: Path, model, card: ModelCard, calib_dir, out_path: Path, *, method: str,
+                    max_clips: int | None) -> tuple[Path, object]:
+    """Calibrate the step graph ``base`` on the videos of ``calib_dir`` and write the Q/DQ graph;
+    returns (path, agreement of INT8 vs FP32 over two calibration clips streamed back to back)."""
+    import onnx
+
+    from calib.clips import load_calibration_clips
+    from calib.qdq import make_qdq
+    from calib.ranges import compute_ranges
+    from export.onnx_export import save_onnx, set_card
+    from export.plugin_graph import attention_internal_tensors, attention_node_names
+
+    proto = onnx.load(str(base))
+    clips = load_calibration_clips(calib_dir, card, max_clips=max_clips).clips
+    feeds = step_feeds(base, clips)
+    ranges = compute_ranges(base, None, method, exclude=attention_internal_tensors(proto), feeds=feeds)
+    qdq = make_qdq(base, ranges, float_nodes=attention_node_names(proto))
+    set_card(qdq, card.replace(precision="int8"))
+    path = save_onnx(qdq, out_path)
+    frames = np.concatenate(list(clips[:2]))  # 2T real frames, one stream
+    return path, compare_step_onnx(base, path, frames)
+
+
+def export_online(checkpoint: str | os.PathLike, out: str | os.PathLike, name: str, *, fp16: bool = False,
+                  plugin: bool = False, force: bool = False, int8: bool = False,
+                  calib_dir: str | os.PathLike | None = None, calib_method: str = DEFAULT_METHOD,
+                  calib_clips: int | None = DEFAULT_CALIB_CLIPS) -> dict[str, Path]:
+    """Checkpoint of a causal model -> the online graphs in ``out`` (see the module docstring);
+    returns ``{kind: path}``. Existing files are replaced only with ``force``."""
+    import onnx
+
+    from export.friendly import count_sme_modules, export_friendly_model
+    from export.onnx_export import save_onnx, set_card
+    from export.trt_check import assert_trt_compatible
+
+    out = Path(out)
+    base = out / f"{name}.online.onnx"
+    targets = [base, card_path_for(base)]
+    if plugin:
+        targets.append(out / f"{name}.online.plugin.onnx")
+    if fp16:
+        targets.append(out / f"{name}.online.fp16.onnx")
+    if int8:
+        if calib_dir is None:
+            raise ExportError("--int8 needs --calib-dir (a folder of videos like the deployment's)")
+        targets.append(out / f"{name}.online.int8.qdq.onnx")
+    existing = [str(p) for p in targets if p.exists()]
+    if existing and not force:
+        raise ExportError(f"would overwrite {', '.join(existing)}; pass --force or another --out/--name")
+    model, card = export_friendly_model(checkpoint)
+    if not model.cfg.causal:
+        raise ExportError(f"{checkpoint}: not a causal model (TSIConfig.causal is False); the online "
+                          "export needs one trained with causal=True")
+    sha = file_sha256(checkpoint)
+    written: dict[str, Path] = {}
+    export_step_onnx(model, card, base, source_sha256=sha)
+    written["fp32"] = base
+    frames = random_frames(card, 2 * card.frames)
+    check_step_parity(base, model, frames)
+    proto = onnx.load(str(base))
+    from export.onnx_export import get_card
+
+    card_online = get_card(proto, str(base))
+    card_online.save(card_path_for(base))
+    written["card"] = card_path_for(base)
+    if plugin:
+        from export.plugin_graph import make_plugin_graph
+
+        pproto, count = make_plugin_graph(onnx.load(str(base)), expected=count_sme_modules(model))
+        if count == 0:
+            raise ExportError("--plugin: this model has no saliency attention to replace")
+        set_card(pproto, card_online)
+        written["fp32.plugin"] = save_onnx(pproto, out / f"{name}.online.plugin.onnx")
+    if fp16:
+        from calib.fp16 import convert_fp16
+        from export.plugin_graph import attention_node_names
+
+        fproto = convert_fp16(proto, keep_fp32_nodes=attention_node_names(proto))
+        set_card(fproto, card_online.replace(precision="fp16"))
+        path = save_onnx(fproto, out / f"{name}.online.fp16.onnx")
+        written["fp16"] = path
+        log.info("FP16 vs FP32 step (onnxruntime, %d steps): %s", len(frames), compare_step_onnx(base, path, frames))
+    if int8:
+        path, agreement = int8_step_graph(base, model, card_online, calib_dir, out / f"{name}.online.int8.qdq.onnx",
+                                          method=calib_method, max_clips=calib_clips)
+        written["int8"] = path
+        log.info("INT8 Q/DQ vs FP32 step (onnxruntime, 2 calibration clips streamed): %s", agreement)
+    for kind, path in written.items():
+        if path.suffix == ".onnx":
+            assert_trt_compatible(path)
+            log.info("%s: TensorRT 10.3 compatible (export.trt_check)", path.name)
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="tsi-export-online", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--checkpoint", required=True, type=Path, help="checkpoint of a causal model")
+    ap.add_argument("--out", type=Path, default=Path("artifacts/online"))
+    ap.add_argument("--name", default=None, help="file name stem (default: the checkpoint's)")
+    ap.add_argument("--fp16", action="store_true", help="also the FP16 step graph")
+    ap.add_argument("--plugin", action="store_true", help="also the saliency-attention plugin variant")
+    ap.add_argument("--int8", action="store_true", help="also the INT8 Q/DQ step graph (needs --calib-dir)")
+    ap.add_argument("--calib-dir", type=Path, help="videos for INT8 calibration (class folders or flat)")
+    ap.add_argument("--calib-method", default=DEFAULT_METHOD, choices=METHODS)
+    ap.add_argument("--calib-clips", type=int, default=DEFAULT_CALIB_CLIPS,
+                    help="calibration clips, each streamed from the zero state (default %(default)s)")
+    ap.add_argument("--force", action="store_true", help="replace existing outputs")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    from tsi.checkpoint import CheckpointError
+
+    try:
+        written = export_online(args.checkpoint, args.out, args.name or args.checkpoint.stem,
+                                fp16=args.fp16, plugin=args.plugin, force=args.force, int8=args.int8,
+                                calib_dir=args.calib_dir, calib_method=args.calib_method,
+                                calib_clips=args.calib_clips)
+    except (ExportError, CheckpointError, ValueError) as e:
+        log.error("error: %s", str(e).splitlines()[0])
+        return 2
+    for kind, path in written.items():
+        log.info("%-12s %s", kind, path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
