@@ -35,7 +35,8 @@ from tqdm import tqdm
 
 from benchmarks.machine import cpus_usable, load_average, machine_info
 from benchmarks.measure import absent, base_row, measure_row
-from benchmarks.models import ModelSpec, build_torch, demo_specs, model_cost, no_accuracy_reason, r50_specs
+from benchmarks.models import (BENCH_FAMILIES, ModelSpec, build_torch, demo_specs, model_cost, no_accuracy_reason,
+                               r50_specs)
 from benchmarks.report import FORMAT, VERSION, tsi_tsn_ratios
 from benchmarks.runners import BACKENDS, PRECISIONS, TORCH_INT8_REASON, Absent, ort_runner, tensorrt_reason, torch_runner
 
@@ -77,6 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precisions", nargs="+", default=list(PRECISIONS), choices=PRECISIONS)
     p.add_argument("--compile-frames", type=int, nargs="*", default=[8],
                    help="T at which torch.compile rows run (each compile takes minutes on a small CPU)")
+    p.add_argument("--compile-families", nargs="*", default=["tsn", "tsi"], choices=BENCH_FAMILIES,
+                   help="models that get torch.compile rows (the TSI/TSN pair by default)")
+    p.add_argument("--r50-precisions", nargs="+", default=["fp32", "int8"], choices=PRECISIONS,
+                   help="precisions of the R50 rows (FP16 on a CPU is slower than FP32: see the demo rows)")
+    p.add_argument("--r50-repeats", type=int, default=5, help="timed batch-1 runs per R50 row")
     p.add_argument("--repeats", type=int, default=10, help="timed batch-1 runs per row")
     p.add_argument("--batches", type=int, nargs="+", default=[4, 16], help="throughput batches, demo size")
     p.add_argument("--r50-batches", type=int, nargs="+", default=[4], help="throughput batches, R50 224²")
@@ -99,7 +105,7 @@ def apply_quick(args) -> None:
 
 
 def check_args(args) -> None:
-    for name in ("repeats", "calib_clips", "threads"):
+    for name in ("repeats", "r50_repeats", "calib_clips", "threads"):
         if getattr(args, name) < 1:
             raise BenchError(f"--{name.replace('_', '-')} must be >= 1 (got {getattr(args, name)})")
     if any(b < 1 for b in args.batches + args.r50_batches) or any(t < 2 for t in args.frames):
@@ -203,7 +209,10 @@ class Bench:
         if self.calib is None:
             return None
         if key not in self.calib_cache:
-            self.calib_cache[key] = calibration_clips(self.calib, card, n)
+            try:  # random weights need no representative ranges: a few clips give the graph its Q/DQ layout
+                self.calib_cache[key] = calibration_clips(self.calib, card, n, min_clips=min(n, 8))
+            except Exception as e:  # noqa: BLE001 - the INT8 rows say why they are absent
+                self.calib_cache[key] = f"calibration clips from {self.calib}: {e}"
         return self.calib_cache[key]
 
     # -- rows ------------------------------------------------------------------------------------
@@ -214,7 +223,10 @@ class Bench:
         es = self.eval_set(card) if spec.trained else None
         why = None if spec.trained else no_accuracy_reason(spec)
         batches = a.batches if spec.group == "demo" else a.r50_batches
-        common = dict(input_shape=card.input_shape, repeats=a.repeats, batches=batches, min_time=a.min_time,
+        precisions = a.precisions if spec.group == "demo" else [p for p in a.precisions if p in a.r50_precisions]
+        self.precisions = precisions
+        repeats = a.repeats if spec.group == "demo" else a.r50_repeats
+        common = dict(input_shape=card.input_shape, repeats=repeats, batches=batches, min_time=a.min_time,
                       eval_set=es, eval_batch=max(batches), no_top1_reason=why, power=self.power)
         cuda_why = self.report["machine"]["gpu_reason"]
         for backend in ("pytorch-eager", "pytorch-compiled"):
@@ -223,10 +235,16 @@ class Bench:
             compiled = backend == "pytorch-compiled"
             for prec in a.precisions:
                 row = base_row(spec, backend, prec, "cpu", cost)
+                if prec not in precisions:
+                    self.add(absent(row, f"not run: R50 rows take --r50-precisions {a.r50_precisions}"))
+                    continue
                 if prec == "int8":
                     self.add(absent(row, TORCH_INT8_REASON))
                 elif compiled and a.quick:
                     self.add(absent(row, "--quick leaves torch.compile out (a compile takes minutes on 2 cores)"))
+                elif compiled and spec.family not in a.compile_families:
+                    self.add(absent(row, f"not run: torch.compile only for --compile-families {a.compile_families} "
+                                         "(each compile takes minutes on this CPU)"))
                 elif compiled and spec.cfg.frames not in a.compile_frames:
                     self.add(absent(row, f"not run: torch.compile only at T in --compile-frames {a.compile_frames} "
                                          "(each compile takes minutes per model and batch size on this CPU)"))
@@ -251,20 +269,23 @@ class Bench:
         from benchmarks.graphs import build_graphs
 
         a = self.args
-        n_calib = a.calib_clips if spec.trained else min(a.calib_clips, 8)
-        calib = self.calib_clips(card, n_calib) if "int8" in a.precisions else None
+        n_calib = a.calib_clips if spec.trained else min(a.calib_clips, 4)
+        calib = self.calib_clips(card, n_calib) if "int8" in self.precisions else None
+        calib_error = calib if isinstance(calib, str) else None
         parity = (self.eval_set(card).clips[:4] if spec.trained else
                   __import__("numpy").random.default_rng(1).standard_normal((2, *card.input_shape)).astype("float32"))
         t0 = time.perf_counter()
-        graphs = build_graphs(spec, self.tmp, precisions=a.precisions, calib_clips=calib,
+        graphs = build_graphs(spec, self.tmp, precisions=self.precisions, calib_clips=None if calib_error else calib,
                               calib_method=a.calib_method if spec.trained else "minmax",
                               mha=spec.family == "tsi", parity_clips=parity)
+        if calib_error and "int8" in graphs:
+            graphs["int8"] = calib_error
         log.info("%s: graphs built in %.0f s", spec.key, time.perf_counter() - t0)
         self.graphs[spec.key] = graphs
         variants = [(p, "standard", p) for p in a.precisions] + ([("fp32", "mha", "fp32-mha")] if "fp32-mha" in graphs else [])
         for prec, variant, key in variants:
             row = base_row(spec, "onnxruntime", prec, "cpu", cost, variant)
-            g = graphs.get(key)
+            g = graphs.get(key, f"not run: R50 rows take --r50-precisions {a.r50_precisions}")
             if isinstance(g, str):
                 self.add(absent(row, g))
                 continue
@@ -276,6 +297,12 @@ class Bench:
             self.add(measure_row(row, lambda g=g: ort_runner(g, threads=a.threads), **common))
         if self.report["machine"]["gpu_reason"]:
             self.add(absent(base_row(spec, "onnxruntime", "*", "cuda", cost), self.report["machine"]["gpu_reason"]))
+
+    def drop_graphs(self, spec: ModelSpec) -> None:
+        """Delete a model's ONNX files once its rows (and the attention study) are done."""
+        for g in (self.graphs.pop(spec.key, None) or {}).values():
+            if isinstance(g, Path):
+                g.unlink(missing_ok=True)
 
     def attention_study(self, spec: ModelSpec) -> None:
         """The attention's share of TSI's onnxruntime CPU time, and the MultiHeadAttention variant."""
@@ -364,16 +391,18 @@ def run(args, argv: list[str]) -> dict:
     with tempfile.TemporaryDirectory(prefix="tsi_bench_") as tmp:
         bench = Bench(args, report, paths, Path(tmp))
         bench.data, bench.calib = resolve_data(args, Path(tmp))
-        specs = demo_specs(args.checkpoint or default_checkpoint(), args.frames)
-        if not args.no_r50:
-            specs += r50_specs(args.frames)
+        specs = []
+        for t in args.frames:  # T=8 of both sizes first: the headline rows are measured early
+            specs += demo_specs(args.checkpoint or default_checkpoint(), [t])
+            specs += [] if args.no_r50 else r50_specs([t])
+        study = next((s for s in specs if s.group == "r50" and s.family == "tsi" and s.cfg.frames == 8),
+                     next((s for s in specs if s.family == "tsi"), None))
         try:
             for spec in tqdm(specs, desc="models", unit="model"):
                 bench.run_spec(spec)
-            study = next((s for s in specs if s.group == "r50" and s.family == "tsi" and s.cfg.frames == 8),
-                         next((s for s in specs if s.family == "tsi"), None))
-            if study is not None and "onnxruntime" in args.backends:
-                bench.attention_study(study)
+                if spec == study and "onnxruntime" in args.backends:
+                    bench.attention_study(study)
+                bench.drop_graphs(spec)
         except KeyboardInterrupt:
             report["interrupted"] = True
             log.warning("interrupted: writing the rows measured so far")

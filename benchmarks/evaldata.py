@@ -56,10 +56,10 @@ def top1(runner, es: EvalSet, batch: int) -> float:
     return metrics(logits, es.labels, es.classes)["top1"]
 
 
-def calibration_clips(folder: Path, card, max_clips: int) -> np.ndarray:
+def calibration_clips(folder: Path, card, max_clips: int, min_clips: int = 8) -> np.ndarray:
     from calib.clips import load_calibration_clips
 
-    return load_calibration_clips(folder, card, max_clips=max_clips, recommended=0).clips
+    return load_calibration_clips(folder, card, max_clips=max_clips, min_clips=min_clips, recommended=0).clips
 
 
 def make_quick_data(out: Path, *, val: int = 2, train: int = 1, seed: int = 0) -> Path:
