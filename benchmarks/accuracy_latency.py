@@ -80,12 +80,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="T at which torch.compile rows run (each compile takes minutes on a small CPU)")
     p.add_argument("--compile-families", nargs="*", default=["tsn", "tsi"], choices=BENCH_FAMILIES,
                    help="models that get torch.compile rows (the TSI/TSN pair by default)")
-    p.add_argument("--r50-precisions", nargs="+", default=["fp32", "int8"], choices=PRECISIONS,
-                   help="precisions of the R50 rows (FP16 on a CPU is slower than FP32: see the demo rows)")
-    p.add_argument("--r50-repeats", type=int, default=5, help="timed batch-1 runs per R50 row")
+    p.add_argument("--r50-precisions", nargs="+", default=["fp32"], choices=PRECISIONS,
+                   help="precisions of the R50 rows (default FP32: the demo rows show FP16/INT8 on this CPU; "
+                        "a calibration of R50 at 224² alone takes minutes on 2 cores)")
+    p.add_argument("--r50-repeats", type=int, default=3, help="timed batch-1 runs per R50 row")
+    p.add_argument("--pair-rounds", type=int, default=6,
+                   help="alternating TSN/TSI calls per backend for the paired ratio (0: none)")
     p.add_argument("--repeats", type=int, default=10, help="timed batch-1 runs per row")
     p.add_argument("--batches", type=int, nargs="+", default=[4, 16], help="throughput batches, demo size")
-    p.add_argument("--r50-batches", type=int, nargs="+", default=[4], help="throughput batches, R50 224²")
+    p.add_argument("--r50-batches", type=int, nargs="+", default=[2], help="throughput batches, R50 224²")
     p.add_argument("--min-time", type=float, default=2.0, help="seconds each throughput batch is timed for")
     p.add_argument("--threads", type=int, default=cpus_usable(), help="torch and onnxruntime intra-op threads")
     p.add_argument("--trtexec-json", type=Path, action="append", default=[],
@@ -298,6 +301,39 @@ class Bench:
         if self.report["machine"]["gpu_reason"]:
             self.add(absent(base_row(spec, "onnxruntime", "*", "cuda", cost), self.report["machine"]["gpu_reason"]))
 
+    def paired(self, tsi: ModelSpec, tsn: ModelSpec) -> None:
+        """TSI/TSN throughput with alternating calls, per backend (FP32, CPU), at the largest batch."""
+        import numpy as np
+
+        from benchmarks.paired import paired_throughput
+
+        a = self.args
+        if a.pair_rounds < 1:
+            return
+        batch = max(a.batches if tsi.group == "demo" else a.r50_batches)
+        x = np.random.default_rng(0).standard_normal((batch, *build_torch(tsi)[1].input_shape)).astype(np.float32)
+        makers = {"pytorch-eager": lambda s: torch_runner(build_torch(s)[0], "fp32"),
+                  "onnxruntime": lambda s: ort_runner(self.graphs[s.key]["fp32"], threads=a.threads)}
+        out = []
+        for backend, make in makers.items():
+            if backend not in a.backends:
+                continue
+            try:
+                res = paired_throughput({"tsn": make(tsn), "tsi": make(tsi)}, x, rounds=a.pair_rounds)
+            except KeyboardInterrupt:
+                raise
+            except Exception as e:  # noqa: BLE001
+                out.append({"backend": backend, "reason": f"failed here: {type(e).__name__}: {e}"})
+                continue
+            out.append({"backend": backend, "device": "cpu", "precision": "fp32", "group": tsi.group,
+                        "size": tsi.cfg.input_size, "frames": tsi.cfg.frames, "batch": batch,
+                        "rounds": a.pair_rounds, "loadavg": load_average(), **{k: v for k, v in res.items()},
+                        "ratio": res["tsi"]["clips_per_s"] / res["tsn"]["clips_per_s"]})
+            log.info("paired TSI/TSN %s %s T=%d batch %d: %.3f", backend, tsi.group, tsi.cfg.frames, batch,
+                     out[-1]["ratio"])
+        self.report["paired"] = out
+        self.save_partial()
+
     def drop_graphs(self, spec: ModelSpec) -> None:
         """Delete a model's ONNX files once its rows (and the attention study) are done."""
         for g in (self.graphs.pop(spec.key, None) or {}).values():
@@ -340,7 +376,7 @@ def new_report(args, argv: list[str]) -> dict:
             "quick": bool(args.quick), "interrupted": False, "machine": machine_info(),
             "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
                          if k not in ("trtexec_json",)},
-            "eval": {}, "rows": [], "ratios": [], "attention": None, "trtexec": [], "power": None}
+            "eval": {}, "rows": [], "ratios": [], "paired": [], "attention": None, "trtexec": [], "power": None}
 
 
 def finish(report: dict, paths: dict, t0: float) -> None:
@@ -397,12 +433,18 @@ def run(args, argv: list[str]) -> dict:
             specs += [] if args.no_r50 else r50_specs([t])
         study = next((s for s in specs if s.group == "r50" and s.family == "tsi" and s.cfg.frames == 8),
                      next((s for s in specs if s.family == "tsi"), None))
+        pair_keys = {s.key for s in specs if study and s.group == study.group and s.cfg.frames == study.cfg.frames
+                     and s.family in ("tsn", "tsi")}
         try:
             for spec in tqdm(specs, desc="models", unit="model"):
                 bench.run_spec(spec)
-                if spec == study and "onnxruntime" in args.backends:
-                    bench.attention_study(study)
-                bench.drop_graphs(spec)
+                if spec == study:
+                    if "onnxruntime" in args.backends:
+                        bench.attention_study(study)
+                    bench.paired(study, next(s for s in specs if s.group == study.group and s.family == "tsn"
+                                             and s.cfg.frames == study.cfg.frames))
+                if spec.key not in pair_keys:
+                    bench.drop_graphs(spec)
         except KeyboardInterrupt:
             report["interrupted"] = True
             log.warning("interrupted: writing the rows measured so far")

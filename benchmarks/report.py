@@ -118,6 +118,19 @@ def ratio_table(ratios: list[dict]) -> list[str]:
     return lines
 
 
+def paired_table(paired: list[dict]) -> list[str]:
+    lines = ["| size | T | backend | precision | batch | rounds | TSI clips/s | TSN clips/s | TSI/TSN | load avg |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for x in paired:
+        if x.get("reason"):
+            lines.append(f"| | | {x['backend']} | | | | | | absent: {x['reason']} | |")
+            continue
+        lines.append(f"| {x['group']} {x['size']}² | {x['frames']} | {x['backend']} | {x['precision']} | {x['batch']} | "
+                     f"{x['rounds']} | {x['tsi']['clips_per_s']:.2f} | {x['tsn']['clips_per_s']:.2f} | "
+                     f"**{x['ratio']:.2f}** | {x['loadavg'][0] if x.get('loadavg') else '—'} |")
+    return lines
+
+
 def attention_lines(att: dict | None) -> list[str]:
     if not att:
         return []
@@ -154,6 +167,10 @@ def to_markdown(report: dict[str, Any], png_names: dict[str, str] | None = None)
               "process's peak resident set above its resident set before the row (CPU). File: ONNX graph, or "
               "the state_dict for PyTorch. GMACs: one view, conv+fc+attention (`tsi.info`).", ""]
     lines += ["## TSI / TSN throughput (paper: 0.54 on one GTX 1080 Ti, 44.0 vs 81.5 clips/s at T=8)", ""]
+    if report.get("paired"):
+        lines += [f"Paired (TSN and TSI calls alternating, same batch, same minutes: the ratio least disturbed by other "
+                  f"load on the machine; medians of the per-call times):", ""] + paired_table(report["paired"]) + [
+                  "", "Per row (each model timed on its own; throughput at each batch):", ""]
     lines += ratio_table(ratios) if ratios else ["No TSI/TSN pair measured in this run."]
     lines += ["", "## Measured rows", ""] + rows_table(rows) + [""]
     lines += attention_lines(report.get("attention"))

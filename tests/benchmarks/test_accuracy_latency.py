@@ -28,7 +28,7 @@ def small_run(small_data, tiny_ckpt, tmp_path_factory):
     rc = main(["--checkpoint", str(tiny_ckpt), "--data", str(small_data), "--labels", str(small_data / "labels.txt"),
                "--frames", "4", "--no-r50", "--backends", "pytorch-eager", "onnxruntime", "tensorrt",
                "--precisions", "fp32", "int8", "--calib-clips", "8", "--calib-method", "minmax",
-               "--repeats", "2", "--batches", "2", "--min-time", "0.05", "--threads", "1", "--out", str(out)])
+               "--repeats", "2", "--batches", "2", "--min-time", "0.05", "--threads", "1", "--pair-rounds", "2", "--out", str(out)])
     return rc, out
 
 
@@ -69,13 +69,18 @@ def test_small_run_json_schema(small_run):
     # TSI/TSN per backend, precision and batch
     got = {(x["backend"], x["precision"], x["variant"], x["batch"]) for x in r["ratios"]}
     assert ("onnxruntime", "fp32", "standard", 2) in got and ("pytorch-eager", "fp32", "standard", 1) in got
+    paired = {x["backend"]: x for x in r["paired"]}
+    assert set(paired) == {"pytorch-eager", "onnxruntime"}
+    for x in paired.values():
+        assert x["tsi"]["n"] == x["tsn"]["n"] == 2 and x["batch"] == 2
+        assert x["ratio"] == pytest.approx(x["tsi"]["clips_per_s"] / x["tsn"]["clips_per_s"])
     assert r["attention"]["profile"]["share"] > 0 and r["attention"]["latency"]["speedup"] > 0
 
 
 def test_small_run_markdown(small_run):
     _, out = small_run
     md = (out / "accuracy_latency.md").read_text()
-    for text in ("## TSI / TSN throughput", "## Measured rows", "## Absent", "## Saliency attention",
+    for text in ("## TSI / TSN throughput", "Paired", "## Measured rows", "## Absent", "## Saliency attention",
                  "Load average", "accuracy_latency_pareto.png", "tensorrt"):
         assert text in md, text
 
