@@ -118,3 +118,19 @@ def test_quick_run(tmp_path):
     assert main(["--quick", "--threads", "1", "--out", str(tmp_path)]) == 0
     r = json.loads((tmp_path / "accuracy_latency_quick.json").read_text())
     assert r["quick"] and any(x["top1"] is not None for x in r["rows"])
+
+
+def test_readme_section_is_generated_from_the_json(small_run, tmp_path):
+    from benchmarks.readme_section import main as readme_main
+
+    _, out = small_run
+    readme = tmp_path / "README.md"
+    readme.write_text("# Project\n\n## Benchmarks\n\nold hand-typed 99.9\n\n## Layout\n\nkeep me\n")
+    assert readme_main(["--json", str(out / "accuracy_latency.json"), "--readme", str(readme)]) == 0
+    text = readme.read_text()
+    assert "old hand-typed" not in text and text.endswith("## Layout\n\nkeep me\n")
+    assert "TSI/TSN" in text and "accuracy_latency_pareto.png" in text and "Pareto front" in text
+    assert readme_main(["--json", str(out / "accuracy_latency.json"), "--readme", str(readme)]) == 0
+    assert readme.read_text() == text  # regenerating changes nothing
+    (tmp_path / "other.json").write_text('{"format": "something-else"}')
+    assert readme_main(["--json", str(tmp_path / "other.json"), "--readme", str(readme)]) == 2
