@@ -97,6 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="auto: sample tegrastats during throughput runs where it exists (a Jetson)")
     p.add_argument("--quick", action="store_true",
                    help="demo size, T=8, no torch.compile, 2 val videos per class made on the fly: < 3 min on 2 cores")
+    p.add_argument("--time-budget", type=float, default=None, metavar="MIN",
+                   help="start no row after MIN minutes: the rest are listed absent with that reason")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"report folder (default {DEFAULT_OUT}/)")
     return p
 
@@ -167,6 +169,8 @@ class Bench:
     def __init__(self, args, report: dict, paths: dict, tmp: Path):
         self.args, self.report, self.paths, self.tmp = args, report, paths, tmp
         self.eval_sets: dict = {}
+        self.costs: dict = {}
+        self.deadline = None if args.time_budget is None else time.time() + 60 * args.time_budget
         self.calib_cache: dict = {}
         self.graphs: dict = {}
         self.power = None
@@ -219,10 +223,13 @@ class Bench:
         return self.calib_cache[key]
 
     # -- rows ------------------------------------------------------------------------------------
-    def run_spec(self, spec: ModelSpec) -> None:
+    def setup(self, spec: ModelSpec):
+        """(cost, card, common measure_row options) of a model."""
         a = self.args
-        cost = model_cost(spec)
-        model, card = build_torch(spec)
+        if spec.key not in self.costs:
+            self.costs[spec.key] = model_cost(spec)
+        cost = self.costs[spec.key]
+        card = build_torch(spec)[1]
         es = self.eval_set(card) if spec.trained else None
         why = None if spec.trained else no_accuracy_reason(spec)
         batches = a.batches if spec.group == "demo" else a.r50_batches
@@ -231,9 +238,21 @@ class Bench:
         repeats = a.repeats if spec.group == "demo" else a.r50_repeats
         common = dict(input_shape=card.input_shape, repeats=repeats, batches=batches, min_time=a.min_time,
                       eval_set=es, eval_batch=max(batches), no_top1_reason=why, power=self.power)
+        return cost, card, common
+
+    def measure(self, row: dict, make_runner, **common) -> None:
+        if self.deadline is not None and time.time() > self.deadline:
+            self.add(absent(row, f"not run: --time-budget {self.args.time_budget:g} min reached"))
+        else:
+            self.add(measure_row(row, make_runner, **common))
+
+    def run_spec(self, spec: ModelSpec, backends: tuple[str, ...]) -> None:
+        a = self.args
+        cost, card, common = self.setup(spec)
+        precisions = self.precisions
         cuda_why = self.report["machine"]["gpu_reason"]
         for backend in ("pytorch-eager", "pytorch-compiled"):
-            if backend not in a.backends:
+            if backend not in a.backends or backend not in backends:
                 continue
             compiled = backend == "pytorch-compiled"
             for prec in a.precisions:
@@ -254,14 +273,12 @@ class Bench:
                 elif compiled and prec == "fp16":
                     self.add(absent(row, "not run: compiled FP16 on the CPU (compile time); eager FP16 shows FP16 here"))
                 else:
-                    self.add(measure_row(row, lambda: torch_runner(build_torch(spec)[0], prec, compiled=compiled),
-                                         **common))
+                    self.measure(row, lambda: torch_runner(build_torch(spec)[0], prec, compiled=compiled), **common)
             if cuda_why:
                 self.add(absent(base_row(spec, backend, "*", "cuda", cost), cuda_why))
-        del model
-        if "onnxruntime" in a.backends:
+        if "onnxruntime" in a.backends and "onnxruntime" in backends:
             self.run_onnxruntime(spec, card, cost, common)
-        if "tensorrt" in a.backends:
+        if "tensorrt" in a.backends and "tensorrt" in backends:
             why_trt = tensorrt_reason()
             self.add(absent(base_row(spec, "tensorrt", "*", "cuda", cost), why_trt) if why_trt else
                      absent(base_row(spec, "tensorrt", "*", "cuda", cost),
@@ -272,6 +289,11 @@ class Bench:
         from benchmarks.graphs import build_graphs
 
         a = self.args
+        if self.deadline is not None and time.time() > self.deadline:
+            for prec in a.precisions:
+                self.add(absent(base_row(spec, "onnxruntime", prec, "cpu", cost),
+                                f"not run: --time-budget {a.time_budget:g} min reached"))
+            return
         n_calib = a.calib_clips if spec.trained else min(a.calib_clips, 4)
         calib = self.calib_clips(card, n_calib) if "int8" in self.precisions else None
         calib_error = calib if isinstance(calib, str) else None
@@ -297,7 +319,7 @@ class Bench:
             if prec == "int8":
                 row["notes"] = (f"calibrated on {n_calib} clips of {self.calib}, "
                                 f"{a.calib_method if spec.trained else 'minmax'}")
-            self.add(measure_row(row, lambda g=g: ort_runner(g, threads=a.threads), **common))
+            self.measure(row, lambda g=g: ort_runner(g, threads=a.threads), **common)
         if self.report["machine"]["gpu_reason"]:
             self.add(absent(base_row(spec, "onnxruntime", "*", "cuda", cost), self.report["machine"]["gpu_reason"]))
 
@@ -437,7 +459,7 @@ def run(args, argv: list[str]) -> dict:
                      and s.family in ("tsn", "tsi")}
         try:
             for spec in tqdm(specs, desc="models", unit="model"):
-                bench.run_spec(spec)
+                bench.run_spec(spec, ("pytorch-eager", "onnxruntime", "tensorrt"))
                 if spec == study:
                     if "onnxruntime" in args.backends:
                         bench.attention_study(study)
@@ -445,6 +467,8 @@ def run(args, argv: list[str]) -> dict:
                                              and s.cfg.frames == study.cfg.frames))
                 if spec.key not in pair_keys:
                     bench.drop_graphs(spec)
+            for spec in tqdm(specs, desc="torch.compile rows", unit="model"):  # last: compiles take long
+                bench.run_spec(spec, ("pytorch-compiled",))
         except KeyboardInterrupt:
             report["interrupted"] = True
             log.warning("interrupted: writing the rows measured so far")
