@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import shlex
 import signal
 import sys
@@ -38,7 +37,7 @@ from benchmarks.measure import absent, base_row, measure_row
 from benchmarks.models import (BENCH_FAMILIES, ModelSpec, build_torch, demo_specs, model_cost, no_accuracy_reason,
                                r50_specs)
 from benchmarks.report import FORMAT, VERSION, tsi_tsn_ratios
-from benchmarks.runners import BACKENDS, PRECISIONS, TORCH_INT8_REASON, Absent, ort_runner, tensorrt_reason, torch_runner
+from benchmarks.runners import BACKENDS, PRECISIONS, TORCH_INT8_REASON, ort_runner, tensorrt_reason, torch_runner
 
 log = logging.getLogger("benchmarks.accuracy_latency")
 
@@ -286,6 +285,8 @@ class Bench:
                             "fold their trtexec JSON in with --trtexec-json"))
 
     def run_onnxruntime(self, spec: ModelSpec, card, cost: dict, common: dict) -> None:
+        import numpy as np
+
         from benchmarks.graphs import build_graphs
 
         a = self.args
@@ -298,7 +299,7 @@ class Bench:
         calib = self.calib_clips(card, n_calib) if "int8" in self.precisions else None
         calib_error = calib if isinstance(calib, str) else None
         parity = (self.eval_set(card).clips[:4] if spec.trained else
-                  __import__("numpy").random.default_rng(1).standard_normal((2, *card.input_shape)).astype("float32"))
+                  np.random.default_rng(1).standard_normal((2, *card.input_shape)).astype(np.float32))
         t0 = time.perf_counter()
         graphs = build_graphs(spec, self.tmp, precisions=self.precisions, calib_clips=None if calib_error else calib,
                               calib_method=a.calib_method if spec.trained else "minmax",

@@ -63,7 +63,7 @@ def r50_specs(frames: list[int], families=BENCH_FAMILIES) -> list[ModelSpec]:
             for t in frames for fam in families]
 
 
-def no_accuracy_reason(spec: ModelSpec, trained_frames: int | None = None) -> str:
+def no_accuracy_reason(spec: ModelSpec) -> str:
     if spec.group == "r50":
         return "random weights (no trained R50 checkpoint here): cost only"
     return "random weights (only the demo TSI checkpoint is trained): cost only"
