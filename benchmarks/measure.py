@@ -25,6 +25,9 @@ def base_row(spec, backend: str, precision: str, device: str, cost: dict, varian
             "classes": spec.cfg.num_classes, "weights": "trained" if spec.trained else "random",
             "checkpoint": str(spec.checkpoint) if spec.checkpoint else None,
             "backend": backend, "device": device, "precision": precision, "variant": variant,
+            # PyTorch rows run the config's attention implementation; ONNX rows the exported matmul form
+            "attention": spec.cfg.attention if backend.startswith("pytorch") else
+            ("MultiHeadAttention" if variant == "mha" else "matmul"),
             "status": "absent", "reason": None, **cost,
             "top1": None, "top1_reason": None, "eval_clips": None,
             "latency_ms": None, "throughput": [], "peak_mem_mib": None, "peak_mem_reason": None,
