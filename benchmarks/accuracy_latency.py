@@ -243,7 +243,11 @@ class Bench:
         if self.deadline is not None and time.time() > self.deadline:
             self.add(absent(row, f"not run: --time-budget {self.args.time_budget:g} min reached"))
         else:
-            self.add(measure_row(row, make_runner, **common))
+            try:
+                self.add(measure_row(row, make_runner, **common))
+            except KeyboardInterrupt:  # the row being measured is listed, not lost
+                self.add(absent(row, "interrupted while measuring (SIGTERM/SIGHUP/Ctrl-C)"))
+                raise
 
     def run_spec(self, spec: ModelSpec, backends: tuple[str, ...]) -> None:
         a = self.args
