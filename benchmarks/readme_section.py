@@ -42,6 +42,10 @@ def section(report: dict, json_path: Path, readme_dir: Path) -> str:
     if report.get("paired"):
         lines += ["TSI/TSN throughput, calls alternating (paper: 0.54 on one GTX 1080 Ti):", ""]
         lines += paired_table(report["paired"]) + [""]
+        if any(x.get("group") == "r50" for x in report["paired"]):
+            lines += ["The R50 models have random weights (no trained R50 here): on a CPU TSI's attention time depends on "
+                      "the scores' magnitude, so these ratios hold for these weights only (docs/benchmarks.md, "
+                      "\"The committed runs\").", ""]
     pts = [r for r in measured(report["rows"]) if r["top1"] is not None]
     if pts:
         front = pareto_front([(r["latency_ms"]["p50"], r["top1"]) for r in pts])
