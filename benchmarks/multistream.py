@@ -41,9 +41,7 @@ import numpy as np
 from runtime.card import atomic_write_text
 
 log = logging.getLogger("bench.multistream")
-REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "benchmarks" / "results"
-DEMO_CKPT = REPO / "tsi" / "assets" / "demo_tsi_r18.pt"
+RESULTS = Path("benchmarks") / "results"
 
 
 def write_video(path: Path, frames: int, seed: int, size=(320, 240), fps: float = 30.0) -> Path:
@@ -67,9 +65,10 @@ def demo_dynamic_onnx(out: Path) -> Path:
     from export.onnx_export import export_onnx
 
     from runtime.card import file_sha256
+    from tsi.assets import DEMO_CHECKPOINT
 
-    model, card = export_friendly_model(DEMO_CKPT)
-    return export_onnx(model, card, out, source_sha256=file_sha256(DEMO_CKPT), dynamic_batch=True)
+    model, card = export_friendly_model(DEMO_CHECKPOINT)
+    return export_onnx(model, card, out, source_sha256=file_sha256(DEMO_CHECKPOINT), dynamic_batch=True)
 
 
 def _live_cmd(model: Path, videos: list[Path], out: Path, realtime: bool, seconds: float,
@@ -88,10 +87,9 @@ def run_config(model: Path, videos: list[Path], processes: int, realtime: bool, 
     """N streams in one process (processes=1) or in N processes; the streams' summaries."""
     out = Path(tempfile.mkdtemp(dir=work))
     groups = [videos] if processes == 1 else [[v] for v in videos]
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
     load0 = os.getloadavg()
     t0 = time.monotonic()
-    procs = [subprocess.Popen(_live_cmd(model, g, out, realtime, seconds, stride), env=env, cwd=REPO,
+    procs = [subprocess.Popen(_live_cmd(model, g, out, realtime, seconds, stride), 
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
              for g in groups]
     for p in procs:

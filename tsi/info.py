@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from tsi.config import field_defaults
-from tsi.model import create_model
+from tsi.config import TSIConfig, field_defaults
+from tsi.model import TSINet, arch_name, create_model
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,17 @@ def measure(name: str, frames: int = DEFAULTS["frames"], size: int = DEFAULTS["i
     """One view (1 clip of T frames at size², batch 1). Attention counted in its matmul form."""
     model = create_model(name, frames=frames, num_classes=num_classes, input_size=size,
                          attention="matmul").eval()
+    return count_model(model, name)
+
+
+def count_cost(cfg: TSIConfig, name: str | None = None) -> Cost:
+    """:func:`measure` for any config (e.g. a checkpoint's, with its own width)."""
+    return count_model(TSINet(cfg.replace(attention="matmul")).eval(), name or arch_name(cfg))
+
+
+def count_model(model: torch.nn.Module, name: str) -> Cost:
+    """Params and MACs of one view of ``model`` (its config's T and input size, batch 1)."""
+    frames, size = model.cfg.frames, model.cfg.input_size
     conv_fc, attn = count_macs(model, torch.zeros(1, frames, 3, size, size))
     params = sum(p.numel() for p in model.parameters())
     return Cost(name, frames, size, params / 1e6, conv_fc / 1e9, attn / 1e9)

@@ -1,0 +1,107 @@
+"""What the benchmark ran on: processor, GPU, memory, library versions, load average.
+
+Everything here is read, never assumed: a library that is not importable is listed with the reason.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+LIBRARIES = ("torch", "onnx", "onnxruntime", "onnxsim", "numpy", "cv2", "triton", "matplotlib")
+
+
+def _read(path: str) -> str | None:
+    try:
+        return Path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+
+
+def cpu_model() -> str:
+    text = _read("/proc/cpuinfo") or ""
+    for line in text.splitlines():
+        if line.lower().startswith(("model name", "hardware", "cpu model")):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def memory_gib() -> float | None:
+    for line in (_read("/proc/meminfo") or "").splitlines():
+        if line.startswith("MemTotal:"):
+            return int(line.split()[1]) / 2**20
+    return None
+
+
+def load_average() -> list[float] | None:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def cpus_usable() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def library_versions() -> dict[str, str]:
+    out = {}
+    for name in LIBRARIES:
+        try:
+            out[name] = getattr(importlib.import_module(name), "__version__", "?")
+        except Exception as e:  # noqa: BLE001 - any import failure is reported, not raised
+            out[name] = f"absent ({type(e).__name__}: {e})"
+    out["tensorrt"] = tensorrt_status()[1]
+    return out
+
+
+def tensorrt_status() -> tuple[bool, str]:
+    try:
+        from runtime.trt_version import import_tensorrt
+
+        trt = import_tensorrt()
+    except ImportError as e:  # the project's message explains where TensorRT comes from: its first sentence
+        return False, f"absent ({str(e).split('. ')[0]}; {e.__cause__ or 'not importable'})"
+    return True, trt.__version__
+
+
+def gpu_status() -> tuple[bool, str]:
+    """(a CUDA device is usable, its name or why not)."""
+    try:
+        import torch
+    except ImportError as e:
+        return False, f"torch not importable ({e})"
+    if not torch.cuda.is_available():
+        build = "CPU-only torch build" if torch.version.cuda is None else f"torch built for CUDA {torch.version.cuda}"
+        return False, f"no CUDA device ({build}; no GPU is lent to this machine)"
+    p = torch.cuda.get_device_properties(0)
+    return True, f"{p.name} ({p.total_memory / 2**30:.0f} GiB, sm_{p.major}{p.minor})"
+
+
+def jetson_model() -> str | None:
+    text = _read("/proc/device-tree/model")
+    return text.strip("\x00\n ") if text and "jetson" in text.lower() else None
+
+
+def machine_info() -> dict[str, Any]:
+    gpu_ok, gpu = gpu_status()
+    return {
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpu": cpu_model(),
+        "logical_cpus": os.cpu_count(),
+        "usable_cpus": cpus_usable(),
+        "memory_gib": memory_gib(),
+        "gpu": gpu if gpu_ok else None,
+        "gpu_reason": None if gpu_ok else gpu,
+        "jetson": jetson_model(),
+        "python": platform.python_version(),
+        "libraries": library_versions(),
+        "load_average_start": load_average(),
+    }
