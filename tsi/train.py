@@ -37,6 +37,7 @@ from runtime.card import atomic_write_text
 from tsi.checkpoint import load_checkpoint, load_model, make_card, save_checkpoint
 from tsi.data.datasets import build_dataset
 from tsi.model import MODELS, TSINet, create_model, view_probabilities
+from tsi.pretrained import PretrainedError
 
 log = logging.getLogger("tsi.train")
 
@@ -163,6 +164,9 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--no-zero-init", action="store_true",
                    help="do not start residual branches at zero (their last BN gamma = 1)")
     m.add_argument("--finetune", help="initialise from this checkpoint (head re-initialised if classes differ)")
+    m.add_argument("--pretrained", metavar="PATH",
+                   help="ImageNet ResNet weights (torchvision/timm .pth/.pt/.safetensors) for the backbone; "
+                        "SME/CTI and the head keep their own initialisation (see tsi/pretrained.py)")
     o = p.add_argument_group("optimisation")
     o.add_argument("--epochs", type=int, default=50)
     o.add_argument("--batch-size", type=int, default=8, help="clips per process")
@@ -217,8 +221,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         probe = build_dataset(args.format, args.data, card=None, split="train", mode="train",
                               list_file=args.train_list, labels_file=args.labels, labels_only=True)
         labels = list(probe.classes)
-        model = create_model(args.arch, frames=args.frames, num_classes=len(labels),
-                             input_size=args.input_size, **overrides)
+        if args.pretrained and args.finetune:
+            raise SystemExit("error: --pretrained and --finetune both initialise the model; give one")
+        try:
+            model = create_model(args.arch, frames=args.frames, num_classes=len(labels),
+                                 input_size=args.input_size, pretrained=args.pretrained, **overrides)
+        except PretrainedError as e:
+            log.error("--pretrained: %s", e)
+            raise SystemExit(2) from None
         card = make_card(model.cfg, labels, resize_short=args.resize_short or None,
                          span_frames=args.span_frames, fps=args.fps)
         if args.finetune:
