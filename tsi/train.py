@@ -35,7 +35,7 @@ from tqdm import tqdm
 
 from runtime.card import atomic_write_text
 from tsi.checkpoint import load_checkpoint, load_model, make_card, save_checkpoint
-from tsi.data.datasets import build_dataset
+from tsi.data.datasets import FORMATS, build_dataset
 from tsi.model import MODELS, TSINet, create_model, view_probabilities
 from tsi.pretrained import PretrainedError
 
@@ -142,7 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     d = p.add_argument_group("data")
     d.add_argument("--data", required=True, help="dataset root (folder-per-class: DIR/train, DIR/val)")
-    d.add_argument("--format", default="folder", choices=["folder", "list", "ssv2", "kinetics"])
+    d.add_argument("--format", default="folder", choices=FORMATS)
+    d.add_argument("--split-id", type=int, default=1, choices=[1, 2, 3], help="UCF101/HMDB51 official split")
     d.add_argument("--train-list", help="list/annotation file of the training split (list, ssv2, kinetics)")
     d.add_argument("--val-list", help="list/annotation file of the validation split")
     d.add_argument("--labels", help="labels file (ssv2 labels JSON, or one label per line)")
@@ -190,9 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
 def make_datasets(args, card):
     train_ds = build_dataset(args.format, args.data, card=card, split="train", mode="train",
                              list_file=args.train_list, labels_file=args.labels, flip=args.flip,
-                             flip_map=args.flip_map, seed=args.seed)
+                             flip_map=args.flip_map, seed=args.seed, split_id=args.split_id)
     val_ds = build_dataset(args.format, args.data, card=card, split="val", mode="test",
-                           list_file=args.val_list, labels_file=args.labels)
+                           list_file=args.val_list, labels_file=args.labels, split_id=args.split_id)
     return train_ds, val_ds
 
 
@@ -219,7 +220,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                          attention=args.attention, dropout=args.dropout,
                          zero_init_residual=not args.no_zero_init)
         probe = build_dataset(args.format, args.data, card=None, split="train", mode="train",
-                              list_file=args.train_list, labels_file=args.labels, labels_only=True)
+                              list_file=args.train_list, labels_file=args.labels, labels_only=True,
+                              split_id=args.split_id)
         labels = list(probe.classes)
         if args.pretrained and args.finetune:
             raise SystemExit("error: --pretrained and --finetune both initialise the model; give one")
