@@ -15,7 +15,6 @@ import argparse
 import json
 import logging
 import sys
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -60,6 +59,13 @@ def result_row(arch: str, res: dict, train_s: float) -> dict:
             "train_s": train_s, "clips": res["clips"], "per_class": res["per_class"]}
 
 
+def logged_train_seconds(run_dir: Path) -> float:
+    """Training time of a run: the sum of its epochs' ``time_s`` in log.jsonl (validation excluded;
+    a resumed or re-invoked run counts each epoch once)."""
+    rows = [json.loads(x) for x in (run_dir / "log.jsonl").read_text().splitlines() if x.strip()]
+    return sum({r["epoch"]: r["time_s"] for r in rows}.values())
+
+
 def run(args) -> list[dict]:
     rows = []
     for arch in args.archs:
@@ -72,12 +78,12 @@ def run(args) -> list[dict]:
                 "--seed", str(args.seed), "--span-frames", str(args.span_frames),
                 "--attention", "matmul", "--dropout", str(args.dropout),
                 "--optimizer", args.optimizer, "--weight-decay", str(args.weight_decay),
-                "--eval-every", str(args.eval_every)]
+                "--eval-every", str(args.eval_every), "--warmup-epochs", str(args.warmup_epochs),
+                "--crop-scales", *[str(c) for c in args.crop_scales]]
         if (out / "last.pt").exists():
             argv.append("--resume")
-        t0 = time.time()
         tsi_train.main(argv)
-        train_s = time.time() - t0
+        train_s = logged_train_seconds(out)
         res = tsi_evaluate.evaluate(str(out / "last.pt"), args.data, views=1, workers=args.workers,
                                     out=str(out))
         rows.append(result_row(arch, res, train_s))
@@ -88,9 +94,11 @@ def run(args) -> list[dict]:
 def write_table(rows: list[dict], args, path: Path) -> None:
     n_classes = len(rows[0]["per_class"]) if rows else 0
     lines = [
-        "# Synthetic motion benchmark",
+        f"# {args.title}",
         "",
         f"Command: `python benchmarks/synthetic_motion.py {' '.join(a for a in sys.argv[1:] if a != '--table-only')}`",
+        "",
+        "Train time: the sum of the epochs' training time in each run's log.jsonl (validation excluded).",
         "",
         f"Same budget for each: {args.epochs} epochs, {args.optimizer}, batch {args.batch_size}, "
         f"lr {args.lr} per 64 clips (scaled linearly), weight decay {args.weight_decay}, "
@@ -131,11 +139,15 @@ def main(argv=None):
     p.add_argument("--optimizer", default="sgd", choices=["sgd", "adamw"])
     p.add_argument("--weight-decay", type=float, default=5e-4)
     p.add_argument("--eval-every", type=int, default=5)
+    p.add_argument("--warmup-epochs", type=float, default=0.0)
+    p.add_argument("--crop-scales", type=float, nargs="+", default=[1.0, 0.875, 0.75, 0.66])
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--table-only", action="store_true",
                    help="only rewrite the table from the finished runs in --out")
     p.add_argument("--table", default=str(REPO / "benchmarks" / "results" / "synthetic_motion.md"))
+    p.add_argument("--title", default="Synthetic motion benchmark", help="the table's heading")
+    p.add_argument("--curves", help="also draw the runs' train/validation curves into this PNG")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.table_only:  # rebuild the table from finished runs (their eval JSON and recorded train time)
@@ -145,6 +157,11 @@ def main(argv=None):
     else:
         rows = run(args)
     write_table(rows, args, Path(args.table))
+    if args.curves:
+        from tsi.plots import plot_curves
+
+        plot_curves([Path(args.out) / a / "log.csv" for a in args.archs], args.curves, labels=args.archs,
+                    title=args.title)
     print(Path(args.table).read_text())
     return rows
 

@@ -82,3 +82,16 @@ def test_evaluate_writes_metrics_and_confusion_matrix(data, tmp_path):
     png = tmp_path / "eval" / "confusion_val_30view.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert json.loads((tmp_path / "eval" / "eval_val_1view.json").read_text())["views"] == 1
+
+
+def test_warmup_and_crop_scales(data, tmp_path):
+    assert tsi_train.warmup_fn(2, 10, 0.1, 1.0) is None
+    f = tsi_train.warmup_fn(0, 10, 0.1, 1.5)
+    assert [round(f(s), 4) for s in (0, 9)] == [round(0.1 / 15, 4), round(0.1 * 10 / 15, 4)]
+    assert tsi_train.warmup_fn(1, 10, 0.1, 1.5)(9) == 0.1
+    res = tsi_train.main(train_args(data, tmp_path / "w", 1, "--warmup-epochs", "2",
+                                    "--crop-scales", "1", "0.875", "--optimizer", "adamw"))
+    ckpt = load_checkpoint(tmp_path / "w" / "last.pt")
+    assert ckpt["args"]["crop_scales"] == [1.0, 0.875]
+    # 22 clips / batch 4 = 5 steps of a 10-step warm-up: the last step ran at half the lr
+    assert res["history"][0]["lr"] == pytest.approx(0.01 * 4 / 64 * 5 / 10)

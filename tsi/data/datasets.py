@@ -37,7 +37,7 @@ from tsi.data import formats
 from tsi.data.formats import DatasetFormatError, Sample
 from tsi.data.readers import VideoDecodeError, read_sampled
 from tsi.data.sampling import multi_clip_indices, segment_indices
-from tsi.data.transforms import TestTransform, ThreeCropTransform, TrainTransform
+from tsi.data.transforms import TSN_SCALES, TestTransform, ThreeCropTransform, TrainTransform
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ class ClipDataset(Dataset):
     def __init__(self, samples: Sequence[Sample], classes: Sequence[str], *, card: ModelCard | None,
                  mode: str = "train", clips: int = 1, crops: int = 1, flip: bool = False,
                  flip_map: Mapping[int, int] | None = None, seed: int = 0, name: str = "dataset",
-                 missing: Sequence[str] = ()):
+                 missing: Sequence[str] = (), scales: Sequence[float] = TSN_SCALES):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES} (got {mode!r})")
         if mode == "test30":
@@ -79,7 +79,7 @@ class ClipDataset(Dataset):
                 log.warning("%s: the card's %d labels differ from the dataset's %d classes",
                             name, len(card.labels), len(self.classes))
             if mode == "train":
-                self._train_tf = TrainTransform(card, flip=flip, flip_map=flip_map)
+                self._train_tf = TrainTransform(card, flip=flip, flip_map=flip_map, scales=scales)
             elif crops == 3:
                 self._crop_tf = ThreeCropTransform(card)
             else:
@@ -205,7 +205,8 @@ def build_dataset(kind: str, root: str | os.PathLike, *, card: ModelCard | None 
                   labels_file: str | None = None, video_root: str | None = None,
                   clips: int = 1, crops: int = 1, flip: bool = False,
                   flip_map: Mapping | str | None = None, seed: int = 0, val_fraction: float = 0.2,
-                  labels_only: bool = False, split_id: int = 1) -> ClipDataset:
+                  labels_only: bool = False, split_id: int = 1,
+                  scales: Sequence[float] = TSN_SCALES) -> ClipDataset:
     """A :class:`ClipDataset` of one split of a dataset in layout ``kind`` (see :data:`FORMATS`).
 
     ``labels_only=True`` allows ``card=None``: the dataset then only answers ``classes`` and
@@ -226,7 +227,7 @@ def build_dataset(kind: str, root: str | os.PathLike, *, card: ModelCard | None 
     if not samples:
         raise DatasetFormatError(f"{name}: no videos found under {root}")
     ds = ClipDataset(samples, classes, card=card, mode=mode, clips=clips, crops=crops, flip=flip,
-                     flip_map=resolve_flip_map(flip_map, classes), seed=seed,
+                     flip_map=resolve_flip_map(flip_map, classes), seed=seed, scales=scales,
                      name=name, missing=missing)
     log.info("%s: %d videos, %d classes, mode %s, %d view(s)", name, len(ds), len(classes), mode, ds.views)
     return ds
