@@ -173,12 +173,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clips", type=int, default=240, help="clips timed per loader measurement")
     p.add_argument("--steps", type=int, default=20, help="training steps timed per measurement")
     p.add_argument("--extract-workers", type=int, default=2)
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads of the training process (1: on a shared CPU, more threads than "
+                        "free cores make OpenMP spin and every figure worse)")
     p.add_argument("--table", default=str(RESULTS))
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         results = run(args)

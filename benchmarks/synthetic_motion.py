@@ -53,10 +53,15 @@ def pair_direction_accuracy(res: dict, pairs=REVERSED_PAIRS) -> float | None:
     return 100.0 * ok / total if total else None
 
 
-def result_row(arch: str, res: dict, train_s: float) -> dict:
+def result_row(arch: str, res: dict, train_s: float, epochs: int | None = None) -> dict:
     return {"arch": arch, "top1": res["top1"], "top5": res["top5"],
             "reversed_pairs_top1": pair_accuracy(res), "pair_direction": pair_direction_accuracy(res),
-            "train_s": train_s, "clips": res["clips"], "per_class": res["per_class"]}
+            "train_s": train_s, "clips": res["clips"], "per_class": res["per_class"], "epochs": epochs}
+
+
+def logged_epochs(run_dir: Path) -> int:
+    """Epochs a run has completed (its log.jsonl)."""
+    return len({json.loads(x)["epoch"] for x in (run_dir / "log.jsonl").read_text().splitlines() if x.strip()})
 
 
 def logged_train_seconds(run_dir: Path) -> float:
@@ -86,7 +91,7 @@ def run(args) -> list[dict]:
         train_s = logged_train_seconds(out)
         res = tsi_evaluate.evaluate(str(out / "last.pt"), args.data, views=1, workers=args.workers,
                                     out=str(out))
-        rows.append(result_row(arch, res, train_s))
+        rows.append(result_row(arch, res, train_s, logged_epochs(out)))
         log.info("%s: top-1 %.1f, reversed pairs %.1f", arch, res["top1"], rows[-1]["reversed_pairs_top1"] or -1)
     return rows
 
@@ -98,20 +103,24 @@ def write_table(rows: list[dict], args, path: Path) -> None:
         "",
         f"Command: `python benchmarks/synthetic_motion.py {' '.join(a for a in sys.argv[1:] if a != '--table-only')}`",
         "",
+        *([f"(This table: the same command with `--table-only`, from the runs' logs and their "
+           f"`python -m tsi.evaluate` results in `{args.out}/<arch>/eval_val_1view.json`.)", ""]
+          if args.table_only else []),
         "Train time: the sum of the epochs' training time in each run's log.jsonl (validation excluded).",
         "",
         f"Same budget for each: {args.epochs} epochs, {args.optimizer}, batch {args.batch_size}, "
         f"lr {args.lr} per 64 clips (scaled linearly), weight decay {args.weight_decay}, "
         f"T={args.frames}, {args.input_size}², base width {args.base_width}, "
-        f"dropout {args.dropout}, seed {args.seed}, CPU. Validation: 1 view, {rows[0]['clips'] if rows else 0} clips, "
+        f"dropout {args.dropout}, warm-up {args.warmup_epochs:g} epoch(s), crop scales "
+        f"{' '.join(f'{c:g}' for c in args.crop_scales)}, seed {args.seed}, CPU. Validation: 1 view, {rows[0]['clips'] if rows else 0} clips, "
         f"{n_classes} classes (chance {100 / max(n_classes, 1):.1f}%).",
         "",
-        "| model | top-1 | top-5 | top-1 on the 10 reversed-pair classes | reversed pairs told apart (chance 50%) | train time |",
-        "|---|---|---|---|---|---|",
+        "| model | epochs run | top-1 | top-5 | top-1 on the 10 reversed-pair classes | reversed pairs told apart (chance 50%) | train time |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         pa, pd = (("—" if v is None else f"{v:.1f}") for v in (r["reversed_pairs_top1"], r["pair_direction"]))
-        lines.append(f"| {r['arch']} | {r['top1']:.1f} | {r['top5']:.1f} | {pa} | {pd} | "
+        lines.append(f"| {r['arch']} | {r.get('epochs') or args.epochs} of {args.epochs} | {r['top1']:.1f} | {r['top5']:.1f} | {pa} | {pd} | "
                      f"{r['train_s'] / 60:.1f} min |")
     lines += ["", "Per-class top-1:", "", "| class | " + " | ".join(r["arch"] for r in rows) + " |",
               "|---|" + "---|" * len(rows)]
@@ -151,8 +160,9 @@ def main(argv=None):
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.table_only:  # rebuild the table from finished runs (their eval JSON and recorded train time)
-        done = {r["arch"]: r["train_s"] for r in json.loads(Path(args.table).with_suffix(".json").read_text())}
-        rows = [result_row(a, json.loads((Path(args.out) / a / "eval_val_1view.json").read_text()), done[a])
+        # train time and epochs from each run's log.jsonl: a run stopped early shows the epochs it ran
+        rows = [result_row(a, json.loads((Path(args.out) / a / "eval_val_1view.json").read_text()),
+                           logged_train_seconds(Path(args.out) / a), logged_epochs(Path(args.out) / a))
                 for a in args.archs]
     else:
         rows = run(args)
