@@ -59,6 +59,15 @@ def result_row(arch: str, res: dict, train_s: float, epochs: int | None = None) 
             "train_s": train_s, "clips": res["clips"], "per_class": res["per_class"], "epochs": epochs}
 
 
+def validation_curve(run_dir: Path) -> dict[int, float]:
+    """{epoch: validation top-1} of a run's log.jsonl (epochs that were evaluated)."""
+    path = run_dir / "log.jsonl"
+    if not path.is_file():
+        return {}
+    rows = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+    return {r["epoch"]: r["val_top1"] for r in rows if "val_top1" in r}
+
+
 def logged_epochs(run_dir: Path) -> int:
     """Epochs a run has completed (its log.jsonl)."""
     return len({json.loads(x)["epoch"] for x in (run_dir / "log.jsonl").read_text().splitlines() if x.strip()})
@@ -122,6 +131,13 @@ def write_table(rows: list[dict], args, path: Path) -> None:
         pa, pd = (("—" if v is None else f"{v:.1f}") for v in (r["reversed_pairs_top1"], r["pair_direction"]))
         lines.append(f"| {r['arch']} | {r.get('epochs') or args.epochs} of {args.epochs} | {r['top1']:.1f} | {r['top5']:.1f} | {pa} | {pd} | "
                      f"{r['train_s'] / 60:.1f} min |")
+    curves = {r["arch"]: validation_curve(Path(args.out) / r["arch"]) for r in rows}
+    epochs = sorted({e for c in curves.values() for e in c})
+    if epochs:
+        lines += ["", "Validation top-1 at each evaluated epoch (the runs' log.jsonl; 1 view, during training):", "",
+                  "| epoch | " + " | ".join(curves) + " |", "|---|" + "---|" * len(curves)]
+        for e in epochs:
+            lines.append(f"| {e} | " + " | ".join(f"{c[e]:.1f}" if e in c else "—" for c in curves.values()) + " |")
     lines += ["", "Per-class top-1:", "", "| class | " + " | ".join(r["arch"] for r in rows) + " |",
               "|---|" + "---|" * len(rows)]
     for c in (rows[0]["per_class"] if rows else {}):
