@@ -15,7 +15,6 @@ import argparse
 import json
 import logging
 import sys
-import time
 from pathlib import Path
 
 
@@ -51,10 +50,31 @@ def pair_direction_accuracy(res: dict, pairs=REVERSED_PAIRS) -> float | None:
     return 100.0 * ok / total if total else None
 
 
-def result_row(arch: str, res: dict, train_s: float) -> dict:
+def result_row(arch: str, res: dict, train_s: float, epochs: int | None = None) -> dict:
     return {"arch": arch, "top1": res["top1"], "top5": res["top5"],
             "reversed_pairs_top1": pair_accuracy(res), "pair_direction": pair_direction_accuracy(res),
-            "train_s": train_s, "clips": res["clips"], "per_class": res["per_class"]}
+            "train_s": train_s, "clips": res["clips"], "per_class": res["per_class"], "epochs": epochs}
+
+
+def validation_curve(run_dir: Path) -> dict[int, float]:
+    """{epoch: validation top-1} of a run's log.jsonl (epochs that were evaluated)."""
+    path = run_dir / "log.jsonl"
+    if not path.is_file():
+        return {}
+    rows = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+    return {r["epoch"]: r["val_top1"] for r in rows if "val_top1" in r}
+
+
+def logged_epochs(run_dir: Path) -> int:
+    """Epochs a run has completed (its log.jsonl)."""
+    return len({json.loads(x)["epoch"] for x in (run_dir / "log.jsonl").read_text().splitlines() if x.strip()})
+
+
+def logged_train_seconds(run_dir: Path) -> float:
+    """Training time of a run: the sum of its epochs' ``time_s`` in log.jsonl (validation excluded;
+    a resumed or re-invoked run counts each epoch once)."""
+    rows = [json.loads(x) for x in (run_dir / "log.jsonl").read_text().splitlines() if x.strip()]
+    return sum({r["epoch"]: r["time_s"] for r in rows}.values())
 
 
 def run(args) -> list[dict]:
@@ -69,15 +89,15 @@ def run(args) -> list[dict]:
                 "--seed", str(args.seed), "--span-frames", str(args.span_frames),
                 "--attention", "matmul", "--dropout", str(args.dropout),
                 "--optimizer", args.optimizer, "--weight-decay", str(args.weight_decay),
-                "--eval-every", str(args.eval_every)]
+                "--eval-every", str(args.eval_every), "--warmup-epochs", str(args.warmup_epochs),
+                "--crop-scales", *[str(c) for c in args.crop_scales]]
         if (out / "last.pt").exists():
             argv.append("--resume")
-        t0 = time.time()
         tsi_train.main(argv)
-        train_s = time.time() - t0
+        train_s = logged_train_seconds(out)
         res = tsi_evaluate.evaluate(str(out / "last.pt"), args.data, views=1, workers=args.workers,
                                     out=str(out))
-        rows.append(result_row(arch, res, train_s))
+        rows.append(result_row(arch, res, train_s, logged_epochs(out)))
         log.info("%s: top-1 %.1f, reversed pairs %.1f", arch, res["top1"], rows[-1]["reversed_pairs_top1"] or -1)
     return rows
 
@@ -85,23 +105,36 @@ def run(args) -> list[dict]:
 def write_table(rows: list[dict], args, path: Path) -> None:
     n_classes = len(rows[0]["per_class"]) if rows else 0
     lines = [
-        "# Synthetic motion benchmark",
+        f"# {args.title}",
         "",
         f"Command: `python -m benchmarks.synthetic_motion {' '.join(a for a in sys.argv[1:] if a != '--table-only')}`",
+        "",
+        *([f"(This table: the same command with `--table-only`, from the runs' logs and their "
+           f"`python -m tsi.evaluate` results in `{args.out}/<arch>/eval_val_1view.json`.)", ""]
+          if args.table_only else []),
+        "Train time: the sum of the epochs' training time in each run's log.jsonl (validation excluded).",
         "",
         f"Same budget for each: {args.epochs} epochs, {args.optimizer}, batch {args.batch_size}, "
         f"lr {args.lr} per 64 clips (scaled linearly), weight decay {args.weight_decay}, "
         f"T={args.frames}, {args.input_size}², base width {args.base_width}, "
-        f"dropout {args.dropout}, seed {args.seed}, CPU. Validation: 1 view, {rows[0]['clips'] if rows else 0} clips, "
+        f"dropout {args.dropout}, warm-up {args.warmup_epochs:g} epoch(s), crop scales "
+        f"{' '.join(f'{c:g}' for c in args.crop_scales)}, seed {args.seed}, CPU. Validation: 1 view, {rows[0]['clips'] if rows else 0} clips, "
         f"{n_classes} classes (chance {100 / max(n_classes, 1):.1f}%).",
         "",
-        "| model | top-1 | top-5 | top-1 on the 10 reversed-pair classes | reversed pairs told apart (chance 50%) | train time |",
-        "|---|---|---|---|---|---|",
+        "| model | epochs run | top-1 | top-5 | top-1 on the 10 reversed-pair classes | reversed pairs told apart (chance 50%) | train time |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         pa, pd = (("—" if v is None else f"{v:.1f}") for v in (r["reversed_pairs_top1"], r["pair_direction"]))
-        lines.append(f"| {r['arch']} | {r['top1']:.1f} | {r['top5']:.1f} | {pa} | {pd} | "
+        lines.append(f"| {r['arch']} | {r.get('epochs') or args.epochs} of {args.epochs} | {r['top1']:.1f} | {r['top5']:.1f} | {pa} | {pd} | "
                      f"{r['train_s'] / 60:.1f} min |")
+    curves = {r["arch"]: validation_curve(Path(args.out) / r["arch"]) for r in rows}
+    epochs = sorted({e for c in curves.values() for e in c})
+    if epochs:
+        lines += ["", "Validation top-1 at each evaluated epoch (the runs' log.jsonl; 1 view, during training):", "",
+                  "| epoch | " + " | ".join(curves) + " |", "|---|" + "---|" * len(curves)]
+        for e in epochs:
+            lines.append(f"| {e} | " + " | ".join(f"{c[e]:.1f}" if e in c else "—" for c in curves.values()) + " |")
     lines += ["", "Per-class top-1:", "", "| class | " + " | ".join(r["arch"] for r in rows) + " |",
               "|---|" + "---|" * len(rows)]
     for c in (rows[0]["per_class"] if rows else {}):
@@ -129,20 +162,30 @@ def run(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--optimizer", default="sgd", choices=["sgd", "adamw"])
     p.add_argument("--weight-decay", type=float, default=5e-4)
     p.add_argument("--eval-every", type=int, default=5)
+    p.add_argument("--warmup-epochs", type=float, default=0.0)
+    p.add_argument("--crop-scales", type=float, nargs="+", default=[1.0, 0.875, 0.75, 0.66])
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--table-only", action="store_true",
                    help="only rewrite the table from the finished runs in --out")
     p.add_argument("--table", default="benchmarks/results/synthetic_motion.md")
+    p.add_argument("--title", default="Synthetic motion benchmark", help="the table's heading")
+    p.add_argument("--curves", help="also draw the runs' train/validation curves into this PNG")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.table_only:  # rebuild the table from finished runs (their eval JSON and recorded train time)
-        done = {r["arch"]: r["train_s"] for r in json.loads(Path(args.table).with_suffix(".json").read_text())}
-        rows = [result_row(a, json.loads((Path(args.out) / a / "eval_val_1view.json").read_text()), done[a])
+        # train time and epochs from each run's log.jsonl: a run stopped early shows the epochs it ran
+        rows = [result_row(a, json.loads((Path(args.out) / a / "eval_val_1view.json").read_text()),
+                           logged_train_seconds(Path(args.out) / a), logged_epochs(Path(args.out) / a))
                 for a in args.archs]
     else:
         rows = run(args)
     write_table(rows, args, Path(args.table))
+    if args.curves:
+        from tsi.plots import plot_curves
+
+        plot_curves([Path(args.out) / a / "log.csv" for a in args.archs], args.curves, labels=args.archs,
+                    title=args.title)
     print(Path(args.table).read_text())
     return rows
 

@@ -90,7 +90,7 @@ def plot_confusion(conf: np.ndarray, names: list[str], path: Path, title: str) -
 def evaluate(checkpoint: str, data: str, *, fmt: str = "folder", split: str = "val",
              list_file: str | None = None, labels_file: str | None = None, views: int = 1,
              batch_size: int = 8, workers: int = 2, device: str = "auto",
-             out: str | None = None) -> dict[str, Any]:
+             out: str | None = None, split_id: int = 1) -> dict[str, Any]:
     dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
                        ("cpu" if device == "auto" else device))
     model, card = load_model(checkpoint, map_location="cpu")
@@ -98,7 +98,7 @@ def evaluate(checkpoint: str, data: str, *, fmt: str = "folder", split: str = "v
     if mode is None:
         raise ValueError(f"views must be 1 or 30 (got {views})")
     ds = build_dataset(fmt, data, card=card, split=split, mode=mode, list_file=list_file,
-                       labels_file=labels_file)
+                       labels_file=labels_file, split_id=split_id)
     if list(ds.classes) != list(card.labels):
         raise ValueError(f"the dataset's classes differ from the checkpoint's labels: "
                          f"{list(ds.classes)[:5]}... vs {list(card.labels)[:5]}...")
@@ -128,6 +128,7 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--split", default="val")
     p.add_argument("--list", dest="list_file")
     p.add_argument("--labels", dest="labels_file")
+    p.add_argument("--split-id", type=int, default=1, choices=[1, 2, 3], help="UCF101/HMDB51 official split")
     p.add_argument("--views", type=int, default=1, choices=[1, 30])
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--workers", type=int, default=2)
@@ -137,7 +138,7 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     res = evaluate(a.checkpoint, a.data, fmt=a.format, split=a.split, list_file=a.list_file,
                    labels_file=a.labels_file, views=a.views, batch_size=a.batch_size,
-                   workers=a.workers, device=a.device, out=a.out)
+                   workers=a.workers, device=a.device, out=a.out, split_id=a.split_id)
     print(json.dumps({k: v for k, v in res.items() if k not in ("confusion", "per_class")}, indent=2))
     return res
 

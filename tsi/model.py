@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any, Callable
 
 import torch
@@ -9,6 +10,7 @@ from torch import nn
 
 from tsi.backbone import ResNet
 from tsi.config import TSIConfig
+from tsi.pretrained import load_pretrained
 
 
 class TSINet(nn.Module):
@@ -87,12 +89,17 @@ MODELS: dict[str, Callable[..., TSINet]] = {
 globals().update(MODELS)  # tsi.model.tsi_r50, tsi.model.tsn_r18, ...
 
 
-def create_model(name: str, **kwargs: Any) -> TSINet:
+def create_model(name: str, *, pretrained: str | os.PathLike | None = None, **kwargs: Any) -> TSINet:
+    """Build ``name`` (e.g. ``tsi_r50``) with config overrides ``kwargs``; ``pretrained``: an ImageNet
+    ResNet weights file (torchvision / timm, see :mod:`tsi.pretrained`) for the backbone."""
     try:
         builder = MODELS[name]
     except KeyError:
         raise ValueError(f"unknown model {name!r}; known: {', '.join(sorted(MODELS))}") from None
-    return builder(**kwargs)
+    model = builder(**kwargs)
+    if pretrained is not None:
+        load_pretrained(model, pretrained)
+    return model
 
 
 def arch_name(cfg: TSIConfig) -> str:

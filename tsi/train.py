@@ -38,7 +38,9 @@ from runtime.card import ModelCard, atomic_write_text
 from tsi.checkpoint import load_checkpoint, load_model, make_card, save_checkpoint
 from tsi.config import ATTENTIONS, field_defaults
 from tsi.data.datasets import FORMATS, build_dataset
+from tsi.data.transforms import TSN_SCALES
 from tsi.model import MODELS, TSINet, create_model, view_probabilities
+from tsi.pretrained import PretrainedError
 
 log = logging.getLogger("tsi.train")
 
@@ -94,6 +96,14 @@ def lr_at(epoch: int, lr: float, steps: list[int]) -> float:
     return lr * 0.1 ** sum(epoch >= s for s in steps)
 
 
+def warmup_fn(epoch: int, steps_per_epoch: int, lr: float, warmup_epochs: float):
+    """Per-step linear warm-up to ``lr`` over the first ``warmup_epochs`` epochs (None after it)."""
+    total = warmup_epochs * steps_per_epoch
+    if total <= 0 or epoch * steps_per_epoch >= total:
+        return None
+    return lambda step: lr * min(1.0, (epoch * steps_per_epoch + step + 1) / total)
+
+
 # -- the loop ------------------------------------------------------------------------------------
 def accuracy(logits: torch.Tensor, target: torch.Tensor, ks=(1, 5)) -> list[float]:
     top = logits.topk(min(max(ks), logits.shape[1]), dim=1).indices
@@ -102,7 +112,10 @@ def accuracy(logits: torch.Tensor, target: torch.Tensor, ks=(1, 5)) -> list[floa
 
 
 def run_epoch(model: nn.Module, loader: DataLoader, dist_: Dist, *, optimizer=None, scaler=None,
-              clip_grad: float = 20.0, max_steps: int = 0, desc: str = "") -> dict[str, float]:
+              clip_grad: float = 20.0, max_steps: int = 0, desc: str = "",
+              lr_fn=None) -> dict[str, float]:
+    """One pass over ``loader``; trains when ``optimizer`` is given. ``lr_fn(step)``, if given, sets
+    the learning rate before each step (the warm-up)."""
     train = optimizer is not None
     model.train(train)
     crit = nn.CrossEntropyLoss()
@@ -119,6 +132,9 @@ def run_epoch(model: nn.Module, loader: DataLoader, dist_: Dist, *, optimizer=No
             logits = model(clips) if clips.dim() == 5 else view_probabilities(model, clips).log()
             loss = crit(logits.float(), labels)
         if train:
+            if lr_fn is not None:
+                for group in optimizer.param_groups:
+                    group["lr"] = lr_fn(step)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.unscale_(optimizer)
@@ -146,6 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     d = p.add_argument_group("data")
     d.add_argument("--data", required=True, help="dataset root (folder-per-class: DIR/train, DIR/val)")
     d.add_argument("--format", default=FORMATS[0], choices=FORMATS)
+    d.add_argument("--split-id", type=int, default=1, choices=[1, 2, 3], help="UCF101/HMDB51 official split")
     d.add_argument("--train-list", help="list/annotation file of the training split (list, ssv2, kinetics)")
     d.add_argument("--val-list", help="list/annotation file of the validation split")
     d.add_argument("--labels", help="labels file (ssv2 labels JSON, or one label per line)")
@@ -159,6 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--flip", action="store_true", help="random horizontal flip (off: direction matters)")
     d.add_argument("--flip-map", help="JSON {label: label} swapped under a flip (e.g. left<->right)")
     d.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1))
+    d.add_argument("--crop-scales", type=float, nargs="+", default=list(TSN_SCALES),
+                   help="multi-scale crop sides as fractions of the short side (TSN: 1 .875 .75 .66); "
+                        "small or fast-moving objects: 1 .875 keeps them in the crop")
     m = p.add_argument_group("model")
     m.add_argument("--arch", default="tsi_r50", choices=sorted(MODELS))
     m.add_argument("--frames", type=int, default=cfg["frames"], help="T (%(default)s)")
@@ -172,6 +192,9 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--causal", action="store_true",
                    help="causal model (every temporal op looks backwards): exportable online, tsi.streaming")
     m.add_argument("--finetune", help="initialise from this checkpoint (head re-initialised if classes differ)")
+    m.add_argument("--pretrained", metavar="PATH",
+                   help="ImageNet ResNet weights (torchvision/timm .pth/.pt/.safetensors) for the backbone; "
+                        "SME/CTI and the head keep their own initialisation (see tsi/pretrained.py)")
     o = p.add_argument_group("optimisation")
     o.add_argument("--epochs", type=int, default=50)
     o.add_argument("--batch-size", type=int, default=8, help="clips per process")
@@ -179,6 +202,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="sgd: the paper's recipe; adamw: converges faster for small from-scratch runs")
     o.add_argument("--lr", type=float, default=0.01, help="learning rate for a global batch of 64 clips")
     o.add_argument("--lr-steps", type=int, nargs="*", default=[30, 40, 45])
+    o.add_argument("--warmup-epochs", type=float, default=0.0,
+                   help="linear learning-rate warm-up over this many epochs, per step (0: none)")
     o.add_argument("--momentum", type=float, default=0.9)
     o.add_argument("--weight-decay", type=float, default=5e-4)
     o.add_argument("--clip-grad", type=float, default=20.0)
@@ -195,9 +220,10 @@ def build_parser() -> argparse.ArgumentParser:
 def make_datasets(args, card):
     train_ds = build_dataset(args.format, args.data, card=card, split="train", mode="train",
                              list_file=args.train_list, labels_file=args.labels, flip=args.flip,
-                             flip_map=args.flip_map, seed=args.seed)
+                             flip_map=args.flip_map, seed=args.seed, split_id=args.split_id,
+                             scales=args.crop_scales)
     val_ds = build_dataset(args.format, args.data, card=card, split="val", mode="test",
-                           list_file=args.val_list, labels_file=args.labels)
+                           list_file=args.val_list, labels_file=args.labels, split_id=args.split_id)
     return train_ds, val_ds
 
 
@@ -229,10 +255,17 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
                          attention=args.attention, dropout=args.dropout,
                          zero_init_residual=not args.no_zero_init, causal=args.causal)
         probe = build_dataset(args.format, args.data, card=None, split="train", mode="train",
-                              list_file=args.train_list, labels_file=args.labels, labels_only=True)
+                              list_file=args.train_list, labels_file=args.labels, labels_only=True,
+                              split_id=args.split_id)
         labels = list(probe.classes)
-        model = create_model(args.arch, frames=args.frames, num_classes=len(labels),
-                             input_size=args.input_size, **overrides)
+        if args.pretrained and args.finetune:
+            raise SystemExit("error: --pretrained and --finetune both initialise the model; give one")
+        try:
+            model = create_model(args.arch, frames=args.frames, num_classes=len(labels),
+                                 input_size=args.input_size, pretrained=args.pretrained, **overrides)
+        except PretrainedError as e:
+            log.error("--pretrained: %s", e)
+            raise SystemExit(2) from None
         card = make_card(model.cfg, labels, resize_short=args.resize_short or None,
                          span_frames=args.span_frames, fps=args.fps)
         if args.finetune:
@@ -285,7 +318,8 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
         t0 = time.time()
         tr = run_epoch(net, loader, dist_, optimizer=optimizer, scaler=scaler,
                        clip_grad=args.clip_grad, max_steps=args.max_steps,
-                       desc=f"epoch {epoch + 1}/{args.epochs}")
+                       desc=f"epoch {epoch + 1}/{args.epochs}",
+                       lr_fn=warmup_fn(epoch, len(loader), lr_at(epoch, lr, args.lr_steps), args.warmup_epochs))
         row = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], "time_s": time.time() - t0,
                **{f"train_{k}": v for k, v in tr.items()},
                "skipped_videos": getattr(train_ds, "skipped", 0)}

@@ -110,3 +110,44 @@ def test_sequence_cli_writes_video_and_ground_truth(tmp_path):
     assert json.loads(out.with_suffix(".json").read_text())["segments"][1]["start_frame"] == 8
     with pytest.raises(SystemExit, match="exists"):
         run(["--out", str(out), "--sequence", "appear", "--frames", "8", "--size", "64x48"])
+
+
+def test_hard_setting_reversal_distractors_and_camera():
+    from tsi.data.synthetic_scene import render_clip_hard
+
+    for fwd, back in REVERSED_PAIRS:
+        a = render_clip_hard(fwd, np.random.default_rng(3), 6, (96, 64))
+        b = render_clip_hard(back, np.random.default_rng(3), 6, (96, 64))
+        assert all(np.array_equal(x, y) for x, y in zip(a, b[::-1])), (fwd, back)
+    # no_motion's actor stands still, yet the frames change: distractors and the camera move
+    still = render_clip_hard("no_motion", np.random.default_rng(4), 6, (96, 64))
+    assert np.abs(still[0].astype(int) - still[-1].astype(int)).mean() > 5
+    easy_obj = sample_track("approach", np.random.default_rng(0), 8, (160, 128))["size"][0]
+    hard_obj = sample_track("approach", np.random.default_rng(0), 8, (160, 128),
+                            object_scale=(0.14, 0.22))["size"][0]
+    assert hard_obj < 0.75 * easy_obj
+
+
+def test_hard_setting_varies_size_fps_and_codec(tmp_path):
+    from tsi.data.synthetic_scene import HARD_DURATION_S
+
+    out = tmp_path / "hard"
+    marker = generate(out, train=2, val=0, seed=1, progress=False, setting="hard")
+    assert marker["setting"] == "hard" and marker["complete"] and marker["size"] is None
+    videos = sorted(p for p in (out / "train").rglob("*") if p.is_file())
+    assert len(videos) == 2 * len(CLASSES)
+    sizes, counts = set(), set()
+    for p in videos:
+        n = count_frames(p, exact=True)
+        f = read_video(p, [0, n - 1])
+        sizes.add(f[0].shape[:2])
+        counts.add(n)
+        assert n in {max(2, round(HARD_DURATION_S * fps)) for fps in marker["fps_choices"]}
+    assert len(sizes) > 1 and len(counts) > 1 and len({p.suffix for p in videos}) > 1
+    assert min(h for h, _ in sizes) >= 144  # larger than the easy 160x128
+    # the folder format reads every container back, and a rerun as easy replaces them all
+    assert len(build_dataset("folder", out, split="train", labels_only=True)) == len(videos)
+    generate(out, train=1, val=0, seed=1, frames=4, size=(64, 48), progress=False)
+    assert sorted(p.suffix for p in (out / "train").rglob("*.*")) == [".mp4"] * len(CLASSES)
+    with pytest.raises(ValueError, match="setting"):
+        generate(out, train=1, val=0, setting="medium", progress=False)

@@ -88,3 +88,16 @@ def test_causal_flag_trains_a_causal_model(data, tmp_path):
     tsi_train.run(train_args(data, tmp_path / "c", 1, "--max-steps", "1", "--causal"))
     model, card = load_model(tmp_path / "c" / "last.pt")
     assert model.cfg.causal is True and card.config["causal"] is True
+
+
+def test_warmup_and_crop_scales(data, tmp_path):
+    assert tsi_train.warmup_fn(2, 10, 0.1, 1.0) is None
+    f = tsi_train.warmup_fn(0, 10, 0.1, 1.5)
+    assert [round(f(s), 4) for s in (0, 9)] == [round(0.1 / 15, 4), round(0.1 * 10 / 15, 4)]
+    assert tsi_train.warmup_fn(1, 10, 0.1, 1.5)(9) == 0.1
+    res = tsi_train.run(train_args(data, tmp_path / "w", 1, "--warmup-epochs", "2",
+                                    "--crop-scales", "1", "0.875", "--optimizer", "adamw"))
+    ckpt = load_checkpoint(tmp_path / "w" / "last.pt")
+    assert ckpt["args"]["crop_scales"] == [1.0, 0.875]
+    # 22 clips / batch 4 = 5 steps of a 10-step warm-up: the last step ran at half the lr
+    assert res["history"][0]["lr"] == pytest.approx(0.01 * 4 / 64 * 5 / 10)

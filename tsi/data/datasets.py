@@ -37,11 +37,11 @@ from tsi.data import formats
 from tsi.data.formats import DatasetFormatError, Sample
 from tsi.data.readers import VideoDecodeError, read_sampled
 from runtime.sampling import multi_clip_indices, segment_indices
-from tsi.data.transforms import TestTransform, ThreeCropTransform, TrainTransform
+from tsi.data.transforms import TSN_SCALES, TestTransform, ThreeCropTransform, TrainTransform
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("folder", "list", "ssv2", "kinetics")
+FORMATS = ("folder", "list", "ssv2", "kinetics", "ucf101", "hmdb51", "jester")
 MODES = ("train", "test", "test30")
 
 
@@ -51,7 +51,7 @@ class ClipDataset(Dataset):
     def __init__(self, samples: Sequence[Sample], classes: Sequence[str], *, card: ModelCard | None,
                  mode: str = "train", clips: int = 1, crops: int = 1, flip: bool = False,
                  flip_map: Mapping[int, int] | None = None, seed: int = 0, name: str = "dataset",
-                 missing: Sequence[str] = ()):
+                 missing: Sequence[str] = (), scales: Sequence[float] = TSN_SCALES):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES} (got {mode!r})")
         if mode == "test30":
@@ -79,7 +79,7 @@ class ClipDataset(Dataset):
                 log.warning("%s: the card's %d labels differ from the dataset's %d classes",
                             name, len(card.labels), len(self.classes))
             if mode == "train":
-                self._train_tf = TrainTransform(card, flip=flip, flip_map=flip_map)
+                self._train_tf = TrainTransform(card, flip=flip, flip_map=flip_map, scales=scales)
             elif crops == 3:
                 self._crop_tf = ThreeCropTransform(card)
             else:
@@ -174,10 +174,10 @@ def resolve_flip_map(flip_map: Mapping | str | None, classes: Sequence[str]) -> 
 
 def find_samples(kind: str, root: Path, *, split: str, list_file: str | None = None,
                  labels_file: str | None = None, video_root: str | None = None,
-                 val_fraction: float = 0.2) -> formats.Found:
+                 val_fraction: float = 0.2, split_id: int = 1) -> formats.Found:
     """Dispatch to the layout readers of :mod:`tsi.data.formats`."""
     lst = Path(list_file) if list_file else None
-    if lst is not None and not lst.is_file():
+    if lst is not None and not (lst.is_file() or (kind == "hmdb51" and lst.is_dir())):
         raise DatasetFormatError(f"list file not found: {lst}")
     if kind == "folder":
         return formats.folder_samples(root, split, labels_file=labels_file, val_fraction=val_fraction)
@@ -190,6 +190,13 @@ def find_samples(kind: str, root: Path, *, split: str, list_file: str | None = N
                                     video_root=Path(video_root) if video_root else None)
     if kind == "kinetics":
         return formats.kinetics_samples(root, split, list_file=lst, labels_file=labels_file)
+    if kind == "ucf101":
+        return formats.ucf101_samples(root, split, list_file=lst, labels_file=labels_file, split_id=split_id)
+    if kind == "hmdb51":
+        return formats.hmdb51_samples(root, split, list_file=lst, labels_file=labels_file, split_id=split_id)
+    if kind == "jester":
+        return formats.jester_samples(root, split, list_file=lst, labels_file=labels_file,
+                                      video_root=Path(video_root) if video_root else None)
     raise ValueError(f"unknown dataset format {kind!r}; one of {FORMATS}")
 
 
@@ -198,7 +205,8 @@ def build_dataset(kind: str, root: str | os.PathLike, *, card: ModelCard | None 
                   labels_file: str | None = None, video_root: str | None = None,
                   clips: int = 1, crops: int = 1, flip: bool = False,
                   flip_map: Mapping | str | None = None, seed: int = 0, val_fraction: float = 0.2,
-                  labels_only: bool = False) -> ClipDataset:
+                  labels_only: bool = False, split_id: int = 1,
+                  scales: Sequence[float] = TSN_SCALES) -> ClipDataset:
     """A :class:`ClipDataset` of one split of a dataset in layout ``kind`` (see :data:`FORMATS`).
 
     ``labels_only=True`` allows ``card=None``: the dataset then only answers ``classes`` and
@@ -211,7 +219,7 @@ def build_dataset(kind: str, root: str | os.PathLike, *, card: ModelCard | None 
         raise ValueError("build_dataset needs the model card (card=...) unless labels_only=True")
     samples, classes, missing = find_samples(kind, root, split=split, list_file=list_file,
                                              labels_file=labels_file, video_root=video_root,
-                                             val_fraction=val_fraction)
+                                             val_fraction=val_fraction, split_id=split_id)
     name = f"{kind}:{root.name}/{split}"
     if missing:
         log.warning("%s: %d annotated videos not found on disk, left out (e.g. %s)",
@@ -219,7 +227,7 @@ def build_dataset(kind: str, root: str | os.PathLike, *, card: ModelCard | None 
     if not samples:
         raise DatasetFormatError(f"{name}: no videos found under {root}")
     ds = ClipDataset(samples, classes, card=card, mode=mode, clips=clips, crops=crops, flip=flip,
-                     flip_map=resolve_flip_map(flip_map, classes), seed=seed,
+                     flip_map=resolve_flip_map(flip_map, classes), seed=seed, scales=scales,
                      name=name, missing=missing)
     log.info("%s: %d videos, %d classes, mode %s, %d view(s)", name, len(ds), len(classes), mode, ds.views)
     return ds

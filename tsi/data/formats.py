@@ -11,6 +11,13 @@
   ``<root>/<id>.webm`` or frame folders ``<root>/<id>/``.
 * ``kinetics``: Kinetics CSV ``label,youtube_id,time_start,time_end,split`` -> videos
   ``<root>/<label>/<youtube_id>_<start:06d>_<end:06d>.mp4`` (or ``<youtube_id>.mp4``).
+* ``ucf101``: the official ``classInd.txt`` / ``trainlist0N.txt`` / ``testlist0N.txt``.
+* ``hmdb51``: the official ``testTrainMulti_7030_splits/<class>_test_splitN.txt`` (tags 0/1/2).
+* ``jester``: 20BN-Jester's ``jester-v1-labels.csv`` and ``jester-v1-{train,validation}.csv``
+  (``id;label``).
+
+Wherever a list names a video file ``x.avi`` that is absent, its frame folder ``x/`` (as
+``tsi.data.extract`` writes it) is taken instead.
 
 Every reader returns ``(samples, classes, missing)``; ``missing`` lists annotated videos not found
 on disk (left out, with one warning), common with Kinetics downloads.
@@ -245,4 +252,149 @@ def kinetics_samples(root: Path, split: str, *, list_file: Path | None = None,
             missing.append(f"{r['label']}/{r['youtube_id']}_{start:06d}_{end:06d}.mp4")
         else:
             samples.append(Sample(path, index[r["label"]]))
+    return samples, classes, missing
+
+
+# -- official split files of UCF101, HMDB51 and Jester, read as they come ----------------------------
+UCF101_DIRS = ("", "ucfTrainTestlist", "annotations", "splits")
+HMDB51_DIRS = ("testTrainMulti_7030_splits", "", "annotations", "splits")
+JESTER_LABELS = ("jester-v1-labels.csv",)
+JESTER_LISTS = {"train": ("jester-v1-train.csv",), "val": ("jester-v1-validation.csv",),
+                "test": ("jester-v1-test.csv",)}
+JESTER_VIDEO_DIRS = ("20bn-jester-v1", "")
+
+
+def _lines(path: Path) -> list[tuple[int, str]]:
+    """Non-empty lines with their numbers; CRLF (UCF101's files) and a BOM tolerated."""
+    text = path.read_text(encoding="utf-8-sig")
+    return [(n, line.strip()) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+
+
+def resolve_video(root: Path, rel: str) -> Path | None:
+    """The file ``root/rel`` or, when the videos were extracted to frames, the frame folder
+    ``root/rel`` without its suffix (``tsi.data.extract``'s layout)."""
+    p = root / rel
+    if p.exists():
+        return p
+    folder = p.with_suffix("") if p.suffix.lower() in VIDEO_SUFFIXES else None
+    return folder if folder is not None and folder.is_dir() else None
+
+
+def _find_in(root: Path, dirs: tuple[str, ...], name: str) -> Path | None:
+    return next((root / d / name for d in dirs if (root / d / name).is_file()), None)
+
+
+def ucf101_samples(root: Path, split: str, *, list_file: Path | None = None,
+                   labels_file: str | None = None, split_id: int = 1) -> Found:
+    """UCF101's ``ucfTrainTestlist``: ``classInd.txt`` (``1 ApplyEyeMakeup``, 1-based),
+    ``trainlist0N.txt`` (``ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi 1``, 1-based labels) and
+    ``testlist0N.txt`` (paths only: the label is the class folder). ``val`` and ``test`` both read
+    the test list (UCF101 has no separate validation split). Paths are relative to ``root``."""
+    key = _split_key(split)
+    name = f"{'trainlist' if key == 'train' else 'testlist'}{split_id:02d}.txt"
+    list_file = list_file or _find_in(root, UCF101_DIRS, name)
+    if list_file is None:
+        raise DatasetFormatError(f"{root}: no {name} (looked in {', '.join(d or '.' for d in UCF101_DIRS)})")
+    ind = Path(labels_file) if labels_file else _find_in(list_file.parent, ("",), "classInd.txt") \
+        or _find_in(root, UCF101_DIRS, "classInd.txt")
+    if ind is None or not ind.is_file():
+        raise DatasetFormatError(f"no classInd.txt beside {list_file} or under {root}")
+    by_index = {}
+    for n, line in _lines(ind):
+        tok = line.split()
+        if len(tok) != 2 or not tok[0].isdigit():
+            raise DatasetFormatError(f"{ind}:{n}: expected 'index ClassName', got {line!r}")
+        by_index[int(tok[0])] = tok[1]
+    if sorted(by_index) != list(range(1, len(by_index) + 1)):
+        raise DatasetFormatError(f"{ind}: class indices are not 1..{len(by_index)}")
+    classes = [by_index[i] for i in range(1, len(by_index) + 1)]
+    index = {c: i for i, c in enumerate(classes)}
+    samples, missing = [], []
+    for n, line in _lines(list_file):
+        tok = line.split()
+        rel = tok[0]
+        folder = rel.replace("\\", "/").split("/")[0]
+        if folder not in index:
+            raise DatasetFormatError(f"{list_file}:{n}: class folder {folder!r} is not in {ind}")
+        label = index[folder]
+        if len(tok) >= 2:  # the train lists give the 1-based label too: it must agree
+            if not tok[1].isdigit() or int(tok[1]) - 1 != label:
+                raise DatasetFormatError(f"{list_file}:{n}: label {tok[1]!r} disagrees with class "
+                                         f"{folder!r} (index {label + 1} in {ind.name})")
+        path = resolve_video(root, rel)
+        if path is None:
+            missing.append(str(root / rel))
+        else:
+            samples.append(Sample(path, label))
+    return samples, classes, missing
+
+
+def hmdb51_samples(root: Path, split: str, *, list_file: Path | None = None,
+                   labels_file: str | None = None, split_id: int = 1) -> Found:
+    """HMDB51's ``testTrainMulti_7030_splits``: one ``<class>_test_split<N>.txt`` per class, lines
+    ``<video>.avi <tag>`` with tag 1 = training, 2 = testing, 0 = unused in that split. Classes are
+    the files' class names, sorted; videos ``root/<class>/<video>``. ``list_file`` may name the
+    splits folder. ``val`` and ``test`` both read tag 2."""
+    key = _split_key(split)
+    want = "1" if key == "train" else "2"
+    suffix = f"_test_split{split_id}.txt"
+    if list_file is not None:
+        folder = list_file if list_file.is_dir() else list_file.parent
+    else:
+        folder = next((root / d for d in HMDB51_DIRS if (root / d).is_dir()
+                       and any((root / d).glob(f"*{suffix}"))), None)
+    files = sorted(folder.glob(f"*{suffix}")) if folder is not None else []
+    if not files:
+        raise DatasetFormatError(f"{root}: no HMDB51 split files *{suffix} (testTrainMulti_7030_splits)")
+    classes = [f.name[: -len(suffix)] for f in files]
+    if labels_file:
+        named = load_labels(labels_file)
+        if sorted(named) != sorted(classes):
+            raise DatasetFormatError(f"{labels_file}: classes differ from the split files' in {folder}")
+        classes = named
+    index = {c: i for i, c in enumerate(classes)}
+    samples, missing = [], []
+    for f in files:
+        cls = f.name[: -len(suffix)]
+        for n, line in _lines(f):
+            tok = line.split()
+            if len(tok) != 2 or tok[1] not in ("0", "1", "2"):
+                raise DatasetFormatError(f"{f}:{n}: expected '<video> <0|1|2>', got {line!r}")
+            if tok[1] != want:
+                continue
+            path = resolve_video(root, f"{cls}/{tok[0]}")
+            if path is None:
+                missing.append(str(root / cls / tok[0]))
+            else:
+                samples.append(Sample(path, index[cls]))
+    return samples, classes, missing
+
+
+def jester_samples(root: Path, split: str, *, list_file: Path | None = None,
+                   labels_file: str | None = None, video_root: Path | None = None) -> Found:
+    """20BN-Jester v1: ``jester-v1-labels.csv`` (one class per line, file order = label order),
+    ``jester-v1-train.csv`` / ``-validation.csv`` (``34870;Drumming Fingers``, no header), frame
+    folders ``root/20bn-jester-v1/<id>/00001.jpg ...`` (or ``root/<id>``, or a video ``<id>.mp4``).
+    The test CSV has ids only and no labels: it cannot be trained or evaluated on."""
+    key = _split_key(split)
+    labels_path = Path(labels_file) if labels_file else _first_existing(root, JESTER_LABELS, "Jester labels CSV")
+    classes = [c for _, c in _lines(labels_path)]
+    if len(set(classes)) != len(classes):
+        raise DatasetFormatError(f"{labels_path}: duplicate class names")
+    index = {c: i for i, c in enumerate(classes)}
+    list_file = list_file or _first_existing(root, JESTER_LISTS[key], f"Jester {key} CSV")
+    base = video_root or next((root / d for d in JESTER_VIDEO_DIRS if d and (root / d).is_dir()), root)
+    samples, missing = [], []
+    for n, line in _lines(list_file):
+        vid, sep, label = line.partition(";")
+        if not sep:
+            raise DatasetFormatError(f"{list_file}:{n}: expected 'id;label' (semicolon-separated); the "
+                                     "Jester test list has no labels")
+        if label not in index:
+            raise DatasetFormatError(f"{list_file}:{n}: label {label!r} is not in {labels_path}")
+        path = next((p for p in (base / vid, base / f"{vid}.mp4", base / f"{vid}.webm") if p.exists()), None)
+        if path is None:
+            missing.append(str(base / vid))
+        else:
+            samples.append(Sample(path, index[label]))
     return samples, classes, missing

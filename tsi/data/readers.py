@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import cv2
@@ -119,6 +119,25 @@ def read_video(path: str | os.PathLike, indices: Sequence[int] | np.ndarray | No
                     raise VideoDecodeError(path, f"frame {i} was grabbed but cannot be retrieved")
                 got[i] = frame
         return [got[i] for i in idx.tolist()]
+    finally:
+        cap.release()
+
+
+def iter_video(path: str | os.PathLike) -> Iterator[np.ndarray]:
+    """Decode a video file frame by frame (BGR uint8), without holding the whole video; raises
+    :class:`VideoDecodeError` if it opens to no frame."""
+    path = Path(path)
+    cap = _open(path)
+    try:
+        n = 0
+        while True:
+            ok, frame = cap.read()
+            if not ok:
+                break
+            n += 1
+            yield frame
+        if n == 0:
+            raise VideoDecodeError(path, "decodes to zero frames")
     finally:
         cap.release()
 

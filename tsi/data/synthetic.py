@@ -10,6 +10,12 @@ a synthetic output that a later run may overwrite). The classes need the order o
 ``np.random.default_rng([seed, s, c, k])``: the same seed gives the same frames, and a larger
 ``--train`` keeps the first videos unchanged.
 
+``--setting hard`` writes the harder variant of the same classes (small object among moving
+distractors, camera pan and zoom, each video with its own size among
+:data:`~tsi.data.synthetic_scene.HARD_SIZES`, frame rate among ``HARD_FPS`` -- a clip lasts the
+same ~1.07 s, so it has 16 to 64 frames -- and codec among ``HARD_CODECS``: mp4v .mp4, MJPG and
+XVID .avi, VP8 .webm); ``--frames``, ``--size`` and ``--fps`` then do not apply.
+
 :func:`write_sequence_video` writes one continuous video of consecutive actions (same background,
 continuing camera path) with the ground-truth segments, for testing a live runtime.
 """
@@ -31,8 +37,10 @@ from tqdm import tqdm
 
 from runtime.card import atomic_path, atomic_write_text
 from tsi.data.readers import VideoDecodeError, count_frames
+from tsi.data.formats import VIDEO_SUFFIXES
 from tsi.data.synthetic_scene import (CLASSES, REVERSED_PAIRS, camera_path, contrast_against, frame_effects, make_sprite,
-                                      new_scene, render_clip, render_frame, sample_track)
+                                      new_scene, render_clip, render_clip_hard, render_frame, sample_hard_format,
+                                      sample_track)
 
 __all__ = ["CLASSES", "REVERSED_PAIRS", "render_clip", "sample_track", "write_video",
            "write_sequence_video", "generate", "main"]
@@ -43,6 +51,7 @@ MARKER = "synthetic.json"
 MARKER_FORMAT = "tsi-synthetic"
 SPLITS = ("train", "val")
 SEQUENCE_STREAM = 7  # rng stream id of sequence videos, apart from the split ids 0 and 1
+SETTINGS = ("easy", "hard")
 
 
 def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray], *, fps: float,
@@ -127,9 +136,13 @@ def _check_out(out: Path, force: bool) -> bool:
 
 def generate(out: str | os.PathLike, *, train: int = 100, val: int = 20, seed: int = 0, frames: int = 32,
              size: tuple[int, int] = (160, 128), fps: float = 30.0, force: bool = False,
-             progress: bool = True) -> dict[str, Any]:
-    """Write the synthetic dataset (``train``/``val`` videos per class); returns the marker dict."""
+             progress: bool = True, setting: str = "easy") -> dict[str, Any]:
+    """Write the synthetic dataset (``train``/``val`` videos per class); returns the marker dict.
+    ``setting="hard"`` draws size, frame rate, frame count and codec per video (the arguments
+    ``frames``, ``size`` and ``fps`` are then unused)."""
     out = Path(out)
+    if setting not in SETTINGS:
+        raise ValueError(f"setting must be one of {SETTINGS} (got {setting!r})")
     w, h = size
     if w < 32 or h < 32 or w % 2 or h % 2:
         raise ValueError(f"size must be even and at least 32x32 (got {w}x{h})")
@@ -138,19 +151,30 @@ def generate(out: str | os.PathLike, *, train: int = 100, val: int = 20, seed: i
     previous = _check_out(out, force)
     params = {"format": MARKER_FORMAT, "version": 1, "seed": seed, "train": train, "val": val,
               "frames": frames, "size": [w, h], "fps": fps, "fourcc": "mp4v", "classes": list(CLASSES),
-              "complete": False}
+              "setting": setting, "complete": False}
+    if setting == "hard":
+        from tsi.data import synthetic_scene as sc
+        params.update(frames=None, size=None, fps=None, fourcc=None,
+                      sizes=[list(s) for s in sc.HARD_SIZES], fps_choices=list(sc.HARD_FPS),
+                      codecs=[list(c) for c in sc.HARD_CODECS], duration_s=sc.HARD_DURATION_S)
     atomic_write_text(out / MARKER, json.dumps(params, indent=2) + "\n")
     jobs = [(s, si, c, ci, k) for si, (s, n) in enumerate(zip(SPLITS, (train, val)))
             for ci, c in enumerate(CLASSES) for k in range(n)]
     written = set()
     for split, si, label, ci, k in tqdm(jobs, desc="synthetic videos", disable=not progress, unit="video"):
         rng = np.random.default_rng([int(seed), si, ci, k])
-        path = out / split / label / f"{label}_{k:04d}.mp4"
-        write_video(path, render_clip(label, rng, frames, size), fps=fps, size=size)
+        if setting == "hard":
+            fmt = sample_hard_format(rng)
+            path = out / split / label / f"{label}_{k:04d}{fmt['suffix']}"
+            write_video(path, render_clip_hard(label, rng, fmt["frames"], fmt["size"]), fps=fmt["fps"],
+                        size=fmt["size"], fourcc=fmt["fourcc"])
+        else:
+            path = out / split / label / f"{label}_{k:04d}.mp4"
+            write_video(path, render_clip(label, rng, frames, size), fps=fps, size=size)
         written.add(path)
-    if previous:  # a regenerated output must not keep videos of a larger earlier run
-        stale = [p for s in SPLITS for c in CLASSES for p in (out / s / c).glob(f"{c}_*.mp4")
-                 if p not in written]
+    if previous:  # a regenerated output must not keep videos of a larger earlier run (or setting)
+        stale = [p for s in SPLITS for c in CLASSES for p in (out / s / c).glob(f"{c}_*")
+                 if p.suffix.lower() in VIDEO_SUFFIXES and p not in written]
         for p in stale:
             p.unlink()
         if stale:
@@ -158,8 +182,8 @@ def generate(out: str | os.PathLike, *, train: int = 100, val: int = 20, seed: i
     atomic_write_text(out / "labels.txt", "\n".join(CLASSES) + "\n")
     params["complete"] = True
     atomic_write_text(out / MARKER, json.dumps(params, indent=2) + "\n")
-    log.info("wrote %d videos (%d classes, %d train + %d val each) to %s",
-             len(jobs), len(CLASSES), train, val, out)
+    log.info("wrote %d %s videos (%d classes, %d train + %d val each) to %s",
+             len(jobs), setting, len(CLASSES), train, val, out)
     return params
 
 
@@ -200,6 +224,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=_size, default=(160, 128), help="WIDTHxHEIGHT")
     p.add_argument("--fps", type=float, default=30.0)
     p.add_argument("--force", action="store_true", help="write into a non-empty folder without a marker")
+    p.add_argument("--setting", default="easy", choices=SETTINGS,
+                   help="hard: small object among moving distractors, camera pan and zoom, sizes, "
+                        "frame rates and codecs varied per video (--frames/--size/--fps unused)")
     return p
 
 
@@ -213,7 +240,7 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
                                        frames=args.frames, size=args.size, fps=args.fps,
                                        force=args.force)
         return generate(args.out, train=args.train, val=args.val, seed=args.seed, frames=args.frames,
-                        size=args.size, fps=args.fps, force=args.force)
+                        size=args.size, fps=args.fps, force=args.force, setting=args.setting)
     except (FileExistsError, ValueError) as e:  # a refused option: the message, not a traceback
         raise SystemExit(f"error: {e}") from None
 

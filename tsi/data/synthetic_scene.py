@@ -129,13 +129,15 @@ def _progress(rng: np.random.Generator, frames: int) -> np.ndarray:
     return (1 - ease) * p + ease * p * p * (3 - 2 * p)
 
 
-def sample_track(label: str, rng: np.random.Generator, frames: int, size: tuple[int, int]) -> dict[str, np.ndarray]:
+def sample_track(label: str, rng: np.random.Generator, frames: int, size: tuple[int, int], *,
+                 object_scale: tuple[float, float] = (0.3, 0.45)) -> dict[str, np.ndarray]:
     """Per-frame object state of one clip: ``x``, ``y`` (centre, px), ``size`` (canvas px),
-    ``angle`` (deg, counter-clockwise), ``alpha`` (opacity); reversed classes played backwards."""
+    ``angle`` (deg, counter-clockwise), ``alpha`` (opacity); reversed classes played backwards.
+    The object's size is ``object_scale`` x the frame height (before any approach/appear scaling)."""
     canonical, backwards = _check_label(label)
     w, h = size
     p = _progress(rng, frames)
-    obj = h * rng.uniform(0.3, 0.45)
+    obj = h * rng.uniform(*object_scale)
     x = np.full(frames, w * rng.uniform(0.3, 0.7))
     y = np.full(frames, h * rng.uniform(0.3, 0.7))
     drift = rng.uniform(-0.06, 0.06, 2) * h  # a little off-axis drift, reversed with the track
@@ -213,3 +215,112 @@ def render_clip(label: str, rng: np.random.Generator, frames: int = 32,
         cam, seeds, gains = cam[::-1], seeds[::-1], gains[::-1]
     return [render_frame(background, cam[k], sprite, mask, {n: v[k] for n, v in track.items()},
                          seeds[k], gains[k], size) for k in range(frames)]
+
+
+# -- the hard setting ------------------------------------------------------------------------------
+# What users' videos look like and the easy setting lacks: a small object among moving distractors,
+# larger frames of several sizes and aspect ratios, a camera that pans and zooms, several frame
+# rates (a clip lasts the same time, so its frame count varies) and codecs. The classes, and the
+# exact time reversal of each pair, are the easy setting's.
+HARD_SIZES = ((192, 144), (256, 192), (320, 240), (240, 240), (288, 192))  # (width, height)
+HARD_FPS = (15.0, 24.0, 30.0, 60.0)
+HARD_CODECS = (("mp4v", ".mp4"), ("MJPG", ".avi"), ("XVID", ".avi"), ("VP80", ".webm"))
+HARD_DURATION_S = 32 / 30  # the easy clip's 32 frames at 30 fps
+HARD_OBJECT_SCALE = (0.14, 0.22)  # the acting object, x frame height (easy: 0.3-0.45)
+HARD_DISTRACTORS = (2, 4)  # per clip, inclusive
+HARD_DISTRACTOR_SCALE = (0.06, 0.11)  # about half the actor
+HARD_DISTRACTOR_GAP = 40.0  # their brightness gap to the background (the actor's: 80)
+HARD_MARGIN = 0.15  # background border, x the frame's long side: room for pan and zoom-out
+HARD_ZOOM = (0.9, 1.15)  # zoom factor at the clip's end (start: 1)
+HARD_PAN = 0.08  # total pan over a clip, x frame width
+
+
+def sample_hard_format(rng: np.random.Generator) -> dict:
+    """One hard clip's container: ``size`` (w, h), ``fps``, ``frames``, ``fourcc``, ``suffix``."""
+    size = HARD_SIZES[int(rng.integers(len(HARD_SIZES)))]
+    fps = HARD_FPS[int(rng.integers(len(HARD_FPS)))]
+    fourcc, suffix = HARD_CODECS[int(rng.integers(len(HARD_CODECS)))]
+    return {"size": size, "fps": fps, "frames": max(2, int(round(HARD_DURATION_S * fps))),
+            "fourcc": fourcc, "suffix": suffix}
+
+
+def hard_camera(rng: np.random.Generator, frames: int, size: tuple[int, int]) -> np.ndarray:
+    """(frames, 3) camera states (x offset, y offset, zoom): a linear pan of up to ``HARD_PAN`` x
+    width in a random direction, the easy setting's drift and shake, and a smooth zoom."""
+    w, _ = size
+    t = np.linspace(-0.5, 0.5, frames)[:, None]
+    theta = rng.uniform(0, 2 * np.pi)
+    pan = rng.uniform(0, HARD_PAN) * w * np.array([np.cos(theta), np.sin(theta)]) * t
+    wobble = camera_path(rng, frames, margin=max(MARGIN, int(0.04 * w)))
+    zoom = rng.uniform(*HARD_ZOOM) ** (t[:, 0] + 0.5)
+    return np.concatenate([pan + wobble, zoom[:, None]], axis=1)
+
+
+def distractor_tracks(rng: np.random.Generator, frames: int, size: tuple[int, int]) -> list[dict]:
+    """Distractor objects moving at constant velocity in random directions (and spinning): a
+    motion distribution that is its own time reversal, so it says nothing about the class."""
+    w, h = size
+    out = []
+    for _ in range(int(rng.integers(HARD_DISTRACTORS[0], HARD_DISTRACTORS[1] + 1))):
+        t = np.linspace(-0.5, 0.5, frames)
+        x0, y0 = rng.uniform(0.1, 0.9) * w, rng.uniform(0.1, 0.9) * h
+        theta, speed = rng.uniform(0, 2 * np.pi), rng.uniform(0, 0.5) * w
+        a0, spin = rng.uniform(0, 360), rng.uniform(-120, 120)
+        out.append({"x": x0 + speed * np.cos(theta) * t, "y": y0 + speed * np.sin(theta) * t,
+                    "size": np.full(frames, h * rng.uniform(*HARD_DISTRACTOR_SCALE)),
+                    "angle": a0 + spin * t, "alpha": np.ones(frames)})
+    return out
+
+
+def render_frame_hard(background: np.ndarray, camera: np.ndarray,
+                      objects: list[tuple[np.ndarray, np.ndarray, dict[str, float]]],
+                      noise_seed: int, gain: float, size: tuple[int, int]) -> np.ndarray:
+    """One BGR uint8 frame of the hard setting: the background seen by a camera at ``camera`` =
+    (x offset, y offset, zoom about the frame centre), ``objects`` composited in order (last on
+    top), gain and sensor noise. Object states are in frame pixels of the unmoved camera."""
+    w, h = size
+    margin = (background.shape[1] - w) // 2
+    ox, oy, z = (float(v) for v in camera)
+    cx, cy = w / 2, h / 2
+    # unmoved-camera coordinates p -> frame: z * (p - offset - centre) + centre
+    cam = np.float64([[z, 0, cx - z * (ox + cx)], [0, z, cy - z * (oy + cy)]])
+    m_bg = cam.copy()
+    m_bg[:, 2] -= z * margin  # background pixel b sits at p = b - margin
+    frame = cv2.warpAffine(background, m_bg, (w, h), flags=cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_REFLECT).astype(np.float32)
+    for sprite, mask, state in objects:
+        c = sprite.shape[0]
+        m = cv2.getRotationMatrix2D((c / 2, c / 2), float(state["angle"]), float(state["size"]) / c)
+        m[:, 2] += (state["x"] - c / 2, state["y"] - c / 2)
+        full = cam[:, :2] @ m
+        full[:, 2] += cam[:, 2]
+        spr = cv2.warpAffine(sprite, full, (w, h), flags=cv2.INTER_LINEAR)
+        a = cv2.warpAffine(mask, full, (w, h), flags=cv2.INTER_LINEAR)[..., None] * float(state["alpha"])
+        frame += a * (spr - frame)
+    noise = np.random.default_rng(int(noise_seed)).standard_normal((h, w, 3), dtype=np.float32)
+    frame = frame * float(gain) + NOISE_SIGMA * noise
+    return np.clip(np.rint(frame), 0, 255).astype(np.uint8)
+
+
+def render_clip_hard(label: str, rng: np.random.Generator, frames: int,
+                     size: tuple[int, int]) -> list[np.ndarray]:
+    """One hard clip of class ``label`` (``frames`` frames of ``size``; draw both with
+    :func:`sample_hard_format` to vary them per clip). The second class of a reversed pair is the
+    first one's clip -- actor, distractors, camera, noise -- played backwards, exactly."""
+    canonical, backwards = _check_label(label)
+    w, h = size
+    background = make_background(rng, w + 2 * int(HARD_MARGIN * max(w, h)),
+                                 h + 2 * int(HARD_MARGIN * max(w, h)))
+    cam = hard_camera(rng, frames, size)
+    seeds, gains = frame_effects(rng, frames)
+    layers = []
+    for trk in distractor_tracks(rng, frames, size):
+        sprite, mask = make_sprite(rng)
+        layers.append((contrast_against(sprite, background, HARD_DISTRACTOR_GAP), mask, trk))
+    sprite, mask = make_sprite(rng)
+    track = sample_track(canonical, rng, frames, size, object_scale=HARD_OBJECT_SCALE)
+    layers.append((contrast_against(sprite, background), mask, track))  # the actor, on top
+    order = np.arange(frames)[::-1] if backwards else np.arange(frames)
+    return [render_frame_hard(background, cam[k],
+                              [(s, m, {n: v[k] for n, v in trk.items()}) for s, m, trk in layers],
+                              seeds[k], gains[k], size) for k in order]
