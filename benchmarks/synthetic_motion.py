@@ -77,7 +77,7 @@ def logged_train_seconds(run_dir: Path) -> float:
     return sum({r["epoch"]: r["time_s"] for r in rows}.values())
 
 
-def run(args) -> list[dict]:
+def train_all(args) -> list[dict]:
     rows = []
     for arch in args.archs:
         out = Path(args.out) / arch
@@ -179,7 +179,7 @@ def run(argv: list[str] | None = None) -> list[dict]:
                            logged_train_seconds(Path(args.out) / a), logged_epochs(Path(args.out) / a))
                 for a in args.archs]
     else:
-        rows = run(args)
+        rows = train_all(args)
     write_table(rows, args, Path(args.table))
     if args.curves:
         from tsi.plots import plot_curves
