@@ -120,3 +120,22 @@ def test_main_job_from_the_installed_package(venv):
             continue
         mid = (e["start_frame"] + e["end_frame"]) / 2 - LAG
         assert min(abs(mid - b) for b in boundaries) <= 32, f"{e} inside an action; events: {summary}"
+
+
+def test_every_console_script_resolves():
+    """Each console script of setup.cfg names an importable module and a main(argv=None) -> int."""
+    import configparser
+    import importlib
+    import inspect
+
+    cfg = configparser.ConfigParser()
+    cfg.read(REPO / "setup.cfg")
+    lines = [ln for ln in cfg["options.entry_points"]["console_scripts"].splitlines() if ln.strip()]
+    assert len(lines) >= 20
+    for line in lines:
+        script, target = (part.strip() for part in line.split("="))
+        module, func = target.split(":")
+        fn = getattr(importlib.import_module(module), func)
+        sig = inspect.signature(fn)
+        assert list(sig.parameters) == ["argv"] and sig.parameters["argv"].default is None, script
+        assert sig.return_annotation in (int, "int"), f"{script}: {target} must return an exit code"
