@@ -25,7 +25,7 @@ def build_graphs(spec: ModelSpec, workdir: Path, *, precisions: list[str], calib
     from calib.fp16 import convert_fp16
     from export.friendly import export_friendly_model
     from export.onnx_export import export_onnx, save_onnx, set_card
-    from tsi.checkpoint import file_sha256
+    from runtime.card import file_sha256
 
     stem = spec.key.replace("/", "_")
     ckpt = checkpoint_for(spec, workdir)

@@ -89,7 +89,7 @@ def run_config(model: Path, videos: list[Path], processes: int, realtime: bool, 
     groups = [videos] if processes == 1 else [[v] for v in videos]
     load0 = os.getloadavg()
     t0 = time.monotonic()
-    procs = [subprocess.Popen(_live_cmd(model, g, out, realtime, seconds, stride), 
+    procs = [subprocess.Popen(_live_cmd(model, g, out, realtime, seconds, stride),
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
              for g in groups]
     for p in procs:

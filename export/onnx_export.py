@@ -9,6 +9,7 @@ numerical check must pass), ``onnx.checker.check_model(full_check=True)``, the m
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import os
@@ -23,6 +24,24 @@ log = logging.getLogger(__name__)
 INPUT_NAME = "clip"
 OUTPUT_NAME = "logits"
 OPSET = 17
+
+
+
+@contextlib.contextmanager
+def torchscript_export():
+    """The context of every ``torch.onnx.export(..., dynamo=False)`` call here: no gradients, and the
+    exporter's expected warnings caught for that call only. torch 2.13 marks the TorchScript
+    exporter deprecated; the dynamo exporter needs onnxscript, which this project does not install.
+    The tracer warns where Python reads a shape (input checks, 1/sqrt(d)): T, S and d are static by
+    design (from the config), so baking them into the graph is intended. Exported graphs are checked
+    afterwards (checker, onnxsim, parity tests)."""
+    import torch
+
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", message=".*TorchScript.*", category=FutureWarning)
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        yield
 
 
 def export_onnx(model, card: ModelCard, out_path: str | os.PathLike, *, source_sha256: str,
@@ -46,19 +65,10 @@ def export_onnx(model, card: ModelCard, out_path: str | os.PathLike, *, source_s
     dummy = torch.randn(batch, t, 3, s, s)
     dynamic_axes = {INPUT_NAME: {0: "N"}, OUTPUT_NAME: {0: "N"}} if dynamic_batch else None
     buf = io.BytesIO()
-    with warnings.catch_warnings():
-        # torch 2.13 marks the TorchScript exporter (dynamo=False) deprecated; the dynamo exporter
-        # needs onnxscript, which this project does not install. The warning is caught here only,
-        # for this one call; the exported graph is checked below (checker, onnxsim, parity tests).
-        warnings.filterwarnings("ignore", category=DeprecationWarning)
-        warnings.filterwarnings("ignore", message=".*TorchScript.*", category=FutureWarning)
-        # The tracer warns where Python reads a shape (the input check, 1/sqrt(d)): T, S and d are
-        # static by design (from the config), so baking them into the graph is intended.
-        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
-        with torch.no_grad():
-            torch.onnx.export(model, (dummy,), buf, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                              opset_version=opset, dynamic_axes=dynamic_axes, do_constant_folding=True,
-                              dynamo=False)
+    with torchscript_export():
+        torch.onnx.export(model, (dummy,), buf, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                          opset_version=opset, dynamic_axes=dynamic_axes, do_constant_folding=True,
+                          dynamo=False)
     proto = onnx.load_from_string(buf.getvalue())
     if simplify:
         proto = simplify_onnx(proto)

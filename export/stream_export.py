@@ -36,7 +36,6 @@ import io
 import logging
 import os
 import sys
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -65,7 +64,7 @@ def export_step_onnx(model, card: ModelCard, out_path: str | os.PathLike, *, sou
     import onnx
     import torch
 
-    from export.onnx_export import save_onnx, set_card, simplify_onnx
+    from export.onnx_export import save_onnx, set_card, simplify_onnx, torchscript_export
     from tsi.streaming import StreamingTSI
 
     if model.training:
@@ -81,15 +80,10 @@ def export_step_onnx(model, card: ModelCard, out_path: str | os.PathLike, *, sou
     names = step.state_names
     dummy = (torch.randn(1, 3, s, s), *state.values())
     buf = io.BytesIO()
-    with warnings.catch_warnings():
-        # as export.onnx_export: the TorchScript exporter (no onnxscript here); static shapes intended
-        warnings.filterwarnings("ignore", category=DeprecationWarning)
-        warnings.filterwarnings("ignore", message=".*TorchScript.*", category=FutureWarning)
-        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
-        with torch.no_grad():
-            torch.onnx.export(step, dummy, buf, input_names=[FRAME_INPUT, *names],
-                              output_names=[LOGITS_OUTPUT, *(n + STATE_OUT_SUFFIX for n in names)],
-                              opset_version=opset, do_constant_folding=True, dynamo=False)
+    with torchscript_export():
+        torch.onnx.export(step, dummy, buf, input_names=[FRAME_INPUT, *names],
+                          output_names=[LOGITS_OUTPUT, *(n + STATE_OUT_SUFFIX for n in names)],
+                          opset_version=opset, do_constant_folding=True, dynamo=False)
     proto = onnx.load_from_string(buf.getvalue())
     if simplify:
         proto = simplify_onnx(proto)

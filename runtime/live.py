@@ -24,7 +24,6 @@ import dataclasses
 import logging
 import os
 import re
-import signal
 import sys
 import threading
 import time
@@ -39,7 +38,7 @@ from runtime.backends import BACKENDS, Backend, BackendError, open_backend
 from runtime.capture import (OPENCV_READ_TIMEOUT_S, EndOfStream, Frame, FrameSource,
                              ReconnectPolicy, SourceError, SourceSpec, parse_source)
 from runtime.card import CardError, ModelCard
-from runtime.cli import OneLineParser
+from runtime.cli import OneLineParser, install_stop_handlers
 from runtime.gstreamer import GStreamerUnavailableError
 from runtime.latency import LatencyStats
 from runtime.outputs import (JSONL_SUFFIXES, VIDEO_SUFFIXES, AtomicVideoWriter,
@@ -60,7 +59,6 @@ __all__ = [
     "UsageError",
     "build_parser",
     "check_options",
-    "install_stop_handlers",
     "main",
     "read_sources_file",
     "resolve_model_path",
@@ -858,40 +856,6 @@ def options_from_args(args: argparse.Namespace) -> LiveOptions:
 
 _USER_ERRORS = (FileNotFoundError, IsADirectoryError, PermissionError, CardError, BackendError,
                 GStreamerUnavailableError, DisplayUnavailableError, ValueError)
-_STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
-
-
-def install_stop_handlers(stop: threading.Event) -> Callable[[], None]:
-    """SIGINT (Ctrl-C), SIGTERM (systemd, docker stop) and SIGHUP (a closed terminal / SSH
-    session) all set ``stop``: the run finishes, writes its summary and closes its outputs. A
-    later signal only says so (nothing is cut short, so the outputs are kept). Returns the
-    function that puts the previous handlers back; a no-op off the main thread."""
-    if threading.current_thread() is not threading.main_thread():
-        return lambda: None
-
-    def on_signal(signum: int, frame: Any) -> None:
-        name = signal.Signals(signum).name
-        if not stop.is_set():
-            stop.signal_name = name  # type: ignore[attr-defined]
-            log.warning("%s: finishing and writing the outputs", name)
-            stop.set()
-        else:
-            log.warning("%s: already finishing; the outputs are being written (this takes a "
-                        "moment; SIGKILL would lose the annotated video)", name)
-
-    previous = {}
-    for name in _STOP_SIGNALS:
-        sig = getattr(signal, name, None)
-        if sig is not None:
-            previous[sig] = signal.signal(sig, on_signal)
-
-    def restore() -> None:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-    return restore
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if not logging.getLogger().handlers:  # under systemd (journald stamps each line) no time

@@ -29,17 +29,16 @@ import argparse
 import contextlib
 import logging
 import os
-import signal
 import sys
 import threading
 import time
 from collections import deque
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
 from runtime.card import ONNX_METADATA_KEY, CardError, ModelCard
+from runtime.cli import install_stop_handlers
 from runtime.backends.base import BackendError, check_model_file, resolve_card
 from runtime.preprocess import FramePreprocessor
 from runtime.smoothing import softmax
@@ -268,13 +267,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     stop = threading.Event()
 
-    def on_signal(signum: int, frame: Any) -> None:
-        log.warning("signal %d: finishing", signum)
-        stop.set()
-
-    in_main = threading.current_thread() is threading.main_thread()
-    sigs = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
-    previous = {s: signal.signal(s, on_signal) for s in sigs} if in_main else {}
+    restore = install_stop_handlers(stop)
     try:
         run_online(args.model, args.source, out_jsonl=args.out_jsonl, card=args.card, providers=args.providers,
                    threads=args.threads, stride=args.stride, threshold=args.threshold,
@@ -286,8 +279,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.error("source failed: %s", e)
         return 1
     finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
+        restore()
     return 0
 
 
