@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shlex
 import sys
 from pathlib import Path
 
@@ -107,7 +108,7 @@ def write_table(rows: list[dict], args, path: Path) -> None:
     lines = [
         f"# {args.title}",
         "",
-        f"Command: `python -m benchmarks.synthetic_motion {' '.join(a for a in sys.argv[1:] if a != '--table-only')}`",
+        f"Command: `python -m benchmarks.synthetic_motion {shlex.join(a for a in sys.argv[1:] if a != '--table-only')}`",
         "",
         *([f"(This table: the same command with `--table-only`, from the runs' logs and their "
            f"`python -m tsi.evaluate` results in `{args.out}/<arch>/eval_val_1view.json`.)", ""]
