@@ -25,6 +25,7 @@ def build_graphs(spec: ModelSpec, workdir: Path, *, precisions: list[str], calib
     from calib.fp16 import convert_fp16
     from export.friendly import export_friendly_model
     from export.onnx_export import export_onnx, save_onnx, set_card
+    from export.plugin_graph import attention_node_names
     from runtime.card import file_sha256
 
     stem = spec.key.replace("/", "_")
@@ -35,7 +36,8 @@ def build_graphs(spec: ModelSpec, workdir: Path, *, precisions: list[str], calib
     out["fp32"] = fp32
     if "fp16" in precisions:
         try:
-            f16 = convert_fp16(onnx.load(str(fp32)))
+            proto = onnx.load(str(fp32))
+            f16 = convert_fp16(proto, keep_fp32_nodes=attention_node_names(proto))  # attention in float, as the build
             set_card(f16, card.replace(precision="fp16", source_sha256=file_sha256(ckpt)))
             out["fp16"] = save_onnx(f16, workdir / f"{stem}.fp16.onnx")
         except Exception as e:  # noqa: BLE001 - recorded as the row's reason
@@ -51,13 +53,17 @@ def build_graphs(spec: ModelSpec, workdir: Path, *, precisions: list[str], calib
 
 
 def _int8(fp32: Path, card, clips: np.ndarray, method: str, path: Path):
+    import onnx
+
     from calib.qdq import make_qdq
     from calib.ranges import compute_ranges
     from export.onnx_export import save_onnx, set_card
+    from export.plugin_graph import attention_internal_tensors, attention_node_names
 
-    try:
-        ranges = compute_ranges(fp32, clips, method)
-        qdq = make_qdq(fp32, ranges)
+    try:  # as export.pipeline: the attention stays in float
+        proto = onnx.load(str(fp32))
+        ranges = compute_ranges(fp32, clips, method, exclude=attention_internal_tensors(proto))
+        qdq = make_qdq(fp32, ranges, float_nodes=attention_node_names(proto))
         set_card(qdq, card.replace(precision="int8"))
         return save_onnx(qdq, path)
     except Exception as e:  # noqa: BLE001

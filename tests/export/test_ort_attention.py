@@ -53,7 +53,7 @@ def test_multiheadattention_at_the_stage2_shape_is_as_exact_as_the_standard_form
     import onnxruntime as ort
     from onnx import TensorProto, helper
 
-    from export.plugin_graph import saliency_attention_ref
+    from tests.export.plugin_reference import saliency_attention_ref
 
     b, length, d = 2, 3136, 4
 
