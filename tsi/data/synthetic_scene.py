@@ -165,6 +165,15 @@ def sample_track(label: str, rng: np.random.Generator, frames: int, size: tuple[
     return {k: v[::-1].copy() for k, v in track.items()} if backwards else track
 
 
+def _sensor(frame: np.ndarray, gain: float, noise_seed: int) -> np.ndarray:
+    """The camera's sensor, shared by both settings: exposure gain, Gaussian read noise (seeded per
+    frame), rounding and clipping to uint8."""
+    h, w = frame.shape[:2]
+    noise = np.random.default_rng(int(noise_seed)).standard_normal((h, w, 3), dtype=np.float32)
+    frame = frame * float(gain) + NOISE_SIGMA * noise
+    return np.clip(np.rint(frame), 0, 255).astype(np.uint8)
+
+
 def render_frame(background: np.ndarray, offset: np.ndarray, sprite: np.ndarray, mask: np.ndarray,
                  state: dict[str, float], noise_seed: int, gain: float, size: tuple[int, int]) -> np.ndarray:
     """One BGR uint8 frame: background crop at the camera offset, the object composited, gain and
@@ -181,9 +190,7 @@ def render_frame(background: np.ndarray, offset: np.ndarray, sprite: np.ndarray,
     spr = cv2.warpAffine(sprite, m, (w, h), flags=cv2.INTER_LINEAR)
     a = cv2.warpAffine(mask, m, (w, h), flags=cv2.INTER_LINEAR)[..., None] * float(state["alpha"])
     frame += a * (spr - frame)
-    noise = np.random.default_rng(int(noise_seed)).standard_normal((h, w, 3), dtype=np.float32)
-    frame = frame * float(gain) + NOISE_SIGMA * noise
-    return np.clip(np.rint(frame), 0, 255).astype(np.uint8)
+    return _sensor(frame, gain, noise_seed)
 
 
 def new_scene(rng: np.random.Generator, size: tuple[int, int]) -> np.ndarray:
@@ -297,9 +304,7 @@ def render_frame_hard(background: np.ndarray, camera: np.ndarray,
         spr = cv2.warpAffine(sprite, full, (w, h), flags=cv2.INTER_LINEAR)
         a = cv2.warpAffine(mask, full, (w, h), flags=cv2.INTER_LINEAR)[..., None] * float(state["alpha"])
         frame += a * (spr - frame)
-    noise = np.random.default_rng(int(noise_seed)).standard_normal((h, w, 3), dtype=np.float32)
-    frame = frame * float(gain) + NOISE_SIGMA * noise
-    return np.clip(np.rint(frame), 0, 255).astype(np.uint8)
+    return _sensor(frame, gain, noise_seed)
 
 
 def render_clip_hard(label: str, rng: np.random.Generator, frames: int,
