@@ -32,7 +32,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from benchmarks.machine import cpus_usable, load_average, machine_info
+from benchmarks.machine import cpus_usable, load_average, load_note, machine_info
 from benchmarks.measure import absent, base_row, measure_row
 from benchmarks.models import (BENCH_FAMILIES, ModelSpec, build_torch, demo_specs, model_cost, no_accuracy_reason,
                                r50_specs)
@@ -416,10 +416,9 @@ def finish(report: dict, paths: dict, t0: float) -> None:
     report["ratios"] = tsi_tsn_ratios(report["rows"])
     loads = [r["loadavg"][0] for r in report["rows"] if r.get("loadavg")]
     cpus = report["machine"]["usable_cpus"]
-    if loads and max(loads) > cpus:
-        report["load_note"] = (f"the 1-min load average reached {max(loads):.1f} on {cpus} usable CPUs during the "
-                               "run: the CPU was shared with other work, absolute figures are pessimistic and "
-                               "noisy; ratios within one run are the comparable figures")
+    note = load_note(loads, cpus)
+    if note:
+        report["load_note"] = note
     title = f"{report['machine']['cpu']} — {'quick' if report['quick'] else 'full'} run"
     plot_pareto(report["rows"], paths["pareto"], title)
     plot_throughput(report["rows"], paths["throughput"], title)

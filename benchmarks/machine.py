@@ -43,6 +43,17 @@ def load_average() -> list[float] | None:
         return None
 
 
+def load_note(loads: list[float], cpus: int | None = None) -> str | None:
+    """A sentence for a result file when a 1-min load average in ``loads`` exceeded the usable CPUs
+    (the CPU was shared during the run), else None: the figures were taken on a quiet machine."""
+    cpus = cpus_usable() if cpus is None else cpus
+    if not loads or max(loads) <= cpus:
+        return None
+    return (f"the 1-min load average reached {max(loads):.1f} on {cpus} usable CPUs during the run: the CPU "
+            "was shared with other work, absolute figures are pessimistic and noisy; ratios within one "
+            "run are the comparable figures")
+
+
 def cpus_usable() -> int:
     try:
         return len(os.sched_getaffinity(0))
