@@ -1,12 +1,17 @@
 """The synthetic motion benchmark: TSN vs TSM vs TSI with the same training budget.
 
     python -m benchmarks.synthetic_motion --data artifacts/synthetic --out artifacts/bench \
-        --epochs 12 [--archs tsn_r18 tsm_r18 tsi_r18]
+        --epochs 12 [--archs tsn_r18 tsm_r18 tsi_r18 tsi_r18-causal]
 
 Trains each architecture with identical data, schedule, width, input size and seed
 (``tsi.train``), evaluates 1 view on the validation split (``tsi.evaluate``), and writes
 ``benchmarks/results/synthetic_motion.md``: overall top-1, and top-1 on the time-reversed pairs,
 which no single frame and no unordered set of frames can tell apart.
+
+An architecture spelled ``<arch>-causal`` is trained with ``--causal`` (every temporal operation
+looks backwards: the model that runs online, ``tsi.streaming``); its run folder and table row keep
+the suffix. Its 1-view clip accuracy is the online runtime's at its first output of a clip (T frames
+from the zero state), where the step equals the causal clip model.
 """
 
 from __future__ import annotations
@@ -24,6 +29,15 @@ from tsi import evaluate as tsi_evaluate
 from tsi import train as tsi_train
 
 log = logging.getLogger("bench.synthetic")
+
+CAUSAL_SUFFIX = "-causal"
+
+
+def split_arch(name: str) -> tuple[str, bool]:
+    """``"tsi_r18-causal"`` -> ``("tsi_r18", True)``; a plain name -> ``(name, False)``."""
+    if name.endswith(CAUSAL_SUFFIX):
+        return name[: -len(CAUSAL_SUFFIX)], True
+    return name, False
 
 # pairs of classes that are exact time reversals of each other
 REVERSED_PAIRS = [("approach", "recede"), ("appear", "disappear"), ("rotate_cw", "rotate_ccw"),
@@ -82,7 +96,8 @@ def train_all(args) -> list[dict]:
     rows = []
     for arch in args.archs:
         out = Path(args.out) / arch
-        argv = ["--data", args.data, "--arch", arch, "--out", str(out), "--epochs", str(args.epochs),
+        base, causal = split_arch(arch)
+        argv = ["--data", args.data, "--arch", base, "--out", str(out), "--epochs", str(args.epochs),
                 "--frames", str(args.frames), "--input-size", str(args.input_size),
                 "--base-width", str(args.base_width), "--sme-reduction", str(args.sme_reduction),
                 "--batch-size", str(args.batch_size), "--lr", str(args.lr),
@@ -92,6 +107,8 @@ def train_all(args) -> list[dict]:
                 "--optimizer", args.optimizer, "--weight-decay", str(args.weight_decay),
                 "--eval-every", str(args.eval_every), "--warmup-epochs", str(args.warmup_epochs),
                 "--crop-scales", *[str(c) for c in args.crop_scales]]
+        if causal:
+            argv.append("--causal")
         if (out / "last.pt").exists():
             argv.append("--resume")
         tsi_train.main(argv)
