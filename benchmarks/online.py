@@ -12,10 +12,11 @@ carried). Writes ``benchmarks/results/online.md`` with, per output:
 - onnxruntime CPU latency of the exported graphs (clip: ``export.onnx_export``; step:
   ``export.stream_export``), median and p90 over ``--repeats`` runs, the two interleaved run by run
   so that load from other processes hits both alike; random weights (cost does not depend on them);
-- the runtime end to end on a 30 fps video file (written here with OpenCV, ``--seconds`` long): the
-  online runtime at stride 1 (``runtime.online``, frame_step interleaved phases, one step per
-  frame) against the sliding window at stride 1 (``runtime.window`` + the clip graph per frame):
-  frames processed per second, decode + preprocess + inference included.
+- the runtime end to end on a 30 fps video file (written here with OpenCV, ``--seconds`` long):
+  ``runtime.live.run_live`` (what ``tsi-live`` runs) at stride 1 with the step graph (online:
+  frame_step interleaved phases, one step per frame) and with the clip graph (the sliding window,
+  one clip per frame): frames per second with every frame processed, and the frames dropped when
+  the file is played at its 30 fps.
 
 The machine's load average (``os.getloadavg``) is recorded before and after: on a shared CPU the
 absolute times are this run's only; the online/window ratios are the figures to read.
@@ -34,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.machine import cpus_usable, load_note
 from runtime.card import atomic_write_text
 
 log = logging.getLogger("bench.online")
@@ -91,13 +93,13 @@ def export_pair(args, tmp: Path, name: str, width: int, size: int) -> tuple[Path
 
 
 def latency(clip_path: Path, step_path: Path, card, threads: int, repeats: int) -> dict:
-    from runtime.online import OnlineStep
+    from runtime.online import OnnxRuntimeStep
 
     rng = np.random.default_rng(0)
     clip_sess = _session(clip_path, threads)
     clip = rng.standard_normal((1, *card.input_shape)).astype(np.float32)
-    step = OnlineStep(step_path, threads=threads)
-    state = step.zero_state()
+    step = OnnxRuntimeStep(step_path, threads=threads)
+    state = step.new_state()
     frame = rng.standard_normal((3, card.input_size, card.input_size)).astype(np.float32)
     name = clip_sess.get_inputs()[0].name
     times = {"window": [], "online": []}
@@ -134,36 +136,26 @@ def write_video(path: Path, seconds: float, fps: float = 30.0, size=(320, 240)) 
 
 
 def runtime_fps(video: Path, clip_path: Path, step_path: Path, threads: int) -> dict:
-    """Frames per second through decode + preprocess + inference, stride 1, both runtimes."""
-    import cv2
-
-    from runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
-    from runtime.online import OnlineRecognizer, OnlineStep
-    from runtime.window import ClipWindow
+    """The live runtime itself (``runtime.live.run_live``, what ``tsi-live`` runs: capture thread,
+    preprocessing, inference, smoothing, events) on the file at stride 1, for the step graph (the
+    card's mode picks the online path) and the clip graph: once with every frame processed
+    (``--no-realtime``: throughput) and once played at the file's 30 fps (``--realtime``: frames the
+    runtime could not keep up with are dropped by the capture)."""
+    from runtime.live import LiveOptions, run_live
 
     out = {}
-    step = OnlineStep(step_path, threads=threads)
-    online = OnlineRecognizer(step, stride=1)
-    backend = OnnxRuntimeBackend(providers=["cpu"], threads=threads).load(clip_path)
-    window = ClipWindow(backend.card, stride=1)
-    for kind in ("online", "window"):
-        cap = cv2.VideoCapture(str(video))
-        n = inferences = 0
-        t0 = time.perf_counter()
-        while True:
-            ok, frame = cap.read()
-            if not ok:
-                break
-            if kind == "online":
-                online.push(frame, n)
-            elif window.push(frame, n):
-                backend.infer(window.clip())
-                inferences += 1
-            n += 1
-        dt = time.perf_counter() - t0
-        cap.release()
-        out[kind] = {"frames": n, "seconds": dt, "fps": n / dt,
-                     "inferences": online.inferences if kind == "online" else inferences}
+    for kind, model in (("online", step_path), ("window", clip_path)):
+        out[kind] = {}
+        for mode, realtime in (("every_frame", False), ("realtime", True)):
+            (s,) = run_live(LiveOptions(model=str(model), sources=(str(video),), headless=True, realtime=realtime,
+                                        stride=1, threads=threads, providers=["cpu"]))
+            if s.error:
+                raise SystemExit(f"error: the {kind} runtime failed on {video}: {s.error}")
+            lat = s.latency_ms
+            out[kind][mode] = {"frames": s.frames, "wall_s": s.wall_s, "fps": s.fps, "inferences": s.inferences,
+                               "read": s.capture["read"], "dropped": s.capture["dropped"],
+                               "inference_p50_ms": lat["inference"]["p50_ms"],
+                               "end_to_end_p95_ms": lat["end_to_end"]["p95_ms"]}
     return out
 
 
@@ -176,8 +168,8 @@ def to_markdown(r: dict, args, argv: list[str]) -> str:
         "",
         f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, {platform.python_version()}, "
         f"onnxruntime {r['ort']}; load average (1/5/15 min) before {r['load_before']}, after {r['load_after']}"
-        " — the CPU was shared with other processes during the run: absolute times are this run's "
-        "only, the ratios are the figures to read.",
+        + (f" — {note}." if (note := load_note([float(r[k].split('/')[0]) for k in ('load_before', 'load_after')]))
+           else f" — at most {cpus_usable()} (the usable CPUs) before and after: a quiet machine."),
         "",
         "## MACs per output (one output per sampled frame)",
         "",
@@ -209,18 +201,24 @@ def to_markdown(r: dict, args, argv: list[str]) -> str:
         lines += [
             "",
             f"## The runtime on a 30 fps file at stride 1 ({args.model}, base width {args.base_width}, {args.size}²; "
-            f"{f['online']['frames']} frames, 320×240, "
+            f"{f['online']['every_frame']['frames']} frames, 320×240, "
             f"span {args.span} → frame step {args.span // args.frames})",
             "",
-            "Decode (OpenCV) + preprocessing + inference, one output per source frame.",
+            "`runtime.live.run_live` (what `tsi-live` runs: capture thread, OpenCV decode, preprocessing, "
+            "inference, smoothing, events), stride 1: one output per source frame. *Every frame*: "
+            "`--no-realtime`, nothing dropped, frames/s is the throughput. *Played at 30 fps*: `--realtime`, "
+            "the capture drops the frames the runtime cannot keep up with.",
             "",
-            "| runtime | frames/s | real time (30 fps)? | inferences |",
-            "|---|---|---|---|",
+            "| runtime | every frame: frames/s | inferences | inference p50 ms | played at 30 fps: frames dropped | "
+            "end-to-end p95 ms | real time? |",
+            "|---|---|---|---|---|---|---|",
         ]
-        for kind, label in (("online", "online (`runtime.online`, one step per frame)"),
-                            ("window", "sliding window (`runtime.window`, one clip per frame)")):
-            v = f[kind]
-            lines.append(f"| {label} | {v['fps']:.1f} | {'yes' if v['fps'] >= 30 else 'no'} | {v['inferences']} |")
+        for kind, label in (("online", "online (step graph; one step per frame)"),
+                            ("window", "sliding window (clip graph; one clip per frame)")):
+            e, rt = f[kind]["every_frame"], f[kind]["realtime"]
+            lines.append(f"| {label} | {e['fps']:.1f} | {e['inferences']} | {e['inference_p50_ms']:.2f} | "
+                         f"{rt['dropped']} of {rt['read']} | {rt['end_to_end_p95_ms']:.1f} | "
+                         f"{'yes' if rt['dropped'] == 0 and e['fps'] >= 30 else 'no'} |")
     return "\n".join(lines) + "\n"
 
 

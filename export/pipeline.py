@@ -70,15 +70,20 @@ def load_source(opts: Options):
 
 
 def derived_graph(opts: Options, proto, card: ModelCard) -> str | None:
-    """'fp16' / 'int8' / 'fp32' (plugin) for a graph this tool derived (built as it is), None for the
-    standard one."""
+    """'fp16' / 'int8' / 'fp32' (plugin) for a graph this tool derived or an online step graph (built
+    as it is), None for the standard one."""
     from export.plugin_graph import PLUGIN_DOMAIN
 
     has_qdq = any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in proto.graph.node)
     has_plugin = any(n.domain == PLUGIN_DOMAIN for n in proto.graph.node)
     if card.precision == "int8" and not has_qdq:
         raise OnnxModelError(f"{opts.onnx}: card says int8 but the graph has no Q/DQ node")
-    if card.precision == "fp32" and not has_plugin:
+    online = card.mode == "online"  # a step graph: export.stream_export derived its variants already
+    if online and (opts.fp16 or opts.int8) and (("int8" if opts.int8 else "fp16") != card.precision):
+        raise UsageError(f"{opts.onnx} is an online step graph ({card.precision}): its FP16 and INT8 variants "
+                         "come from python -m export.stream_export --fp16 / --int8 --calib-dir; pass that "
+                         "graph (each step graph is built as it is)")
+    if card.precision == "fp32" and not has_plugin and not online:
         if opts.dla_core is not None:
             check_dla_precision(opts.fp16, opts.int8, opts.calib_cache)
         return None
@@ -88,7 +93,9 @@ def derived_graph(opts: Options, proto, card: ModelCard) -> str | None:
                          "(pass the standard <name>.onnx to derive it)")
     if opts.calib_cache or opts.calib_dir is not None:
         raise UsageError(f"{opts.onnx} is the {card.precision} graph, built as it is: calibration options "
-                         "do not apply (pass the standard <name>.onnx to calibrate)")
+                         "do not apply (" + ("calibrate a step graph with python -m export.stream_export "
+                                             "--int8 --calib-dir" if online else
+                                             "pass the standard <name>.onnx to calibrate") + ")")
     if opts.dla_core is not None:
         check_dla_precision(card.precision == "fp16", card.precision == "int8", False)
     if has_plugin and not opts.plugin:

@@ -34,13 +34,14 @@ from typing import Any, Callable, Sequence
 import cv2
 import numpy as np
 
-from runtime.backends import BACKENDS, Backend, BackendError, open_backend
+from runtime.backends import BACKENDS, Backend, BackendError
 from runtime.capture import (OPENCV_READ_TIMEOUT_S, EndOfStream, Frame, FrameSource,
                              ReconnectPolicy, SourceError, SourceSpec, parse_source)
 from runtime.card import CardError, ModelCard
 from runtime.cli import OneLineParser, install_stop_handlers
 from runtime.gstreamer import GStreamerUnavailableError
 from runtime.latency import LatencyStats
+from runtime.online import OnlineRecognizer, StepModel, open_model
 from runtime.outputs import (JSONL_SUFFIXES, VIDEO_SUFFIXES, AtomicVideoWriter,
                              DisplayUnavailableError, JsonlWriter, WindowDisplay, check_output_path)
 from runtime.overlay import draw_overlay, mosaic
@@ -86,6 +87,9 @@ def resolve_model_path(model: str | Path | None) -> Path:
     return path
 
 
+WINDOW_STRIDE = 4  # the sliding window's default: a clip every 4 source frames
+
+
 @dataclass
 class LiveOptions:
     """Everything :func:`run_live` needs; the command line's defaults are read from here (each
@@ -100,7 +104,7 @@ class LiveOptions:
     plugin: str | None = None
     cuda_graph: bool = False
     threads: int | None = None
-    stride: int = 4
+    stride: int | None = None  # None: WINDOW_STRIDE for a clip model, the card's frame step online
     smoothing: str = "ema"
     smooth_n: int = 5
     ema_alpha: float = 0.3
@@ -203,8 +207,8 @@ class LiveRecognizer:
     inference over the streams whose windows are due) or frame batch by frame batch with
     :meth:`process`. Events, gaps and the summary go to ``outputs`` when given."""
 
-    def __init__(self, backend: Backend, card: ModelCard | None = None, *,
-                 stride: int = _DEFAULTS.stride, smoothing: str = _DEFAULTS.smoothing,
+    def __init__(self, backend: Backend | StepModel, card: ModelCard | None = None, *,
+                 stride: int | None = _DEFAULTS.stride, smoothing: str = _DEFAULTS.smoothing,
                  smooth_n: int = _DEFAULTS.smooth_n, ema_alpha: float = _DEFAULTS.ema_alpha,
                  threshold: float = _DEFAULTS.threshold, topk: int = _DEFAULTS.topk,
                  pad_short: bool = _DEFAULTS.pad_short, name: str | None = None,
@@ -218,14 +222,20 @@ class LiveRecognizer:
         self.name = name
         self.outputs = outputs
         self.pad_short = pad_short
-        self.window = ClipWindow(card, stride)
+        # a step model (card mode 'online') runs each sampled frame as it comes, its state carried;
+        # a clip backend gets the sliding window's clips (see runtime.online)
+        self.online = OnlineRecognizer(backend, stride=stride) if isinstance(backend, StepModel) else None
+        self.window = None if self.online else ClipWindow(card, WINDOW_STRIDE if stride is None else stride)
+        self.stride = self.online.stride if self.online else self.window.stride
+        self.span = self.window.span if self.window else card.span_frames or card.frames
+        self._last_online: Frame | None = None
         self.smoother = make_smoother(smoothing, card.num_classes, smooth_n, ema_alpha)
         self.detector = EventDetector(card.labels, threshold)
         self.latency = LatencyStats()
         self.k = topk
         self.top: list[tuple[str, float]] = []
         self.scores = np.zeros(card.num_classes, dtype=np.float32)
-        self.frames = self.inferences = self.events = self.gaps = 0
+        self.frames = self.inferences = self.events = self.gaps = self.scored = 0
         self.padded = False
         self.fps = 0.0
         self.last_image: np.ndarray | None = None  # the newest annotated frame (window mode)
@@ -265,6 +275,9 @@ class LiveRecognizer:
         stays due and no more frames are consumed)."""
         if self._due is not None:
             return True
+        if self.online is not None:
+            self._step_online()
+            return False
         due = None
         while self._pending:
             f = self._pending.popleft()
@@ -285,6 +298,24 @@ class LiveRecognizer:
         self._due = due
         return due is not None
 
+    def _step_online(self) -> None:
+        """Every queued frame through the step model (each sampled frame must advance its state,
+        so none is skipped); the scores are applied as they come: nothing waits for a batch."""
+        while self._pending:
+            f = self._pending.popleft()
+            if f.gap is not None:
+                self._on_gap(f)
+            probs = self.online.push(f.image, f.index)
+            for stage, ms in self.online.last_ms.items():
+                self.latency.add(stage, ms)
+            self.latency.add("capture", f.decode_ms)
+            self.frames += 1
+            self._consumed.append(f)
+            self._last_online = f
+            if probs is not None:
+                self._scores(probs, f, self.online.last_ms["inference"])
+        self.inferences = self.online.inferences
+
     def clip_into(self, out: np.ndarray) -> np.ndarray:
         """The due clip written into ``out`` ``(T, 3, S, S)`` (a row of a batch)."""
         return self.window.clip(out=out)
@@ -295,14 +326,18 @@ class LiveRecognizer:
         if newest is None:
             raise RuntimeError("no clip is due")
         self._due = None
+        self.inferences += 1
+        self._scores(softmax(logits), newest, inference_ms)
+
+    def _scores(self, probs: np.ndarray, newest: Frame, inference_ms: float) -> None:
         self.latency.add("inference", inference_ms)
-        smoothed = self.smoother.update(softmax(logits))
+        smoothed = self.smoother.update(probs)
         self.scores[:] = smoothed
         event = self.detector.update(smoothed, newest.index, newest.pts_s)
         if event is not None:
             self._event(event)
         self.top = topk(smoothed, self.card.labels, self.k)
-        self.inferences += 1
+        self.scored += 1
         self.latency.add("end_to_end", (time.monotonic() - newest.timestamp) * 1e3)
 
     def _event(self, event: ActionEvent) -> None:
@@ -318,15 +353,18 @@ class LiveRecognizer:
         event = self.detector.flush()
         if event is not None:
             self._event(event)
-        self.window.reset()
+        if self.online is not None:
+            self.online.reset()
+        else:
+            self.window.reset()
         self.smoother.reset()
         self.top = []
         self.scores.fill(0.0)
         self.gaps += 1
         record = {**gap.to_dict(), "frame": frame.index}
-        log.warning("%s%s: gap of %.2fs (%s) before frame %d: event closed, window and smoothing "
+        log.warning("%s%s: gap of %.2fs (%s) before frame %d: event closed, %s and smoothing "
                     "reset", f"[{self.name}] " if self.name else "", gap.reason.replace("_", " "),
-                    gap.duration_s, gap.reason, frame.index)
+                    gap.duration_s, gap.reason, frame.index, "online state" if self.online else "window")
         if self.outputs is not None:
             self.outputs.gap(record)
 
@@ -370,6 +408,37 @@ class LiveRecognizer:
         self._pending.clear()
         self._consumed.clear()
         self._due = None
+        if self.online is not None:
+            self._finish_online(reason)
+        else:
+            self._finish_window(reason, infer)
+        event = self.detector.flush()
+        if event is not None:
+            if self.padded:
+                event = dataclasses.replace(event, padded=True)
+            self._event(event)
+        self._ended.clear()
+        return event
+
+    def _finish_online(self, reason: str) -> None:
+        """A stream that ended before any phase had T sampled frames: scored once from the mean
+        of the frames it has (marked "padded"), as the sliding window pads a short clip."""
+        part = self.online.partial() if reason == "end_of_stream" and self.scored == 0 else None
+        if part is None:
+            return
+        who = f"[{self.name}] " if self.name else ""
+        if not self.pad_short:
+            log.warning("%sthe stream ended after %d sampled frames, fewer than the model's T=%d: nothing "
+                        "classified (without --no-pad-short it is classified once from those frames)",
+                        who, part[1], self.card.frames)
+            return
+        log.warning("%sthe stream ended after %d sampled frames, fewer than the model's T=%d: classified "
+                    "once from the mean of their logits (marked \"padded\")", who, part[1], self.card.frames)
+        last = self._last_online  # the newest frame (a stream that ended has one)
+        self._scores(part[0], Frame(last.index, time.monotonic(), last.pts_s, np.empty(0)), 0.0)
+        self.padded = True
+
+    def _finish_window(self, reason: str, infer: Callable[[np.ndarray], np.ndarray] | None) -> None:
         win = self.window
         if reason == "end_of_stream" and self.inferences == 0 and 0 < win.count < win.span:
             who = f"[{self.name}] " if self.name else ""
@@ -388,13 +457,6 @@ class LiveRecognizer:
                 log.warning("%sthe clip has %d frames, fewer than the model's span of %d: no "
                             "window, nothing classified (without --no-pad-short it is classified "
                             "once with a padded window)", who, win.count, win.span)
-        event = self.detector.flush()
-        if event is not None:
-            if self.padded:
-                event = dataclasses.replace(event, padded=True)
-            self._event(event)
-        self._ended.clear()
-        return event
 
     def flush(self) -> ActionEvent | None:
         """End the action in progress (end of the stream)."""
@@ -473,7 +535,7 @@ def run_streams(backend: Backend, streams: Sequence[tuple[LiveRecognizer, FrameS
         st.reason, st.error = reason, error
         rec = st.rec
         try:
-            rec.finish(reason, infer=backend.infer_batch)
+            rec.finish(reason, infer=None if rec.online else backend.infer_batch)
         except Exception as e:  # noqa: BLE001 - the padded inference failed: summarised
             if error is None:
                 st.reason, st.error = "error", e
@@ -734,9 +796,9 @@ def run_live(opts: LiveOptions, stop: threading.Event | None = None) -> list[Run
             stack.callback(display.close)
         elif not (opts.out_video or opts.out_jsonl):
             log.warning("--headless without --out-video / --out-jsonl: results are only logged")
-        backend = stack.enter_context(open_backend(
+        backend = stack.enter_context(open_model(
             model, opts.backend, card=opts.card, providers=opts.providers, plugin=opts.plugin,
-            cuda_graph=opts.cuda_graph, threads=opts.threads))
+            cuda_graph=opts.cuda_graph, threads=opts.threads))  # the card's mode picks clip or online
         recognizers = []
         for pl in plans:
             rec = LiveRecognizer(backend, stride=opts.stride, smoothing=opts.smoothing,
@@ -745,9 +807,11 @@ def run_live(opts: LiveOptions, stop: threading.Event | None = None) -> list[Run
                                  name=pl.name)
             recognizers.append(rec)
         card = recognizers[0].card
-        log.info("model %s (%s): %d labels, T=%d, %dx%d, span %d frames, stride %d; %d stream(s)%s",
-                 model, backend.name, card.num_classes, card.frames, card.input_size,
-                 card.input_size, recognizers[0].window.span, opts.stride, len(plans),
+        online = recognizers[0].online
+        log.info("model %s (%s, %s): %d labels, T=%d, %dx%d, span %d frames, stride %d%s; %d stream(s)%s",
+                 model, backend.name, "online: one step per sampled frame" if online else "sliding window",
+                 card.num_classes, card.frames, card.input_size, card.input_size, recognizers[0].span,
+                 recognizers[0].stride, f" ({len(online.phases)} phase(s) per stream)" if online else "", len(plans),
                  "" if len(plans) == 1 or backend.fixed_batch is None else
                  f" (the model's batch is fixed at {backend.fixed_batch}: streams are inferred in "
                  "chunks; export with --dynamic-batch for one inference)")
@@ -823,7 +887,9 @@ def build_parser() -> argparse.ArgumentParser:
                       metavar="S", help="give up on an outage longer than S seconds; inf: no "
                       "limit (%(default)s)")
     rec = p.add_argument_group("recognition")
-    rec.add_argument("--stride", type=_positive_int, default=d.stride, help="infer every N frames (%(default)s)")
+    rec.add_argument("--stride", type=_positive_int, default=d.stride,
+                     help=f"scores every N frames (default: {WINDOW_STRIDE} for a clip model; for an online "
+                     "model the card's frame step, and N must divide it)")
     rec.add_argument("--smoothing", choices=["ema", "mean"], default=d.smoothing, help="(%(default)s)")
     rec.add_argument("--smooth-n", type=_positive_int, default=d.smooth_n, help="windows averaged by mean (%(default)s)")
     rec.add_argument("--ema-alpha", type=float, default=d.ema_alpha, help="factor of ema (%(default)s)")

@@ -3,8 +3,14 @@ the temporal state carried between calls.
 
 A causal TSI model exported with ``export.stream_export`` is a step graph: ``frame`` (1, 3, S, S)
 and named state tensors in, ``logits`` of that frame and each state as ``<name>.next`` out. This
-module runs it (onnxruntime; torch-free):
+module is the torch-free library that runs it; ``runtime.live`` (``tsi-live``) picks it when the
+model's card says ``mode: online``:
 
+- **Step models** (:func:`open_step`, by the file's suffix): :class:`OnnxRuntimeStep` (``.onnx``;
+  the state lives in NumPy arrays fed back each call) and
+  :class:`runtime.backends.tensorrt_step.TensorRTStep` (``.engine``/``.plan`` built from a step
+  graph; the state stays on the GPU in two buffers per tensor that swap roles each call). Both
+  have :meth:`StepModel.new_state`, :meth:`StepModel.reset_state` and :meth:`StepModel.run`.
 - **Sampling as in training.** The model was trained on frames ``card.frame_step`` source frames
   apart, so each state must see frames that far apart. An output every ``stride`` source frames
   (``stride`` dividing ``frame_step``) therefore keeps ``P = frame_step / stride`` interleaved
@@ -17,35 +23,29 @@ module runs it (onnxruntime; torch-free):
 - **Reset on a stream gap.** When the source skips more than ``max_gap`` frames (dropped frames,
   a reconnect, a seek) every phase restarts from the zero state: the state would otherwise link
   frames the model never saw together. :meth:`OnlineRecognizer.reset` does it by hand.
-
-CLI (events in the JSONL format of ``runtime.live``, so ``runtime.events`` reads them)::
-
-    python -m runtime.online --model m.online.onnx --source video.mp4 --out-jsonl actions.jsonl
 """
 
 from __future__ import annotations
 
-import argparse
-import contextlib
+import abc
 import logging
 import os
-import sys
-import threading
 import time
 from collections import deque
-from typing import Any, Sequence
+from pathlib import Path
+from typing import Any, Mapping
 
 import numpy as np
 
-from runtime.card import ONNX_METADATA_KEY, CardError, ModelCard
-from runtime.cli import install_stop_handlers
 from runtime.backends.base import BackendError, check_model_file, resolve_card
+from runtime.card import ONNX_METADATA_KEY, CardError, ModelCard
 from runtime.preprocess import FramePreprocessor
 from runtime.smoothing import softmax
 
 log = logging.getLogger(__name__)
 
-__all__ = ["OnlineStep", "OnlineRecognizer", "FRAME_INPUT", "LOGITS_OUTPUT", "STATE_OUT_SUFFIX"]
+__all__ = ["FRAME_INPUT", "LOGITS_OUTPUT", "STATE_OUT_SUFFIX", "OnlineRecognizer", "OnnxRuntimeStep",
+           "StepModel", "check_step_io", "open_model", "open_step"]
 
 # the step graph's names (export.stream_export writes them; repeated here: runtime imports no export)
 FRAME_INPUT = "frame"
@@ -54,13 +54,102 @@ STATE_OUT_SUFFIX = ".next"
 _TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
 
 
-class OnlineStep:
-    """An online step graph in onnxruntime: :meth:`zero_state`, then :meth:`run` per frame."""
+def check_step_io(path: Path, card: ModelCard, card_source: str,
+                  inputs: Mapping[str, tuple[tuple, np.dtype]],
+                  outputs: Mapping[str, tuple[tuple, np.dtype]]) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """Check a step model's I/O ({name: (shape, dtype)}) against the step-graph contract and its
+    card; return the state spec {name: (shape, dtype)} (inputs other than the frame, in order).
+    A clip model or a card that does not say ``mode: online`` is a :class:`CardError` naming both."""
+    if card.mode != "online":
+        raise CardError(f"{path}: card {card_source} has mode={card.mode!r}; an online step model needs "
+                        "mode 'online' (python -m export.stream_export writes it)")
+    s = card.input_size
+    frame = inputs.get(FRAME_INPUT)
+    if frame is None or tuple(frame[0]) != (1, 3, s, s):
+        raise CardError(f"{path}: no input {FRAME_INPUT!r} of shape [1, 3, {s}, {s}] as card {card_source} "
+                        f"says (inputs: {dict((n, list(v[0])) for n, v in inputs.items())})")
+    logits = outputs.get(LOGITS_OUTPUT)
+    if logits is None or tuple(logits[0]) != (1, card.num_classes):
+        raise CardError(f"{path}: not a step graph of card {card_source}: output {LOGITS_OUTPUT!r} must be "
+                        f"[1, {card.num_classes}] (outputs: {dict((n, list(v[0])) for n, v in outputs.items())})")
+    state = {n: v for n, v in inputs.items() if n != FRAME_INPUT}
+    missing = [n + STATE_OUT_SUFFIX for n in state if n + STATE_OUT_SUFFIX not in outputs]
+    extra = [n for n in outputs if n != LOGITS_OUTPUT and n[: -len(STATE_OUT_SUFFIX)] not in state]
+    if missing or extra:
+        raise CardError(f"{path}: not a step graph: every state input <name> needs an output "
+                        f"<name>{STATE_OUT_SUFFIX} and nothing else (missing: {missing[:3]}, unmatched: {extra[:3]})")
+    floats = (np.dtype(np.float32), np.dtype(np.float16))
+    for name, (shape, dtype) in {FRAME_INPUT: frame, **state}.items():
+        if dtype is None or np.dtype(dtype) not in floats:
+            raise CardError(f"{path}: input {name!r} must be float32 or float16 (got {dtype})")
+    for name, (shape, dtype) in state.items():
+        out_shape, out_dtype = outputs[name + STATE_OUT_SUFFIX]
+        if not all(isinstance(d, int) and d > 0 for d in shape):
+            raise CardError(f"{path}: state {name!r} must have a static shape (got {list(shape)})")
+        if tuple(out_shape) != tuple(shape) or out_dtype is None or np.dtype(out_dtype) != np.dtype(dtype):
+            raise CardError(f"{path}: state {name!r} is {list(shape)} {np.dtype(dtype).name} in but "
+                            f"{list(out_shape)} {out_dtype} out")
+    return {n: (tuple(int(d) for d in shape), np.dtype(dt)) for n, (shape, dt) in state.items()}
+
+
+class StepModel(abc.ABC):
+    """A loaded step model: ``frame`` + state in, that frame's logits + the next state out.
+
+    A state is whatever :meth:`new_state` returns (host arrays, or GPU buffers): pass it to
+    :meth:`run`, keep the state it returns, :meth:`reset_state` it on a stream gap. Several states
+    (streams, phases) can share one model."""
+
+    name = "step"
+    fixed_batch = None  # (the live runtime's log line: a step is always batch 1)
+
+    def __init__(self) -> None:
+        self.card: ModelCard | None = None
+        self.card_source = ""
+        self.model_path: Path | None = None
+        self.state_spec: dict[str, tuple[tuple[int, ...], np.dtype]] = {}
+
+    @property
+    def state_bytes(self) -> int:
+        """Bytes of one state (one stream or phase)."""
+        return sum(int(np.prod(shape)) * np.dtype(dt).itemsize for shape, dt in self.state_spec.values())
+
+    def _loaded(self, kind: str) -> None:
+        log.info("online step %s (%s): %d state tensors, %.1f KiB per stream", self.model_path.name, kind,
+                 len(self.state_spec), self.state_bytes / 1024)
+
+    @abc.abstractmethod
+    def new_state(self) -> Any:
+        """A zero state (the start of a stream)."""
+
+    @abc.abstractmethod
+    def reset_state(self, state: Any) -> Any:
+        """``state`` set back to zero (in place where it can be); returns the state to use."""
+
+    @abc.abstractmethod
+    def run(self, frame: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:
+        """``frame`` (3, S, S) or (1, 3, S, S) float32 -> (logits (classes,) float32, next state)."""
+
+    def close(self) -> None:
+        """Release what the model holds (GPU buffers); a no-op by default."""
+
+    def __enter__(self) -> "StepModel":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class OnnxRuntimeStep(StepModel):
+    """A step graph in onnxruntime (CPU, CUDA or TensorRT execution provider); the state is a dict of
+    NumPy arrays, the graph's ``.next`` outputs of the previous call."""
+
+    name = "onnxruntime"
 
     def __init__(self, model_path: str | os.PathLike, card: ModelCard | str | os.PathLike | None = None,
                  *, providers: list[str] | None = None, threads: int | None = None) -> None:
         from runtime.backends.onnxruntime_backend import _import_onnxruntime, resolve_providers
 
+        super().__init__()
         path = check_model_file(model_path)
         ort = _import_onnxruntime()
         opts = ort.SessionOptions()
@@ -74,53 +163,83 @@ class OnlineStep:
             raise BackendError(f"onnxruntime cannot load {path}: {e}") from e
         embedded = session.get_modelmeta().custom_metadata_map.get(ONNX_METADATA_KEY)
         self.card, self.card_source = resolve_card(path, card, embedded)
-        if self.card.mode != "online":
-            raise CardError(f"{path}: card {self.card_source} has mode={self.card.mode!r}; the online runtime "
-                            "needs a streaming step graph (mode 'online', python -m export.stream_export); "
-                            "run clip models with the sliding window (python -m runtime.live)")
-        inputs = {i.name: i for i in session.get_inputs()}
-        outputs = [o.name for o in session.get_outputs()]
-        s = self.card.input_size
-        frame = inputs.pop(FRAME_INPUT, None)
-        if frame is None or list(frame.shape) != [1, 3, s, s]:
-            raise CardError(f"{path}: no input {FRAME_INPUT!r} of shape [1, 3, {s}, {s}] "
-                            f"(inputs: {[i.name for i in session.get_inputs()]})")
-        missing = [n + STATE_OUT_SUFFIX for n in inputs if n + STATE_OUT_SUFFIX not in outputs]
-        if not outputs or outputs[0] != LOGITS_OUTPUT or missing:
-            raise CardError(f"{path}: not a step graph: outputs must be {LOGITS_OUTPUT!r} then every state "
-                            f"as <name>{STATE_OUT_SUFFIX} (missing: {missing[:3]})")
-        for name, i in inputs.items():
-            if i.type not in _TYPES or not all(isinstance(d, int) for d in i.shape):
-                raise CardError(f"{path}: state {name!r} must be float with a static shape (got {i.type} {i.shape})")
-        self.path, self.session = path, session
-        self.frame_dtype = _TYPES[frame.type]
-        self.state_spec = {n: (tuple(i.shape), _TYPES[i.type]) for n, i in inputs.items()}
+
+        def io(args) -> dict[str, tuple[tuple, Any]]:  # dtype None: not float32/float16
+            return {a.name: (tuple(a.shape), _TYPES.get(a.type)) for a in args}
+
+        self.state_spec = check_step_io(path, self.card, self.card_source, io(session.get_inputs()),
+                                        io(session.get_outputs()))
+        self.model_path, self.session = path, session
+        self.frame_dtype = next(_TYPES[a.type] for a in session.get_inputs() if a.name == FRAME_INPUT)
         self._outputs = [LOGITS_OUTPUT, *(n + STATE_OUT_SUFFIX for n in self.state_spec)]
-        log.info("online step %s: %d state tensors, %.1f KiB per stream", path.name, len(self.state_spec),
-                 self.state_bytes / 1024)
+        self._loaded(f"onnxruntime {', '.join(session.get_providers())}")
 
-    @property
-    def state_bytes(self) -> int:
-        return sum(int(np.prod(shape)) * np.dtype(dt).itemsize for shape, dt in self.state_spec.values())
-
-    def zero_state(self) -> dict[str, np.ndarray]:
+    def new_state(self) -> dict[str, np.ndarray]:
         return {n: np.zeros(shape, dt) for n, (shape, dt) in self.state_spec.items()}
 
+    def reset_state(self, state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        for a in state.values():
+            a.fill(0)
+        return state
+
     def run(self, frame: np.ndarray, state: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """``frame`` (3, S, S) or (1, 3, S, S) float32 -> (logits (classes,), new state)."""
         x = frame.reshape(1, *frame.shape[-3:]).astype(self.frame_dtype, copy=False)
         res = self.session.run(self._outputs, {FRAME_INPUT: x, **state})
         return np.asarray(res[0][0], np.float32), dict(zip(self.state_spec, res[1:]))
 
 
+def open_step(model_path: str | os.PathLike, kind: str = "auto", *,
+              card: ModelCard | str | os.PathLike | None = None, providers: list[str] | None = None,
+              threads: int | None = None, plugin: str | os.PathLike | None = None, cuda_graph: bool = False,
+              device: int | None = None) -> StepModel:
+    """Load a step model with the backend its suffix calls for (the rules of
+    :func:`runtime.backends.open_backend`: ``.onnx`` onnxruntime, ``.engine``/``.plan`` TensorRT;
+    options of another backend are refused)."""
+    from runtime.backends import check_backend_options
+
+    path = check_model_file(model_path)
+    kind = check_backend_options(path, kind, providers=providers, threads=threads, plugin=plugin,
+                                 cuda_graph=cuda_graph)
+    if kind == "onnxruntime":
+        return OnnxRuntimeStep(path, card, providers=providers, threads=threads)
+    if kind == "tensorrt":
+        from runtime.backends.tensorrt_step import TensorRTStep
+
+        step = TensorRTStep(plugin=plugin, cuda_graph=cuda_graph, device=device or 0)
+        try:
+            return step.load(path, card)
+        except BaseException:
+            step.close()
+            raise
+    raise BackendError(f"{path.name}: an online step model is an .onnx step graph or a TensorRT engine "
+                       "built from one (.engine/.plan); the torch backend runs clip models only")
+
+
+def open_model(model_path: str | os.PathLike, kind: str = "auto", *,
+               card: ModelCard | str | os.PathLike | None = None, providers: list[str] | None = None,
+               threads: int | None = None, plugin: str | os.PathLike | None = None, cuda_graph: bool = False,
+               device: int | None = None) -> Any:
+    """The model as its card says: a clip backend (:func:`runtime.backends.open_backend`) for
+    ``mode: clip``, a :class:`StepModel` (:func:`open_step`) for ``mode: online``."""
+    from runtime.backends import OnlineModelError, open_backend
+
+    options = dict(card=card, providers=providers, threads=threads, plugin=plugin, cuda_graph=cuda_graph,
+                   device=device)
+    try:
+        return open_backend(model_path, kind, **options)
+    except OnlineModelError:
+        log.info("%s: its card says mode 'online': opened as a step model", model_path)
+        return open_step(model_path, kind, **options)
+
+
 class _Phase:
-    def __init__(self, step: OnlineStep, frames: int) -> None:
+    def __init__(self, step: StepModel, frames: int) -> None:
         self.step = step
-        self.state = step.zero_state()
+        self.state = step.new_state()
         self.logits: deque[np.ndarray] = deque(maxlen=frames)
 
     def reset(self) -> None:
-        self.state = self.step.zero_state()
+        self.state = self.step.reset_state(self.state)
         self.logits.clear()
 
 
@@ -131,7 +250,7 @@ class OnlineRecognizer:
     reset, else None (also None for frames between two strides, which are not even preprocessed).
     """
 
-    def __init__(self, step: OnlineStep, *, stride: int | None = None, max_gap: int | None = None) -> None:
+    def __init__(self, step: StepModel, *, stride: int | None = None, max_gap: int | None = None) -> None:
         card = step.card
         self.step, self.card = step, card
         self.frame_step = card.frame_step
@@ -146,6 +265,7 @@ class OnlineRecognizer:
         self._last_index: int | None = None
         self._count = 0  # frames pushed since the reset (the index when the source gives none)
         self.inferences = self.resets = 0
+        self.last_ms: dict[str, float] = {}  # the last pushed frame's preprocess / inference time
 
     def reset(self) -> None:
         for p in self.phases:
@@ -155,6 +275,7 @@ class OnlineRecognizer:
         self.resets += 1
 
     def push(self, frame_bgr: np.ndarray, index: int | None = None) -> np.ndarray | None:
+        self.last_ms = {}
         if index is None:
             index = self._count if self._last_index is None else self._last_index + 1
         if self._last_index is not None and (index <= self._last_index or index - self._last_index > self.max_gap):
@@ -168,120 +289,21 @@ class OnlineRecognizer:
         if k % self.stride:
             return None
         phase = self.phases[(k // self.stride) % len(self.phases)]
+        t0 = time.perf_counter()
         self.preprocess(frame_bgr, out=self._frame)
+        t1 = time.perf_counter()
         logits, phase.state = self.step.run(self._frame, phase.state)
+        self.last_ms = {"preprocess": (t1 - t0) * 1e3, "inference": (time.perf_counter() - t1) * 1e3}
         self.inferences += 1
         phase.logits.append(logits)
         if len(phase.logits) < self.card.frames:
             return None
         return softmax(np.mean(phase.logits, axis=0))
 
-
-# -- the program -------------------------------------------------------------------------------
-def run_online(model: str | os.PathLike, source: str, *, out_jsonl: str | os.PathLike | None = None,
-               card: str | None = None, providers: list[str] | None = None, threads: int | None = None,
-               stride: int | None = None, threshold: float = 0.5, realtime: bool | None = None,
-               max_frames: int | None = None, stop: threading.Event | None = None) -> dict[str, Any]:
-    """Recognise ``source`` online; events (and a final summary line) go to ``out_jsonl``. Returns
-    the summary. Stops at the end of the source, after ``max_frames``, or when ``stop`` is set."""
-    from runtime.capture import EndOfStream, FrameSource
-    from runtime.outputs import JsonlWriter
-    from runtime.smoothing import EventDetector
-
-    step = OnlineStep(model, card, providers=providers, threads=threads)
-    rec = OnlineRecognizer(step, stride=stride)
-    detector = EventDetector(step.card.labels, threshold)
-    log.info("online model %s: %d labels, T=%d, %dx%d, frame step %d, stride %d (%d phases)", model,
-             step.card.num_classes, step.card.frames, step.card.input_size, step.card.input_size,
-             rec.frame_step, rec.stride, len(rec.phases))
-    frames = events = 0
-    infer_ms: list[float] = []
-    reason = "end_of_stream"
-    t0 = time.monotonic()
-    with contextlib.ExitStack() as stack:
-        writer = JsonlWriter(out_jsonl) if out_jsonl else None
-        if writer is not None:
-            stack.callback(writer.close)  # renamed into place even when stopped: nothing is lost
-        src = stack.enter_context(FrameSource(source, realtime=realtime))
-
-        def emit(event) -> None:
-            nonlocal events
-            events += 1
-            log.info("action %-20s %.2f  frames %d-%d", event.label, event.score, event.start_frame, event.end_frame)
-            if writer is not None:
-                writer.write(event.to_dict())
-
-        while True:
-            if stop is not None and stop.is_set():
-                reason = "stopped"
-                break
-            if max_frames is not None and frames >= max_frames:
-                reason = "max_frames"
-                break
-            try:
-                batch = src.read_batch(timeout=0.25, max_frames=None if max_frames is None else max_frames - frames)
-            except EndOfStream:
-                break
-            for f in batch:
-                frames += 1
-                t = time.perf_counter()
-                probs = rec.push(f.image, f.index)
-                if probs is None:
-                    continue
-                infer_ms.append((time.perf_counter() - t) * 1e3)
-                event = detector.update(probs, f.index, f.pts_s)
-                if event is not None:
-                    emit(event)
-        last = detector.flush()
-        if last is not None:
-            emit(last)
-        wall = time.monotonic() - t0
-        summary = {"reason": reason, "frames": frames, "inferences": rec.inferences, "resets": rec.resets,
-                   "events": events, "wall_s": round(wall, 3), "fps": round(frames / wall, 2) if wall > 0 else 0.0,
-                   "step_ms_p50": round(float(np.median(infer_ms)), 3) if infer_ms else None}
-        log.info("stopped (%s): %d frames, %d inferences, %d resets, %d events in %.1fs (%.1f fps)", reason,
-                 frames, rec.inferences, rec.resets, events, wall, summary["fps"])
-        if writer is not None:
-            writer.write({"summary": summary})
-    return summary
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m runtime.online",
-                                 description="Online recognition with a streaming (mode 'online') step graph.")
-    ap.add_argument("--model", required=True, help="the step graph (.online.onnx, python -m export.stream_export)")
-    ap.add_argument("--source", required=True, help="video file, camera index, URL or GStreamer pipeline")
-    ap.add_argument("--card", help="model card JSON (default: the one inside the ONNX / beside it)")
-    ap.add_argument("--providers", nargs="+", help="onnxruntime providers: cpu, cuda, tensorrt")
-    ap.add_argument("--threads", type=int, help="onnxruntime intra-op threads")
-    ap.add_argument("--stride", type=int, help="an output every STRIDE source frames; must divide the card's "
-                    "frame step (default: the frame step, one phase)")
-    ap.add_argument("--threshold", type=float, default=0.5, help="score that starts an action event")
-    ap.add_argument("--out-jsonl", help="events and a summary, one JSON object per line")
-    ap.add_argument("--max-frames", type=int)
-    ap.add_argument("--no-realtime", action="store_true", help="files: read every frame, none dropped")
-    args = ap.parse_args(argv)
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from runtime.capture import SourceError
-
-    stop = threading.Event()
-
-    restore = install_stop_handlers(stop)
-    try:
-        run_online(args.model, args.source, out_jsonl=args.out_jsonl, card=args.card, providers=args.providers,
-                   threads=args.threads, stride=args.stride, threshold=args.threshold,
-                   realtime=False if args.no_realtime else None, max_frames=args.max_frames, stop=stop)
-    except (FileNotFoundError, CardError, BackendError, ValueError) as e:
-        log.error("%s", e)
-        return 2
-    except SourceError as e:
-        log.error("source failed: %s", e)
-        return 1
-    finally:
-        restore()
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    def partial(self) -> tuple[np.ndarray, int] | None:
+        """(softmax of the mean logits, frames) of the phase with the most frames, when none has T
+        yet and one has some: a stream shorter than T sampled frames, classified once at its end."""
+        best = max(self.phases, key=lambda p: len(p.logits))
+        if not best.logits or len(best.logits) >= self.card.frames:
+            return None
+        return softmax(np.mean(best.logits, axis=0)), len(best.logits)

@@ -279,7 +279,8 @@ class World:
         out_dims = proto.graph.output[0].type.tensor_type.shape.dim
         network._values.update(_layers=layers, _inputs=[self.trt.new("ITensor", name=inp.name, shape=shape)],
                                _classes=out_dims[-1].dim_value, _plugins=[n.op_type for n in proto.graph.node
-                                                                          if n.domain == "tsi"])
+                                                                          if n.domain == "tsi"],
+                               _io=_graph_io(proto), _onnx=str(model))
         network._set("num_layers", len(layers))
         network._set("num_inputs", 1)
         network._set("num_outputs", 1)
@@ -293,6 +294,8 @@ class World:
         profiles = config._values["_profiles"]
         spec = {"input": list(inp.shape), "classes": self.classes or network._values["_classes"],
                 "profiles": [{k: [list(s) for s in v] for k, v in p._values["_shapes"].items()} for p in profiles]}
+        if len(network._values["_io"]) > 2:  # a step graph: its I/O as built, computed by onnxruntime
+            spec.update(io=network._values["_io"], onnx=network._values["_onnx"])
         if any(d < 0 for d in inp.shape) and profiles:
             lo, _, hi = profiles[0]._values["_shapes"][inp.name]
             spec["profile_batch"] = [lo[0], hi[0]]
@@ -315,22 +318,34 @@ class World:
             spec = json.loads(bytes(serialized_engine))
         except ValueError:
             return None
-        engine = self.trt.new("ICudaEngine", num_io_tensors=2, _spec=spec, _contexts=[])
+        engine = self.trt.new("ICudaEngine", num_io_tensors=len(spec["io"]) if "io" in spec else 2, _spec=spec, _contexts=[])
         self.engines.append(engine)
         return engine
 
+    @staticmethod
+    def _io(engine) -> dict | None:
+        io = engine._values["_spec"].get("io")
+        return None if io is None else {t["name"]: t for t in io}
+
     def _ICudaEngine__get_tensor_name(self, engine, index):
-        return ("clip", "logits")[index]
+        io = engine._values["_spec"].get("io")
+        return io[index]["name"] if io else ("clip", "logits")[index]
 
     def _ICudaEngine__get_tensor_mode(self, engine, name):
-        return self.trt.TensorIOMode.INPUT if name == "clip" else self.trt.TensorIOMode.OUTPUT
+        io = self._io(engine)
+        is_input = io[name]["input"] if io else name == "clip"
+        return self.trt.TensorIOMode.INPUT if is_input else self.trt.TensorIOMode.OUTPUT
 
     def _ICudaEngine__get_tensor_shape(self, engine, name):
-        spec = engine._values["_spec"]
+        spec, io = engine._values["_spec"], self._io(engine)
+        if io:
+            return tuple(io[name]["shape"])
         return tuple(spec["input"]) if name == "clip" else (spec["input"][0], spec["classes"])
 
     def _ICudaEngine__get_tensor_dtype(self, engine, name):
-        return {"float32": self.trt.float32, "float16": self.trt.float16}[engine._values["_spec"].get("dtype", "float32")]
+        io = self._io(engine)
+        dtype = io[name]["dtype"] if io else engine._values["_spec"].get("dtype", "float32")
+        return {"float32": self.trt.float32, "float16": self.trt.float16}[dtype]
 
     def _ICudaEngine__get_tensor_profile_shape(self, engine, name, profile_index):
         spec = engine._values["_spec"]
@@ -362,14 +377,29 @@ class World:
         return True
 
     def _IExecutionContext__execute_async_v3(self, ctx, stream_handle):
-        from tests.runtime.fake_cudart import colour_model
+        from tests.runtime.fake_cudart import colour_model, onnx_step
 
         ctx._values["_executed"] += 1
         spec = ctx._values["_engine"]._values["_spec"]
+        if "io" in spec:  # addresses as bound now (a CUDA graph keeps the ones it was captured with)
+            self.cudart.launch(onnx_step(spec, dict(ctx._values["_addresses"])), stream_handle)
+            return True
         run = colour_model(ctx._values["_addresses"], ctx._values["_shape"], spec["classes"],
                            spec.get("dtype", "float32"))
         self.cudart.launch(run, stream_handle)
         return True
+
+
+def _graph_io(proto) -> list[dict]:
+    """Every input and output of an ONNX graph: name, direction, static shape, float dtype."""
+    dtypes = {1: "float32", 10: "float16"}
+
+    def row(v, is_input: bool) -> dict:
+        t = v.type.tensor_type
+        return {"name": v.name, "input": is_input, "dtype": dtypes.get(t.elem_type, str(t.elem_type)),
+                "shape": [d.dim_value if d.HasField("dim_value") else -1 for d in t.shape.dim]}
+
+    return [row(v, True) for v in proto.graph.input] + [row(v, False) for v in proto.graph.output]
 
 
 def install(monkeypatch, version: str, world: World | None = None, cudart=None) -> TensorRTDouble:

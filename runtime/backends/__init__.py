@@ -18,14 +18,16 @@ from pathlib import Path
 from typing import Sequence
 
 from runtime.card import ModelCard
-from runtime.backends.base import (Backend, BackendError, check_model_file,
+from runtime.backends.base import (Backend, BackendError, OnlineModelError, check_model_file,
                                    check_model_matches_card, resolve_card)
 
 __all__ = [
     "BACKENDS",
     "Backend",
     "BackendError",
+    "OnlineModelError",
     "backend_for_path",
+    "check_backend_options",
     "check_model_matches_card",
     "open_backend",
     "resolve_card",
@@ -48,21 +50,11 @@ def backend_for_path(model_path: str | os.PathLike) -> str:
     raise BackendError(f"no backend for {model_path}: expected one of {known}")
 
 
-def open_backend(
-    model_path: str | os.PathLike,
-    kind: str = "auto",
-    *,
-    card: ModelCard | str | os.PathLike | None = None,
-    providers: Sequence[str] | None = None,
-    plugin: str | os.PathLike | None = None,
-    cuda_graph: bool = False,
-    device: str | int | None = None,
-    threads: int | None = None,
-) -> Backend:
-    """Load ``model_path`` with the backend its suffix calls for (``kind="auto"``) or with ``kind``
-    (which must agree with the suffix). Options that do not apply to that backend are rejected.
-    ``threads``: onnxruntime's intra-op threads (default: onnxruntime's, one per core)."""
-    path = check_model_file(model_path)
+def check_backend_options(path: Path, kind: str = "auto", *, providers: Sequence[str] | None = None,
+                          threads: int | None = None, plugin: str | os.PathLike | None = None,
+                          cuda_graph: bool = False) -> str:
+    """The backend for ``path``: the one its suffix calls for (``kind="auto"``) or ``kind``, which
+    must agree with the suffix; options that do not apply to that backend are refused."""
     expected = backend_for_path(path)
     if kind == "auto":
         kind = expected
@@ -79,7 +71,26 @@ def open_backend(
         raise BackendError(f"--threads applies to the onnxruntime backend only, not {kind!r}")
     if (plugin or cuda_graph) and kind != "tensorrt":
         raise BackendError(f"--plugin and --cuda-graph apply to the tensorrt backend only, not {kind!r}")
+    return kind
 
+
+def open_backend(
+    model_path: str | os.PathLike,
+    kind: str = "auto",
+    *,
+    card: ModelCard | str | os.PathLike | None = None,
+    providers: Sequence[str] | None = None,
+    plugin: str | os.PathLike | None = None,
+    cuda_graph: bool = False,
+    device: str | int | None = None,
+    threads: int | None = None,
+) -> Backend:
+    """Load ``model_path`` with the backend its suffix calls for (``kind="auto"``) or with ``kind``
+    (which must agree with the suffix). Options that do not apply to that backend are rejected.
+    ``threads``: onnxruntime's intra-op threads (default: onnxruntime's, one per core)."""
+    path = check_model_file(model_path)
+    kind = check_backend_options(path, kind, providers=providers, threads=threads, plugin=plugin,
+                                 cuda_graph=cuda_graph)
     backend: Backend
     if kind == "onnxruntime":
         from runtime.backends.onnxruntime_backend import OnnxRuntimeBackend

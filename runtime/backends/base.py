@@ -18,6 +18,8 @@ log = logging.getLogger(__name__)
 __all__ = [
     "Backend",
     "BackendError",
+    "OnlineModelError",
+    "check_clip_model",
     "check_model_file",
     "check_model_matches_card",
     "resolve_card",
@@ -26,6 +28,18 @@ __all__ = [
 
 class BackendError(RuntimeError):
     """A backend that cannot be loaded or run (missing package, bad engine, CUDA error...)."""
+
+
+class OnlineModelError(CardError):
+    """The card says ``mode: online``: a streaming step model, which the clip backends do not run
+    (``runtime.online.open_model`` opens it as a step model instead)."""
+
+
+def check_clip_model(model_path: Path, card: ModelCard, card_source: str) -> None:
+    """Refuse a step model's card in a clip backend (before anything heavy is loaded)."""
+    if card.mode == "online":
+        raise OnlineModelError(f"{model_path}: card {card_source} has mode 'online' (a streaming step model): "
+                               "run it online (runtime.online.open_model; tsi-live picks it from the card)")
 
 
 class Backend(abc.ABC):

@@ -99,6 +99,9 @@ class CudaPython:
         self.call(self.rt.cudaMemset(ptr, 0, nbytes), "cudaMemset")
         return ptr
 
+    def zero_async(self, ptr: int, nbytes: int, stream: Any) -> None:
+        self.call(self.rt.cudaMemsetAsync(ptr, 0, nbytes, stream), "cudaMemsetAsync")
+
     def h2d_async(self, dst: int, src: np.ndarray, stream: Any) -> None:
         self.call(self.rt.cudaMemcpyAsync(dst, src.ctypes.data, src.nbytes,
                                           self.rt.cudaMemcpyKind.cudaMemcpyHostToDevice, stream),
@@ -185,6 +188,9 @@ class PyCuda:
         self._wrap(self.drv.memset_d8, "memset_d8", alloc, 0, nbytes)
         self._device[int(alloc)] = alloc
         return int(alloc)
+
+    def zero_async(self, ptr: int, nbytes: int, stream: Any) -> None:
+        self._wrap(self.drv.memset_d8_async, "memset_d8_async", ptr, 0, nbytes, stream)
 
     def h2d_async(self, dst: int, src: np.ndarray, stream: Any) -> None:
         self._wrap(self.drv.memcpy_htod_async, "memcpy_htod_async", dst, src, stream)

@@ -10,7 +10,7 @@ from typing import Sequence
 import numpy as np
 
 from runtime.card import ONNX_METADATA_KEY, CardError, ModelCard
-from runtime.backends.base import (Backend, BackendError, check_model_file,
+from runtime.backends.base import (Backend, BackendError, check_clip_model, check_model_file,
                                    check_model_matches_card, resolve_card)
 
 log = logging.getLogger(__name__)
@@ -89,6 +89,7 @@ class OnnxRuntimeBackend(Backend):
                                f"(running: {', '.join(session.get_providers())})")
         embedded = session.get_modelmeta().custom_metadata_map.get(ONNX_METADATA_KEY)
         card, source = resolve_card(path, card, embedded)
+        check_clip_model(path, card, source)
 
         inputs, outputs = session.get_inputs(), session.get_outputs()
         if len(inputs) != 1:

@@ -29,14 +29,14 @@ from typing import Any
 import numpy as np
 
 from runtime.card import CardError, ModelCard
-from runtime.backends.base import (Backend, BackendError, check_model_file,
+from runtime.backends.base import (Backend, BackendError, check_clip_model, check_model_file,
                                    check_model_matches_card, resolve_card)
 from runtime.backends.cuda_api import load_cuda
 from runtime.trt_version import import_tensorrt
 
 log = logging.getLogger(__name__)
 
-__all__ = ["TensorInfo", "TensorRTBackend", "load_plugin_library"]
+__all__ = ["OpenedEngine", "TensorInfo", "TensorRTBackend", "engine_io", "load_plugin_library", "open_engine"]
 
 _LOG_LEVELS = ("error", "warning", "info", "verbose")
 
@@ -59,6 +59,62 @@ def load_plugin_library(path: str | os.PathLike) -> ctypes.CDLL:
     except OSError as e:
         raise BackendError(f"cannot load TensorRT plugin library {p}: {e} (built for another "
                            "TensorRT / CUDA / architecture?)") from e
+
+
+@dataclass
+class OpenedEngine:
+    """What :func:`open_engine` hands back: the module, the CUDA binding, and the live objects (the
+    plugin library and runtime are kept so that they outlive the engine)."""
+
+    trt: Any
+    cuda: Any
+    runtime: Any
+    engine: Any
+    context: Any
+    plugin_lib: ctypes.CDLL | None
+
+
+def open_engine(path: Path, *, plugin: str | os.PathLike | None = None, device: int = 0,
+                log_level: str = "warning", cuda_graph: bool = False) -> OpenedEngine:
+    """Import TensorRT and the CUDA binding, load the plugin library (before deserialising, so its
+    creators are registered), deserialise ``path`` and create an execution context; every failure
+    is a :class:`BackendError` that says what to do."""
+    if log_level not in _LOG_LEVELS:
+        raise ValueError(f"log_level must be one of {_LOG_LEVELS}")
+    trt = _import_tensorrt()
+    cuda = load_cuda()
+    if cuda_graph and not cuda.supports_graphs:
+        raise BackendError(f"--cuda-graph needs cuda-python ({cuda.name} was found)")
+    cuda.set_device(device)
+    plugin_lib = None
+    if plugin:
+        plugin_lib = load_plugin_library(plugin)
+        log.info("loaded TensorRT plugin library %s", plugin)
+    logger = trt.Logger(getattr(trt.Logger, log_level.upper()))
+    trt.init_libnvinfer_plugins(logger, "")
+    runtime = trt.Runtime(logger)
+    engine = runtime.deserialize_cuda_engine(path.read_bytes())
+    if engine is None:
+        hint = "" if plugin else "; an engine with the saliency-attention plugin needs --plugin"
+        raise BackendError(
+            f"TensorRT {getattr(trt, '__version__', '?')} could not deserialise {path} (see the "
+            "TensorRT log above): engines only run on the GPU, platform and TensorRT version "
+            f"that built them; rebuild it on this device (python export/build_engine.py){hint}"
+        )
+    context = engine.create_execution_context()
+    if context is None:
+        raise BackendError(f"could not create an execution context for {path} (GPU memory?)")
+    return OpenedEngine(trt, cuda, runtime, engine, context, plugin_lib)
+
+
+def engine_io(trt: Any, engine: Any) -> tuple[list[str], list[str]]:
+    """(input names, output names) of ``engine`` in its order, each logged as built (-1: dynamic)."""
+    names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
+    inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
+    for n in names:
+        log.info("engine tensor %s %s: %s %s", "input " if n in inputs else "output", n,
+                 list(engine.get_tensor_shape(n)), engine.get_tensor_dtype(n))
+    return inputs, [n for n in names if n not in inputs]
 
 
 @dataclass(frozen=True)
@@ -101,46 +157,23 @@ class TensorRTBackend(Backend):
              card: ModelCard | str | os.PathLike | None = None) -> "TensorRTBackend":
         path = check_model_file(model_path)
         card, source = resolve_card(path, card)
-        trt = _import_tensorrt()
-        cuda = self._cuda = load_cuda()
-        if self.cuda_graph and not cuda.supports_graphs:
-            raise BackendError(f"--cuda-graph needs cuda-python ({cuda.name} was found)")
-        cuda.set_device(self.device)
-        if self.plugin:
-            self._plugin_lib = load_plugin_library(self.plugin)
-            log.info("loaded TensorRT plugin library %s", self.plugin)
-        logger = trt.Logger(getattr(trt.Logger, self.log_level.upper()))
-        trt.init_libnvinfer_plugins(logger, "")
-        self._runtime = trt.Runtime(logger)
-        engine = self._runtime.deserialize_cuda_engine(path.read_bytes())
-        if engine is None:
-            hint = "" if self.plugin else "; an engine with the saliency-attention plugin needs --plugin"
-            raise BackendError(
-                f"TensorRT {getattr(trt, '__version__', '?')} could not deserialise {path} (see the "
-                "TensorRT log above): engines only run on the GPU, platform and TensorRT version "
-                f"that built them; rebuild it on this device (python export/build_engine.py){hint}"
-            )
-        self._engine = engine
-        self._context = engine.create_execution_context()
-        if self._context is None:
-            raise BackendError(f"could not create an execution context for {path} (GPU memory?)")
+        check_clip_model(path, card, source)
+        opened = open_engine(path, plugin=self.plugin, device=self.device, log_level=self.log_level,
+                             cuda_graph=self.cuda_graph)
+        self._cuda, self._plugin_lib, self._runtime = opened.cuda, opened.plugin_lib, opened.runtime
+        self._engine, self._context = opened.engine, opened.context
         self.card, self.model_path, self.card_source = card, path, source
-        self._bind(trt, engine, path, card, source)
-        self._stream = cuda.stream_create()
+        self._bind(opened.trt, opened.engine, path, card, source)
+        self._stream = opened.cuda.stream_create()
         if self.cuda_graph:
             self._capture_graph()
-        log.info("TensorRT engine %s ready (%s%s)", path.name, cuda.name,
+        log.info("TensorRT engine %s ready (%s%s)", path.name, opened.cuda.name,
                  ", CUDA graph" if self._graphs else "")
         return self
 
     def _bind(self, trt: Any, engine: Any, path: Path, card: ModelCard, source: str) -> None:
         ctx, cuda = self._context, self._cuda
-        names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
-        inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
-        outputs = [n for n in names if n not in inputs]
-        for n in names:  # as built (-1: dynamic)
-            log.info("engine tensor %s %s: %s %s", "input " if n in inputs else "output", n,
-                     list(engine.get_tensor_shape(n)), engine.get_tensor_dtype(n))
+        inputs, outputs = engine_io(trt, engine)
         if len(inputs) != 1 or len(outputs) != 1:
             raise CardError(f"engine {path} has inputs {inputs} and outputs {outputs}; the card "
                             f"{source} describes one clip input and one logits output")

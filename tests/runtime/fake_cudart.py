@@ -70,6 +70,12 @@ class CudaRt(types.ModuleType):
         ctypes.memset(ptr, value, n)
         return self._ok()
 
+    def cudaMemsetAsync(self, ptr, value, n, stream):  # noqa: N802
+        assert isinstance(stream, self.Stream)
+        ctypes.memset(ptr, value, n)
+        self.ops.append("memset")
+        return self._ok()
+
     def cudaMemcpyAsync(self, dst, src, n, kind, stream):  # noqa: N802
         assert isinstance(stream, self.Stream)
         ctypes.memmove(dst, src, n)
@@ -156,6 +162,31 @@ def colour_model(addresses: dict, shape: tuple, classes: int, dtype: str = "floa
             w[c, c] = 5.0
         out = _view(addresses["logits"], (shape[0], classes), np.dtype(dtype))
         out[:] = x.mean(axis=(1, 3, 4)) @ w
+
+    return run
+
+
+_SESSIONS: dict[str, object] = {}
+
+
+def onnx_step(spec: dict, addresses: dict):
+    """A step engine's function: its ONNX graph in onnxruntime, every input read from and every
+    output written to the bound address (so the state buffers and their swapping are exercised)."""
+    import onnxruntime
+
+    path = spec["onnx"]
+    if path not in _SESSIONS:
+        _SESSIONS[path] = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+    session = _SESSIONS[path]
+
+    def run() -> None:
+        bound = [addresses[t["name"]] for t in spec["io"]]  # KeyError: a tensor left unbound
+        assert len(set(bound)) == len(bound), "TensorRT inputs and outputs must not share memory"
+        feeds = {t["name"]: _view(addresses[t["name"]], t["shape"], t["dtype"]).copy()
+                 for t in spec["io"] if t["input"]}
+        names = [t["name"] for t in spec["io"] if not t["input"]]
+        for t, value in zip([t for t in spec["io"] if not t["input"]], session.run(names, feeds)):
+            _view(addresses[t["name"]], t["shape"], t["dtype"])[...] = value
 
     return run
 

@@ -1,12 +1,13 @@
 """The online runtime on an exported step graph: the same probabilities as the causal clip model
-over the last T sampled frames, phases for stride < frame step, reset on a stream gap."""
+over the last T sampled frames, phases for stride < frame step, reset on a stream gap; tsi-live
+choosing it from the card; the TensorRT step engine (doubles) against onnxruntime."""
 
 import numpy as np
 import pytest
 import torch
 
 from runtime.card import CardError
-from runtime.online import OnlineRecognizer, OnlineStep
+from runtime.online import OnlineRecognizer, OnnxRuntimeStep
 from runtime.preprocess import FramePreprocessor
 from runtime.smoothing import softmax
 
@@ -42,7 +43,7 @@ def clip_probs(model, card, frames_bgr):
 
 def test_first_output_equals_the_causal_clip_model(step_graph):
     path, model = step_graph
-    step = OnlineStep(path)
+    step = OnnxRuntimeStep(path)
     assert step.card.frame_step == 4
     rec = OnlineRecognizer(step)  # stride = frame step: one phase
     frames = video(16)
@@ -54,7 +55,7 @@ def test_first_output_equals_the_causal_clip_model(step_graph):
 
 def test_phases_give_one_output_per_stride_and_each_equals_its_own_stream(step_graph):
     path, _ = step_graph
-    step = OnlineStep(path)
+    step = OnnxRuntimeStep(path)
     frames = video(24, seed=1)
     rec = OnlineRecognizer(step, stride=1)  # 4 phases, one inference per frame
     outs = [rec.push(f, i) for i, f in enumerate(frames)]
@@ -73,7 +74,7 @@ def test_phases_give_one_output_per_stride_and_each_equals_its_own_stream(step_g
 
 def test_gap_resets_the_state(step_graph):
     path, _ = step_graph
-    step = OnlineStep(path)
+    step = OnnxRuntimeStep(path)
     frames = video(40, seed=2)
     rec = OnlineRecognizer(step)
     for i in range(20):
@@ -99,24 +100,157 @@ def test_clip_model_is_refused(tmp_path):
     model, card = export_friendly_model(ckpt)
     onnx_path = export_onnx(model, card, tmp_path / "c.onnx", source_sha256="x")
     with pytest.raises(CardError, match="mode='clip'"):
-        OnlineStep(onnx_path)
+        OnnxRuntimeStep(onnx_path)
 
 
-def test_cli_on_a_file_writes_events_and_summary(step_graph, tmp_path):
+def live_argv(model, video, out, *extra):
+    return ["--model", str(model), "--source", str(video), "--headless", "--no-realtime", "--threshold", "0.0",
+            "--out-jsonl", str(out), *extra]
+
+
+def test_tsi_live_runs_an_online_model_from_its_card(step_graph, tmp_path, caplog):
     import json
+    import logging
 
-    from runtime.online import main
+    from runtime.live import main
     from tests.export.helpers import write_video
 
     path, _ = step_graph
     video = write_video(tmp_path / "v.mp4", frames=24)
     out = tmp_path / "actions.jsonl"
-    assert main(["--model", str(path), "--source", str(video), "--no-realtime", "--stride", "2",
-                 "--threshold", "0.0", "--out-jsonl", str(out)]) == 0
+    with caplog.at_level(logging.INFO, logger="runtime"):
+        assert main(live_argv(path, video, out, "--stride", "2")) == 0
+    assert "online: one step per sampled frame" in caplog.text and "2 phase(s) per stream" in caplog.text
     lines = [json.loads(x) for x in out.read_text().splitlines()]
     summary = lines[-1]["summary"]
-    assert summary["frames"] == 24 and summary["inferences"] == 12 and summary["resets"] == 0
-    assert summary["events"] == len(lines) - 1 >= 1  # threshold 0: some label is always "recognised"
+    # 24 frames at stride 2: 12 steps (2 phases of 6); each phase scores from its 4th frame: 3 + 3
+    assert summary["frames"] == 24 and summary["inferences"] == 12 and summary["gaps"] == 0
+    assert not summary["padded"] and summary["events"] == len(lines) - 1 >= 1
     assert {"label", "score", "start_frame", "end_frame"} <= set(lines[0])
-    assert main(["--model", str(tmp_path / "missing.onnx"), "--source", str(video)]) == 2
-    assert main(["--model", str(path), "--source", str(video), "--stride", "3"]) == 2
+    assert set(summary["latency_ms"]) >= {"preprocess", "inference", "capture", "end_to_end"}
+    assert summary["latency_ms"]["end_to_end"]["n"] == 6
+    # the default stride online is the card's frame step (one phase); a stride that does not divide it
+    # and a missing model are one-line errors
+    assert main(live_argv(path, video, tmp_path / "b.jsonl")) == 0
+    assert json.loads((tmp_path / "b.jsonl").read_text().splitlines()[-1])["summary"]["inferences"] == 6
+    assert main(live_argv(path, video, tmp_path / "c.jsonl", "--stride", "3")) == 2
+    assert "stride must divide the card's frame step 4" in caplog.text
+    assert main(live_argv(tmp_path / "missing.onnx", video, tmp_path / "d.jsonl")) == 2
+
+
+def test_live_recognizer_online_scores_equal_the_causal_clip_model(step_graph):
+    """Through LiveRecognizer (no smoothing: mean of 1), the first score is the causal clip model's
+    over the first T sampled frames; a gap resets the state and the next score starts over."""
+    from runtime.capture import Frame, Gap
+    from runtime.live import LiveRecognizer
+
+    path, model = step_graph
+    step = OnnxRuntimeStep(path)
+    rec = LiveRecognizer(step, smoothing="mean", smooth_n=1, threshold=1.0)
+    assert rec.online is not None and rec.window is None and rec.stride == 4
+    frames = video(32, seed=3)
+    rec.process([Frame(i, 0.0, i / 30, f) for i, f in enumerate(frames[:16])])
+    assert rec.inferences == 4 and rec.scored == 1
+    np.testing.assert_allclose(rec.scores, clip_probs(model, step.card, frames[0:16:4]), atol=1e-5)
+    gap = Gap("stalled", 0.5, 0.6, 1)  # an outage the capture saw; the indices go on (16, 17, ...)
+    after = [Frame(16 + i, 0.0, 0.0, f, gap=gap if i == 0 else None) for i, f in enumerate(frames[16:32])]
+    rec.process(after)
+    assert rec.gaps == 1 and rec.online.resets == 1 and rec.scored == 2
+    np.testing.assert_allclose(rec.scores, clip_probs(model, step.card, frames[16:32:4]), atol=1e-5)
+
+
+@pytest.mark.parametrize("pad", [True, False])
+def test_a_stream_shorter_than_t_sampled_frames(step_graph, tmp_path, pad):
+    import json
+
+    from runtime.live import main
+    from tests.export.helpers import write_video
+
+    path, _ = step_graph
+    video = write_video(tmp_path / "short.mp4", frames=9)  # frames 0, 4, 8 sampled: 3 < T = 4
+    out = tmp_path / "s.jsonl"
+    assert main(live_argv(path, video, out, *([] if pad else ["--no-pad-short"]))) == 0
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    assert lines[-1]["summary"]["padded"] is pad and lines[-1]["summary"]["inferences"] == 3
+    assert len(lines) == (2 if pad else 1)
+    if pad:
+        assert lines[0]["padded"] is True and lines[0]["end_frame"] == 8
+
+
+def test_clip_backends_refuse_a_step_model_and_open_model_dispatches(step_graph):
+    from runtime.backends import OnlineModelError, open_backend
+    from runtime.online import StepModel, open_model
+
+    path, _ = step_graph
+    with pytest.raises(OnlineModelError, match="mode 'online'"):
+        open_backend(path)
+    with open_model(path) as m:
+        assert isinstance(m, StepModel) and m.name == "onnxruntime"
+    with pytest.raises(Exception, match="--plugin and --cuda-graph apply to the tensorrt backend only"):
+        open_model(path, cuda_graph=True)
+
+
+# -- the TensorRT step engine (TensorRT double + cudart stand-in; the double's engine runs the step
+#    graph in onnxruntime on the bound buffers) ----------------------------------------------------
+@pytest.fixture
+def step_engine(step_graph, tmp_path, monkeypatch, request):
+    from export.build_engine import main as build_main
+    from tests import trt_double
+    from tests.runtime.fake_cudart import CudaRt
+
+    cudart = CudaRt()
+    world = trt_double.World()
+    trt = trt_double.install(monkeypatch, request.param, world, cudart=cudart)
+    path, _ = step_graph
+    assert build_main(["--onnx", str(path), "--out", str(tmp_path / "eng"), "--name", "m"]) == 0
+    engine = tmp_path / "eng" / "m.fp32.engine"
+    assert engine.is_file() and (tmp_path / "eng" / "m.fp32.json").is_file()
+    return engine, trt, cudart, world
+
+
+@pytest.mark.parametrize("step_engine", ["10.3", "11.1"], indirect=True)
+@pytest.mark.parametrize("cuda_graph", [False, True])
+def test_tensorrt_step_matches_onnxruntime_with_the_state_on_the_gpu(step_graph, step_engine, cuda_graph):
+    from runtime.backends.tensorrt_step import TensorRTStep
+    from runtime.online import open_model
+
+    engine, trt, cudart, world = step_engine
+    path, _ = step_graph
+    ref_step = OnnxRuntimeStep(path)
+    trt_step = open_model(engine, cuda_graph=cuda_graph)
+    assert isinstance(trt_step, TensorRTStep) and trt_step.state_spec == ref_step.state_spec
+    frames = video(2 * 4 * 4 + 8, seed=5)  # 2T samples per phase at stride 1, then a gap
+    ref, got = OnlineRecognizer(ref_step, stride=1), OnlineRecognizer(trt_step, stride=1)
+    ctx = world.engines[-1]._values["_contexts"][0]
+    for i, f in enumerate(frames):
+        index = i if i < 32 else i + 10  # frames 32.. come after a gap: both reset
+        cudart.ops.clear()
+        a, b = ref.push(f, index), got.push(f, index)
+        assert (a is None) == (b is None)
+        if a is not None:
+            np.testing.assert_allclose(b, a, atol=1e-6)
+        # per step only the frame goes in and the logits come out: the state never leaves the GPU;
+        # the reset zeroes each phase's state where it is (memset, then sync)
+        ops, reset = cudart.ops[-4:], cudart.ops[:-4]
+        assert ops == ["h2d", "graph" if cuda_graph else "execute", "d2h", "sync"], (i, cudart.ops)
+        n_state = len(trt_step.state_spec)
+        assert reset == ((["memset"] * n_state + ["sync"]) * 4 if i == 32 else []), (i, cudart.ops)
+    assert got.resets == ref.resets == 1 and got.inferences == 40
+    if cuda_graph:  # one graph per (phase state, buffer set it reads); one warm-up run before the first capture
+        assert len(trt_step._graphs) == 4 * 2 and ctx._values["_executed"] == 1 + 8
+    trt_step.close()
+    assert cudart.buffers == {}  # frame, logits and both buffer sets of every state freed
+    trt_step.close()
+
+
+@pytest.mark.parametrize("step_engine", ["10.3"], indirect=True)
+def test_tensorrt_step_refuses_a_clip_engine_card_and_a_mismatched_card(step_engine, tmp_path):
+    from runtime.backends.tensorrt_step import TensorRTStep
+    from runtime.card import ModelCard, card_path_for
+
+    engine, *_ = step_engine
+    card = ModelCard.load(card_path_for(engine))
+    with pytest.raises(CardError, match="mode='clip'"):
+        TensorRTStep().load(engine, card.replace(mode="clip"))
+    with pytest.raises(CardError, match=r"output 'logits' must be \[1, 7\]"):
+        TensorRTStep().load(engine, card.replace(labels=[f"c{i}" for i in range(7)]))

@@ -96,7 +96,7 @@ def test_user_mistakes_are_one_line_exit_2_before_the_model_loads(tmp_path, mode
     def no_model(*a, **k):
         raise AssertionError("the model was loaded before the options were checked")
 
-    monkeypatch.setattr(live, "open_backend", no_model)
+    monkeypatch.setattr(live, "open_model", no_model)
     video = write_video(tmp_path / "v.mp4", ["red"] * 10)
     a_file = tmp_path / "a_file"
     a_file.write_text("x")

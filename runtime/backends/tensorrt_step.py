@@ -1,0 +1,224 @@
+"""TensorRT engines of online step graphs (``mode: online``; TensorRT 10.x / 11.x Python API).
+
+An engine built from ``<name>.online*.onnx`` (``python export/build_engine.py --onnx ...``) has the
+step graph's I/O: ``frame`` (1, 3, S, S) and every state tensor in, ``logits`` (1, classes) and
+every state as ``<name>.next`` out, all static. Written from NVIDIA's documentation (TensorRT cannot
+be installed on the development machines; the tests drive this code with the manifest-checked
+TensorRT double and a cudart stand-in, the double's engine computing the step graph in onnxruntime):
+
+* **The state stays on the GPU.** Each state (one stream, or one phase of a stream) is two sets of
+  device buffers; a step reads one set and writes the other (``set_tensor_address`` of ``<name>``
+  and ``<name>.next``), and the sets swap roles. Only the frame goes in and the logits come out per
+  step: no state crosses PCIe (on a Jetson, no copy at all beyond the frame). TensorRT's inputs
+  and outputs never alias, hence two sets rather than one.
+* **A reset** is ``cudaMemsetAsync`` of the set the next step reads (the zero state is the clip
+  model's zero padding before frame 0).
+* **CUDA graph** (``--cuda-graph``): addresses are baked into a captured graph, so one graph is
+  captured per (state, which set it reads) on first use and replayed afterwards; TensorRT's lazy
+  set-up runs once at load, on a scratch state, before any capture.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import numpy as np
+
+from runtime.backends.base import BackendError, check_model_file, resolve_card
+from runtime.backends.tensorrt_backend import engine_io, open_engine
+from runtime.card import ModelCard
+from runtime.online import FRAME_INPUT, LOGITS_OUTPUT, STATE_OUT_SUFFIX, StepModel, check_step_io
+
+log = logging.getLogger(__name__)
+
+__all__ = ["DeviceState", "TensorRTStep"]
+
+
+class DeviceState:
+    """One stream's state on the GPU: two buffer sets ({state name: device pointer}); ``current``
+    is the set the next step reads."""
+
+    def __init__(self, sets: tuple[dict[str, int], dict[str, int]]) -> None:
+        self.sets = sets
+        self.current = 0
+        self.closed = False
+
+    @property
+    def reads(self) -> dict[str, int]:
+        return self.sets[self.current]
+
+    @property
+    def writes(self) -> dict[str, int]:
+        return self.sets[1 - self.current]
+
+
+class TensorRTStep(StepModel):
+    """A step engine: :meth:`load`, then :meth:`new_state` per stream and :meth:`run` per frame."""
+
+    name = "tensorrt"
+
+    def __init__(self, plugin: str | os.PathLike | None = None, cuda_graph: bool = False, device: int = 0,
+                 log_level: str = "warning") -> None:
+        super().__init__()
+        self.plugin, self.cuda_graph, self.device, self.log_level = plugin, cuda_graph, device, log_level
+        self._cuda = self._stream = None
+        self._engine = self._context = self._runtime = self._plugin_lib = None
+        self._host: dict[str, tuple[np.ndarray, int]] = {}  # frame, logits: page-locked
+        self._device: dict[str, int] = {}
+        self._states: list[DeviceState] = []
+        self._graphs: dict[tuple[int, int], Any] = {}  # (id(state), set read) -> CUDA graph exec
+
+    def load(self, model_path: str | os.PathLike,
+             card: ModelCard | str | os.PathLike | None = None) -> "TensorRTStep":
+        path = check_model_file(model_path)
+        card, source = resolve_card(path, card)
+        opened = open_engine(path, plugin=self.plugin, device=self.device, log_level=self.log_level,
+                             cuda_graph=self.cuda_graph)
+        self._cuda, self._plugin_lib, self._runtime = opened.cuda, opened.plugin_lib, opened.runtime
+        self._engine, self._context = opened.engine, opened.context
+        trt, engine = opened.trt, opened.engine
+        inputs, outputs = engine_io(trt, engine)
+
+        def spec(names: list[str]) -> dict[str, tuple[tuple, np.dtype]]:
+            return {n: (tuple(engine.get_tensor_shape(n)), np.dtype(trt.nptype(engine.get_tensor_dtype(n))))
+                    for n in names}
+
+        self.card, self.card_source, self.model_path = card, source, path
+        self.state_spec = check_step_io(path, card, source, spec(inputs), spec(outputs))
+        cuda = self._cuda
+        self._stream = cuda.stream_create()
+        io = {**spec([FRAME_INPUT]), **spec([LOGITS_OUTPUT])}
+        for name, (shape, dtype) in io.items():
+            host, hptr = cuda.host_empty(shape, dtype)
+            self._host[name] = (host, hptr)
+            self._device[name] = cuda.device_malloc(host.nbytes)
+            self._address(name, self._device[name])
+        if self.cuda_graph:  # TensorRT's lazy set-up must not happen inside a capture: run once first
+            scratch = self.new_state()
+            try:
+                self._bind_state(scratch)
+                self._execute()
+                cuda.sync(self._stream)
+            finally:
+                self.free_state(scratch)
+        self._loaded(f"TensorRT {getattr(trt, '__version__', '?')}, {cuda.name}, state on the GPU"
+                     + (", CUDA graphs" if self.cuda_graph else ""))
+        return self
+
+    def _address(self, name: str, ptr: int) -> None:
+        if not self._context.set_tensor_address(name, ptr):
+            raise BackendError(f"set_tensor_address({name!r}) failed for {self.model_path}")
+
+    def _nbytes(self, name: str) -> int:
+        shape, dtype = self.state_spec[name]
+        return int(np.prod(shape)) * dtype.itemsize
+
+    # -- states ----------------------------------------------------------------------------------
+    def new_state(self) -> DeviceState:
+        """Two zeroed buffer sets (``cudaMalloc`` zeroes them here)."""
+        cuda = self._cuda
+        sets: tuple[dict[str, int], dict[str, int]] = ({}, {})
+        state = DeviceState(sets)
+        self._states.append(state)  # freed by close() even if an allocation below fails
+        for s in sets:
+            for name in self.state_spec:
+                s[name] = cuda.device_malloc(self._nbytes(name))
+        return state
+
+    def reset_state(self, state: DeviceState) -> DeviceState:
+        for name, ptr in state.reads.items():
+            self._cuda.zero_async(ptr, self._nbytes(name), self._stream)
+        self._cuda.sync(self._stream)
+        return state
+
+    def free_state(self, state: DeviceState) -> None:
+        """Give a state's GPU memory back before :meth:`close` (e.g. a stream that ended)."""
+        if state.closed:
+            return
+        for key in [k for k in self._graphs if k[0] == id(state)]:
+            self._cuda.destroy_graph_exec(self._graphs.pop(key))
+        for s in state.sets:
+            for ptr in s.values():
+                self._cuda.free_device(ptr)
+            s.clear()
+        state.closed = True
+        self._states.remove(state)
+
+    # -- a step ----------------------------------------------------------------------------------
+    def _bind_state(self, state: DeviceState) -> None:
+        for name in self.state_spec:
+            self._address(name, state.reads[name])
+            self._address(name + STATE_OUT_SUFFIX, state.writes[name])
+
+    def _execute(self) -> None:
+        if not self._context.execute_async_v3(self._cuda.stream_handle(self._stream)):
+            raise BackendError(f"execute_async_v3 failed for {self.model_path} (see TensorRT log)")
+
+    def _graph_for(self, state: DeviceState) -> Any:
+        key = (id(state), state.current)
+        graph_exec = self._graphs.get(key)
+        if graph_exec is not None:
+            return graph_exec
+        cuda, stream = self._cuda, self._stream
+        self._bind_state(state)
+        cuda.begin_capture(stream)
+        try:
+            self._execute()
+        finally:
+            try:
+                graph = cuda.end_capture(stream)
+            except BackendError as e:
+                raise BackendError(f"this engine cannot be captured in a CUDA graph ({e}); run "
+                                   "without --cuda-graph") from e
+        try:
+            graph_exec = cuda.instantiate(graph)
+        finally:
+            cuda.destroy_graph(graph)
+        self._graphs[key] = graph_exec
+        return graph_exec
+
+    def run(self, frame: np.ndarray, state: DeviceState) -> tuple[np.ndarray, DeviceState]:
+        if state.closed:
+            raise ValueError("this state was freed")
+        cuda, stream = self._cuda, self._stream
+        host_in = self._host[FRAME_INPUT][0]
+        host_out = self._host[LOGITS_OUTPUT][0]
+        np.copyto(host_in, frame.reshape(host_in.shape), casting="same_kind")  # also to a float16 input
+        cuda.h2d_async(self._device[FRAME_INPUT], host_in, stream)
+        if self.cuda_graph:
+            cuda.graph_launch(self._graph_for(state), stream)
+        else:
+            self._bind_state(state)
+            self._execute()
+        cuda.d2h_async(host_out, self._device[LOGITS_OUTPUT], stream)
+        cuda.sync(stream)
+        state.current = 1 - state.current  # what was written is what the next step reads
+        return host_out[0].astype(np.float32, copy=True), state
+
+    def close(self) -> None:
+        cuda = self._cuda
+        if cuda is None:
+            return
+        try:
+            if self._stream is not None:
+                cuda.sync(self._stream)
+            for state in list(self._states):
+                self.free_state(state)
+            for graph_exec in self._graphs.values():
+                cuda.destroy_graph_exec(graph_exec)
+            for _, ptr in self._host.values():
+                cuda.free_host(ptr)
+            for ptr in self._device.values():
+                cuda.free_device(ptr)
+            if self._stream is not None:
+                cuda.stream_destroy(self._stream)
+        finally:
+            self._graphs.clear()
+            self._states.clear()
+            self._host.clear()
+            self._device.clear()
+            self._stream = None
+            self._context = self._engine = self._runtime = None
+            self._cuda = None
