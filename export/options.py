@@ -171,7 +171,10 @@ def resolve(args: argparse.Namespace, argv_empty: bool) -> Options:
 
         checkpoint = Path(DEMO_CHECKPOINT)
     src = args.onnx if args.onnx is not None else checkpoint
-    name = args.name or (DEMO_NAME if demo else src.name.split(".")[0])
+    # <name>.online*.onnx (a step graph of export.stream_export) keeps ".online": its engines are
+    # <name>.online.<precision>.engine, apart from the clip model's
+    stem = src.name.split(".")[0] + (".online" if ".online." in src.name else "")
+    name = args.name or (DEMO_NAME if demo else stem)
     if not _plain_stem(name):
         raise UsageError(f"cannot derive a file stem from {src.name}: pass --name")
     out = args.out or (DEMO_OUT if demo else Path("artifacts") / name)

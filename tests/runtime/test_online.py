@@ -202,9 +202,9 @@ def step_engine(step_graph, tmp_path, monkeypatch, request):
     world = trt_double.World()
     trt = trt_double.install(monkeypatch, request.param, world, cudart=cudart)
     path, _ = step_graph
-    assert build_main(["--onnx", str(path), "--out", str(tmp_path / "eng"), "--name", "m"]) == 0
-    engine = tmp_path / "eng" / "m.fp32.engine"
-    assert engine.is_file() and (tmp_path / "eng" / "m.fp32.json").is_file()
+    assert build_main(["--onnx", str(path), "--out", str(tmp_path / "eng")]) == 0
+    engine = tmp_path / "eng" / "m.online.fp32.engine"  # the stem keeps .online: apart from clip engines
+    assert engine.is_file() and (tmp_path / "eng" / "m.online.fp32.json").is_file()
     return engine, trt, cudart, world
 
 
@@ -254,3 +254,16 @@ def test_tensorrt_step_refuses_a_clip_engine_card_and_a_mismatched_card(step_eng
         TensorRTStep().load(engine, card.replace(mode="clip"))
     with pytest.raises(CardError, match=r"output 'logits' must be \[1, 7\]"):
         TensorRTStep().load(engine, card.replace(labels=[f"c{i}" for i in range(7)]))
+
+
+def test_build_engine_builds_a_step_graph_as_it_is(step_graph, tmp_path, capsys):
+    """Without TensorRT: the step graph passes the compatibility check and the command to finish on
+    the target is printed; deriving FP16 / INT8 from it is refused (export.stream_export does it)."""
+    from export.build_engine import main as build_main
+
+    path, _ = step_graph
+    assert build_main(["--onnx", str(path), "--out", str(tmp_path / "a")]) == 0
+    assert build_main(["--onnx", str(path), "--fp16", "--out", str(tmp_path / "b")]) == 2
+    assert "online step graph (fp32): its FP16 and INT8 variants come from python -m export.stream_export" \
+        in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()
