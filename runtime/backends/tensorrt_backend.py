@@ -36,7 +36,7 @@ from runtime.trt_version import import_tensorrt
 
 log = logging.getLogger(__name__)
 
-__all__ = ["OpenedEngine", "TensorInfo", "TensorRTBackend", "engine_io", "load_plugin_library", "open_engine"]
+__all__ = ["EngineHolder", "OpenedEngine", "TensorInfo", "TensorRTBackend", "engine_io", "load_plugin_library", "open_engine"]
 
 _LOG_LEVELS = ("error", "warning", "info", "verbose")
 
@@ -129,7 +129,89 @@ class TensorInfo:
                 f"{list(self.shape)} {np.dtype(self.dtype).name}")
 
 
-class TensorRTBackend(Backend):
+class EngineHolder:
+    """What a loaded engine holds, and frees in :meth:`close`: the CUDA binding, a stream, I/O
+    buffers by tensor name (page-locked host and device), CUDA graph execs by key, and the
+    TensorRT objects. :class:`TensorRTBackend` and ``tensorrt_step.TensorRTStep`` share it."""
+
+    def _init_engine_holder(self) -> None:
+        self._cuda = self._stream = None
+        self._host: dict[str, tuple[np.ndarray, int]] = {}
+        self._device: dict[str, int] = {}
+        self._graphs: dict[Any, Any] = {}
+        self._context = self._engine = self._runtime = self._plugin_lib = None
+
+    def _adopt(self, opened: OpenedEngine) -> None:
+        self._cuda, self._plugin_lib, self._runtime = opened.cuda, opened.plugin_lib, opened.runtime
+        self._engine, self._context = opened.engine, opened.context
+        self._stream = opened.cuda.stream_create()
+
+    def _address(self, name: str, ptr: int) -> None:
+        if not self._context.set_tensor_address(name, ptr):
+            raise BackendError(f"set_tensor_address({name!r}) failed")
+
+    def _io_buffer(self, name: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+        """A page-locked host array and a device buffer for tensor ``name``, the device one bound."""
+        host, hptr = self._cuda.host_empty(shape, dtype)
+        self._host[name] = (host, hptr)
+        self._device[name] = self._cuda.device_malloc(host.nbytes)
+        self._address(name, self._device[name])
+        return host
+
+    def _execute(self) -> None:
+        if not self._context.execute_async_v3(self._cuda.stream_handle(self._stream)):
+            raise BackendError(f"execute_async_v3 failed for {self.model_path} (see TensorRT log)")
+
+    def _capture(self) -> Any:
+        """A CUDA graph exec of one ``execute_async_v3`` with the addresses bound now (TensorRT's
+        lazy set-up must already have run: execute once before the first capture)."""
+        cuda, stream = self._cuda, self._stream
+        cuda.begin_capture(stream)
+        try:
+            ok = self._context.execute_async_v3(cuda.stream_handle(stream))
+        finally:
+            try:
+                graph = cuda.end_capture(stream)
+            except BackendError as e:
+                raise BackendError(f"this engine cannot be captured in a CUDA graph ({e}); run "
+                                   "without --cuda-graph") from e
+        try:
+            if not ok:
+                raise BackendError("execute_async_v3 failed during CUDA graph capture; run without "
+                                   "--cuda-graph")
+            return cuda.instantiate(graph)
+        finally:
+            cuda.destroy_graph(graph)
+
+    def close(self) -> None:
+        cuda = self._cuda
+        if cuda is None:
+            return
+        try:
+            if self._stream is not None:
+                cuda.sync(self._stream)
+            self._release_more()
+            for graph_exec in self._graphs.values():
+                cuda.destroy_graph_exec(graph_exec)
+            for _, ptr in self._host.values():
+                cuda.free_host(ptr)
+            for ptr in self._device.values():
+                cuda.free_device(ptr)
+            if self._stream is not None:
+                cuda.stream_destroy(self._stream)
+        finally:
+            self._graphs.clear()
+            self._stream = None
+            self._host.clear()
+            self._device.clear()
+            self._context = self._engine = self._runtime = None
+            self._cuda = None
+
+    def _release_more(self) -> None:
+        """What a subclass frees beyond the I/O buffers (before them)."""
+
+
+class TensorRTBackend(EngineHolder, Backend):
     name = "tensorrt"
 
     def __init__(self, plugin: str | os.PathLike | None = None, cuda_graph: bool = False,
@@ -142,15 +224,10 @@ class TensorRTBackend(Backend):
         self.device = device
         self.log_level = log_level
         self.tensors: list[TensorInfo] = []
-        self._cuda = None
-        self._host: dict[str, tuple[np.ndarray, int]] = {}
-        self._device: dict[str, int] = {}
-        self._stream = None
-        self._graphs: dict[int, Any] = {}  # batch size -> CUDA graph exec
+        self._init_engine_holder()  # CUDA graphs by batch size
         self._dynamic = False
         self._bound_batch = 1
         self.min_batch = 1
-        self._context = self._engine = self._runtime = self._plugin_lib = None
 
     # -- loading -------------------------------------------------------------------------------
     def load(self, model_path: str | os.PathLike,
@@ -160,11 +237,9 @@ class TensorRTBackend(Backend):
         check_clip_model(path, card, source)
         opened = open_engine(path, plugin=self.plugin, device=self.device, log_level=self.log_level,
                              cuda_graph=self.cuda_graph)
-        self._cuda, self._plugin_lib, self._runtime = opened.cuda, opened.plugin_lib, opened.runtime
-        self._engine, self._context = opened.engine, opened.context
+        self._adopt(opened)
         self.card, self.model_path, self.card_source = card, path, source
         self._bind(opened.trt, opened.engine, path, card, source)
-        self._stream = opened.cuda.stream_create()
         if self.cuda_graph:
             self._capture_graph()
         log.info("TensorRT engine %s ready (%s%s)", path.name, opened.cuda.name,
@@ -172,7 +247,7 @@ class TensorRTBackend(Backend):
         return self
 
     def _bind(self, trt: Any, engine: Any, path: Path, card: ModelCard, source: str) -> None:
-        ctx, cuda = self._context, self._cuda
+        ctx = self._context
         inputs, outputs = engine_io(trt, engine)
         if len(inputs) != 1 or len(outputs) != 1:
             raise CardError(f"engine {path} has inputs {inputs} and outputs {outputs}; the card "
@@ -206,12 +281,7 @@ class TensorRTBackend(Backend):
             log.info("bound %s%s", info, f" (batch {self.min_batch}..{self.max_batch})"
                      if self._dynamic else "")
             self.tensors.append(info)
-            full = (self.max_batch,) + tuple(shp[1:])  # room for the profile's largest batch
-            host, hptr = cuda.host_empty(full, info.dtype)
-            self._host[name] = (host, hptr)
-            self._device[name] = cuda.device_malloc(host.nbytes)
-            if not ctx.set_tensor_address(name, self._device[name]):
-                raise BackendError(f"set_tensor_address({name!r}) failed")
+            self._io_buffer(name, (self.max_batch,) + tuple(shp[1:]), info.dtype)  # the profile's largest batch
         self._in, self._out = self.tensors
 
     def _set_batch(self, n: int) -> None:
@@ -222,28 +292,10 @@ class TensorRTBackend(Backend):
         self._bound_batch = n
 
     def _capture_graph(self) -> Any:
-        cuda, ctx, stream = self._cuda, self._context, self._stream
-        handle = cuda.stream_handle(stream)
-        if not ctx.execute_async_v3(handle):  # once before capture: TensorRT's lazy set-up
+        if not self._context.execute_async_v3(self._cuda.stream_handle(self._stream)):  # TensorRT's lazy set-up
             raise BackendError("execute_async_v3 failed before CUDA graph capture")
-        cuda.sync(stream)
-        cuda.begin_capture(stream)
-        try:
-            ok = ctx.execute_async_v3(handle)
-        finally:
-            try:
-                graph = cuda.end_capture(stream)
-            except BackendError as e:
-                raise BackendError(f"this engine cannot be captured in a CUDA graph ({e}); run "
-                                   "without --cuda-graph") from e
-        try:
-            if not ok:
-                raise BackendError("execute_async_v3 failed during CUDA graph capture; run without "
-                                   "--cuda-graph")
-            graph_exec = cuda.instantiate(graph)
-        finally:
-            cuda.destroy_graph(graph)
-        self._graphs[self._bound_batch] = graph_exec
+        self._cuda.sync(self._stream)
+        graph_exec = self._graphs[self._bound_batch] = self._capture()
         return graph_exec
 
     # -- inference -----------------------------------------------------------------------------
@@ -267,31 +319,8 @@ class TensorRTBackend(Backend):
             if graph_exec is None:
                 graph_exec = self._capture_graph()  # (its warm-up run already did this batch)
             cuda.graph_launch(graph_exec, stream)
-        elif not self._context.execute_async_v3(cuda.stream_handle(stream)):
-            raise BackendError(f"execute_async_v3 failed for {self.model_path} (see TensorRT log)")
+        else:
+            self._execute()
         cuda.d2h_async(host_out, self._device[self._out.name], stream)
         cuda.sync(stream)
         return host_out.astype(np.float32, copy=True)
-
-    def close(self) -> None:
-        cuda = self._cuda
-        if cuda is None:
-            return
-        try:
-            if self._stream is not None:
-                cuda.sync(self._stream)
-            for graph_exec in self._graphs.values():
-                cuda.destroy_graph_exec(graph_exec)
-            for _, ptr in self._host.values():
-                cuda.free_host(ptr)
-            for ptr in self._device.values():
-                cuda.free_device(ptr)
-            if self._stream is not None:
-                cuda.stream_destroy(self._stream)
-        finally:
-            self._graphs.clear()
-            self._stream = None
-            self._host.clear()
-            self._device.clear()
-            self._context = self._engine = self._runtime = None
-            self._cuda = None

@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from runtime.backends.base import BackendError, check_model_file, resolve_card
-from runtime.backends.tensorrt_backend import engine_io, open_engine
+from runtime.backends.base import check_model_file, resolve_card
+from runtime.backends.tensorrt_backend import EngineHolder, engine_io, open_engine
 from runtime.card import ModelCard
 from runtime.online import FRAME_INPUT, LOGITS_OUTPUT, STATE_OUT_SUFFIX, StepModel, check_step_io
 
@@ -54,7 +54,7 @@ class DeviceState:
         return self.sets[1 - self.current]
 
 
-class TensorRTStep(StepModel):
+class TensorRTStep(EngineHolder, StepModel):
     """A step engine: :meth:`load`, then :meth:`new_state` per stream and :meth:`run` per frame."""
 
     name = "tensorrt"
@@ -63,12 +63,8 @@ class TensorRTStep(StepModel):
                  log_level: str = "warning") -> None:
         super().__init__()
         self.plugin, self.cuda_graph, self.device, self.log_level = plugin, cuda_graph, device, log_level
-        self._cuda = self._stream = None
-        self._engine = self._context = self._runtime = self._plugin_lib = None
-        self._host: dict[str, tuple[np.ndarray, int]] = {}  # frame, logits: page-locked
-        self._device: dict[str, int] = {}
+        self._init_engine_holder()  # I/O buffers: frame and logits; CUDA graphs by (id(state), set read)
         self._states: list[DeviceState] = []
-        self._graphs: dict[tuple[int, int], Any] = {}  # (id(state), set read) -> CUDA graph exec
 
     def load(self, model_path: str | os.PathLike,
              card: ModelCard | str | os.PathLike | None = None) -> "TensorRTStep":
@@ -76,8 +72,7 @@ class TensorRTStep(StepModel):
         card, source = resolve_card(path, card)
         opened = open_engine(path, plugin=self.plugin, device=self.device, log_level=self.log_level,
                              cuda_graph=self.cuda_graph)
-        self._cuda, self._plugin_lib, self._runtime = opened.cuda, opened.plugin_lib, opened.runtime
-        self._engine, self._context = opened.engine, opened.context
+        self._adopt(opened)
         trt, engine = opened.trt, opened.engine
         inputs, outputs = engine_io(trt, engine)
 
@@ -88,13 +83,8 @@ class TensorRTStep(StepModel):
         self.card, self.card_source, self.model_path = card, source, path
         self.state_spec = check_step_io(path, card, source, spec(inputs), spec(outputs))
         cuda = self._cuda
-        self._stream = cuda.stream_create()
-        io = {**spec([FRAME_INPUT]), **spec([LOGITS_OUTPUT])}
-        for name, (shape, dtype) in io.items():
-            host, hptr = cuda.host_empty(shape, dtype)
-            self._host[name] = (host, hptr)
-            self._device[name] = cuda.device_malloc(host.nbytes)
-            self._address(name, self._device[name])
+        for name, (shape, dtype) in {**spec([FRAME_INPUT]), **spec([LOGITS_OUTPUT])}.items():
+            self._io_buffer(name, shape, dtype)
         if self.cuda_graph:  # TensorRT's lazy set-up must not happen inside a capture: run once first
             scratch = self.new_state()
             try:
@@ -106,10 +96,6 @@ class TensorRTStep(StepModel):
         self._loaded(f"TensorRT {getattr(trt, '__version__', '?')}, {cuda.name}, state on the GPU"
                      + (", CUDA graphs" if self.cuda_graph else ""))
         return self
-
-    def _address(self, name: str, ptr: int) -> None:
-        if not self._context.set_tensor_address(name, ptr):
-            raise BackendError(f"set_tensor_address({name!r}) failed for {self.model_path}")
 
     def _nbytes(self, name: str) -> int:
         shape, dtype = self.state_spec[name]
@@ -152,31 +138,13 @@ class TensorRTStep(StepModel):
             self._address(name, state.reads[name])
             self._address(name + STATE_OUT_SUFFIX, state.writes[name])
 
-    def _execute(self) -> None:
-        if not self._context.execute_async_v3(self._cuda.stream_handle(self._stream)):
-            raise BackendError(f"execute_async_v3 failed for {self.model_path} (see TensorRT log)")
-
     def _graph_for(self, state: DeviceState) -> Any:
         key = (id(state), state.current)
         graph_exec = self._graphs.get(key)
         if graph_exec is not None:
             return graph_exec
-        cuda, stream = self._cuda, self._stream
         self._bind_state(state)
-        cuda.begin_capture(stream)
-        try:
-            self._execute()
-        finally:
-            try:
-                graph = cuda.end_capture(stream)
-            except BackendError as e:
-                raise BackendError(f"this engine cannot be captured in a CUDA graph ({e}); run "
-                                   "without --cuda-graph") from e
-        try:
-            graph_exec = cuda.instantiate(graph)
-        finally:
-            cuda.destroy_graph(graph)
-        self._graphs[key] = graph_exec
+        graph_exec = self._graphs[key] = self._capture()
         return graph_exec
 
     def run(self, frame: np.ndarray, state: DeviceState) -> tuple[np.ndarray, DeviceState]:
@@ -197,28 +165,6 @@ class TensorRTStep(StepModel):
         state.current = 1 - state.current  # what was written is what the next step reads
         return host_out[0].astype(np.float32, copy=True), state
 
-    def close(self) -> None:
-        cuda = self._cuda
-        if cuda is None:
-            return
-        try:
-            if self._stream is not None:
-                cuda.sync(self._stream)
-            for state in list(self._states):
-                self.free_state(state)
-            for graph_exec in self._graphs.values():
-                cuda.destroy_graph_exec(graph_exec)
-            for _, ptr in self._host.values():
-                cuda.free_host(ptr)
-            for ptr in self._device.values():
-                cuda.free_device(ptr)
-            if self._stream is not None:
-                cuda.stream_destroy(self._stream)
-        finally:
-            self._graphs.clear()
-            self._states.clear()
-            self._host.clear()
-            self._device.clear()
-            self._stream = None
-            self._context = self._engine = self._runtime = None
-            self._cuda = None
+    def _release_more(self) -> None:
+        for state in list(self._states):
+            self.free_state(state)
