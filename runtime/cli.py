@@ -27,6 +27,16 @@ class OneLineParser(argparse.ArgumentParser):
 _STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
 
 
+def ignore_stop_signals() -> None:
+    """For worker processes: the parent decides when to stop, so Ctrl-C, SIGTERM and a hang-up
+    (sent to the whole process group or cgroup) leave a worker finishing its current item; the
+    parent ends it (or SIGKILL does)."""
+    for name in _STOP_SIGNALS:
+        sig = getattr(signal, name, None)
+        if sig is not None:
+            signal.signal(sig, signal.SIG_IGN)
+
+
 def install_stop_handlers(stop: threading.Event) -> Callable[[], None]:
     """SIGINT (Ctrl-C), SIGTERM (systemd, docker stop) and SIGHUP (a closed terminal / SSH
     session) all set ``stop``: the run finishes, writes its summary and closes its outputs. A

@@ -21,6 +21,8 @@ import logging
 import sys
 import os
 import random
+import signal
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +37,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
 from runtime.card import ModelCard, atomic_write_text
+from runtime.cli import ignore_stop_signals, install_stop_handlers
 from tsi.checkpoint import load_checkpoint, load_model, make_card, save_checkpoint
 from tsi.config import ATTENTIONS, field_defaults
 from tsi.data.datasets import FORMATS, build_dataset
@@ -80,7 +83,14 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+class TrainingStopped(Exception):
+    """A stop signal (Ctrl-C, SIGTERM, SIGHUP) arrived during an epoch: the epoch is dropped."""
+
+
 def worker_init(worker_id: int) -> None:
+    # the main process decides when to stop (it ends the workers): a signal sent to the whole
+    # process group (Ctrl-C) or cgroup (systemd) must not kill a worker under the loader
+    ignore_stop_signals()
     # each DataLoader worker gets its own numpy/random stream derived from torch's per-worker seed
     s = torch.initial_seed() % 2**32
     np.random.seed(s)
@@ -113,9 +123,10 @@ def accuracy(logits: torch.Tensor, target: torch.Tensor, ks=(1, 5)) -> list[floa
 
 def run_epoch(model: nn.Module, loader: DataLoader, dist_: Dist, *, optimizer=None, scaler=None,
               clip_grad: float = 20.0, max_steps: int = 0, desc: str = "",
-              lr_fn=None) -> dict[str, float]:
+              lr_fn=None, stop: threading.Event | None = None) -> dict[str, float]:
     """One pass over ``loader``; trains when ``optimizer`` is given. ``lr_fn(step)``, if given, sets
-    the learning rate before each step (the warm-up)."""
+    the learning rate before each step (the warm-up). Raises :class:`TrainingStopped` at the first
+    step after ``stop`` is set."""
     train = optimizer is not None
     model.train(train)
     crit = nn.CrossEntropyLoss()
@@ -123,6 +134,9 @@ def run_epoch(model: nn.Module, loader: DataLoader, dist_: Dist, *, optimizer=No
     amp = dist_.device.type == "cuda"
     bar = tqdm(loader, desc=desc, disable=not dist_.main, leave=False, dynamic_ncols=True)
     for step, (clips, labels) in enumerate(bar):
+        if stop is not None and stop.is_set():
+            bar.close()
+            raise TrainingStopped(getattr(stop, "signal_name", "stop"))
         if max_steps and step >= max_steps:
             break
         clips = clips.to(dist_.device, non_blocking=True)
@@ -227,8 +241,11 @@ def make_datasets(args, card):
     return train_ds, val_ds
 
 
-def run(argv: list[str] | None = None) -> dict[str, Any]:
-    """The CLI's work, returning its result (``main`` is the console script: exit code 0)."""
+def run(argv: list[str] | None = None, stop: threading.Event | None = None) -> dict[str, Any]:
+    """The CLI's work, returning its result (``main`` is the console script). ``stop`` set (by a
+    signal, :func:`main`) ends the run at the next step: the epoch in progress is dropped, and
+    ``last.pt`` / ``best.pt`` / the logs stay as the last finished epoch wrote them (each written
+    atomically), so ``--resume`` repeats that epoch exactly. The result then has ``stopped``."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if 0 < args.span_frames < args.frames:
@@ -316,15 +333,22 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
                             pin_memory=dist_.device.type == "cuda",
                             persistent_workers=False)
         t0 = time.time()
-        tr = run_epoch(net, loader, dist_, optimizer=optimizer, scaler=scaler,
-                       clip_grad=args.clip_grad, max_steps=args.max_steps,
-                       desc=f"epoch {epoch + 1}/{args.epochs}",
-                       lr_fn=warmup_fn(epoch, len(loader), lr_at(epoch, lr, args.lr_steps), args.warmup_epochs))
+        try:
+            tr = run_epoch(net, loader, dist_, optimizer=optimizer, scaler=scaler,
+                           clip_grad=args.clip_grad, max_steps=args.max_steps,
+                           desc=f"epoch {epoch + 1}/{args.epochs}", stop=stop,
+                           lr_fn=warmup_fn(epoch, len(loader), lr_at(epoch, lr, args.lr_steps), args.warmup_epochs))
+            if (epoch + 1) % args.eval_every == 0 or epoch + 1 == args.epochs:
+                va = evaluate_loader(net, val_ds, args, dist_, stop)
+        except TrainingStopped as e:
+            kept = f"{last} holds epoch {epoch}" if last.exists() else "no epoch had finished: nothing was saved"
+            log.warning("stopped by %s during epoch %d: that epoch is dropped; %s (--resume continues "
+                        "from there)", e, epoch + 1, kept)
+            return {"history": history, "best_top1": best, "out": str(out), "stopped": str(e)}
         row = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], "time_s": time.time() - t0,
                **{f"train_{k}": v for k, v in tr.items()},
                "skipped_videos": getattr(train_ds, "skipped", 0)}
         if (epoch + 1) % args.eval_every == 0 or epoch + 1 == args.epochs:
-            va = evaluate_loader(net, val_ds, args, dist_)
             row.update({f"val_{k}": v for k, v in va.items()})
         if dist_.main:
             top1 = row.get("val_top1", -1.0)
@@ -345,12 +369,13 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
     return {"history": history, "best_top1": best, "out": str(out)}
 
 
-def evaluate_loader(net: nn.Module, val_ds, args, dist_: Dist) -> dict[str, float]:
+def evaluate_loader(net: nn.Module, val_ds, args, dist_: Dist,
+                    stop: threading.Event | None = None) -> dict[str, float]:
     sampler = DistributedSampler(val_ds, dist_.world, dist_.rank, shuffle=False) if dist_.world > 1 else None
     loader = DataLoader(val_ds, batch_size=args.batch_size, shuffle=False, sampler=sampler,
                         num_workers=args.workers, worker_init_fn=worker_init)
     with torch.no_grad():
-        return run_epoch(net, loader, dist_, desc="val")
+        return run_epoch(net, loader, dist_, desc="val", stop=stop)
 
 
 def append_log(out: Path, row: dict[str, Any]) -> None:
@@ -380,7 +405,16 @@ def init_from(model: TSINet, path: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    run(argv)
+    """Ctrl-C, SIGTERM and SIGHUP stop training cleanly (see :func:`run`); the exit code is then
+    128 + the signal's number, as a shell reports a process that signal ended."""
+    stop = threading.Event()
+    restore = install_stop_handlers(stop)
+    try:
+        result = run(argv, stop)
+    finally:
+        restore()
+    if "stopped" in result:
+        return 128 + int(getattr(signal, result["stopped"], signal.SIGINT))
     return 0
 
 

@@ -101,3 +101,38 @@ def test_warmup_and_crop_scales(data, tmp_path):
     assert ckpt["args"]["crop_scales"] == [1.0, 0.875]
     # 22 clips / batch 4 = 5 steps of a 10-step warm-up: the last step ran at half the lr
     assert res["history"][0]["lr"] == pytest.approx(0.01 * 4 / 64 * 5 / 10)
+
+
+@pytest.mark.parametrize("sig, to_group", [("SIGTERM", False), ("SIGINT", True)])
+def test_a_stop_signal_ends_training_cleanly_and_resume_goes_on(data, tmp_path, sig, to_group):
+    """SIGTERM to the trainer (systemd, docker stop) or Ctrl-C to its whole process group (the
+    DataLoader worker too): the epoch in progress is dropped, the last finished one stays saved,
+    the exit code is 128 + the signal, and --resume carries on."""
+    import signal
+    import time
+
+    out = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    args = train_args(data, out, 1000, "--workers", "1")
+    proc = subprocess.Popen([sys.executable, "-m", "tsi.train", *args], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    log = out / "log.jsonl"
+    deadline = time.monotonic() + 240
+    while not (log.exists() and log.read_text().count("\n") >= 1):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()[-2000:]
+        time.sleep(0.2)
+    signum = getattr(signal, sig)
+    if to_group:
+        os.killpg(proc.pid, signum)
+    else:
+        proc.send_signal(signum)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signum, err[-2000:]
+    assert f"stopped by {sig} during epoch" in err and "--resume continues" in err
+    epochs = [json.loads(x)["epoch"] for x in log.read_text().splitlines()]
+    assert load_checkpoint(out / "last.pt")["epoch"] == epochs[-1] - 1  # the last finished epoch (0-based)
+    # nothing half-written is left (best.pt only after an improving validation)
+    assert {"last.pt", "log.csv", "log.jsonl"} <= {p.name for p in out.iterdir()} <= {
+        "best.pt", "last.pt", "log.csv", "log.jsonl"}
+    resumed = tsi_train.run(train_args(data, out, epochs[-1] + 1, "--resume"))
+    assert [r["epoch"] for r in resumed["history"]] == [epochs[-1] + 1] and "stopped" not in resumed

@@ -42,6 +42,7 @@ import cv2
 from tqdm import tqdm
 
 from runtime.card import atomic_write_text
+from runtime.cli import ignore_stop_signals
 from runtime.preprocess import resize_short_side
 from tsi.data.formats import VIDEO_SUFFIXES
 from tsi.data.readers import VideoDecodeError, iter_video, natural_key
@@ -121,10 +122,7 @@ def _run_job(job: Job, short_side: int, quality: int) -> tuple[Job, int, str]:
 
 
 def _worker_init() -> None:
-    # the parent decides when to stop: workers ignore the terminal's Ctrl-C / hang-up and finish
-    # their current video unless killed outright
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, signal.SIG_IGN)
+    ignore_stop_signals()  # a worker finishes its current video; the parent decides when to stop
     cv2.setNumThreads(1)
 
 
