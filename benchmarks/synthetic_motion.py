@@ -161,11 +161,59 @@ def write_table(rows: list[dict], args, path: Path) -> None:
     atomic_write_text(path.with_suffix(".json"), json.dumps(rows, indent=2))
 
 
+def seed_rows(run_dirs: list[Path], archs: list[str]) -> list[dict]:
+    """Per arch, the finished runs of the same command in ``run_dirs`` (one seed each)."""
+    rows = []
+    for arch in archs:
+        runs = []
+        for d in run_dirs:
+            res = json.loads((d / arch / "eval_val_1view.json").read_text())
+            runs.append(result_row(arch, res, logged_train_seconds(d / arch), logged_epochs(d / arch)))
+        rows.append({"arch": arch, "runs": runs, "dirs": [str(d) for d in run_dirs]})
+    return rows
+
+
+def write_seed_table(rows: list[dict], args, path: Path) -> None:
+    """The runs of one command with different seeds side by side, and each causal model against the
+    offline model of the same architecture (``<arch>-causal`` vs ``<arch>``), run by run."""
+    mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
+    dirs = rows[0]["dirs"] if rows else []
+    lines = [
+        f"# {args.title}",
+        "",
+        f"Command: `python -m benchmarks.synthetic_motion {shlex.join(a for a in sys.argv[1:])}` — this table "
+        "from finished runs; each run folder has its own table (command, budget, per-class top-1) written "
+        "by the run that trained it.",
+        "",
+        f"Runs (one seed each): {', '.join(f'`{d}`' for d in dirs)}. Validation: 1 view, "
+        f"{rows[0]['runs'][0]['clips'] if rows else 0} clips.",
+        "",
+        "| model | " + " | ".join(f"top-1 ({Path(d).name})" for d in dirs) + " | mean top-1 | "
+        + " | ".join(f"reversed pairs told apart ({Path(d).name})" for d in dirs) + " | mean |",
+        "|---|" + "---|" * (2 * len(dirs) + 2),
+    ]
+    for r in rows:
+        t1 = [x["top1"] for x in r["runs"]]
+        pd = [x["pair_direction"] for x in r["runs"]]
+        lines.append(f"| {r['arch']} | " + " | ".join(f"{v:.1f}" for v in t1) + f" | **{mean(t1):.1f}** | "
+                     + " | ".join(f"{v:.1f}" for v in pd) + f" | {mean(pd):.1f} |")
+    by_arch = {r["arch"]: r for r in rows}
+    pairs = [(a, split_arch(a)[0]) for a in by_arch if split_arch(a)[1] and split_arch(a)[0] in by_arch]
+    if pairs:
+        lines += ["", "Causal minus offline, top-1 points (same seed, same budget):", "",
+                  "| models | " + " | ".join(Path(d).name for d in dirs) + " | mean |", "|---|" + "---|" * (len(dirs) + 1)]
+        for causal, offline in pairs:
+            diff = [c["top1"] - o["top1"] for c, o in zip(by_arch[causal]["runs"], by_arch[offline]["runs"])]
+            lines.append(f"| {causal} − {offline} | " + " | ".join(f"{v:+.1f}" for v in diff) + f" | {mean(diff):+.1f} |")
+    atomic_write_text(path, "\n".join(lines) + "\n")
+    atomic_write_text(path.with_suffix(".json"), json.dumps(rows, indent=2))
+
+
 def run(argv: list[str] | None = None) -> list[dict]:
     """The CLI's work; returns the table's rows."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", required=True, help="output of python -m tsi.data.synthetic")
-    p.add_argument("--out", required=True)
+    p.add_argument("--data", help="output of python -m tsi.data.synthetic (required unless --seed-runs)")
+    p.add_argument("--out", help="folder of the runs, one subfolder per arch (required unless --seed-runs)")
     p.add_argument("--archs", nargs="+", default=["tsn_r18", "tsm_r18", "tsi_r18"])
     p.add_argument("--epochs", type=int, default=12)
     p.add_argument("--lr-steps", type=int, nargs="*", default=[8, 11])
@@ -186,11 +234,23 @@ def run(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--table-only", action="store_true",
                    help="only rewrite the table from the finished runs in --out")
+    p.add_argument("--seed-runs", nargs="+", type=Path, metavar="DIR",
+                   help="with --table-only: finished --out folders of the same command with different "
+                   "seeds; writes one table of them side by side (and causal minus offline per seed)")
     p.add_argument("--table", default="benchmarks/results/synthetic_motion.md")
     p.add_argument("--title", default="Synthetic motion benchmark", help="the table's heading")
     p.add_argument("--curves", help="also draw the runs' train/validation curves into this PNG")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not args.seed_runs and (args.data is None or args.out is None):
+        p.error("--data and --out are required (unless --table-only --seed-runs)")
+    if args.seed_runs:
+        if not args.table_only:
+            p.error("--seed-runs needs --table-only (train each seed with its own --out first)")
+        rows = seed_rows(args.seed_runs, args.archs)
+        write_seed_table(rows, args, Path(args.table))
+        print(Path(args.table).read_text())
+        return rows
     if args.table_only:  # rebuild the table from finished runs (their eval JSON and recorded train time)
         # train time and epochs from each run's log.jsonl: a run stopped early shows the epochs it ran
         rows = [result_row(a, json.loads((Path(args.out) / a / "eval_val_1view.json").read_text()),
