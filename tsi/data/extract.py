@@ -28,6 +28,7 @@ import argparse
 import contextlib
 import json
 import logging
+import multiprocessing
 import os
 import shutil
 import signal
@@ -121,6 +122,14 @@ def _run_job(job: Job, short_side: int, quality: int) -> tuple[Job, int, str]:
         return job, 0, f"OpenCV error: {str(e).strip().splitlines()[-1]}"
 
 
+def _worker_context() -> multiprocessing.context.BaseContext:
+    """Workers from a clean process, never forked from this one: a fork copies OpenCV's and other
+    libraries' thread pools mid-use, and the child can hang on one of their locks (seen here:
+    ``cv2.setNumThreads`` in a child forked after OpenCV had decoded in threads)."""
+    methods = multiprocessing.get_all_start_methods()
+    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+
+
 def _worker_init() -> None:
     ignore_stop_signals()  # a worker finishes its current video; the parent decides when to stop
     cv2.setNumThreads(1)
@@ -205,7 +214,7 @@ def extract_tree(src: str | os.PathLike, out: str | os.PathLike, *, short_side: 
                 for job in todo:
                     done(*_run_job(job, short_side, quality))
             else:
-                with ProcessPoolExecutor(workers, initializer=_worker_init) as pool:
+                with ProcessPoolExecutor(workers, initializer=_worker_init, mp_context=_worker_context()) as pool:
                     pending: set[Future] = set()
                     it = iter(todo)
                     try:
