@@ -182,8 +182,8 @@ def write_seed_table(rows: list[dict], args, path: Path) -> None:
         f"# {args.title}",
         "",
         f"Command: `python -m benchmarks.synthetic_motion {shlex.join(a for a in sys.argv[1:])}` — this table "
-        "from finished runs; each run folder has its own table (command, budget, per-class top-1) written "
-        "by the run that trained it.",
+        "from finished runs. The training command of each run wrote its own table (the full command, the "
+        "budget, per-class top-1, validation curves).",
         "",
         f"Runs (one seed each): {', '.join(f'`{d}`' for d in dirs)}. Validation: 1 view, "
         f"{rows[0]['runs'][0]['clips'] if rows else 0} clips.",
