@@ -37,8 +37,9 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from runtime.backends.base import BackendError, check_model_file, resolve_card
-from runtime.card import ONNX_METADATA_KEY, CardError, ModelCard
+from runtime.backends.base import BackendError, check_model_file
+from runtime.backends.onnxruntime_backend import FLOAT_TYPES
+from runtime.card import CardError, ModelCard
 from runtime.preprocess import FramePreprocessor
 from runtime.smoothing import softmax
 
@@ -51,7 +52,6 @@ __all__ = ["FRAME_INPUT", "LOGITS_OUTPUT", "STATE_OUT_SUFFIX", "OnlineRecognizer
 FRAME_INPUT = "frame"
 LOGITS_OUTPUT = "logits"
 STATE_OUT_SUFFIX = ".next"
-_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
 
 
 def check_step_io(path: Path, card: ModelCard, card_source: str,
@@ -146,31 +146,22 @@ class OnnxRuntimeStep(StepModel):
     name = "onnxruntime"
 
     def __init__(self, model_path: str | os.PathLike, card: ModelCard | str | os.PathLike | None = None,
-                 *, providers: list[str] | None = None, threads: int | None = None) -> None:
-        from runtime.backends.onnxruntime_backend import _import_onnxruntime, resolve_providers
+                 *, providers: list[str] | None = None, threads: int | None = None, session: Any = None) -> None:
+        """``session``: an onnxruntime session of ``model_path`` already open (see :func:`open_model`)."""
+        from runtime.backends.onnxruntime_backend import open_session, session_card
 
         super().__init__()
         path = check_model_file(model_path)
-        ort = _import_onnxruntime()
-        opts = ort.SessionOptions()
-        opts.log_severity_level = 3
-        if threads:
-            opts.intra_op_num_threads = threads
-        try:
-            session = ort.InferenceSession(str(path), opts, providers=resolve_providers(
-                providers, ort.get_available_providers()))
-        except Exception as e:  # onnxruntime raises its own exception types
-            raise BackendError(f"onnxruntime cannot load {path}: {e}") from e
-        embedded = session.get_modelmeta().custom_metadata_map.get(ONNX_METADATA_KEY)
-        self.card, self.card_source = resolve_card(path, card, embedded)
+        session = session or open_session(path, providers, threads)
+        self.card, self.card_source = session_card(path, session, card)
 
         def io(args) -> dict[str, tuple[tuple, Any]]:  # dtype None: not float32/float16
-            return {a.name: (tuple(a.shape), _TYPES.get(a.type)) for a in args}
+            return {a.name: (tuple(a.shape), FLOAT_TYPES.get(a.type)) for a in args}
 
         self.state_spec = check_step_io(path, self.card, self.card_source, io(session.get_inputs()),
                                         io(session.get_outputs()))
         self.model_path, self.session = path, session
-        self.frame_dtype = next(_TYPES[a.type] for a in session.get_inputs() if a.name == FRAME_INPUT)
+        self.frame_dtype = next(FLOAT_TYPES[a.type] for a in session.get_inputs() if a.name == FRAME_INPUT)
         self._outputs = [LOGITS_OUTPUT, *(n + STATE_OUT_SUFFIX for n in self.state_spec)]
         self._loaded(f"onnxruntime {', '.join(session.get_providers())}")
 
@@ -191,17 +182,17 @@ class OnnxRuntimeStep(StepModel):
 def open_step(model_path: str | os.PathLike, kind: str = "auto", *,
               card: ModelCard | str | os.PathLike | None = None, providers: list[str] | None = None,
               threads: int | None = None, plugin: str | os.PathLike | None = None, cuda_graph: bool = False,
-              device: int | None = None) -> StepModel:
+              device: int | None = None, session: Any = None) -> StepModel:
     """Load a step model with the backend its suffix calls for (the rules of
     :func:`runtime.backends.open_backend`: ``.onnx`` onnxruntime, ``.engine``/``.plan`` TensorRT;
-    options of another backend are refused)."""
+    options of another backend are refused). ``session``: the ``.onnx`` already open in onnxruntime."""
     from runtime.backends import check_backend_options
 
     path = check_model_file(model_path)
     kind = check_backend_options(path, kind, providers=providers, threads=threads, plugin=plugin,
                                  cuda_graph=cuda_graph)
     if kind == "onnxruntime":
-        return OnnxRuntimeStep(path, card, providers=providers, threads=threads)
+        return OnnxRuntimeStep(path, card, providers=providers, threads=threads, session=session)
     if kind == "tensorrt":
         from runtime.backends.tensorrt_step import TensorRTStep
 
@@ -227,9 +218,9 @@ def open_model(model_path: str | os.PathLike, kind: str = "auto", *,
                    device=device)
     try:
         return open_backend(model_path, kind, **options)
-    except OnlineModelError:
+    except OnlineModelError as e:  # the graph the clip backend opened to read the card is reused
         log.info("%s: its card says mode 'online': opened as a step model", model_path)
-        return open_step(model_path, kind, **options)
+        return open_step(model_path, kind, session=e.session, **options)
 
 
 class _Phase:

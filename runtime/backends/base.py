@@ -7,7 +7,7 @@ import abc
 import logging
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -32,14 +32,20 @@ class BackendError(RuntimeError):
 
 class OnlineModelError(CardError):
     """The card says ``mode: online``: a streaming step model, which the clip backends do not run
-    (``runtime.online.open_model`` opens it as a step model instead)."""
+    (``runtime.online.open_model`` opens it as a step model instead). ``session``: what the backend
+    had already opened to read the card (an onnxruntime session), for the step model to reuse."""
+
+    def __init__(self, message: str, session: Any = None) -> None:
+        super().__init__(message)
+        self.session = session
 
 
-def check_clip_model(model_path: Path, card: ModelCard, card_source: str) -> None:
-    """Refuse a step model's card in a clip backend (before anything heavy is loaded)."""
+def check_clip_model(model_path: Path, card: ModelCard, card_source: str, session: Any = None) -> None:
+    """Refuse a step model's card in a clip backend (before anything heavier is loaded)."""
     if card.mode == "online":
         raise OnlineModelError(f"{model_path}: card {card_source} has mode 'online' (a streaming step model): "
-                               "run it online (runtime.online.open_model; tsi-live picks it from the card)")
+                               "run it online (runtime.online.open_model; tsi-live picks it from the card)",
+                               session)
 
 
 class Backend(abc.ABC):

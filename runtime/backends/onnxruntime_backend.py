@@ -15,7 +15,7 @@ from runtime.backends.base import (Backend, BackendError, check_clip_model, chec
 
 log = logging.getLogger(__name__)
 
-__all__ = ["OnnxRuntimeBackend", "PROVIDER_ALIASES", "resolve_providers"]
+__all__ = ["FLOAT_TYPES", "OnnxRuntimeBackend", "PROVIDER_ALIASES", "open_session", "resolve_providers", "session_card"]
 
 PROVIDER_ALIASES = {
     "cpu": "CPUExecutionProvider",
@@ -23,7 +23,7 @@ PROVIDER_ALIASES = {
     "tensorrt": "TensorrtExecutionProvider",
     "trt": "TensorrtExecutionProvider",
 }
-_INPUT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
+FLOAT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
 
 
 def _import_onnxruntime():
@@ -60,6 +60,39 @@ def _dim(d) -> int | None:
     return d if isinstance(d, int) and d > 0 else None
 
 
+def _provider_options(name: str, path: Path):
+    if name == "TensorrtExecutionProvider":
+        cache = path.parent / ".ort_trt_cache"
+        return (name, {"trt_engine_cache_enable": True, "trt_engine_cache_path": str(cache)})
+    return name
+
+
+def open_session(path: Path, requested: Sequence[str] | None = None, threads: int | None = None):
+    """An onnxruntime session of ``path`` on the requested providers (:func:`resolve_providers`;
+    the TensorRT provider with an engine cache beside the model); a requested provider that does not
+    start is an error. The clip backend and the online step model both open their graphs here."""
+    ort = _import_onnxruntime()
+    providers = resolve_providers(requested, ort.get_available_providers())
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    if threads:
+        opts.intra_op_num_threads = threads
+    try:
+        session = ort.InferenceSession(str(path), opts, providers=[_provider_options(p, path) for p in providers])
+    except Exception as e:  # onnxruntime raises its own exception types
+        raise BackendError(f"onnxruntime cannot load {path}: {e}") from e
+    missing = [p for p in providers if p not in session.get_providers()]
+    if requested and missing:
+        raise BackendError(f"onnxruntime could not start {', '.join(missing)} for {path} "
+                           f"(running: {', '.join(session.get_providers())})")
+    return session
+
+
+def session_card(path: Path, session, card: ModelCard | str | os.PathLike | None = None) -> tuple[ModelCard, str]:
+    """The card of an opened graph: ``card`` if given, else the one in its metadata, else beside it."""
+    return resolve_card(path, card, session.get_modelmeta().custom_metadata_map.get(ONNX_METADATA_KEY))
+
+
 class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
 
@@ -72,31 +105,16 @@ class OnnxRuntimeBackend(Backend):
     def load(self, model_path: str | os.PathLike,
              card: ModelCard | str | os.PathLike | None = None) -> "OnnxRuntimeBackend":
         path = check_model_file(model_path)
-        ort = _import_onnxruntime()
-        providers = resolve_providers(self._requested, ort.get_available_providers())
-        opts = ort.SessionOptions()
-        opts.log_severity_level = 3
-        if self._threads:
-            opts.intra_op_num_threads = self._threads
-        provider_args = [self._provider_options(p, path) for p in providers]
-        try:
-            session = ort.InferenceSession(str(path), opts, providers=provider_args)
-        except Exception as e:  # onnxruntime raises its own exception types
-            raise BackendError(f"onnxruntime cannot load {path}: {e}") from e
-        missing = [p for p in providers if p not in session.get_providers()]
-        if self._requested and missing:
-            raise BackendError(f"onnxruntime could not start {', '.join(missing)} for {path} "
-                               f"(running: {', '.join(session.get_providers())})")
-        embedded = session.get_modelmeta().custom_metadata_map.get(ONNX_METADATA_KEY)
-        card, source = resolve_card(path, card, embedded)
-        check_clip_model(path, card, source)
+        session = open_session(path, self._requested, self._threads)
+        card, source = session_card(path, session, card)
+        check_clip_model(path, card, source, session)
 
         inputs, outputs = session.get_inputs(), session.get_outputs()
         if len(inputs) != 1:
             raise CardError(f"model {path} has {len(inputs)} inputs "
                             f"({[i.name for i in inputs]}); the card describes one clip input")
         inp, out = inputs[0], outputs[0]
-        if inp.type not in _INPUT_TYPES:
+        if inp.type not in FLOAT_TYPES:
             raise CardError(f"model {path}: input {inp.name!r} is {inp.type}, expected float or "
                             "float16")
         out_shape = list(out.shape)
@@ -109,16 +127,9 @@ class OnnxRuntimeBackend(Backend):
         log.info("onnxruntime %s on %s", path.name, ", ".join(session.get_providers()))
         self.session, self.card, self.model_path, self.card_source = session, card, path, source
         self._in_name, self._out_name = inp.name, out.name
-        self._in_dtype = _INPUT_TYPES[inp.type]
+        self._in_dtype = FLOAT_TYPES[inp.type]
         self._batch = self.fixed_batch = _dim(inp.shape[0])
         return self
-
-    @staticmethod
-    def _provider_options(name: str, path: Path):
-        if name == "TensorrtExecutionProvider":
-            cache = path.parent / ".ort_trt_cache"
-            return (name, {"trt_engine_cache_enable": True, "trt_engine_cache_path": str(cache)})
-        return name
 
     def infer(self, clip: np.ndarray) -> np.ndarray:
         self.check_clip(clip)

@@ -177,15 +177,21 @@ def test_a_stream_shorter_than_t_sampled_frames(step_graph, tmp_path, pad):
         assert lines[0]["padded"] is True and lines[0]["end_frame"] == 8
 
 
-def test_clip_backends_refuse_a_step_model_and_open_model_dispatches(step_graph):
+def test_clip_backends_refuse_a_step_model_and_open_model_dispatches(step_graph, monkeypatch):
+    import runtime.backends.onnxruntime_backend as ortb
     from runtime.backends import OnlineModelError, open_backend
     from runtime.online import StepModel, open_model
 
     path, _ = step_graph
     with pytest.raises(OnlineModelError, match="mode 'online'"):
         open_backend(path)
+    opened = []
+    real = ortb.open_session
+    monkeypatch.setattr(ortb, "open_session", lambda *a, **k: opened.append(real(*a, **k)) or opened[-1])
     with open_model(path) as m:
         assert isinstance(m, StepModel) and m.name == "onnxruntime"
+        # the graph is opened once: the session the clip backend opened to read the card is the step's
+        assert len(opened) == 1 and m.session is opened[0]
     with pytest.raises(Exception, match="--plugin and --cuda-graph apply to the tensorrt backend only"):
         open_model(path, cuda_graph=True)
 
