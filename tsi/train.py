@@ -338,18 +338,17 @@ def run(argv: list[str] | None = None, stop: threading.Event | None = None) -> d
                            clip_grad=args.clip_grad, max_steps=args.max_steps,
                            desc=f"epoch {epoch + 1}/{args.epochs}", stop=stop,
                            lr_fn=warmup_fn(epoch, len(loader), lr_at(epoch, lr, args.lr_steps), args.warmup_epochs))
-            if (epoch + 1) % args.eval_every == 0 or epoch + 1 == args.epochs:
-                va = evaluate_loader(net, val_ds, args, dist_, stop)
+            train_s = time.time() - t0  # validation excluded
+            evaluated = (epoch + 1) % args.eval_every == 0 or epoch + 1 == args.epochs
+            va = evaluate_loader(net, val_ds, args, dist_, stop) if evaluated else {}
         except TrainingStopped as e:
             kept = f"{last} holds epoch {epoch}" if last.exists() else "no epoch had finished: nothing was saved"
             log.warning("stopped by %s during epoch %d: that epoch is dropped; %s (--resume continues "
                         "from there)", e, epoch + 1, kept)
             return {"history": history, "best_top1": best, "out": str(out), "stopped": str(e)}
-        row = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], "time_s": time.time() - t0,
+        row = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], "time_s": train_s,
                **{f"train_{k}": v for k, v in tr.items()},
-               "skipped_videos": getattr(train_ds, "skipped", 0)}
-        if (epoch + 1) % args.eval_every == 0 or epoch + 1 == args.epochs:
-            row.update({f"val_{k}": v for k, v in va.items()})
+               "skipped_videos": getattr(train_ds, "skipped", 0), **{f"val_{k}": v for k, v in va.items()}}
         if dist_.main:
             top1 = row.get("val_top1", -1.0)
             is_best = top1 > best
