@@ -42,11 +42,12 @@ def export_run(checkpoint: Path, out: Path, name: str):
     from export.onnx_export import export_onnx
     from export.stream_export import export_online
     from runtime.card import ModelCard, file_sha256
+    from tsi.checkpoint import load_checkpoint
 
-    model, card = export_friendly_model(checkpoint)
-    if card.config.get("causal"):
+    if load_checkpoint(checkpoint)["config"].get("causal"):  # each export loads the model itself
         written = export_online(checkpoint, out, name)
         return written["fp32"], ModelCard.load(written["card"])
+    model, card = export_friendly_model(checkpoint)
     return export_onnx(model, card, out / f"{name}.onnx", source_sha256=file_sha256(checkpoint)), card
 
 

@@ -79,18 +79,18 @@ def derived_graph(opts: Options, proto, card: ModelCard) -> str | None:
     if card.precision == "int8" and not has_qdq:
         raise OnnxModelError(f"{opts.onnx}: card says int8 but the graph has no Q/DQ node")
     online = card.mode == "online"  # a step graph: export.stream_export derived its variants already
-    if online and (opts.fp16 or opts.int8) and (("int8" if opts.int8 else "fp16") != card.precision):
-        raise UsageError(f"{opts.onnx} is an online step graph ({card.precision}): its FP16 and INT8 variants "
-                         "come from python -m export.stream_export --fp16 / --int8 --calib-dir; pass that "
-                         "graph (each step graph is built as it is)")
     if card.precision == "fp32" and not has_plugin and not online:
         if opts.dla_core is not None:
             check_dla_precision(opts.fp16, opts.int8, opts.calib_cache)
         return None
     wanted = "int8" if opts.int8 else "fp16" if opts.fp16 else None
     if wanted is not None and wanted != card.precision:
-        raise UsageError(f"{opts.onnx} is the {card.precision} graph; --{wanted} asks for another precision "
-                         "(pass the standard <name>.onnx to derive it)")
+        raise UsageError(
+            f"{opts.onnx} is an online step graph ({card.precision}): its FP16 and INT8 variants come from "
+            "python -m export.stream_export --fp16 / --int8 --calib-dir; pass that graph (each step graph is "
+            "built as it is)" if online else
+            f"{opts.onnx} is the {card.precision} graph; --{wanted} asks for another precision "
+            "(pass the standard <name>.onnx to derive it)")
     if opts.calib_cache or opts.calib_dir is not None:
         raise UsageError(f"{opts.onnx} is the {card.precision} graph, built as it is: calibration options "
                          "do not apply (" + ("calibrate a step graph with python -m export.stream_export "

@@ -74,7 +74,8 @@ def check_step_io(path: Path, card: ModelCard, card_source: str,
                         f"[1, {card.num_classes}] (outputs: {dict((n, list(v[0])) for n, v in outputs.items())})")
     state = {n: v for n, v in inputs.items() if n != FRAME_INPUT}
     missing = [n + STATE_OUT_SUFFIX for n in state if n + STATE_OUT_SUFFIX not in outputs]
-    extra = [n for n in outputs if n != LOGITS_OUTPUT and n[: -len(STATE_OUT_SUFFIX)] not in state]
+    extra = [n for n in outputs if n != LOGITS_OUTPUT
+             and not (n.endswith(STATE_OUT_SUFFIX) and n[: -len(STATE_OUT_SUFFIX)] in state)]
     if missing or extra:
         raise CardError(f"{path}: not a step graph: every state input <name> needs an output "
                         f"<name>{STATE_OUT_SUFFIX} and nothing else (missing: {missing[:3]}, unmatched: {extra[:3]})")

@@ -81,10 +81,11 @@ class TensorRTStep(EngineHolder, StepModel):
                     for n in names}
 
         self.card, self.card_source, self.model_path = card, source, path
-        self.state_spec = check_step_io(path, card, source, spec(inputs), spec(outputs))
+        ins, outs = spec(inputs), spec(outputs)
+        self.state_spec = check_step_io(path, card, source, ins, outs)
         cuda = self._cuda
-        for name, (shape, dtype) in {**spec([FRAME_INPUT]), **spec([LOGITS_OUTPUT])}.items():
-            self._io_buffer(name, shape, dtype)
+        self._io_buffer(FRAME_INPUT, *ins[FRAME_INPUT])
+        self._io_buffer(LOGITS_OUTPUT, *outs[LOGITS_OUTPUT])
         if self.cuda_graph:  # TensorRT's lazy set-up must not happen inside a capture: run once first
             scratch = self.new_state()
             try:
