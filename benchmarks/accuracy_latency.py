@@ -184,7 +184,7 @@ class Bench:
                             else "--power off")}
 
     def save_partial(self) -> None:
-        from runtime.card import atomic_write_text
+        from runtime.common.files import atomic_write_text
 
         atomic_write_text(self.paths["json"], json.dumps(self.report, indent=1, default=str))
 
@@ -409,7 +409,7 @@ def new_report(args, argv: list[str]) -> dict:
 def finish(report: dict, paths: dict, t0: float) -> None:
     from benchmarks.plots import plot_pareto, plot_throughput
     from benchmarks.report import to_markdown
-    from runtime.card import atomic_write_text
+    from runtime.common.files import atomic_write_text
 
     report["duration_s"] = time.time() - t0
     report["load_average_end"] = load_average()

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.card import ModelCard, atomic_write_text
+from runtime.card import ModelCard
+from runtime.common.files import atomic_write_text
 from runtime.sampling import segment_indices
 from tsi.data.synthetic_scene import (CANONICAL, CLASSES, HARD_OBJECT_SCALE, sample_hard_format,
                                       sample_track)

@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from runtime.card import atomic_write_text
+from runtime.common.files import atomic_write_text
 from tsi.checkpoint import make_card
 from tsi.data.datasets import build_dataset
 from tsi.data.extract import extract_tree

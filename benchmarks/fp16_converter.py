@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.card import atomic_write_text
+from runtime.common.files import atomic_write_text
 
 log = logging.getLogger("bench.fp16")
 DEFAULT_ONNX = Path("artifacts") / "demo" / "tsi_demo.onnx"

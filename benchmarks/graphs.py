@@ -26,7 +26,7 @@ def build_graphs(spec: ModelSpec, workdir: Path, *, precisions: list[str], calib
     from export.friendly import export_friendly_model
     from export.onnx_export import export_onnx, save_onnx, set_card
     from export.plugin_graph import attention_node_names
-    from runtime.card import file_sha256
+    from runtime.common.files import file_sha256
 
     stem = spec.key.replace("/", "_")
     ckpt = checkpoint_for(spec, workdir)

@@ -28,7 +28,7 @@ import numpy as np
 
 from calib.clips import DEFAULT_MAX_CLIPS
 from calib.ranges import DEFAULT_METHOD, METHODS
-from runtime.card import atomic_write_text
+from runtime.common.files import atomic_write_text
 
 log = logging.getLogger("bench.int8")
 DEFAULT_OUT = Path("benchmarks") / "results" / "int8_accuracy.md"
@@ -36,8 +36,9 @@ DEFAULT_OUT = Path("benchmarks") / "results" / "int8_accuracy.md"
 
 def val_clips(data: Path, card, max_videos: int | None):
     """One centre clip per video of data/<class>/*, labels from the folder names via the card."""
-    from calib.clips import VIDEO_SUFFIXES, load_clip
-    from tsi.data.readers import VideoDecodeError
+    from calib.clips import load_clip
+    from runtime.common.video import VIDEO_SUFFIXES
+    from runtime.common.video import VideoDecodeError
 
     if not data.is_dir():
         raise SystemExit(f"error: --data {data} is not a folder of class folders")
@@ -101,7 +102,7 @@ def measure(args) -> dict:
     from export.onnx_export import export_onnx, save_onnx, set_card
     from export.parity import run_onnx
     from export.plugin_graph import attention_internal_tensors, attention_node_names
-    from runtime.card import file_sha256
+    from runtime.common.files import file_sha256
 
     calib = args.calib or (args.data.parent / "train" if args.data.name in ("val", "validation") else None)
     if calib is None and args.built is None:

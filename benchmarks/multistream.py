@@ -38,7 +38,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from runtime.card import atomic_write_text
+from runtime.common.files import atomic_write_text
 
 log = logging.getLogger("bench.multistream")
 RESULTS = Path("benchmarks") / "results"
@@ -64,7 +64,7 @@ def demo_dynamic_onnx(out: Path) -> Path:
     from export.friendly import export_friendly_model
     from export.onnx_export import export_onnx
 
-    from runtime.card import file_sha256
+    from runtime.common.files import file_sha256
     from tsi.assets import DEMO_CHECKPOINT
 
     model, card = export_friendly_model(DEMO_CHECKPOINT)

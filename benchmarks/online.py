@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.machine import cpus_usable, load_note
-from runtime.card import atomic_write_text
+from runtime.common.files import atomic_write_text
 
 log = logging.getLogger("bench.online")
 DEFAULT_OUT = Path("benchmarks") / "results" / "online.md"

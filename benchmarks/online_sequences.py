@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.card import atomic_write_text
+from runtime.common.files import atomic_write_text
 
 log = logging.getLogger("bench.online_sequences")
 
@@ -41,7 +41,8 @@ def export_run(checkpoint: Path, out: Path, name: str):
     from export.friendly import export_friendly_model
     from export.onnx_export import export_onnx
     from export.stream_export import export_online
-    from runtime.card import ModelCard, file_sha256
+    from runtime.card import ModelCard
+    from runtime.common.files import file_sha256
     from tsi.checkpoint import load_checkpoint
 
     if load_checkpoint(checkpoint)["config"].get("causal"):  # each export loads the model itself

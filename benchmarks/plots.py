@@ -7,7 +7,7 @@ import io
 from pathlib import Path
 
 from benchmarks.report import accuracy_points, label, measured, pareto_front
-from runtime.card import atomic_write_bytes
+from runtime.common.files import atomic_write_bytes
 
 
 def _save(fig, path: Path) -> Path:

@@ -98,7 +98,7 @@ def replace_section(readme: str, new: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from runtime.card import atomic_write_text
+    from runtime.common.files import atomic_write_text
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--json", type=Path, default=Path("benchmarks/results/accuracy_latency.json"))

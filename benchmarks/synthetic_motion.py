@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 
 
-from runtime.card import atomic_write_text
+from runtime.common.files import atomic_write_text
 from tsi import evaluate as tsi_evaluate
 from tsi import train as tsi_train
 

@@ -27,8 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.errors import CalibrationError
-from runtime.card import ModelCard, atomic_write_bytes, atomic_write_text, file_sha256
+from runtime.common.errors import CalibrationError
+from runtime.card import ModelCard
+from runtime.common.files import atomic_write_bytes, atomic_write_text, file_sha256
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from calib import cache as cache_mod
-from runtime.errors import CalibrationError
+from runtime.common.errors import CalibrationError
 from runtime.trt_version import capabilities, import_cudart, import_tensorrt
 from runtime.card import ModelCard
 

@@ -17,15 +17,14 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.errors import CalibrationError
+from runtime.common.errors import CalibrationError
 from runtime.card import ModelCard
 from runtime.preprocess import FramePreprocessor
-from tsi.data.readers import VideoDecodeError, read_sampled
+from runtime.common.video import VIDEO_SUFFIXES, VideoDecodeError, read_sampled
 from runtime.sampling import segment_indices
 
 log = logging.getLogger(__name__)
 
-VIDEO_SUFFIXES = (".mp4", ".avi", ".webm", ".mkv")
 MIN_CLIPS = 8  # below this the ranges are noise: refuse
 DEFAULT_MAX_CLIPS = 256  # clips a calibration uses at most (classes interleaved)
 RECOMMENDED_CLIPS = 100  # TensorRT's guidance is ~500 images for ImageNet CNNs; warn below 100 clips

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from calib.ranges import Ranges, ort_method
-from runtime.errors import CalibrationError
+from runtime.common.errors import CalibrationError
 
 log = logging.getLogger(__name__)
 

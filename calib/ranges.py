@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.errors import CalibrationError
+from runtime.common.errors import CalibrationError
 
 log = logging.getLogger(__name__)
 

@@ -33,7 +33,7 @@ from pathlib import Path
 from export.options import Options, build_parser, resolve
 from export.outputs import check_out, finalize
 from runtime.card import CardError
-from runtime.errors import ExportError
+from runtime.common.errors import ExportError
 
 log = logging.getLogger("export.build_engine")
 

@@ -16,8 +16,9 @@ import os
 import warnings
 from pathlib import Path
 
-from runtime.errors import OnnxModelError
-from runtime.card import ONNX_METADATA_KEY, CardError, ModelCard, atomic_write_bytes
+from runtime.common.errors import OnnxModelError
+from runtime.card import ONNX_METADATA_KEY, CardError, ModelCard
+from runtime.common.files import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from typing import Callable
 from calib.clips import DEFAULT_MAX_CLIPS
 from calib.ranges import DEFAULT_METHOD, METHODS
 from export.trt_build import DEFAULT_BATCH_PROFILE, DEFAULT_WORKSPACE_MIB
-from runtime.errors import ExportError
+from runtime.common.errors import ExportError
 
 DEMO_NAME = "tsi_demo"
 DEMO_OUT = Path("artifacts") / "demo"  # relative to the current directory

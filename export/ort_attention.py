@@ -17,7 +17,7 @@ import os
 
 import numpy as np
 
-from runtime.errors import ExportError
+from runtime.common.errors import ExportError
 from export.parity import FP32_REL_TOL, Agreement, compare_onnx
 
 log = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ import os
 import time
 from pathlib import Path
 
-from runtime.errors import ExportError
+from runtime.common.errors import ExportError
 from runtime.card import CardError, ModelCard, card_path_for
 
 log = logging.getLogger("export.build_engine")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from runtime.errors import ExportError
+from runtime.common.errors import ExportError
 
 log = logging.getLogger(__name__)
 

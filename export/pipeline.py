@@ -16,8 +16,9 @@ import numpy as np
 
 from export.options import DEMO_CALIB_PER_CLASS, Options, UsageError, check_dla_precision
 from export.outputs import stage
-from runtime.card import ModelCard, card_path_for, file_sha256
-from runtime.errors import OnnxModelError
+from runtime.card import ModelCard, card_path_for
+from runtime.common.files import file_sha256
+from runtime.common.errors import OnnxModelError
 
 log = logging.getLogger("export.build_engine")
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
-from runtime.errors import ExportError
+from runtime.common.errors import ExportError
 
 log = logging.getLogger(__name__)
 

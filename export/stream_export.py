@@ -41,8 +41,9 @@ from pathlib import Path
 import numpy as np
 
 from calib.ranges import DEFAULT_METHOD, METHODS
-from runtime.card import ModelCard, card_path_for, file_sha256
-from runtime.errors import ExportError
+from runtime.card import ModelCard, card_path_for
+from runtime.common.files import file_sha256
+from runtime.common.errors import ExportError
 
 log = logging.getLogger(__name__)
 

@@ -23,10 +23,11 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from runtime.errors import ExportError
+from runtime.common.errors import ExportError
 from export.plugin_graph import PLUGIN_NAMESPACE, PLUGIN_OP, PLUGIN_VERSION
 from runtime.trt_version import capabilities, import_tensorrt
-from runtime.card import ModelCard, atomic_write_bytes, card_path_for
+from runtime.card import ModelCard, card_path_for
+from runtime.common.files import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 

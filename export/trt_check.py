@@ -17,7 +17,7 @@ are left out), plus the rules of ``design/deployment.md``:
 - ``dla=True``: every tensor shape static (DLA takes no dynamic shapes).
 
 :func:`check_graph` returns every problem (node name, op type, reason); :func:`assert_trt_compatible`
-raises :class:`runtime.errors.CompatibilityError` with all of them. CLI: ``python -m export.trt_check
+raises :class:`runtime.common.errors.CompatibilityError` with all of them. CLI: ``python -m export.trt_check
 model.onnx [--dla]``.
 """
 
@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from export.plugin_graph import PLUGIN_DOMAIN, PLUGIN_NAMESPACE, PLUGIN_OP, PLUGIN_VERSION
-from runtime.errors import CompatibilityError
+from runtime.common.errors import CompatibilityError
 
 log = logging.getLogger(__name__)
 
@@ -332,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dla", action="store_true", help="also require static shapes (DLA)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    from runtime.errors import ExportError
+    from runtime.common.errors import ExportError
 
     bad = 0
     for path in args.onnx:

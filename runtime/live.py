@@ -42,7 +42,7 @@ from runtime.cli import OneLineParser, install_stop_handlers
 from runtime.gstreamer import GStreamerUnavailableError
 from runtime.latency import LatencyStats
 from runtime.online import OnlineRecognizer, StepModel, open_model
-from runtime.outputs import (JSONL_SUFFIXES, VIDEO_SUFFIXES, AtomicVideoWriter,
+from runtime.outputs import (JSONL_SUFFIXES, WRITABLE_VIDEO_SUFFIXES, AtomicVideoWriter,
                              DisplayUnavailableError, JsonlWriter, WindowDisplay, check_output_path)
 from runtime.overlay import draw_overlay, mosaic
 from runtime.smoothing import ActionEvent, EventDetector, make_smoother, softmax, topk
@@ -765,7 +765,7 @@ def check_options(opts: LiveOptions) -> list[StreamPlan]:
         if jsonl is not None:
             check_output_path(jsonl, JSONL_SUFFIXES, "--out-jsonl")
         if video is not None:
-            check_output_path(video, VIDEO_SUFFIXES, "--out-video")
+            check_output_path(video, WRITABLE_VIDEO_SUFFIXES, "--out-video")
         plans.append(StreamPlan(name, source, spec, jsonl, video))
     names = [pl.name for pl in plans]
     dup = sorted({n for n in names if names.count(n) > 1})

@@ -24,15 +24,15 @@ from typing import Any
 import cv2
 import numpy as np
 
-from runtime.card import atomic_path
+from runtime.common.files import atomic_path
 
 log = logging.getLogger(__name__)
 
 __all__ = ["AtomicVideoWriter", "DisplayUnavailableError", "JSONL_SUFFIXES", "JsonlWriter",
-           "OutputPathError", "VIDEO_SUFFIXES", "WindowDisplay", "check_output_path"]
+           "OutputPathError", "WRITABLE_VIDEO_SUFFIXES", "WindowDisplay", "check_output_path"]
 
 _FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
-VIDEO_SUFFIXES = tuple(_FOURCC)
+WRITABLE_VIDEO_SUFFIXES = tuple(_FOURCC)  # what the annotated video may be written as
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 
 

@@ -1,6 +1,7 @@
 """The import layers, read from the sources with ``ast`` (every import, also inside functions):
-``calib`` never imports ``export``; ``runtime`` never imports torch, ``tsi``, ``export`` or ``calib``
-(its optional torch development backend aside). tests/runtime/test_imports.py imports every runtime
+``runtime.common`` (files, errors, the video reader) imports nothing of the project outside itself;
+``calib`` never imports ``export``, ``tsi`` or torch; ``runtime`` never imports torch, ``tsi``,
+``export`` or ``calib`` (its optional torch development backend aside). tests/runtime/test_imports.py imports every runtime
 module with those packages blocked."""
 
 from __future__ import annotations
@@ -13,10 +14,16 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 FORBIDDEN = {
-    "calib": {"export"},
+    "calib": {"export", "tsi", "torch"},
     "runtime": {"torch", "tsi", "export", "calib"},
+    "runtime/common": {"torch", "tsi", "export", "calib", "benchmarks", "runtime"},
 }
 EXEMPT = {ROOT / "runtime" / "backends" / "torch_dev.py": {"torch", "tsi"}}
+
+
+def _top(module: str) -> str:
+    """The package an import names; ``runtime.common`` counts as its own layer."""
+    return "runtime/common" if module.split(".")[:2] == ["runtime", "common"] else module.split(".")[0]
 
 
 def imported_packages(path: Path, root: Path = ROOT) -> list[tuple[int, str]]:
@@ -25,15 +32,15 @@ def imported_packages(path: Path, root: Path = ROOT) -> list[tuple[int, str]]:
     out = []
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
         if isinstance(node, ast.Import):
-            out += [(node.lineno, a.name.split(".")[0]) for a in node.names]
+            out += [(node.lineno, _top(a.name)) for a in node.names]
         elif isinstance(node, ast.ImportFrom):
             if node.level:
-                out.append((node.lineno, path.relative_to(root).parts[0]))
+                out.append((node.lineno, _top(".".join(path.relative_to(root).parts[:2]))))
             elif node.module:
-                out.append((node.lineno, node.module.split(".")[0]))
+                out.append((node.lineno, _top(node.module)))
         elif isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", "")) in (
                 "import_module", "__import__") and node.args and isinstance(node.args[0], ast.Constant):
-            out.append((node.lineno, str(node.args[0].value).split(".")[0]))
+            out.append((node.lineno, _top(str(node.args[0].value))))
     return out
 
 
@@ -60,3 +67,12 @@ def test_the_check_sees_imports_inside_functions(tmp_path):
                               "    import importlib\n    importlib.import_module('export.trt_check')\n")
     (pkg / "ok.py").write_text("from . import m\nimport runtime.card\n")
     assert violations("calib", tmp_path) == ["calib/m.py:4 imports export", "calib/m.py:6 imports export"]
+
+
+def test_common_layer_is_self_contained(tmp_path):
+    """The checker sees runtime.common reach up into runtime, and lets it import itself."""
+    pkg = tmp_path / "runtime" / "common"
+    pkg.mkdir(parents=True)
+    (pkg / "a.py").write_text("from runtime.common import files\nfrom . import b\nimport cv2\n")
+    (pkg / "b.py").write_text("from runtime.card import ModelCard\n")
+    assert violations("runtime/common", tmp_path) == ["runtime/common/b.py:1 imports runtime"]

@@ -15,7 +15,8 @@ from typing import Any
 
 import torch
 
-from runtime.card import CardError, ModelCard, atomic_write_bytes
+from runtime.card import CardError, ModelCard
+from runtime.common.files import atomic_write_bytes
 from tsi.config import TSIConfig
 from tsi.model import TSINet, arch_name
 

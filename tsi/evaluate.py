@@ -20,7 +20,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from runtime.card import atomic_write_bytes, atomic_write_text
+from runtime.common.files import atomic_write_bytes, atomic_write_text
 from tsi.checkpoint import load_model
 from tsi.data.datasets import FORMATS, build_dataset
 from tsi.model import view_probabilities

@@ -17,7 +17,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from runtime.card import atomic_path
+from runtime.common.files import atomic_path
 
 log = logging.getLogger("tsi.plots")
 

@@ -36,7 +36,8 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
-from runtime.card import ModelCard, atomic_write_text
+from runtime.card import ModelCard
+from runtime.common.files import atomic_write_text
 from runtime.cli import ignore_stop_signals, install_stop_handlers
 from tsi.checkpoint import load_checkpoint, load_model, make_card, save_checkpoint
 from tsi.config import ATTENTIONS, field_defaults

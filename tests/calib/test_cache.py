@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 from calib.cache import amax_to_hex, check_key, format_cache, key_path, load_cache, parse_cache, write_cache
-from runtime.card import ModelCard, file_sha256
-from runtime.errors import CalibrationError
+from runtime.card import ModelCard
+from runtime.common.files import file_sha256
+from runtime.common.errors import CalibrationError
 
 CARD = ModelCard(arch="tsi_r18", labels=("a", "b"), frames=4, input_size=64, resize_short=73,
                  source_sha256="ab" * 32)

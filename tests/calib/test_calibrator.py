@@ -20,7 +20,7 @@ def test_entropy_calibrator_feeds_batches_and_keys_its_cache(tmp_path, tiny_onnx
     import tensorrt as trt
 
     from calib.cache import load_cache, parse_cache
-    from runtime.card import file_sha256
+    from runtime.common.files import file_sha256
     from calib.calibrator import make_entropy_calibrator
 
     path, _, card = tiny_onnx
@@ -45,8 +45,8 @@ def test_entropy_calibrator_against_the_tensorrt_doubles(tmp_path, tiny_onnx, cl
 
     from calib.cache import parse_cache, write_cache
     from calib.calibrator import make_entropy_calibrator
-    from runtime.card import file_sha256
-    from runtime.errors import CalibrationError
+    from runtime.common.files import file_sha256
+    from runtime.common.errors import CalibrationError
     from tests import trt_double
     from tests.runtime.fake_cudart import CudaRt
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from calib.clips import clip_indices, load_calibration_clips, load_clip
-from runtime.errors import CalibrationError
+from runtime.common.errors import CalibrationError
 from runtime.card import ModelCard
 from runtime.preprocess import FramePreprocessor
 from tests.export.helpers import write_video, write_video_folder

@@ -5,7 +5,7 @@ from onnx import numpy_helper
 
 from calib.qdq import make_qdq, verify_qdq
 from calib.ranges import compute_ranges
-from runtime.errors import CalibrationError
+from runtime.common.errors import CalibrationError
 from export.parity import compare_logits, run_onnx
 from export.plugin_graph import attention_internal_tensors, attention_node_names, make_plugin_graph
 from export.trt_check import check_graph

@@ -11,7 +11,7 @@ from runtime.preprocess import FramePreprocessor
 from tests.data.videos import index_of, write_corrupt, write_frame_folder, write_video
 from tsi.data.datasets import build_dataset
 from tsi.data.formats import DatasetFormatError, ssv2_label_name
-from tsi.data.readers import read_frames
+from runtime.common.video import read_frames
 from runtime.sampling import multi_clip_indices, segment_indices
 
 T = 4

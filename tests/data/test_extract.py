@@ -10,7 +10,7 @@ import pytest
 from tests.data.videos import index_of, write_corrupt, write_video
 from tsi.data import extract as ex
 from tsi.data.datasets import build_dataset
-from tsi.data.readers import count_frames, read_frames
+from runtime.common.video import count_frames, read_frames
 
 
 @pytest.fixture

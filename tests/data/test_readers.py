@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from tests.data.videos import index_of, write_corrupt, write_frame_folder, write_video
-from tsi.data.readers import (ShortVideoError, VideoDecodeError, count_frames, natural_key, read_frames,
+from runtime.common.video import (ShortVideoError, VideoDecodeError, count_frames, natural_key, read_frames,
                               read_sampled, read_video)
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from tsi.data.datasets import build_dataset
-from tsi.data.readers import count_frames, read_video
+from runtime.common.video import count_frames, read_video
 from tsi.data.synthetic import (CLASSES, REVERSED_PAIRS, generate, main, render_clip, sample_track,
                                 write_sequence_video)
 
@@ -99,7 +99,7 @@ def test_write_sequence_video(tmp_path):
 
 
 def test_sequence_cli_writes_video_and_ground_truth(tmp_path):
-    from tsi.data.readers import count_frames
+    from runtime.common.video import count_frames
     from tsi.data.synthetic import run
 
     out = tmp_path / "sample.mp4"

@@ -13,7 +13,7 @@ def tiny_onnx(tiny_ckpt, tmp_path_factory):
     """(static-batch ONNX path, export-friendly model, card) of the tiny checkpoint."""
     from export.friendly import export_friendly_model
     from export.onnx_export import export_onnx
-    from runtime.card import file_sha256
+    from runtime.common.files import file_sha256
 
     model, card = export_friendly_model(tiny_ckpt)
     path = export_onnx(model, card, tmp_path_factory.mktemp("onnx") / "tiny.onnx",

@@ -12,7 +12,8 @@ import torch
 import export.build_engine as be
 from calib.cache import key_path, parse_cache
 from export.onnx_export import read_card_from_onnx
-from runtime.card import ModelCard, file_sha256
+from runtime.card import ModelCard
+from runtime.common.files import file_sha256
 from tests.export.helpers import listing, make_checkpoint, write_video_folder
 
 REPO = Path(__file__).resolve().parents[2]

@@ -1,11 +1,11 @@
 import onnx
 import pytest
 
-from runtime.errors import OnnxModelError
+from runtime.common.errors import OnnxModelError
 from export.onnx_export import export_onnx, get_card, load_onnx, read_card_from_onnx
 from export.parity import compare_logits, run_onnx, torch_logits
 from runtime.card import ONNX_METADATA_KEY
-from runtime.card import file_sha256
+from runtime.common.files import file_sha256
 from tsi.checkpoint import load_model
 
 

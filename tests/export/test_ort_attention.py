@@ -3,7 +3,7 @@
 import onnx
 import pytest
 
-from runtime.errors import ExportError
+from runtime.common.errors import ExportError
 from export.ort_attention import MHA_OP, MS_DOMAIN, check_ort_attention_parity, make_ort_attention_graph
 from export.plugin_graph import find_attention
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 from onnx import TensorProto, helper
 
-from runtime.errors import ExportError
+from runtime.common.errors import ExportError
 from export.friendly import count_sme_modules
 from export.parity import compare_logits, run_onnx
 from export.plugin_graph import (PLUGIN_DOMAIN, PLUGIN_NAMESPACE, PLUGIN_OP, PLUGIN_VERSION, find_attention,

@@ -9,7 +9,7 @@ import torch
 from export.stream_export import (FRAME_INPUT, LOGITS_OUTPUT, STATE_OUT_SUFFIX, export_online, main,
                                   run_step_onnx)
 from export.trt_check import check_graph
-from runtime.errors import ExportError
+from runtime.common.errors import ExportError
 from tests.export.helpers import LABELS, TINY, make_checkpoint
 from tests.tsi.test_causal import randomize
 from tsi.checkpoint import load_model, make_card, save_checkpoint

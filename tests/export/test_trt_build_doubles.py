@@ -8,8 +8,9 @@ import json
 import pytest
 
 from export.plugin_graph import PLUGIN_NAMESPACE, PLUGIN_OP, PLUGIN_VERSION
-from runtime.card import ModelCard, card_path_for, file_sha256
-from runtime.errors import CalibrationError, ExportError
+from runtime.card import ModelCard, card_path_for
+from runtime.common.files import file_sha256
+from runtime.common.errors import CalibrationError, ExportError
 from tests import trt_double
 
 

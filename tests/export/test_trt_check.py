@@ -3,7 +3,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from runtime.errors import CompatibilityError
+from runtime.common.errors import CompatibilityError
 from export.trt_check import assert_trt_compatible, check_graph, main
 
 F = TensorProto.FLOAT

@@ -25,7 +25,7 @@ BLOCKED_IMPORTS = textwrap.dedent(
     names = [m.name for m in pkgutil.walk_packages(runtime.__path__, "runtime.")]
     for name in names:
         importlib.import_module(name)
-    assert {"runtime.trt_version", "runtime.errors", "runtime.backends.torch_dev"} <= set(names), names
+    assert {"runtime.trt_version", "runtime.common.errors", "runtime.backends.torch_dev"} <= set(names), names
     heavy = [m for m in ("torch", "tsi", "export", "calib", "onnxruntime", "onnx", "tensorrt", "pycuda", "cuda")
              if m in sys.modules]
     assert not heavy, heavy

@@ -35,7 +35,7 @@ from torch.utils.data import Dataset
 from runtime.card import ModelCard
 from tsi.data import formats
 from tsi.data.formats import DatasetFormatError, Sample
-from tsi.data.readers import VideoDecodeError, read_sampled
+from runtime.common.video import VideoDecodeError, read_sampled
 from runtime.sampling import multi_clip_indices, segment_indices
 from tsi.data.transforms import TSN_SCALES, TestTransform, ThreeCropTransform, TrainTransform
 

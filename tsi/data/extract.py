@@ -42,11 +42,11 @@ from pathlib import Path
 import cv2
 from tqdm import tqdm
 
-from runtime.card import atomic_write_text
+from runtime.common.files import atomic_write_text
 from runtime.cli import ignore_stop_signals
 from runtime.preprocess import resize_short_side
-from tsi.data.formats import VIDEO_SUFFIXES
-from tsi.data.readers import VideoDecodeError, iter_video, natural_key
+from runtime.common.video import VIDEO_SUFFIXES
+from runtime.common.video import VideoDecodeError, iter_video, natural_key
 
 log = logging.getLogger("tsi.data.extract")
 

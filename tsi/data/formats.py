@@ -33,11 +33,10 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from tsi.data.readers import IMAGE_SUFFIXES, natural_key
+from runtime.common.video import IMAGE_SUFFIXES, VIDEO_SUFFIXES, natural_key
 
 log = logging.getLogger(__name__)
 
-VIDEO_SUFFIXES = (".mp4", ".avi", ".webm", ".mkv", ".mov", ".m4v")
 SPLIT_DIRS = {"train": ("train", "training"), "val": ("val", "validation", "valid"), "test": ("test",)}
 SSV2_LABELS = ("something-something-v2-labels.json", "labels.json")
 SSV2_LISTS = {"train": ("something-something-v2-train.json", "train.json"),

@@ -35,9 +35,9 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from runtime.card import atomic_path, atomic_write_text
-from tsi.data.readers import VideoDecodeError, count_frames
-from tsi.data.formats import VIDEO_SUFFIXES
+from runtime.common.files import atomic_path, atomic_write_text
+from runtime.common.video import VideoDecodeError, count_frames
+from runtime.common.video import VIDEO_SUFFIXES
 from tsi.data.synthetic_scene import (CLASSES, REVERSED_PAIRS, camera_path, contrast_against, frame_effects, make_sprite,
                                       new_scene, render_clip, render_clip_hard, render_frame, sample_hard_format,
                                       sample_track)

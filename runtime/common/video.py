@@ -26,6 +26,8 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
+# the containers a clip may come in, for training, extraction and calibration alike
+VIDEO_SUFFIXES = (".mp4", ".avi", ".webm", ".mkv", ".mov", ".m4v")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 # containers whose frame count in the header is exact (FFmpeg reads nb_frames); for others
 # (webm, mkv) FFmpeg estimates it from duration x fps, so those are decoded to the end instead
