@@ -42,14 +42,12 @@ import numpy as np
 
 from calib.ranges import DEFAULT_METHOD, METHODS
 from runtime.card import ModelCard, card_path_for
+from runtime.step_graph import FRAME_INPUT, LOGITS_OUTPUT, STATE_OUT_SUFFIX
 from runtime.common.files import file_sha256
 from runtime.common.errors import ExportError
 
 log = logging.getLogger(__name__)
 
-FRAME_INPUT = "frame"
-LOGITS_OUTPUT = "logits"
-STATE_OUT_SUFFIX = ".next"
 OPSET = 17
 DEFAULT_CALIB_CLIPS = 64  # streams of T steps: 64 x T (frame, state) inputs
 

@@ -47,7 +47,6 @@ from tsi.config import TSIConfig
 from tsi.model import TSINet
 
 PRIMED = "primed"
-OUT_SUFFIX = ".next"  # ONNX output name of a state: its input name + this suffix
 
 
 def frame_logits(model: TSINet, clip: torch.Tensor) -> torch.Tensor:

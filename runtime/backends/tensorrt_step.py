@@ -29,7 +29,8 @@ import numpy as np
 from runtime.backends.base import check_model_file, resolve_card
 from runtime.backends.tensorrt_backend import EngineHolder, engine_io, open_engine
 from runtime.card import ModelCard
-from runtime.online import FRAME_INPUT, LOGITS_OUTPUT, STATE_OUT_SUFFIX, StepModel, check_step_io
+from runtime.online import StepModel
+from runtime.step_graph import FRAME_INPUT, LOGITS_OUTPUT, STATE_OUT_SUFFIX, check_step_io
 
 log = logging.getLogger(__name__)
 

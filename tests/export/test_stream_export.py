@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from export.stream_export import (FRAME_INPUT, LOGITS_OUTPUT, STATE_OUT_SUFFIX, export_online, main,
+from runtime.step_graph import FRAME_INPUT, LOGITS_OUTPUT, STATE_OUT_SUFFIX
+from export.stream_export import (export_online, main,
                                   run_step_onnx)
 from export.trt_check import check_graph
 from runtime.common.errors import ExportError

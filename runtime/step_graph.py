@@ -1,0 +1,59 @@
+"""The step-graph contract of an online (``mode: online``) model, stated once: ``tsi.streaming``
+builds the step, ``export.stream_export`` writes it as ONNX, and the runtime checks and runs it.
+
+Inputs: ``frame`` (1, 3, S, S) and each state tensor by name; outputs: ``logits`` (1, classes) of
+that frame, then every state again as ``<name>.next``. Torch-free."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+
+from runtime.card import CardError, ModelCard
+
+__all__ = ["FRAME_INPUT", "LOGITS_OUTPUT", "STATE_OUT_SUFFIX", "check_step_io"]
+
+FRAME_INPUT = "frame"
+LOGITS_OUTPUT = "logits"
+STATE_OUT_SUFFIX = ".next"
+
+
+def check_step_io(path: Path, card: ModelCard, card_source: str,
+                  inputs: Mapping[str, tuple[tuple, np.dtype]],
+                  outputs: Mapping[str, tuple[tuple, np.dtype]]) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """Check a step model's I/O ({name: (shape, dtype)}) against the step-graph contract and its
+    card; return the state spec {name: (shape, dtype)} (inputs other than the frame, in order).
+    A clip model or a card that does not say ``mode: online`` is a :class:`CardError` naming both."""
+    if card.mode != "online":
+        raise CardError(f"{path}: card {card_source} has mode={card.mode!r}; an online step model needs "
+                        "mode 'online' (python -m export.stream_export writes it)")
+    s = card.input_size
+    frame = inputs.get(FRAME_INPUT)
+    if frame is None or tuple(frame[0]) != (1, 3, s, s):
+        raise CardError(f"{path}: no input {FRAME_INPUT!r} of shape [1, 3, {s}, {s}] as card {card_source} "
+                        f"says (inputs: {dict((n, list(v[0])) for n, v in inputs.items())})")
+    logits = outputs.get(LOGITS_OUTPUT)
+    if logits is None or tuple(logits[0]) != (1, card.num_classes):
+        raise CardError(f"{path}: not a step graph of card {card_source}: output {LOGITS_OUTPUT!r} must be "
+                        f"[1, {card.num_classes}] (outputs: {dict((n, list(v[0])) for n, v in outputs.items())})")
+    state = {n: v for n, v in inputs.items() if n != FRAME_INPUT}
+    missing = [n + STATE_OUT_SUFFIX for n in state if n + STATE_OUT_SUFFIX not in outputs]
+    extra = [n for n in outputs if n != LOGITS_OUTPUT
+             and not (n.endswith(STATE_OUT_SUFFIX) and n[: -len(STATE_OUT_SUFFIX)] in state)]
+    if missing or extra:
+        raise CardError(f"{path}: not a step graph: every state input <name> needs an output "
+                        f"<name>{STATE_OUT_SUFFIX} and nothing else (missing: {missing[:3]}, unmatched: {extra[:3]})")
+    floats = (np.dtype(np.float32), np.dtype(np.float16))
+    for name, (shape, dtype) in {FRAME_INPUT: frame, **state}.items():
+        if dtype is None or np.dtype(dtype) not in floats:
+            raise CardError(f"{path}: input {name!r} must be float32 or float16 (got {dtype})")
+    for name, (shape, dtype) in state.items():
+        out_shape, out_dtype = outputs[name + STATE_OUT_SUFFIX]
+        if not all(isinstance(d, int) and d > 0 for d in shape):
+            raise CardError(f"{path}: state {name!r} must have a static shape (got {list(shape)})")
+        if tuple(out_shape) != tuple(shape) or out_dtype is None or np.dtype(out_dtype) != np.dtype(dtype):
+            raise CardError(f"{path}: state {name!r} is {list(shape)} {np.dtype(dtype).name} in but "
+                            f"{list(out_shape)} {out_dtype} out")
+    return {n: (tuple(int(d) for d in shape), np.dtype(dt)) for n, (shape, dt) in state.items()}
