@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,19 @@ CARD_FORMAT = "tsi-model-card"
 CARD_VERSION = 1
 ONNX_METADATA_KEY = "tsi.model_card"
 MODES = ("clip", "online")
+
+# Bounds of what any real model uses, checked before anything is allocated from a card or config.
+# The largest input tensor they allow, 64 x 3 x 640^2 float32 per clip, is 315 MB; the saliency
+# attention's own bound (its L^2 scores) is in tsi.config.
+MAX_FRAMES = 64  # T: TSN/TSM/TSI use 8-32
+MAX_INPUT_SIZE = 640  # crop side in pixels
+MAX_RESIZE_RATIO = 2  # resize_short <= 2 x input_size (ImageNet practice: 256/224 = 1.14)
+MAX_FRAME_STEP = 64  # span_frames <= 64 x frames: a sampled frame every 64 source frames at most
+MAX_CLASSES = 10_000  # Kinetics-700 has 700; ImageNet-21k-size heads are not video models
+MAX_LABEL_CHARS = 200
+MAX_FPS = 1000.0
+MAX_CARD_BYTES = 4 << 20  # a card's JSON text: 10,000 labels of 200 characters fit
+MAX_CONFIG_DEPTH = 2  # the card's config: a flat dict of scalars and lists of scalars
 
 
 class CardError(ValueError):
@@ -66,7 +80,8 @@ class ModelCard:
     config: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "labels", tuple(str(x) for x in self.labels))
+        _check_types(self)
+        object.__setattr__(self, "labels", tuple(self.labels))
         object.__setattr__(self, "mean", tuple(float(x) for x in self.mean))
         object.__setattr__(self, "std", tuple(float(x) for x in self.std))
         self.validate()
@@ -93,17 +108,31 @@ class ModelCard:
             problems.append("labels is empty")
         if len(set(self.labels)) != len(self.labels):
             problems.append("labels has duplicates")
-        if self.frames < 2:
-            problems.append(f"frames must be >= 2 (got {self.frames})")
-        if self.input_size < 16:
-            problems.append(f"input_size must be >= 16 (got {self.input_size})")
+        if len(self.labels) > MAX_CLASSES:
+            problems.append(f"{len(self.labels)} labels, at most {MAX_CLASSES}")
+        if any(not x or len(x) > MAX_LABEL_CHARS for x in self.labels):
+            problems.append(f"every label must be 1 to {MAX_LABEL_CHARS} characters")
+        if not 2 <= self.frames <= MAX_FRAMES:
+            problems.append(f"frames must be 2 to {MAX_FRAMES} (got {self.frames})")
+        if not 16 <= self.input_size <= MAX_INPUT_SIZE:
+            problems.append(f"input_size must be 16 to {MAX_INPUT_SIZE} (got {self.input_size})")
         if self.resize_short < self.input_size:
             problems.append(
                 f"resize_short ({self.resize_short}) is smaller than input_size ({self.input_size})"
             )
+        elif self.resize_short > MAX_RESIZE_RATIO * self.input_size:
+            problems.append(f"resize_short ({self.resize_short}) is over {MAX_RESIZE_RATIO} x input_size "
+                            f"({self.input_size})")
+        if not 0 <= self.span_frames <= MAX_FRAME_STEP * self.frames:
+            problems.append(f"span_frames must be 0 to {MAX_FRAME_STEP} x frames = "
+                            f"{MAX_FRAME_STEP * self.frames} (got {self.span_frames})")
+        if not (math.isfinite(self.fps) and 0 < self.fps <= MAX_FPS):
+            problems.append(f"fps must be a number in (0, {MAX_FPS:g}] (got {self.fps})")
         if len(self.mean) != 3 or len(self.std) != 3:
             problems.append("mean and std need 3 values (RGB)")
-        if any(s <= 0 for s in self.std):
+        if not all(math.isfinite(v) for v in (*self.mean, *self.std)):
+            problems.append("mean and std must be finite numbers")
+        elif any(s <= 0 for s in self.std):
             problems.append("std values must be > 0")
         if self.color not in ("RGB", "BGR"):
             problems.append(f"color must be RGB or BGR (got {self.color!r})")
@@ -153,11 +182,17 @@ class ModelCard:
             raise CardError(f"{source}: {e}") from None
 
     @classmethod
-    def from_json(cls, text: str, source: str = "model card") -> "ModelCard":
+    def from_json(cls, text: str | bytes, source: str = "model card") -> "ModelCard":
+        if len(text) > MAX_CARD_BYTES:
+            raise CardError(f"{source}: {len(text)} bytes, a model card is at most {MAX_CARD_BYTES}")
         try:
             data = json.loads(text)
         except json.JSONDecodeError as e:
             raise CardError(f"{source}: not valid JSON ({e})") from None
+        except UnicodeDecodeError:
+            raise CardError(f"{source}: not UTF-8 text") from None
+        except RecursionError:
+            raise CardError(f"{source}: JSON nested too deeply to be a model card") from None
         return cls.from_dict(data, source)
 
     @classmethod
@@ -165,7 +200,9 @@ class ModelCard:
         path = Path(path)
         if not path.is_file():
             raise CardError(f"model card not found: {path}")
-        return cls.from_json(path.read_text(encoding="utf-8"), str(path))
+        if path.stat().st_size > MAX_CARD_BYTES:
+            raise CardError(f"{path}: {path.stat().st_size} bytes, a model card is at most {MAX_CARD_BYTES}")
+        return cls.from_json(path.read_bytes(), str(path))
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the card as JSON atomically (temporary file, then rename)."""
@@ -173,6 +210,48 @@ class ModelCard:
 
     def replace(self, **changes: Any) -> "ModelCard":
         return dataclasses.replace(self, **changes)
+
+
+_INT_FIELDS = ("frames", "input_size", "resize_short", "span_frames")
+_STR_FIELDS = ("arch", "color", "layout", "precision", "mode", "source_sha256")
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _depth(v: Any, limit: int = MAX_CONFIG_DEPTH + 1) -> int:
+    """Nesting depth of lists and dicts (a scalar is 0), looked at no deeper than ``limit``."""
+    if not isinstance(v, (list, tuple, dict)):
+        return 0
+    if limit <= 0:
+        return 1
+    children = v.values() if isinstance(v, dict) else v
+    return 1 + max((_depth(x, limit - 1) for x in children), default=0)
+
+
+def _check_types(card: "ModelCard") -> None:
+    """Wrong types are refused by name before any value is used (a string of labels is not a list
+    of labels; ``frames: 8.5`` is not a frame count)."""
+    problems = [f"{n} must be an integer (got {getattr(card, n)!r:.40})" for n in _INT_FIELDS
+                if not _is_int(getattr(card, n))]
+    problems += [f"{n} must be a string" for n in _STR_FIELDS if not isinstance(getattr(card, n), str)]
+    if not isinstance(card.labels, (list, tuple)) or not all(isinstance(x, str) for x in card.labels):
+        problems.append("labels must be a list of strings")
+    for n in ("mean", "std"):
+        v = getattr(card, n)
+        if not isinstance(v, (list, tuple)) or not all(_is_number(x) for x in v):
+            problems.append(f"{n} must be a list of numbers")
+    if not _is_number(card.fps):
+        problems.append("fps must be a number")
+    if not isinstance(card.config, dict) or _depth(card.config) > MAX_CONFIG_DEPTH:
+        problems.append(f"config must be an object of values and lists (nested at most {MAX_CONFIG_DEPTH} deep)")
+    if problems:
+        raise CardError("invalid model card: " + "; ".join(problems))
 
 
 def card_path_for(model_path: str | os.PathLike) -> Path:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import io
 import os
+import re
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -69,10 +71,13 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
+    not_zip = not_a_zip_checkpoint(path)
+    if not_zip:
+        raise CheckpointError(f"{path}: {not_zip}")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # torch raises several types for truncated / foreign files
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({type(e).__name__}: {e})") from None
+    except Exception as e:  # torch raises several types for corrupt or foreign files
+        raise CheckpointError(f"{path}: {why_refused(e)}") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != CKPT_FORMAT:
         raise CheckpointError(f"{path}: not a TSI checkpoint (no 'format': '{CKPT_FORMAT}' entry)")
     if ckpt.get("version") != CKPT_VERSION:
@@ -81,6 +86,35 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         if key not in ckpt:
             raise CheckpointError(f"{path}: checkpoint has no '{key}' entry")
     return ckpt
+
+
+_ZIP_MAGIC = b"PK\x03\x04"
+_GLOBAL_RE = re.compile(r"GLOBAL ([\w.]+)")
+
+
+def not_a_zip_checkpoint(path: Path) -> str | None:
+    """Why ``path`` cannot be what ``torch.save`` writes (a zip archive), read from its first bytes
+    and its zip directory before torch reads it; ``None`` when it may be one."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if not head:
+        return "empty file, not a checkpoint"
+    if head != _ZIP_MAGIC:
+        return "not a PyTorch checkpoint (not the zip archive torch.save writes)"
+    if not zipfile.is_zipfile(path):
+        return "truncated or corrupt checkpoint (its zip archive is incomplete)"
+    return None
+
+
+def why_refused(error: Exception) -> str:
+    """What ``torch.load(weights_only=True)`` refused in a zip checkpoint, in a few words: code the
+    safe loader will not run, or corrupt content. Never PyTorch's advice to load it unsafely."""
+    found = _GLOBAL_RE.search(str(error))
+    if found:
+        return (f"the checkpoint holds an object the safe loader refuses to run ({found.group(1)}); "
+                "a TSI checkpoint holds only tensors and plain values")
+    first = re.sub(r"\x1b\[[0-9;]*m", "", str(error)).strip().splitlines()
+    return f"corrupt checkpoint ({type(error).__name__}{': ' + first[0][:120] if first else ''})"
 
 
 def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu",

@@ -8,7 +8,6 @@ clips x 3 crops of the resized short side, scores averaged (softmax) over the vi
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import sys
@@ -23,6 +22,7 @@ from tqdm import tqdm
 from runtime.common.files import atomic_write_bytes, atomic_write_text
 from tsi.checkpoint import load_model
 from tsi.data.datasets import FORMATS, build_dataset
+from tsi.cli import UsageError, cli_main, non_negative_int, output_folder, parser, positive_int
 from tsi.model import view_probabilities
 
 log = logging.getLogger("tsi.evaluate")
@@ -91,16 +91,20 @@ def evaluate(checkpoint: str, data: str, *, fmt: str = "folder", split: str = "v
              list_file: str | None = None, labels_file: str | None = None, views: int = 1,
              batch_size: int = 8, workers: int = 2, device: str = "auto",
              out: str | None = None, split_id: int = 1) -> dict[str, Any]:
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda: no CUDA device is available (torch.cuda.is_available() is False)")
     dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
                        ("cpu" if device == "auto" else device))
-    model, card = load_model(checkpoint, map_location="cpu")
     mode = {1: "test", 30: "test30"}.get(views)
     if mode is None:
-        raise ValueError(f"views must be 1 or 30 (got {views})")
+        raise UsageError(f"views must be 1 or 30 (got {views})")
+    if out:
+        output_folder(out, "--out")
+    model, card = load_model(checkpoint, map_location="cpu")
     ds = build_dataset(fmt, data, card=card, split=split, mode=mode, list_file=list_file,
                        labels_file=labels_file, split_id=split_id)
     if list(ds.classes) != list(card.labels):
-        raise ValueError(f"the dataset's classes differ from the checkpoint's labels: "
+        raise UsageError(f"the dataset's classes differ from the checkpoint's labels: "
                          f"{list(ds.classes)[:5]}... vs {list(card.labels)[:5]}...")
     loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=workers)
     probs, labels = predict(model, loader, dev)
@@ -121,7 +125,7 @@ def evaluate(checkpoint: str, data: str, *, fmt: str = "folder", split: str = "v
 
 def run(argv: list[str] | None = None) -> dict[str, Any]:
     """The CLI's work, returning its result (``main`` is the console script: exit code 0)."""
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = parser("tsi-evaluate", __doc__)
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--data", required=True)
     p.add_argument("--format", default=FORMATS[0], choices=FORMATS)
@@ -130,9 +134,9 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--labels", dest="labels_file")
     p.add_argument("--split-id", type=int, default=1, choices=[1, 2, 3], help="UCF101/HMDB51 official split")
     p.add_argument("--views", type=int, default=1, choices=[1, 30])
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--device", default="auto")
+    p.add_argument("--batch-size", type=positive_int, default=8)
+    p.add_argument("--workers", type=non_negative_int, default=2)
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--out", help="folder for eval JSON and confusion-matrix PNG")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -144,8 +148,7 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    run(argv)
-    return 0
+    return cli_main(run, argv, "tsi-evaluate")
 
 
 if __name__ == "__main__":

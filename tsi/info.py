@@ -9,7 +9,6 @@ may not include. Both counts are printed: ``conv+fc`` and ``+attention``.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from tsi.config import TSIConfig, field_defaults
+from tsi.cli import UsageError, cli_main, parser, positive_int
 from tsi.model import TSINet, arch_name, create_model
 
 log = logging.getLogger(__name__)
@@ -91,24 +91,28 @@ def table(costs: list[Cost]) -> str:
 
 def run(argv: list[str] | None = None) -> list[Cost]:
     """The CLI's work, returning its result (``main`` is the console script: exit code 0)."""
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = parser("tsi-info", __doc__)
     p.add_argument("--models", nargs="+", default=["tsn_r50", "tsm_r50", "tsi_r50"])
     t = DEFAULTS["frames"]
-    p.add_argument("--frames", nargs="+", type=int, default=[t, 2 * t],
+    p.add_argument("--frames", nargs="+", type=positive_int, default=[t, 2 * t],
                    help="clip lengths T (%(default)s: the paper's two rows)")
-    p.add_argument("--size", type=int, default=DEFAULTS["input_size"], help="input size (%(default)s)")
-    p.add_argument("--num-classes", type=int, default=DEFAULTS["num_classes"],
+    p.add_argument("--size", type=positive_int, default=DEFAULTS["input_size"], help="input size (%(default)s)")
+    p.add_argument("--num-classes", type=positive_int, default=DEFAULTS["num_classes"],
                    help="classes (%(default)s: Something-Something)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:  # the configs' own bounds (tsi.config) before any model is built
+        for t in args.frames:
+            TSIConfig(frames=t, input_size=args.size, num_classes=args.num_classes)
+    except ValueError as e:
+        raise UsageError(f"--frames/--size/--num-classes: {e}") from None
     costs = [measure(m, t, args.size, args.num_classes) for t in args.frames for m in args.models]
     print(table(costs))
     return costs
 
 
 def main(argv: list[str] | None = None) -> int:
-    run(argv)
-    return 0
+    return cli_main(run, argv, "tsi-info")
 
 
 if __name__ == "__main__":

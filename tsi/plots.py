@@ -18,11 +18,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from runtime.common.files import atomic_path
+from tsi.cli import UsageError, cli_main, new_output_file, parser
 
 log = logging.getLogger("tsi.plots")
 
 
-class LogFormatError(ValueError):
+class LogFormatError(UsageError):
     """A log.csv that is missing, empty or lacks the epoch / train columns."""
 
 
@@ -52,7 +53,7 @@ def plot_curves(logs: Sequence[str | os.PathLike], out: str | os.PathLike, *,
     import matplotlib.pyplot as plt
 
     if labels is not None and len(labels) != len(logs):
-        raise ValueError(f"{len(labels)} labels for {len(logs)} logs")
+        raise UsageError(f"--labels: {len(labels)} labels for {len(logs)} logs")
     data = [read_log(p) for p in logs]
     labels = list(labels) if labels else [Path(p).parent.name or str(p) for p in logs]
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4.2))
@@ -83,7 +84,7 @@ def plot_curves(logs: Sequence[str | os.PathLike], out: str | os.PathLike, *,
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = parser("tsi-plots", __doc__)
     p.add_argument("logs", nargs="+", help="log.csv files of tsi.train runs")
     p.add_argument("--out", required=True, help="PNG to write")
     p.add_argument("--labels", nargs="+", help="one name per log (default: each run folder's name)")
@@ -91,16 +92,17 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
+def run(argv: list[str] | None = None) -> Path:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        out = plot_curves(args.logs, args.out, labels=args.labels, title=args.title)
-    except (LogFormatError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    new_output_file(args.out, "--out")
+    out = plot_curves(args.logs, args.out, labels=args.labels, title=args.title)
     log.info("wrote %s", out)
-    return 0
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    return cli_main(run, argv, "tsi-plots")
 
 
 if __name__ == "__main__":

@@ -38,6 +38,7 @@ import torch
 from torch import nn
 
 from tsi.backbone import STAGE_BLOCKS
+from tsi.cli import UsageError
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ BLOCK_KEY = re.compile(r"^layer([1-4])\.(\d+)\.(conv\d|bn\d|downsample\.[01])\.(
 STEM_KEY = re.compile(r"^(conv1|bn1)\.(\w+)$")
 
 
-class PretrainedError(ValueError):
+class PretrainedError(UsageError):
     """A weights file that cannot initialise the model; the message names the file and why."""
 
 

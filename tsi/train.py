@@ -40,6 +40,8 @@ from runtime.card import ModelCard
 from runtime.common.files import atomic_write_text
 from runtime.cli import ignore_stop_signals, install_stop_handlers
 from tsi.checkpoint import load_checkpoint, load_model, make_card, save_checkpoint
+from tsi.cli import (UsageError, cli_main, fraction, non_negative_float, non_negative_int, output_folder, parser,
+                     positive_float, positive_int)
 from tsi.config import ATTENTIONS, field_defaults
 from tsi.data.datasets import FORMATS, build_dataset
 from tsi.data.transforms import TSN_SCALES
@@ -67,7 +69,7 @@ def setup_distributed(device_arg: str) -> Dist:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     use_cuda = device_arg == "cuda" or (device_arg == "auto" and torch.cuda.is_available())
     if device_arg == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda requested but no CUDA device is available")
+        raise UsageError("--device cuda: no CUDA device is available (torch.cuda.is_available() is False)")
     if world == 1:
         return Dist(device=torch.device("cuda" if use_cuda else "cpu"))
     rank, local_rank = int(os.environ["RANK"]), int(os.environ["LOCAL_RANK"])
@@ -173,7 +175,7 @@ def run_epoch(model: nn.Module, loader: DataLoader, dist_: Dist, *, optimizer=No
 def build_parser() -> argparse.ArgumentParser:
     # model and card defaults are read from TSIConfig and ModelCard: each is stated once, there
     cfg, card = field_defaults(), field_defaults(ModelCard)
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = parser("tsi-train", __doc__)
     d = p.add_argument_group("data")
     d.add_argument("--data", required=True, help="dataset root (folder-per-class: DIR/train, DIR/val)")
     d.add_argument("--format", default=FORMATS[0], choices=FORMATS)
@@ -181,27 +183,27 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--train-list", help="list/annotation file of the training split (list, ssv2, kinetics)")
     d.add_argument("--val-list", help="list/annotation file of the validation split")
     d.add_argument("--labels", help="labels file (ssv2 labels JSON, or one label per line)")
-    d.add_argument("--span-frames", type=int, default=card["span_frames"],
+    d.add_argument("--span-frames", type=non_negative_int, default=card["span_frames"],
                    help="source frames one clip covers in the live runtime (model card; at least "
                         "--frames); 0 = whole video (%(default)s)")
-    d.add_argument("--fps", type=float, default=card["fps"],
+    d.add_argument("--fps", type=positive_float, default=card["fps"],
                    help="frame rate of the training videos (model card; %(default)s)")
-    d.add_argument("--resize-short", type=int, default=0,
+    d.add_argument("--resize-short", type=non_negative_int, default=0,
                    help="short side before cropping (0: input size x 256/224)")
     d.add_argument("--flip", action="store_true", help="random horizontal flip (off: direction matters)")
     d.add_argument("--flip-map", help="JSON {label: label} swapped under a flip (e.g. left<->right)")
-    d.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1))
-    d.add_argument("--crop-scales", type=float, nargs="+", default=list(TSN_SCALES),
+    d.add_argument("--workers", type=non_negative_int, default=min(8, os.cpu_count() or 1))
+    d.add_argument("--crop-scales", type=fraction, nargs="+", default=list(TSN_SCALES),
                    help="multi-scale crop sides as fractions of the short side (TSN: 1 .875 .75 .66); "
                         "small or fast-moving objects: 1 .875 keeps them in the crop")
     m = p.add_argument_group("model")
     m.add_argument("--arch", default="tsi_r50", choices=sorted(MODELS))
-    m.add_argument("--frames", type=int, default=cfg["frames"], help="T (%(default)s)")
-    m.add_argument("--input-size", type=int, default=cfg["input_size"], help="%(default)s")
-    m.add_argument("--base-width", type=int, default=cfg["base_width"], help="%(default)s")
-    m.add_argument("--sme-reduction", type=int, default=cfg["sme_reduction"], help="%(default)s")
+    m.add_argument("--frames", type=positive_int, default=cfg["frames"], help="T (%(default)s)")
+    m.add_argument("--input-size", type=positive_int, default=cfg["input_size"], help="%(default)s")
+    m.add_argument("--base-width", type=positive_int, default=cfg["base_width"], help="%(default)s")
+    m.add_argument("--sme-reduction", type=positive_int, default=cfg["sme_reduction"], help="%(default)s")
     m.add_argument("--attention", default=cfg["attention"], choices=ATTENTIONS)
-    m.add_argument("--dropout", type=float, default=cfg["dropout"], help="%(default)s")
+    m.add_argument("--dropout", type=non_negative_float, default=cfg["dropout"], help="%(default)s")
     m.add_argument("--no-zero-init", action="store_true",
                    help="do not start residual branches at zero (their last BN gamma = 1)")
     m.add_argument("--causal", action="store_true",
@@ -211,24 +213,24 @@ def build_parser() -> argparse.ArgumentParser:
                    help="ImageNet ResNet weights (torchvision/timm .pth/.pt/.safetensors) for the backbone; "
                         "SME/CTI and the head keep their own initialisation (see tsi/pretrained.py)")
     o = p.add_argument_group("optimisation")
-    o.add_argument("--epochs", type=int, default=50)
-    o.add_argument("--batch-size", type=int, default=8, help="clips per process")
+    o.add_argument("--epochs", type=positive_int, default=50)
+    o.add_argument("--batch-size", type=positive_int, default=8, help="clips per process")
     o.add_argument("--optimizer", default="sgd", choices=["sgd", "adamw"],
                    help="sgd: the paper's recipe; adamw: converges faster for small from-scratch runs")
-    o.add_argument("--lr", type=float, default=0.01, help="learning rate for a global batch of 64 clips")
-    o.add_argument("--lr-steps", type=int, nargs="*", default=[30, 40, 45])
-    o.add_argument("--warmup-epochs", type=float, default=0.0,
+    o.add_argument("--lr", type=positive_float, default=0.01, help="learning rate for a global batch of 64 clips")
+    o.add_argument("--lr-steps", type=positive_int, nargs="*", default=[30, 40, 45])
+    o.add_argument("--warmup-epochs", type=non_negative_float, default=0.0,
                    help="linear learning-rate warm-up over this many epochs, per step (0: none)")
-    o.add_argument("--momentum", type=float, default=0.9)
-    o.add_argument("--weight-decay", type=float, default=5e-4)
-    o.add_argument("--clip-grad", type=float, default=20.0)
-    o.add_argument("--max-steps", type=int, default=0, help="cap steps per epoch (smoke runs)")
+    o.add_argument("--momentum", type=non_negative_float, default=0.9)
+    o.add_argument("--weight-decay", type=non_negative_float, default=5e-4)
+    o.add_argument("--clip-grad", type=non_negative_float, default=20.0)
+    o.add_argument("--max-steps", type=non_negative_int, default=0, help="cap steps per epoch (smoke runs)")
     r = p.add_argument_group("run")
     r.add_argument("--out", required=True, help="run folder: checkpoints, log.jsonl, log.csv")
     r.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    r.add_argument("--eval-every", type=int, default=1)
+    r.add_argument("--eval-every", type=positive_int, default=1)
     return p
 
 
@@ -247,20 +249,19 @@ def run(argv: list[str] | None = None, stop: threading.Event | None = None) -> d
     signal, :func:`main`) ends the run at the next step: the epoch in progress is dropped, and
     ``last.pt`` / ``best.pt`` / the logs stay as the last finished epoch wrote them (each written
     atomically), so ``--resume`` repeats that epoch exactly. The result then has ``stopped``."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     if 0 < args.span_frames < args.frames:
-        parser.error(f"--span-frames {args.span_frames} is shorter than --frames {args.frames}: the "
-                     "runtime would repeat frames; give at least T source frames, or 0 (whole video)")
+        raise UsageError(f"--span-frames {args.span_frames} is shorter than --frames {args.frames}: the "
+                         "runtime would repeat frames; give at least T source frames, or 0 (whole video)")
     dist_ = setup_distributed(args.device)
     logging.basicConfig(level=logging.INFO if dist_.main else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    out = Path(args.out)
+    out = output_folder(args.out, "--out")
     last = out / "last.pt"
     if last.exists() and not args.resume:
-        raise SystemExit(f"{last} exists: pass --resume to continue it, or choose another --out")
+        raise UsageError(f"{last} exists: pass --resume to continue it, or choose another --out")
     if args.resume and not last.exists():
-        raise SystemExit(f"--resume: no checkpoint to resume at {last}")
+        raise UsageError(f"--resume: no checkpoint to resume at {last}")
 
     # -- model, card and data
     seed_everything(args.seed)  # the initial weights too
@@ -277,20 +278,21 @@ def run(argv: list[str] | None = None, stop: threading.Event | None = None) -> d
                               split_id=args.split_id)
         labels = list(probe.classes)
         if args.pretrained and args.finetune:
-            raise SystemExit("error: --pretrained and --finetune both initialise the model; give one")
+            raise UsageError("--pretrained and --finetune both initialise the model; give one")
         try:
             model = create_model(args.arch, frames=args.frames, num_classes=len(labels),
                                  input_size=args.input_size, pretrained=args.pretrained, **overrides)
         except PretrainedError as e:
-            log.error("--pretrained: %s", e)
-            raise SystemExit(2) from None
+            raise UsageError(f"--pretrained: {e}") from None
+        except ValueError as e:  # the config's own checks (tsi.config): options no model can have
+            raise UsageError(f"--arch {args.arch} with these options: {e}") from None
         card = make_card(model.cfg, labels, resize_short=args.resize_short or None,
                          span_frames=args.span_frames, fps=args.fps)
         if args.finetune:
             init_from(model, args.finetune)
     train_ds, val_ds = make_datasets(args, card)
     if list(train_ds.classes) != list(card.labels):
-        raise SystemExit(f"the dataset's classes {train_ds.classes[:5]}... differ from the "
+        raise UsageError(f"the dataset's classes {train_ds.classes[:5]}... differ from the "
                          f"checkpoint's labels {card.labels[:5]}...")
     model.to(dist_.device)
     net: nn.Module = model
@@ -409,13 +411,15 @@ def main(argv: list[str] | None = None) -> int:
     128 + the signal's number, as a shell reports a process that signal ended."""
     stop = threading.Event()
     restore = install_stop_handlers(stop)
+
+    def go(args: list[str] | None) -> int:
+        result = run(args, stop)
+        return 128 + int(getattr(signal, result["stopped"], signal.SIGINT)) if "stopped" in result else 0
+
     try:
-        result = run(argv, stop)
+        return cli_main(go, argv, "tsi-train")
     finally:
         restore()
-    if "stopped" in result:
-        return 128 + int(getattr(signal, result["stopped"], signal.SIGINT))
-    return 0
 
 
 if __name__ == "__main__":

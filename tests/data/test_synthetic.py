@@ -37,14 +37,14 @@ def test_generate_layout_and_determinism(tmp_path):
     assert ds.classes == CLASSES and [s.label for s in ds.samples] == list(range(len(CLASSES)))
 
 
-def test_overwrite_rules(tmp_path):
+def test_overwrite_rules(tmp_path, capsys):
     out = tmp_path / "out"
     out.mkdir()
     (out / "notes.txt").write_text("mine")
     with pytest.raises(FileExistsError, match="synthetic.json"):
         generate(out, **SMALL)
-    with pytest.raises(SystemExit, match="--force"):
-        main(["--out", str(out), "--train", "1", "--val", "1"])
+    assert main(["--out", str(out), "--train", "1", "--val", "1"]) == 2
+    assert "--force" in capsys.readouterr().err
     generate(out, force=True, **SMALL)
     assert (out / "notes.txt").read_text() == "mine"
     # a previous synthetic output may be regenerated; videos of the larger run are removed
@@ -108,7 +108,7 @@ def test_sequence_cli_writes_video_and_ground_truth(tmp_path):
     assert [s["label"] for s in info["segments"]] == ["move_left", "appear"]
     assert count_frames(out, exact=True) == 16
     assert json.loads(out.with_suffix(".json").read_text())["segments"][1]["start_frame"] == 8
-    with pytest.raises(SystemExit, match="exists"):
+    with pytest.raises(FileExistsError, match="exists"):
         run(["--out", str(out), "--sequence", "appear", "--frames", "8", "--size", "64x48"])
 
 

@@ -97,7 +97,7 @@ def _mismatched_card(tmp_path):
 
 @pytest.mark.parametrize("case, message", [
     ("missing_ckpt", "checkpoint not found"),
-    ("corrupt_ckpt", "not a readable PyTorch checkpoint"),
+    ("corrupt_ckpt", "truncated or corrupt checkpoint"),
     ("corrupt_onnx", "not a readable ONNX model"),
     ("empty_calib", "holds no video"),
     ("few_clips", "3 usable clip(s) (4 video(s), 1 unreadable); at least 8 are needed"),

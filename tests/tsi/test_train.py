@@ -12,6 +12,7 @@ import torch
 from tsi import evaluate as tsi_evaluate
 from tsi import train as tsi_train
 from tsi.checkpoint import load_checkpoint, load_model
+from tsi.cli import UsageError
 from tsi.data.synthetic import generate
 
 REPO = Path(__file__).resolve().parents[2]
@@ -53,9 +54,9 @@ def test_resumed_run_equals_uninterrupted_run(data, tmp_path):
 
 def test_refuses_to_overwrite_a_run_and_to_resume_nothing(data, tmp_path):
     tsi_train.run(train_args(data, tmp_path / "r", 1, "--max-steps", "1"))
-    with pytest.raises(SystemExit, match="exists"):
+    with pytest.raises(UsageError, match="exists"):
         tsi_train.run(train_args(data, tmp_path / "r", 1))
-    with pytest.raises(SystemExit, match="no checkpoint"):
+    with pytest.raises(UsageError, match="no checkpoint"):
         tsi_train.run(train_args(data, tmp_path / "none", 1, "--resume"))
 
 

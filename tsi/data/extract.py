@@ -45,8 +45,8 @@ from tqdm import tqdm
 from runtime.common.files import atomic_write_text
 from runtime.cli import ignore_stop_signals
 from runtime.preprocess import resize_short_side
-from runtime.common.video import VIDEO_SUFFIXES
-from runtime.common.video import VideoDecodeError, iter_video, natural_key
+from runtime.common.video import VIDEO_SUFFIXES, VideoDecodeError, iter_video, natural_key
+from tsi.cli import UsageError, cli_main, non_negative_int, parser, positive_int
 
 log = logging.getLogger("tsi.data.extract")
 
@@ -252,28 +252,30 @@ def extract_tree(src: str | os.PathLike, out: str | os.PathLike, *, short_side: 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="tsi-extract", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = parser("tsi-extract", __doc__)
     p.add_argument("--src", required=True, help="folder of videos (searched recursively)")
     p.add_argument("--out", required=True, help="folder of frame folders (mirrors --src)")
-    p.add_argument("--short-side", type=int, default=0,
+    p.add_argument("--short-side", type=non_negative_int, default=0,
                    help="resize frames so the short side is this many pixels (0: keep; e.g. 256 for "
                         "224 inputs, 73 for 64 inputs: the model card's resize_short)")
     p.add_argument("--quality", type=int, default=95, help="JPEG quality 1-100")
-    p.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), help="parallel processes")
+    p.add_argument("--workers", type=positive_int, default=min(4, os.cpu_count() or 1), help="parallel processes")
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
+def run(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         result = extract_tree(args.src, args.out, short_side=args.short_side, quality=args.quality,
                               workers=args.workers)
-    except (ValueError, FileExistsError) as e:
-        print(f"tsi-extract: error: {e}", file=sys.stderr)
-        return 2
+    except ValueError as e:  # extract_tree's own checks of its options
+        raise UsageError(str(e)) from None
     return 130 if result["interrupted"] else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return cli_main(run, argv, "tsi-extract")
 
 
 if __name__ == "__main__":

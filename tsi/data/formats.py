@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from runtime.common.video import IMAGE_SUFFIXES, VIDEO_SUFFIXES, natural_key
+from tsi.cli import UsageError
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ KINETICS_LISTS = {"train": ("train.csv",), "val": ("val.csv", "validate.csv", "v
                   "test": ("test.csv",)}
 
 
-class DatasetFormatError(ValueError):
+class DatasetFormatError(UsageError):
     """An annotation file or folder layout that cannot be read; the message names it."""
 
 

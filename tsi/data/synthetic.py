@@ -38,6 +38,7 @@ from tqdm import tqdm
 from runtime.common.files import atomic_path, atomic_write_text
 from runtime.common.video import VideoDecodeError, count_frames
 from runtime.common.video import VIDEO_SUFFIXES
+from tsi.cli import UsageError, cli_main, parser, positive_float, positive_int
 from tsi.data.synthetic_scene import (CLASSES, REVERSED_PAIRS, camera_path, contrast_against, frame_effects, make_sprite,
                                       new_scene, render_clip, render_clip_hard, render_frame, sample_hard_format,
                                       sample_track)
@@ -211,18 +212,18 @@ def write_sequence_file(path: Path, labels: Sequence[str], *, seed: int, frames:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = parser("tsi-synthetic", __doc__)
     p.add_argument("--out", required=True,
                    help="output folder (train/, val/, labels.txt, synthetic.json); with --sequence, "
                         "the video file to write (its ground truth goes to <out>.json)")
     p.add_argument("--sequence", nargs="+", metavar="LABEL",
                    help="write ONE continuous video of these actions in order (a live-runtime sample)")
-    p.add_argument("--train", type=int, default=100, help="training videos per class")
-    p.add_argument("--val", type=int, default=20, help="validation videos per class")
+    p.add_argument("--train", type=positive_int, default=100, help="training videos per class")
+    p.add_argument("--val", type=positive_int, default=20, help="validation videos per class")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--frames", type=int, default=32, help="frames per video")
+    p.add_argument("--frames", type=positive_int, default=32, help="frames per video")
     p.add_argument("--size", type=_size, default=(160, 128), help="WIDTHxHEIGHT")
-    p.add_argument("--fps", type=float, default=30.0)
+    p.add_argument("--fps", type=positive_float, default=30.0)
     p.add_argument("--force", action="store_true", help="write into a non-empty folder without a marker")
     p.add_argument("--setting", default="easy", choices=SETTINGS,
                    help="hard: small object among moving distractors, camera pan and zoom, sizes, "
@@ -241,13 +242,12 @@ def run(argv: list[str] | None = None) -> dict[str, Any]:
                                        force=args.force)
         return generate(args.out, train=args.train, val=args.val, seed=args.seed, frames=args.frames,
                         size=args.size, fps=args.fps, force=args.force, setting=args.setting)
-    except (FileExistsError, ValueError) as e:  # a refused option: the message, not a traceback
-        raise SystemExit(f"error: {e}") from None
+    except ValueError as e:  # the generator's own checks of its options
+        raise UsageError(str(e)) from None
 
 
 def main(argv: list[str] | None = None) -> int:
-    run(argv)
-    return 0
+    return cli_main(run, argv, "tsi-synthetic")
 
 
 if __name__ == "__main__":

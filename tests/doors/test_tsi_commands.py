@@ -1,0 +1,89 @@
+"""Bad inputs to the PyTorch side's commands, as a careless user types them: each case is run as a
+subprocess and must exit 2 with one line naming the problem (no traceback, no signal death), found
+before any heavy work, within 500 MB of peak memory (the child's peak RSS)."""
+
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[2]
+PEAK_MB = 500
+
+# the child runs the command and reports its own child's peak RSS (RUSAGE_CHILDREN of a process
+# with that one child), so earlier tests' children do not count
+_MEASURE = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
+            "sys.stderr.write(r.stderr); print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); "
+            "sys.exit(r.returncode)")
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """A tiny dataset, a tiny checkpoint, and the bad files the cases name."""
+    from tests.export.helpers import make_checkpoint
+    from tsi.data.synthetic import generate
+
+    root = tmp_path_factory.mktemp("doors")
+    generate(root / "data", train=1, val=1, seed=0, frames=8, size=(64, 48), progress=False)
+    ckpt = make_checkpoint(root / "ok.pt")
+    big = torch.load(ckpt, weights_only=True)
+    big["config"]["base_width"] = 65536
+    torch.save(big, root / "wide.pt")
+    (root / "truncated.pt").write_bytes(ckpt.read_bytes()[:4000])
+    (root / "notes.txt").write_text("not a checkpoint\n")
+    (root / "empty").mkdir()
+    (root / "log.csv").write_text("this,is\nnot,a log\n")
+    return root
+
+
+def _train(*extra: str) -> list[str]:
+    return ["-m", "tsi.train", "--data", "{root}/data", "--out", "{root}/run", "--arch", "tsi_r18",
+            "--frames", "4", "--input-size", "32", "--base-width", "8", "--sme-reduction", "2",
+            "--workers", "0", "--device", "cpu", "--span-frames", "8", *extra]
+
+
+CASES = [
+    # (id, argv with {root}, first words of the error line)
+    ("train-missing-data", ["-m", "tsi.train", "--data", "{root}/nope", "--out", "{root}/r1"], "tsi-train: error:"),
+    ("train-empty-data", ["-m", "tsi.train", "--data", "{root}/empty", "--out", "{root}/r2"], "tsi-train: error:"),
+    ("train-out-is-a-file", _train("--out", "{root}/notes.txt"), "tsi-train: error: --out {root}/notes.txt is a file"),
+    ("train-eval-every-0", _train("--eval-every", "0"), "tsi-train: error: argument --eval-every: '0' is not a whole number >= 1"),
+    ("train-epochs-0", _train("--epochs", "0"), "tsi-train: error: argument --epochs: '0' is not"),
+    ("train-lr-nan", _train("--lr", "nan"), "tsi-train: error: argument --lr: 'nan' is not a finite number > 0"),
+    ("train-batch-0", _train("--batch-size", "0"), "tsi-train: error: argument --batch-size"),
+    ("train-workers-negative", _train("--workers", "-1"), "tsi-train: error: argument --workers"),
+    ("train-crop-scales", _train("--crop-scales", "0", "2"), "tsi-train: error: argument --crop-scales: '0' is not a number in (0, 1]"),
+    ("train-frames-1", _train("--frames", "1", "--span-frames", "0"), "tsi-train: error: --arch tsi_r18 with these options: invalid TSIConfig: frames must be 2"),
+    ("train-input-size-30", _train("--input-size", "30"), "tsi-train: error: --arch tsi_r18 with these options: invalid TSIConfig: input_size must be a multiple of 16"),
+    ("train-width-without-reduction", ["-m", "tsi.train", "--data", "{root}/data", "--out", "{root}/r3", "--arch", "tsi_r18",
+                                       "--base-width", "8", "--device", "cpu"], "tsi-train: error: --arch tsi_r18 with these options: invalid TSIConfig: sme_reduction=16 leaves no channels"),
+    ("train-finetune-not-a-checkpoint", _train("--finetune", "{root}/notes.txt"), "tsi-train: error: {root}/notes.txt: not a PyTorch checkpoint"),
+    ("evaluate-out-is-a-file", ["-m", "tsi.evaluate", "--checkpoint", "{root}/ok.pt", "--data", "{root}/data", "--out", "{root}/notes.txt"], "tsi-evaluate: error: --out {root}/notes.txt is a file"),
+    ("evaluate-truncated", ["-m", "tsi.evaluate", "--checkpoint", "{root}/truncated.pt", "--data", "{root}/data"], "tsi-evaluate: error: {root}/truncated.pt: truncated or corrupt checkpoint"),
+    ("evaluate-oversized-config", ["-m", "tsi.evaluate", "--checkpoint", "{root}/wide.pt", "--data", "{root}/data"], "tsi-evaluate: error: {root}/wide.pt: bad config in checkpoint: invalid TSIConfig: base_width must be 1 to 256 (got 65536)"),
+    ("build-oversized-config", ["export/build_engine.py", "--checkpoint", "{root}/wide.pt", "--out", "{root}/b"], "error: {root}/wide.pt: bad config in checkpoint"),
+    ("info-huge-frames", ["-m", "tsi.info", "--frames", "100000"], "tsi-info: error: --frames/--size/--num-classes: invalid TSIConfig: frames must be 2 to 64"),
+    ("plots-bad-log", ["-m", "tsi.plots", "{root}/log.csv", "--out", "{root}/c.png"], "tsi-plots: error:"),
+    ("plots-out-is-a-folder", ["-m", "tsi.plots", "{root}/log.csv", "--out", "{root}/empty"], "tsi-plots: error: --out {root}/empty is a folder"),
+    ("synthetic-no-train", ["-m", "tsi.data.synthetic", "--out", "{root}/s", "--train", "0"], "tsi-synthetic: error: argument --train"),
+]
+
+
+@pytest.mark.parametrize("case, argv, first", CASES, ids=[c[0] for c in CASES])
+def test_bad_input_is_one_line_and_exit_2(files, tmp_path, case, argv, first):
+    args = [a.format(root=files) for a in argv]
+    r = subprocess.run([sys.executable, "-c", _MEASURE, sys.executable, *args], cwd=REPO, capture_output=True,
+                       text=True, timeout=120)
+    err = r.stderr.strip().splitlines()
+    errors = [line for line in err if "error:" in line and " ERROR " not in line]  # not the stage log
+    assert r.returncode == 2, (case, r.returncode, r.stderr[-1500:])
+    assert "Traceback" not in r.stderr, r.stderr[-2000:]
+    assert len(errors) == 1 and first.format(root=files) in errors[0], err[-5:]
+    assert int(r.stdout.split()[-1]) / 1024 < PEAK_MB, f"{case}: peak RSS {int(r.stdout.split()[-1]) // 1024} MB"
+    assert not (files / "run" / "last.pt").exists()
