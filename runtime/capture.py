@@ -83,7 +83,8 @@ class FrameSource:
         realtime = True if realtime is None else realtime
         if buffer_size < 1:
             raise ValueError("buffer_size must be >= 1")
-        ReadFailures(max_consecutive_failures)  # checks it
+        if max_consecutive_failures < 1:
+            raise ValueError("max_consecutive_failures must be >= 1")
         check_stall_timeout(stall_timeout)
         self.reconnect = reconnect or ReconnectPolicy()
         if opener is None and self.spec.kind == "pipeline":

@@ -34,7 +34,7 @@ from runtime.sources import OPENCV_READ_TIMEOUT_S, SourceError
 from runtime.summary import RunSummary
 from runtime.window import WINDOW_STRIDE
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("runtime.live")  # not __main__ under python -m
 
 __all__ = ["LiveOptions", "RunSummary", "build_parser", "main", "options_from_args", "run_live"]
 

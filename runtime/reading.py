@@ -42,9 +42,7 @@ class ReadFailures:
     a file declares, they are the end of a file or a dropped live stream."""
 
     def __init__(self, limit: int) -> None:
-        if limit < 1:
-            raise ValueError("max_consecutive_failures must be >= 1")
-        self.limit = limit
+        self.limit = limit  # >= 1 (FrameSource checks it)
         self.count = 0
 
     def failed(self, at_end: bool) -> bool:
