@@ -50,7 +50,6 @@ def resolve_model_path(model: str | Path | None) -> Path:
 
 
 DEFAULT_SOURCES = ("0",)  # camera 0
-_POLICY = ReconnectPolicy()
 
 
 @dataclass
@@ -77,8 +76,8 @@ class LiveOptions:
     realtime: bool | None = None
     buffer_size: int = BUFFER_SIZE
     stall_timeout: float = STALL_TIMEOUT_S
-    reconnect_attempts: int | None = _POLICY.max_retries
-    reconnect_limit: float | None = _POLICY.timeout
+    reconnect_attempts: int | None = ReconnectPolicy.max_retries
+    reconnect_limit: float | None = ReconnectPolicy.timeout
     headless: bool = False
     out_video: str | None = None
     out_jsonl: str | None = None
