@@ -93,7 +93,7 @@ def export_pair(args, tmp: Path, name: str, width: int, size: int) -> tuple[Path
 
 
 def latency(clip_path: Path, step_path: Path, card, threads: int, repeats: int) -> dict:
-    from runtime.online import OnnxRuntimeStep
+    from runtime.backends.onnxruntime_step import OnnxRuntimeStep
 
     rng = np.random.default_rng(0)
     clip_sess = _session(clip_path, threads)

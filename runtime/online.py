@@ -3,14 +3,15 @@ the temporal state carried between calls.
 
 A causal TSI model exported with ``export.stream_export`` is a step graph: ``frame`` (1, 3, S, S)
 and named state tensors in, ``logits`` of that frame and each state as ``<name>.next`` out. This
-module is the torch-free library that runs it; ``runtime.live`` (``tsi-live``) picks it when the
-model's card says ``mode: online``:
+module is the torch-free library that runs it; ``tsi-live`` picks it (:class:`OnlineWindow`) when
+the model's card says ``mode: online``:
 
-- **Step models** (:func:`open_step`, by the file's suffix): :class:`OnnxRuntimeStep` (``.onnx``;
-  the state lives in NumPy arrays fed back each call) and
-  :class:`runtime.backends.tensorrt_step.TensorRTStep` (``.engine``/``.plan`` built from a step
-  graph; the state stays on the GPU in two buffers per tensor that swap roles each call). Both
-  have :meth:`StepModel.new_state`, :meth:`StepModel.reset_state` and :meth:`StepModel.run`.
+- **Step models** (:func:`runtime.backends.open_model`, by the file's suffix and the card's mode):
+  :class:`runtime.backends.onnxruntime_step.OnnxRuntimeStep` (``.onnx``; the state lives in NumPy
+  arrays fed back each call) and :class:`runtime.backends.tensorrt_step.TensorRTStep`
+  (``.engine``/``.plan`` built from a step graph; the state stays on the GPU in two buffers per
+  tensor that swap roles each call). Both implement :class:`runtime.step_graph.StepModel`
+  (``new_state``, ``reset_state``, ``run``).
 - **Sampling as in training.** The model was trained on frames ``card.frame_step`` source frames
   apart, so each state must see frames that far apart. An output every ``stride`` source frames
   (``stride`` dividing ``frame_step``) therefore keeps ``P = frame_step / stride`` interleaved
@@ -27,156 +28,22 @@ model's card says ``mode: online``:
 
 from __future__ import annotations
 
-import abc
 import logging
-import os
 import time
 from collections import deque
-from pathlib import Path
-from typing import Any
+from typing import Callable
 
 import numpy as np
 
-from runtime.backends.base import BackendError, check_model_file
-from runtime.backends.onnxruntime_backend import FLOAT_TYPES
-from runtime.card import ModelCard
+from runtime.frames import Frame
 from runtime.preprocess import FramePreprocessor
 from runtime.smoothing import softmax
-from runtime.step_graph import FRAME_INPUT, LOGITS_OUTPUT, STATE_OUT_SUFFIX, check_step_io
+from runtime.step_graph import StepModel
+from runtime.stream_window import Pushed, ShortStream, StreamWindow
 
 log = logging.getLogger(__name__)
 
-__all__ = ["OnlineRecognizer", "OnnxRuntimeStep", "StepModel", "open_model", "open_step"]
-
-class StepModel(abc.ABC):
-    """A loaded step model: ``frame`` + state in, that frame's logits + the next state out.
-
-    A state is whatever :meth:`new_state` returns (host arrays, or GPU buffers): pass it to
-    :meth:`run`, keep the state it returns, :meth:`reset_state` it on a stream gap. Several states
-    (streams, phases) can share one model."""
-
-    name = "step"
-    fixed_batch = None  # (the live runtime's log line: a step is always batch 1)
-
-    def __init__(self) -> None:
-        self.card: ModelCard | None = None
-        self.card_source = ""
-        self.model_path: Path | None = None
-        self.state_spec: dict[str, tuple[tuple[int, ...], np.dtype]] = {}
-
-    @property
-    def state_bytes(self) -> int:
-        """Bytes of one state (one stream or phase)."""
-        return sum(int(np.prod(shape)) * np.dtype(dt).itemsize for shape, dt in self.state_spec.values())
-
-    def _loaded(self, kind: str) -> None:
-        log.info("online step %s (%s): %d state tensors, %.1f KiB per stream", self.model_path.name, kind,
-                 len(self.state_spec), self.state_bytes / 1024)
-
-    @abc.abstractmethod
-    def new_state(self) -> Any:
-        """A zero state (the start of a stream)."""
-
-    @abc.abstractmethod
-    def reset_state(self, state: Any) -> Any:
-        """``state`` set back to zero (in place where it can be); returns the state to use."""
-
-    @abc.abstractmethod
-    def run(self, frame: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:
-        """``frame`` (3, S, S) or (1, 3, S, S) float32 -> (logits (classes,) float32, next state)."""
-
-    def close(self) -> None:
-        """Release what the model holds (GPU buffers); a no-op by default."""
-
-    def __enter__(self) -> "StepModel":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-class OnnxRuntimeStep(StepModel):
-    """A step graph in onnxruntime (CPU, CUDA or TensorRT execution provider); the state is a dict of
-    NumPy arrays, the graph's ``.next`` outputs of the previous call."""
-
-    name = "onnxruntime"
-
-    def __init__(self, model_path: str | os.PathLike, card: ModelCard | str | os.PathLike | None = None,
-                 *, providers: list[str] | None = None, threads: int | None = None, session: Any = None) -> None:
-        """``session``: an onnxruntime session of ``model_path`` already open (see :func:`open_model`)."""
-        from runtime.backends.onnxruntime_backend import open_session, session_card
-
-        super().__init__()
-        path = check_model_file(model_path)
-        session = session or open_session(path, providers, threads)
-        self.card, self.card_source = session_card(path, session, card)
-
-        def io(args) -> dict[str, tuple[tuple, Any]]:  # dtype None: not float32/float16
-            return {a.name: (tuple(a.shape), FLOAT_TYPES.get(a.type)) for a in args}
-
-        self.state_spec = check_step_io(path, self.card, self.card_source, io(session.get_inputs()),
-                                        io(session.get_outputs()))
-        self.model_path, self.session = path, session
-        self.frame_dtype = next(FLOAT_TYPES[a.type] for a in session.get_inputs() if a.name == FRAME_INPUT)
-        self._outputs = [LOGITS_OUTPUT, *(n + STATE_OUT_SUFFIX for n in self.state_spec)]
-        self._loaded(f"onnxruntime {', '.join(session.get_providers())}")
-
-    def new_state(self) -> dict[str, np.ndarray]:
-        return {n: np.zeros(shape, dt) for n, (shape, dt) in self.state_spec.items()}
-
-    def reset_state(self, state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        for a in state.values():
-            a.fill(0)
-        return state
-
-    def run(self, frame: np.ndarray, state: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        x = frame.reshape(1, *frame.shape[-3:]).astype(self.frame_dtype, copy=False)
-        res = self.session.run(self._outputs, {FRAME_INPUT: x, **state})
-        return np.asarray(res[0][0], np.float32), dict(zip(self.state_spec, res[1:]))
-
-
-def open_step(model_path: str | os.PathLike, kind: str = "auto", *,
-              card: ModelCard | str | os.PathLike | None = None, providers: list[str] | None = None,
-              threads: int | None = None, plugin: str | os.PathLike | None = None, cuda_graph: bool = False,
-              device: int | None = None, session: Any = None) -> StepModel:
-    """Load a step model with the backend its suffix calls for (the rules of
-    :func:`runtime.backends.open_backend`: ``.onnx`` onnxruntime, ``.engine``/``.plan`` TensorRT;
-    options of another backend are refused). ``session``: the ``.onnx`` already open in onnxruntime."""
-    from runtime.backends import check_backend_options
-
-    path = check_model_file(model_path)
-    kind = check_backend_options(path, kind, providers=providers, threads=threads, plugin=plugin,
-                                 cuda_graph=cuda_graph)
-    if kind == "onnxruntime":
-        return OnnxRuntimeStep(path, card, providers=providers, threads=threads, session=session)
-    if kind == "tensorrt":
-        from runtime.backends.tensorrt_step import TensorRTStep
-
-        step = TensorRTStep(plugin=plugin, cuda_graph=cuda_graph, device=device or 0)
-        try:
-            return step.load(path, card)
-        except BaseException:
-            step.close()
-            raise
-    raise BackendError(f"{path.name}: an online step model is an .onnx step graph or a TensorRT engine "
-                       "built from one (.engine/.plan); the torch backend runs clip models only")
-
-
-def open_model(model_path: str | os.PathLike, kind: str = "auto", *,
-               card: ModelCard | str | os.PathLike | None = None, providers: list[str] | None = None,
-               threads: int | None = None, plugin: str | os.PathLike | None = None, cuda_graph: bool = False,
-               device: int | None = None) -> Any:
-    """The model as its card says: a clip backend (:func:`runtime.backends.open_backend`) for
-    ``mode: clip``, a :class:`StepModel` (:func:`open_step`) for ``mode: online``."""
-    from runtime.backends import OnlineModelError, open_backend
-
-    options = dict(card=card, providers=providers, threads=threads, plugin=plugin, cuda_graph=cuda_graph,
-                   device=device)
-    try:
-        return open_backend(model_path, kind, **options)
-    except OnlineModelError as e:  # the graph the clip backend opened to read the card is reused
-        log.info("%s: its card says mode 'online': opened as a step model", model_path)
-        return open_step(model_path, kind, session=e.session, **options)
+__all__ = ["OnlineRecognizer", "OnlineWindow"]
 
 
 class _Phase:
@@ -254,3 +121,46 @@ class OnlineRecognizer:
         if not best.logits or len(best.logits) >= self.card.frames:
             return None
         return softmax(np.mean(best.logits, axis=0)), len(best.logits)
+
+
+class OnlineWindow(StreamWindow):
+    """An online model's stream: every frame through the :class:`OnlineRecognizer` (each sampled
+    frame must advance its state, so none is skipped); its scores come as they are computed and
+    nothing waits for a batch (no clip is ever due)."""
+
+    resets_what = "online state"
+
+    def __init__(self, step: StepModel, stride: int | None = None) -> None:
+        self.online = OnlineRecognizer(step, stride=stride)
+        card = step.card
+        self.stride, self.span = self.online.stride, card.span_frames or card.frames
+        self.frames = card.frames
+        self._last: Frame | None = None  # the newest frame pushed
+
+    def describe(self) -> tuple[str, str]:
+        return "online: one step per sampled frame", f" ({len(self.online.phases)} phase(s) per stream)"
+
+    def push(self, frame: Frame) -> Pushed:
+        probs = self.online.push(frame.image, frame.index)
+        self._last = frame
+        return Pushed(False, probs, self.online.last_ms)
+
+    def reset(self) -> None:
+        self.online.reset()
+
+    def finish_short(self, pad: bool, infer: Callable[[np.ndarray], np.ndarray], who: str
+                     ) -> ShortStream | None:
+        """A stream that ended before any phase had T sampled frames: scored once from the mean of
+        the frames it has, as the sliding window pads a short clip (``infer`` is not needed)."""
+        part = self.online.partial()
+        if part is None:
+            return None
+        if not pad:
+            log.warning("%sthe stream ended after %d sampled frames, fewer than the model's T=%d: nothing "
+                        "classified (without --no-pad-short it is classified once from those frames)",
+                        who, part[1], self.frames)
+            return None
+        log.warning("%sthe stream ended after %d sampled frames, fewer than the model's T=%d: classified "
+                    "once from the mean of their logits (marked \"padded\")", who, part[1], self.frames)
+        last = self._last  # the newest frame (a stream that ended has one)
+        return ShortStream(part[0], 0.0, False, last.index, last.pts_s)

@@ -2,18 +2,23 @@
 builds the step, ``export.stream_export`` writes it as ONNX, and the runtime checks and runs it.
 
 Inputs: ``frame`` (1, 3, S, S) and each state tensor by name; outputs: ``logits`` (1, classes) of
-that frame, then every state again as ``<name>.next``. Torch-free."""
+that frame, then every state again as ``<name>.next``. :class:`StepModel` is what runs one (the
+onnxruntime and TensorRT step models implement it). Torch-free."""
 
 from __future__ import annotations
 
+import abc
+import logging
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping
 
 import numpy as np
 
 from runtime.card import CardError, ModelCard
 
-__all__ = ["FRAME_INPUT", "LOGITS_OUTPUT", "STATE_OUT_SUFFIX", "check_step_io"]
+log = logging.getLogger(__name__)
+
+__all__ = ["FRAME_INPUT", "LOGITS_OUTPUT", "STATE_OUT_SUFFIX", "StepModel", "check_step_io"]
 
 FRAME_INPUT = "frame"
 LOGITS_OUTPUT = "logits"
@@ -57,3 +62,50 @@ def check_step_io(path: Path, card: ModelCard, card_source: str,
             raise CardError(f"{path}: state {name!r} is {list(shape)} {np.dtype(dtype).name} in but "
                             f"{list(out_shape)} {out_dtype} out")
     return {n: (tuple(int(d) for d in shape), np.dtype(dt)) for n, (shape, dt) in state.items()}
+
+
+class StepModel(abc.ABC):
+    """A loaded step model: ``frame`` + state in, that frame's logits + the next state out.
+
+    A state is whatever :meth:`new_state` returns (host arrays, or GPU buffers): pass it to
+    :meth:`run`, keep the state it returns, :meth:`reset_state` it on a stream gap. Several states
+    (streams, phases) can share one model."""
+
+    name = "step"
+    fixed_batch = None  # (the live runtime's log line: a step is always batch 1)
+
+    def __init__(self) -> None:
+        self.card: ModelCard | None = None
+        self.card_source = ""
+        self.model_path: Path | None = None
+        self.state_spec: dict[str, tuple[tuple[int, ...], np.dtype]] = {}
+
+    @property
+    def state_bytes(self) -> int:
+        """Bytes of one state (one stream or phase)."""
+        return sum(int(np.prod(shape)) * np.dtype(dt).itemsize for shape, dt in self.state_spec.values())
+
+    def _loaded(self, kind: str) -> None:
+        log.info("online step %s (%s): %d state tensors, %.1f KiB per stream", self.model_path.name, kind,
+                 len(self.state_spec), self.state_bytes / 1024)
+
+    @abc.abstractmethod
+    def new_state(self) -> Any:
+        """A zero state (the start of a stream)."""
+
+    @abc.abstractmethod
+    def reset_state(self, state: Any) -> Any:
+        """``state`` set back to zero (in place where it can be); returns the state to use."""
+
+    @abc.abstractmethod
+    def run(self, frame: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:
+        """``frame`` (3, S, S) or (1, 3, S, S) float32 -> (logits (classes,) float32, next state)."""
+
+    def close(self) -> None:
+        """Release what the model holds (GPU buffers); a no-op by default."""
+
+    def __enter__(self) -> "StepModel":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

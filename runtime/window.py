@@ -9,17 +9,31 @@ When ``span`` is a multiple of T that is every ``card.frame_step``-th frame, sta
 ``frame_step // 2`` frames into the window; a span shorter than T repeats frames, as training does
 on a video that short. Inference is due once the ring is full and then every
 ``stride`` frames. Nothing is allocated per frame or per clip.
+
+:class:`SlidingWindow` is the ring as a recogniser's :class:`runtime.stream_window.StreamWindow`:
+its clips are inferred by the scheduler, batched over the streams whose clips are due.
 """
 
 from __future__ import annotations
 
+import logging
+import time
+from typing import Callable
+
 import numpy as np
 
 from runtime.card import ModelCard
+from runtime.frames import Frame
 from runtime.preprocess import FramePreprocessor
 from runtime.sampling import segment_indices
+from runtime.smoothing import softmax
+from runtime.stream_window import Pushed, ShortStream, StreamWindow
 
-__all__ = ["ClipWindow"]
+log = logging.getLogger(__name__)
+
+__all__ = ["ClipWindow", "SlidingWindow", "WINDOW_STRIDE"]
+
+WINDOW_STRIDE = 4  # the sliding window's default: a clip every 4 source frames
 
 
 class ClipWindow:
@@ -111,3 +125,48 @@ class ClipWindow:
             raise RuntimeError("window is empty")
         slot = (self.count - 1) % self.span
         return int(self._indices[slot]), float(self._times[slot])
+
+
+class SlidingWindow(StreamWindow):
+    """A clip model's stream: every frame preprocessed into a :class:`ClipWindow`; a clip is due
+    every ``stride`` frames once the window is full (the scheduler infers it)."""
+
+    resets_what = "window"
+
+    def __init__(self, card: ModelCard, stride: int | None = None) -> None:
+        self.window = ClipWindow(card, WINDOW_STRIDE if stride is None else stride)
+        self.stride, self.span = self.window.stride, self.window.span
+
+    def describe(self) -> tuple[str, str]:
+        return "sliding window", ""
+
+    def push(self, frame: Frame) -> Pushed:
+        t = time.perf_counter()
+        due = self.window.push(frame.image, frame.index, frame.pts_s)
+        return Pushed(due, None, {"preprocess": (time.perf_counter() - t) * 1e3})
+
+    def reset(self) -> None:
+        self.window.reset()
+
+    def clip_into(self, out: np.ndarray) -> np.ndarray:
+        return self.window.clip(out=out)
+
+    def finish_short(self, pad: bool, infer: Callable[[np.ndarray], np.ndarray], who: str
+                     ) -> ShortStream | None:
+        """A clip shorter than the span: classified once with a padded window."""
+        win = self.window
+        if not 0 < win.count < win.span:
+            return None
+        if not pad:
+            log.warning("%sthe clip has %d frames, fewer than the model's span of %d: no "
+                        "window, nothing classified (without --no-pad-short it is classified "
+                        "once with a padded window)", who, win.count, win.span)
+            return None
+        log.warning("%sthe clip has %d frames, fewer than the model's span of %d: "
+                    "classified once with a padded window (marked \"padded\")", who,
+                    win.count, win.span)
+        clip = win.padded_clip()
+        t = time.perf_counter()
+        logits = infer(clip)
+        index, pts_s = win.newest()
+        return ShortStream(softmax(logits[0]), (time.perf_counter() - t) * 1e3, True, index, pts_s)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import abc
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -19,6 +20,8 @@ __all__ = [
     "Backend",
     "BackendError",
     "OnlineModelError",
+    "ModelOptions",
+    "OpenedCard",
     "check_clip_model",
     "check_model_file",
     "check_model_matches_card",
@@ -31,21 +34,37 @@ class BackendError(RuntimeError):
 
 
 class OnlineModelError(CardError):
-    """The card says ``mode: online``: a streaming step model, which the clip backends do not run
-    (``runtime.online.open_model`` opens it as a step model instead). ``session``: what the backend
-    had already opened to read the card (an onnxruntime session), for the step model to reuse."""
-
-    def __init__(self, message: str, session: Any = None) -> None:
-        super().__init__(message)
-        self.session = session
+    """A clip backend given a model whose card says ``mode: online`` (a streaming step model):
+    :func:`runtime.backends.open_model` opens either kind, as its card says."""
 
 
-def check_clip_model(model_path: Path, card: ModelCard, card_source: str, session: Any = None) -> None:
+def check_clip_model(model_path: Path, card: ModelCard, card_source: str) -> None:
     """Refuse a step model's card in a clip backend (before anything heavier is loaded)."""
     if card.mode == "online":
         raise OnlineModelError(f"{model_path}: card {card_source} has mode 'online' (a streaming step model): "
-                               "run it online (runtime.online.open_model; tsi-live picks it from the card)",
-                               session)
+                               "run it online (runtime.backends.open_model; tsi-live picks it from the card)")
+
+
+@dataclass(frozen=True)
+class ModelOptions:
+    """How to open a model, whatever its kind; :func:`runtime.backends.check_backend_options`
+    refuses the options that do not apply to the file's backend."""
+
+    providers: Sequence[str] | None = None  # onnxruntime
+    threads: int | None = None  # onnxruntime
+    plugin: str | os.PathLike | None = None  # TensorRT
+    cuda_graph: bool = False  # TensorRT
+    device: str | int | None = None  # TensorRT (GPU index), torch (device name)
+
+
+@dataclass(frozen=True)
+class OpenedCard:
+    """A model's card, read once by :func:`runtime.backends.open_model`: the card, where it came
+    from, and what was opened to read it (an onnxruntime session; None for the other kinds)."""
+
+    card: ModelCard | None
+    source: str
+    session: Any = None
 
 
 class Backend(abc.ABC):
@@ -127,11 +146,12 @@ def check_model_file(model_path: str | os.PathLike) -> Path:
 
 
 def resolve_card(model_path: Path, card: ModelCard | str | os.PathLike | None = None,
-                 embedded: str | None = None) -> tuple[ModelCard, str]:
-    """The model's card and where it came from: ``card`` if given (a card or a JSON path), else the
-    ONNX metadata (``embedded``), else ``<model>.json`` beside the model."""
+                 embedded: str | None = None, card_source: str | None = None) -> tuple[ModelCard, str]:
+    """The model's card and where it came from: ``card`` if given (a card, said to come from
+    ``card_source``, or a JSON path), else the ONNX metadata (``embedded``), else
+    ``<model>.json`` beside the model."""
     if isinstance(card, ModelCard):
-        return card, "the card passed in"
+        return card, card_source or "the card passed in"
     if card is not None:
         return ModelCard.load(card), str(card)
     sidecar = card_path_for(model_path)

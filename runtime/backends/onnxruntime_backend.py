@@ -10,12 +10,13 @@ from typing import Sequence
 import numpy as np
 
 from runtime.card import ONNX_METADATA_KEY, CardError, ModelCard
-from runtime.backends.base import (Backend, BackendError, check_clip_model, check_model_file,
-                                   check_model_matches_card, resolve_card)
+from runtime.backends.base import (Backend, BackendError, ModelOptions, OpenedCard, check_clip_model,
+                                   check_model_file, check_model_matches_card, resolve_card)
 
 log = logging.getLogger(__name__)
 
-__all__ = ["FLOAT_TYPES", "OnnxRuntimeBackend", "PROVIDER_ALIASES", "open_session", "resolve_providers", "session_card"]
+__all__ = ["FLOAT_TYPES", "OnnxRuntimeBackend", "PROVIDER_ALIASES", "open_session", "read_onnx_card",
+           "resolve_providers", "session_card"]
 
 PROVIDER_ALIASES = {
     "cpu": "CPUExecutionProvider",
@@ -88,9 +89,20 @@ def open_session(path: Path, requested: Sequence[str] | None = None, threads: in
     return session
 
 
-def session_card(path: Path, session, card: ModelCard | str | os.PathLike | None = None) -> tuple[ModelCard, str]:
+def session_card(path: Path, session, card: ModelCard | str | os.PathLike | None = None,
+                 card_source: str | None = None) -> tuple[ModelCard, str]:
     """The card of an opened graph: ``card`` if given, else the one in its metadata, else beside it."""
-    return resolve_card(path, card, session.get_modelmeta().custom_metadata_map.get(ONNX_METADATA_KEY))
+    return resolve_card(path, card, session.get_modelmeta().custom_metadata_map.get(ONNX_METADATA_KEY),
+                        card_source)
+
+
+def read_onnx_card(path: Path, card: ModelCard | str | os.PathLike | None,
+                   options: ModelOptions) -> OpenedCard:
+    """An ``.onnx`` model's card, read from the graph opened once in onnxruntime (the session is
+    handed on to the clip backend or the step model the card calls for)."""
+    session = open_session(path, options.providers, options.threads)
+    found, source = session_card(path, session, card)
+    return OpenedCard(found, source, session)
 
 
 class OnnxRuntimeBackend(Backend):
@@ -102,12 +114,20 @@ class OnnxRuntimeBackend(Backend):
         self._threads = threads
         self.session = None
 
-    def load(self, model_path: str | os.PathLike,
-             card: ModelCard | str | os.PathLike | None = None) -> "OnnxRuntimeBackend":
+    @classmethod
+    def open(cls, path: Path, opened: OpenedCard, options: ModelOptions) -> "OnnxRuntimeBackend":
+        """The clip backend of a card :func:`runtime.backends.open_model` read (its session reused)."""
+        return cls(options.providers, options.threads).load(path, opened.card, session=opened.session,
+                                                            card_source=opened.source)
+
+    def load(self, model_path: str | os.PathLike, card: ModelCard | str | os.PathLike | None = None,
+             *, session=None, card_source: str | None = None) -> "OnnxRuntimeBackend":
+        """``session``: ``model_path`` already open in onnxruntime; ``card_source``: where a
+        :class:`ModelCard` given as ``card`` came from (for the error messages)."""
         path = check_model_file(model_path)
-        session = open_session(path, self._requested, self._threads)
-        card, source = session_card(path, session, card)
-        check_clip_model(path, card, source, session)
+        session = session or open_session(path, self._requested, self._threads)
+        card, source = session_card(path, session, card, card_source)
+        check_clip_model(path, card, source)
 
         inputs, outputs = session.get_inputs(), session.get_outputs()
         if len(inputs) != 1:

@@ -29,8 +29,8 @@ from typing import Any
 import numpy as np
 
 from runtime.card import CardError, ModelCard
-from runtime.backends.base import (Backend, BackendError, check_clip_model, check_model_file,
-                                   check_model_matches_card, resolve_card)
+from runtime.backends.base import (Backend, BackendError, ModelOptions, OpenedCard, check_clip_model,
+                                   check_model_file, check_model_matches_card, resolve_card)
 from runtime.backends.cuda_api import load_cuda
 from runtime.trt_version import import_tensorrt
 
@@ -230,10 +230,21 @@ class TensorRTBackend(EngineHolder, Backend):
         self.min_batch = 1
 
     # -- loading -------------------------------------------------------------------------------
-    def load(self, model_path: str | os.PathLike,
-             card: ModelCard | str | os.PathLike | None = None) -> "TensorRTBackend":
+    @classmethod
+    def open(cls, path: Path, opened: OpenedCard, options: ModelOptions) -> "TensorRTBackend":
+        """The clip engine of a card :func:`runtime.backends.open_model` read."""
+        backend = cls(plugin=options.plugin, cuda_graph=options.cuda_graph,
+                      device=int(options.device) if options.device is not None else 0)
+        try:
+            return backend.load(path, opened.card, card_source=opened.source)
+        except BaseException:
+            backend.close()
+            raise
+
+    def load(self, model_path: str | os.PathLike, card: ModelCard | str | os.PathLike | None = None,
+             *, card_source: str | None = None) -> "TensorRTBackend":
         path = check_model_file(model_path)
-        card, source = resolve_card(path, card)
+        card, source = resolve_card(path, card, card_source=card_source)
         check_clip_model(path, card, source)
         opened = open_engine(path, plugin=self.plugin, device=self.device, log_level=self.log_level,
                              cuda_graph=self.cuda_graph)

@@ -11,7 +11,9 @@ import os
 import numpy as np
 
 from runtime.card import CardError, ModelCard
-from runtime.backends.base import Backend, BackendError, check_model_file
+from pathlib import Path
+
+from runtime.backends.base import Backend, BackendError, ModelOptions, OpenedCard, check_model_file
 
 __all__ = ["TorchDevBackend"]
 
@@ -24,6 +26,16 @@ class TorchDevBackend(Backend):
         self.device = device
         self._torch = None
         self._model = None
+
+    @classmethod
+    def open(cls, path: Path, opened: OpenedCard, options: ModelOptions) -> "TorchDevBackend":
+        """The checkpoint (its card is inside it; ``opened.card`` is one given to override it)."""
+        backend = cls(device=str(options.device) if options.device is not None else "cpu")
+        try:
+            return backend.load(path, opened.card)
+        except BaseException:
+            backend.close()
+            raise
 
     def load(self, model_path: str | os.PathLike,
              card: ModelCard | str | os.PathLike | None = None) -> "TorchDevBackend":

@@ -261,3 +261,42 @@ def test_onnx_batches_static_and_dynamic(tmp_path):
     static.infer = lambda clip: calls.append(clip.shape[0]) or real(clip)
     np.testing.assert_allclose(static.infer_batch(x), reference_logits(x), atol=1e-5)
     assert calls == [2, 2, 2]  # the last chunk of one clip padded to the model's batch
+
+
+# -- the model opener: the card read once, the class from (file kind, card mode) -----------------
+def test_the_model_table_has_a_class_per_file_kind_and_mode():
+    from runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
+    from runtime.backends.onnxruntime_step import OnnxRuntimeStep
+    from runtime.backends.opener import CARD_READERS, FILE_KINDS, MODEL_CLASSES
+    from runtime.backends.tensorrt_backend import TensorRTBackend
+    from runtime.backends.tensorrt_step import TensorRTStep
+    from runtime.backends.torch_dev import TorchDevBackend
+
+    assert MODEL_CLASSES == {("onnx", "clip"): OnnxRuntimeBackend, ("onnx", "online"): OnnxRuntimeStep,
+                             ("engine", "clip"): TensorRTBackend, ("engine", "online"): TensorRTStep,
+                             ("torch", "clip"): TorchDevBackend}
+    assert set(CARD_READERS) == set(FILE_KINDS.values()) == {kind for kind, _ in MODEL_CLASSES}
+
+
+def test_a_clip_model_opens_with_its_graph_opened_once(tmp_path, monkeypatch):
+    import runtime.backends.onnxruntime_backend as ortb
+    from runtime.backends import open_model, open_step
+
+    path = make_onnx(tmp_path / "m.onnx", card=make_card())
+    opened = []
+    real = ortb.open_session
+    monkeypatch.setattr(ortb, "open_session", lambda *a, **k: opened.append(real(*a, **k)) or opened[-1])
+    with open_model(path) as m:
+        assert isinstance(m, ortb.OnnxRuntimeBackend) and m.session is opened[0] and len(opened) == 1
+        assert m.card_source.endswith("(metadata_props 'tsi.model_card')")
+    with pytest.raises(CardError, match="mode='clip'"):  # the online entry point refuses it clearly
+        open_step(path)
+
+
+def test_a_checkpoint_is_a_clip_model_only(tmp_path):
+    from runtime.backends import open_step
+
+    pt = tmp_path / "m.pt"
+    pt.write_bytes(b"")
+    with pytest.raises(BackendError, match="the torch backend runs clip models only"):
+        open_step(pt)

@@ -7,8 +7,10 @@ import cv2
 import numpy as np
 import pytest
 
-from runtime.capture import (EndOfStream, FrameSource, ReconnectPolicy, SourceError,
-                             StreamLostError, parse_source)
+from runtime.capture import FrameSource
+from runtime.frames import EndOfStream
+from runtime.reconnect import ReconnectPolicy, StreamLostError
+from runtime.sources import SourceError, parse_source
 from runtime.gstreamer import (GStreamerUnavailableError, csi_pipeline, gstreamer_available,
                                usb_pipeline)
 from tests.runtime.helpers import FakeCapture, sequence_opener, solid, write_video

@@ -8,8 +8,9 @@ import re
 import shlex
 from pathlib import Path
 
-from runtime.capture import parse_source
-from runtime.live import build_parser, options_from_args, read_sources_file
+from runtime.sources import parse_source
+from runtime.live import build_parser, options_from_args
+from runtime.plan import read_sources_file
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 
@@ -46,7 +47,7 @@ def test_the_units_command_line_is_accepted_by_tsi_live():
 
 
 def test_the_example_sources_file_parses():
-    from runtime.live import _split_name
+    from runtime.plan import _split_name
 
     entries = [_split_name(x) for x in read_sources_file(DEPLOY / "sources.txt")]
     assert [n for n, _ in entries] == ["door", "yard", "csi0"]

@@ -13,7 +13,9 @@ import cv2
 import pytest
 
 from runtime.capture import FrameSource
-from runtime.live import LiveOutputs, LiveRecognizer, main
+from runtime.live import main
+from runtime.recognizer import LiveRecognizer
+from runtime.sink import LiveOutputs
 from tests.runtime.helpers import (FakeBackend, FakeCapture, make_card, make_onnx, sequence_opener,
                                    solid, write_video)
 
@@ -202,7 +204,7 @@ def test_10000_frames_keep_memory_flat(tmp_path):
 
 
 def test_a_lost_stream_is_summarised_then_raised(tmp_path):
-    from runtime.capture import ReconnectPolicy, StreamLostError
+    from runtime.reconnect import ReconnectPolicy, StreamLostError
 
     cap = FakeCapture([solid("blue")] * 12)  # then the stream drops for good
     src = FrameSource("rtsp://camera.invalid/s", opener=sequence_opener(cap, FakeCapture([], opened=False)),
@@ -224,7 +226,7 @@ def test_a_lost_stream_is_summarised_then_raised(tmp_path):
 
 def _soak(tmp_path, frames_per_stream: int):
     """4 streams on one (fake) backend through run_streams: memory after a warm-up stays flat."""
-    from runtime.live import run_streams
+    from runtime.scheduler import run_streams
 
     logging.getLogger("runtime").setLevel(logging.WARNING)
     card = make_card(frames=2, size=16, span=4)

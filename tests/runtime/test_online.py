@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from runtime.card import CardError
-from runtime.online import OnlineRecognizer, OnnxRuntimeStep
+from runtime.backends.onnxruntime_step import OnnxRuntimeStep
+from runtime.online import OnlineRecognizer
 from runtime.preprocess import FramePreprocessor
 from runtime.smoothing import softmax
 
@@ -141,13 +142,14 @@ def test_tsi_live_runs_an_online_model_from_its_card(step_graph, tmp_path, caplo
 def test_live_recognizer_online_scores_equal_the_causal_clip_model(step_graph):
     """Through LiveRecognizer (no smoothing: mean of 1), the first score is the causal clip model's
     over the first T sampled frames; a gap resets the state and the next score starts over."""
-    from runtime.capture import Frame, Gap
-    from runtime.live import LiveRecognizer
+    from runtime.frames import Frame, Gap
+    from runtime.online import OnlineWindow
+    from runtime.recognizer import LiveRecognizer
 
     path, model = step_graph
     step = OnnxRuntimeStep(path)
     rec = LiveRecognizer(step, smoothing="mean", smooth_n=1, threshold=1.0)
-    assert rec.online is not None and rec.window is None and rec.stride == 4
+    assert isinstance(rec.window, OnlineWindow) and rec.stride == 4
     frames = video(32, seed=3)
     rec.process([Frame(i, 0.0, i / 30, f) for i, f in enumerate(frames[:16])])
     assert rec.inferences == 4 and rec.scored == 1
@@ -155,7 +157,7 @@ def test_live_recognizer_online_scores_equal_the_causal_clip_model(step_graph):
     gap = Gap("stalled", 0.5, 0.6, 1)  # an outage the capture saw; the indices go on (16, 17, ...)
     after = [Frame(16 + i, 0.0, 0.0, f, gap=gap if i == 0 else None) for i, f in enumerate(frames[16:32])]
     rec.process(after)
-    assert rec.gaps == 1 and rec.online.resets == 1 and rec.scored == 2
+    assert rec.gaps == 1 and rec.window.online.resets == 1 and rec.scored == 2
     np.testing.assert_allclose(rec.scores, clip_probs(model, step.card, frames[16:32:4]), atol=1e-5)
 
 
@@ -179,8 +181,8 @@ def test_a_stream_shorter_than_t_sampled_frames(step_graph, tmp_path, pad):
 
 def test_clip_backends_refuse_a_step_model_and_open_model_dispatches(step_graph, monkeypatch):
     import runtime.backends.onnxruntime_backend as ortb
-    from runtime.backends import OnlineModelError, open_backend
-    from runtime.online import StepModel, open_model
+    from runtime.backends import OnlineModelError, open_backend, open_model
+    from runtime.step_graph import StepModel
 
     path, _ = step_graph
     with pytest.raises(OnlineModelError, match="mode 'online'"):
@@ -218,7 +220,7 @@ def step_engine(step_graph, tmp_path, monkeypatch, request):
 @pytest.mark.parametrize("cuda_graph", [False, True])
 def test_tensorrt_step_matches_onnxruntime_with_the_state_on_the_gpu(step_graph, step_engine, cuda_graph):
     from runtime.backends.tensorrt_step import TensorRTStep
-    from runtime.online import open_model
+    from runtime.backends import open_model
 
     engine, trt, cudart, world = step_engine
     path, _ = step_graph

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import pytest
 
-from runtime import live
+from runtime import run
 from runtime.live import main
 from runtime.overlay import mosaic
 from tests.runtime.helpers import BGR, make_card, make_onnx, write_video
@@ -96,7 +96,7 @@ def test_user_mistakes_are_one_line_exit_2_before_the_model_loads(tmp_path, mode
     def no_model(*a, **k):
         raise AssertionError("the model was loaded before the options were checked")
 
-    monkeypatch.setattr(live, "open_model", no_model)
+    monkeypatch.setattr(run, "open_model", no_model)
     video = write_video(tmp_path / "v.mp4", ["red"] * 10)
     a_file = tmp_path / "a_file"
     a_file.write_text("x")
@@ -237,7 +237,8 @@ def test_mosaic_tiles_the_streams():
 
 def test_the_window_shows_one_mosaic_of_every_stream_and_quitting_stops_all(tmp_path):
     from runtime.capture import FrameSource
-    from runtime.live import LiveRecognizer, run_streams
+    from runtime.recognizer import LiveRecognizer
+    from runtime.scheduler import run_streams
     from tests.runtime.helpers import FakeBackend
 
     class Display:  # stands in for WindowDisplay (this OpenCV may have no GUI)

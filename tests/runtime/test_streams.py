@@ -10,7 +10,8 @@ import time
 import cv2
 import pytest
 
-from runtime.capture import FrameSource, ReconnectPolicy
+from runtime.capture import FrameSource
+from runtime.reconnect import ReconnectPolicy
 from runtime.live import main
 from tests.runtime.helpers import make_card, make_onnx
 from tests.runtime.mjpeg import MjpegServer

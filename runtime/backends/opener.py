@@ -1,0 +1,167 @@
+"""One way to open a model: the card is read once, and the table :data:`MODEL_CLASSES`, keyed by
+(file kind, card mode), picks the class that runs it.
+
+- ``("onnx", "clip")``: OnnxRuntimeBackend, a clip graph in onnxruntime;
+- ``("onnx", "online")``: OnnxRuntimeStep, a step graph in onnxruntime;
+- ``("engine", "clip")``: TensorRTBackend, a clip engine;
+- ``("engine", "online")``: TensorRTStep, a step engine (its state on the GPU);
+- ``("torch", "clip")``: TorchDevBackend, a checkpoint (development only).
+
+How the card is read depends on the file kind (:data:`CARD_READERS`): an ``.onnx`` graph is opened
+once in onnxruntime (its card is in the graph's metadata or beside it) and that session is handed
+on; an engine's card is the JSON beside it; a checkpoint's card is inside it (the torch backend
+reads it; the torch backend runs clip checkpoints only). Every class has ``open(path, opened,
+options)``. Importing this module needs NumPy and OpenCV only: every heavy package is imported
+inside ``load``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from runtime.backends.base import (Backend, BackendError, ModelOptions, OpenedCard, check_model_file,
+                                   resolve_card)
+from runtime.backends.onnxruntime_backend import OnnxRuntimeBackend, read_onnx_card
+from runtime.backends.onnxruntime_step import OnnxRuntimeStep
+from runtime.backends.tensorrt_backend import TensorRTBackend
+from runtime.backends.tensorrt_step import TensorRTStep
+from runtime.backends.torch_dev import TorchDevBackend
+from runtime.card import ModelCard
+from runtime.step_graph import StepModel
+
+__all__ = [
+    "BACKENDS",
+    "CARD_READERS",
+    "FILE_KINDS",
+    "MODEL_CLASSES",
+    "backend_for_path",
+    "check_backend_options",
+    "open_backend",
+    "open_model",
+    "open_step",
+]
+
+# backend name -> model file suffixes it reads
+BACKENDS: dict[str, tuple[str, ...]] = {
+    "onnxruntime": (".onnx",),
+    "tensorrt": (".engine", ".plan"),
+    "torch": (".pt", ".pth"),
+}
+
+
+def backend_for_path(model_path: str | os.PathLike) -> str:
+    suffix = Path(model_path).suffix.lower()
+    for name, suffixes in BACKENDS.items():
+        if suffix in suffixes:
+            return name
+    known = ", ".join(s for v in BACKENDS.values() for s in v)
+    raise BackendError(f"no backend for {model_path}: expected one of {known}")
+
+
+def check_backend_options(path: Path, kind: str = "auto", *, providers: Sequence[str] | None = None,
+                          threads: int | None = None, plugin: str | os.PathLike | None = None,
+                          cuda_graph: bool = False) -> str:
+    """The backend for ``path``: the one its suffix calls for (``kind="auto"``) or ``kind``, which
+    must agree with the suffix; options that do not apply to that backend are refused."""
+    expected = backend_for_path(path)
+    if kind == "auto":
+        kind = expected
+    elif kind not in BACKENDS:
+        raise BackendError(f"unknown backend {kind!r}: expected auto or one of {', '.join(BACKENDS)}")
+    elif kind != expected:
+        extra = (" (for TensorRT through onnxruntime use --backend onnxruntime --providers tensorrt)"
+                 if kind == "tensorrt" and expected == "onnxruntime" else "")
+        raise BackendError(f"backend {kind!r} cannot read {path.name}: {path.suffix} files take "
+                           f"the {expected!r} backend{extra}")
+    if providers and kind != "onnxruntime":
+        raise BackendError(f"--providers applies to the onnxruntime backend only, not {kind!r}")
+    if threads and kind != "onnxruntime":
+        raise BackendError(f"--threads applies to the onnxruntime backend only, not {kind!r}")
+    if (plugin or cuda_graph) and kind != "tensorrt":
+        raise BackendError(f"--plugin and --cuda-graph apply to the tensorrt backend only, not {kind!r}")
+    return kind
+
+
+# backend name -> the kind of file it reads
+FILE_KINDS = {"onnxruntime": "onnx", "tensorrt": "engine", "torch": "torch"}
+
+CardArg = ModelCard | str | os.PathLike | None
+
+
+def _card_beside(path: Path, card: CardArg, options: ModelOptions) -> OpenedCard:
+    found, source = resolve_card(path, card)
+    return OpenedCard(found, source)
+
+
+def _card_in_checkpoint(path: Path, card: CardArg, options: ModelOptions) -> OpenedCard:
+    """A checkpoint's card is inside it, readable only with torch: the torch backend reads it
+    (a card given here overrides it, and says the mode)."""
+    if card is None:
+        return OpenedCard(None, f"{path} (checkpoint card)")
+    found, source = resolve_card(path, card)
+    return OpenedCard(found, source)
+
+
+# file kind -> how its card is read (once)
+CARD_READERS: dict[str, Callable[[Path, CardArg, ModelOptions], OpenedCard]] = {
+    "onnx": read_onnx_card,
+    "engine": _card_beside,
+    "torch": _card_in_checkpoint,
+}
+
+# (file kind, card mode) -> the class that runs it
+MODEL_CLASSES: dict[tuple[str, str], Any] = {
+    ("onnx", "clip"): OnnxRuntimeBackend,
+    ("onnx", "online"): OnnxRuntimeStep,
+    ("engine", "clip"): TensorRTBackend,
+    ("engine", "online"): TensorRTStep,
+    ("torch", "clip"): TorchDevBackend,
+}
+
+
+def open_model(model_path: str | os.PathLike, kind: str = "auto", *, card: CardArg = None,
+               providers: Sequence[str] | None = None, threads: int | None = None,
+               plugin: str | os.PathLike | None = None, cuda_graph: bool = False,
+               device: str | int | None = None, mode: str | None = None) -> Backend | StepModel:
+    """The model as its card says: a clip :class:`Backend` for ``mode: clip``, a
+    :class:`StepModel` for ``mode: online``. ``kind``: the backend (``auto``: from the file's
+    suffix; another must agree with it; options of another backend are refused). ``mode``: the
+    mode the caller runs (None: the card's); a card of the other mode is refused by the class
+    with an error naming both (see :func:`open_backend`, :func:`open_step`)."""
+    path = check_model_file(model_path)
+    backend = check_backend_options(path, kind, providers=providers, threads=threads, plugin=plugin,
+                                    cuda_graph=cuda_graph)
+    options = ModelOptions(providers=providers, threads=threads, plugin=plugin, cuda_graph=cuda_graph,
+                           device=device)
+    file_kind = FILE_KINDS[backend]
+    opened = CARD_READERS[file_kind](path, card, options)
+    if mode is None:
+        mode = opened.card.mode if opened.card is not None else "clip"
+    cls = MODEL_CLASSES.get((file_kind, mode))
+    if cls is None:
+        raise BackendError(f"{path.name}: an online step model is an .onnx step graph or a TensorRT engine "
+                           "built from one (.engine/.plan); the torch backend runs clip models only")
+    return cls.open(path, opened, options)
+
+
+def open_backend(model_path: str | os.PathLike, kind: str = "auto", *, card: CardArg = None,
+                 providers: Sequence[str] | None = None, plugin: str | os.PathLike | None = None,
+                 cuda_graph: bool = False, device: str | int | None = None,
+                 threads: int | None = None) -> Backend:
+    """A clip model (:func:`open_model` with ``mode="clip"``): a card that says ``mode: online``
+    is an :class:`~runtime.backends.base.OnlineModelError`. ``threads``: onnxruntime's intra-op
+    threads (default: onnxruntime's, one per core)."""
+    return open_model(model_path, kind, card=card, providers=providers, threads=threads, plugin=plugin,
+                      cuda_graph=cuda_graph, device=device, mode="clip")
+
+
+def open_step(model_path: str | os.PathLike, kind: str = "auto", *, card: CardArg = None,
+              providers: Sequence[str] | None = None, threads: int | None = None,
+              plugin: str | os.PathLike | None = None, cuda_graph: bool = False,
+              device: str | int | None = None) -> StepModel:
+    """An online step model (:func:`open_model` with ``mode="online"``): a clip card is a
+    :class:`~runtime.card.CardError` naming both."""
+    return open_model(model_path, kind, card=card, providers=providers, threads=threads, plugin=plugin,
+                      cuda_graph=cuda_graph, device=device, mode="online")
