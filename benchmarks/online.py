@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.machine import cpus_usable, load_note
+from benchmarks.common.machine import cpus_usable, load_note
 from runtime.common.files import atomic_write_text
 
 log = logging.getLogger("bench.online")
