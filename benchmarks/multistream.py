@@ -17,8 +17,9 @@ and in two regimes:
   frames delivered and dropped, windows/s, and the end-to-end latency per window (capture of the
   newest frame to smoothed scores: p50 averaged over the streams, p95 the worst stream).
 
-Writes ``benchmarks/results/multistream.md`` and ``.json`` with the load average before and after
-each run (the CPU may be shared: a load above the core count means other work disturbed it).
+Writes ``--out``.md and .json (default ``benchmarks/results/multistream``) with the load average
+before and after each run (the CPU may be shared: a load above the core count means other work
+disturbed it).
 Without ``--model`` it exports the shipped demo checkpoint with a dynamic batch axis (needs torch).
 """
 
