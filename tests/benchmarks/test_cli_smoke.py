@@ -61,8 +61,10 @@ def call(main, argv: list[str]) -> int:
 def test_every_benchmark_script_is_covered_and_every_study_has_one():
     scripts = bench_scripts()
     assert set(scripts) == set(BAD_ARGS)
-    for script in scripts:
+    for script, target in scripts.items():
         assert callable(entry(script)), script
+        source = (REPO / (target.split(":")[0].replace(".", "/") + ".py")).read_text()
+        assert 'if __name__ == "__main__":' in source, f"python -m {target.split(':')[0]} does nothing"
     # each module beside suite/ and common/ is a study with its console script
     studies = {f"benchmarks.{p.stem}" for p in (REPO / "benchmarks").glob("*.py") if p.stem != "__init__"}
     assert studies <= {v.split(":")[0] for v in scripts.values()}
