@@ -3,9 +3,9 @@
     python -m benchmarks.crop_coverage --clips 2000
 
 For clips of the synthetic benchmark (each setting's own object tracks and frame sizes), draws the
-training crop exactly as ``TrainTransform.sample_params`` does (short side resized to the demo
-card's 73 px, 64² input) and counts whether the actor's centre lies outside the crop in the T=8
-TSN-sampled frames; the test-time centre crop is counted the same way. No video is decoded: the
+training crop exactly as ``TrainTransform.sample_params`` does (short side resized and input size
+as the demo model's card says) and counts whether the actor's centre lies outside the crop in the
+card's T TSN-sampled frames; the test-time centre crop is counted the same way. No video is decoded: the
 tracks come from the generator. Writes ``benchmarks/results/crop_coverage.md``.
 """
 
@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.common.demo_geometry import demo_card
 from runtime.card import ModelCard
 from runtime.common.files import atomic_write_text
 from runtime.sampling import segment_indices
@@ -24,7 +25,7 @@ from tsi.data.synthetic_scene import (CANONICAL, CLASSES, HARD_OBJECT_SCALE, sam
                                       sample_track)
 from tsi.data.transforms import TSN_SCALES, TrainTransform
 
-RESULTS = Path(__file__).resolve().parent / "results" / "crop_coverage.md"
+RESULTS = Path("benchmarks") / "results" / "crop_coverage.md"  # below the working directory, as the other benchmarks
 SCALES = {"TSN (1 .875 .75 .66)": TSN_SCALES, "1 .875": (1.0, 0.875), "1": (1.0,)}
 
 
@@ -69,7 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--clips", type=int, default=2000)
     p.add_argument("--table", default=str(RESULTS))
     args = p.parse_args(argv)
-    card = ModelCard(arch="tsi_r18", labels=CLASSES, frames=8, input_size=64, resize_short=73)
+    if args.clips < 1:
+        p.error(f"--clips must be >= 1 (got {args.clips})")
+    card = demo_card()
     lines = ["# Does the training crop keep the acting object?", "",
              f"Command: `python -m benchmarks.crop_coverage {' '.join(sys.argv[1:])}`", "",
              f"{args.clips} generated clips per setting (tracks only), T={card.frames} TSN-sampled frames, "

@@ -7,8 +7,9 @@
 2. Clips/s of the training pipeline (TSN sampling of T frames + multi-scale crop + normalise,
    batch 8) from the video files and from both frame trees, with 1 and 2 DataLoader workers.
 3. The share of a training step spent waiting for the next batch, at the demo budget's model and
-   batch (TSI-R18 base width 32, T=8, 64², batch 8, AdamW): time blocked in ``next(loader)``
-   against time in forward/backward/step, for the same sources and worker counts.
+   batch (the demo checkpoint's config and card: TSI-R18 at its width, T and input size; batch 8,
+   AdamW): time blocked in ``next(loader)`` against time in forward/backward/step, for the same
+   sources and worker counts.
 
 Writes ``benchmarks/results/data_loading.md`` and ``.json``. The machine's load average is recorded
 before and after every measurement: on a CPU shared with other jobs the absolute figures move with
@@ -28,16 +29,16 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
+from benchmarks.common.demo_geometry import demo_card, demo_config
 from runtime.common.files import atomic_write_text
 from tsi.checkpoint import make_card
 from tsi.data.datasets import build_dataset
 from tsi.data.extract import extract_tree
-from tsi.model import create_model
+from tsi.model import TSINet
 
 log = logging.getLogger("benchmarks.data_loading")
 
-RESULTS = Path(__file__).resolve().parent / "results" / "data_loading.md"
-DEMO = dict(frames=8, input_size=64, base_width=32, sme_reduction=8, attention="matmul", dropout=0.2)
+RESULTS = Path("benchmarks") / "results" / "data_loading.md"  # below the working directory, as the other benchmarks
 
 
 def load() -> tuple[float, float, float]:
@@ -72,7 +73,7 @@ def clips_per_second(ds, workers: int, batch: int, clips: int) -> dict:
 def step_wait_share(ds, workers: int, batch: int, steps: int, num_classes: int, warmup: int = 3) -> dict:
     """Train the demo model for ``steps`` steps; the share of wall time spent waiting for batches."""
     torch.manual_seed(0)
-    model = create_model("tsi_r18", num_classes=num_classes, **DEMO)
+    model = TSINet(demo_config().replace(num_classes=num_classes))
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
     crit = torch.nn.CrossEntropyLoss()
     model.train()
@@ -103,9 +104,9 @@ def step_wait_share(ds, workers: int, batch: int, steps: int, num_classes: int, 
 
 def run(args) -> dict:
     out = Path(args.out)
-    card_model = create_model("tsi_r18", num_classes=11, **DEMO)
     probe = build_dataset("folder", args.videos, split="train", labels_only=True)
-    card = make_card(card_model.cfg.replace(num_classes=len(probe.classes)), list(probe.classes))
+    card = make_card(demo_config().replace(num_classes=len(probe.classes)), list(probe.classes),
+                     resize_short=demo_card().resize_short)
     trees = {"videos": Path(args.videos)}
     extraction = {}
     for name, short in ((f"frames, short side {card.resize_short}", card.resize_short), ("frames, full size", 0)):
@@ -130,7 +131,8 @@ def run(args) -> dict:
             log.info("%s", rows[-1])
     return {"extraction": extraction, "rows": rows, "torch_threads": torch.get_num_threads(),
             "cpus": os.cpu_count(), "batch": args.batch, "card": {"frames": card.frames,
-            "input_size": card.input_size, "resize_short": card.resize_short}}
+            "input_size": card.input_size, "resize_short": card.resize_short, "arch": card.arch,
+            "base_width": card.config["base_width"]}}
 
 
 def write(results: dict, args, path: Path) -> None:
@@ -151,7 +153,8 @@ def write(results: dict, args, path: Path) -> None:
                      f"{e['seconds']:.1f} s | {rate} | {e['load_after'][0]} |")
     lines += ["", "## Loader throughput and the share of a training step spent waiting", "",
               f"Loader alone: {args.clips} clips after the first batch. Training: {args.steps} steps of "
-              "TSI-R18 (base width 32) with AdamW after 3 warm-up steps; *waiting* = time blocked in "
+              f"{results['card']['arch']} (base width {results['card']['base_width']}, the demo model's config) "
+              "with AdamW after 3 warm-up steps; *waiting* = time blocked in "
               "`next(loader)`.", "",
               "| source | workers | clips/s (loader alone) | first batch | step time | waiting for data | load before → after |",
               "|---|---|---|---|---|---|---|"]

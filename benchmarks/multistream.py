@@ -17,8 +17,9 @@ and in two regimes:
   frames delivered and dropped, windows/s, and the end-to-end latency per window (capture of the
   newest frame to smoothed scores: p50 averaged over the streams, p95 the worst stream).
 
-Writes ``benchmarks/results/multistream.md`` and ``.json`` with the load average before and after
-each run (the CPU may be shared: a load above the core count means other work disturbed it).
+Writes ``--out``.md and .json (default ``benchmarks/results/multistream``) with the load average
+before and after each run (the CPU may be shared: a load above the core count means other work
+disturbed it).
 Without ``--model`` it exports the shipped demo checkpoint with a dynamic batch axis (needs torch).
 """
 
@@ -72,9 +73,10 @@ def demo_dynamic_onnx(out: Path) -> Path:
 
 
 def _live_cmd(model: Path, videos: list[Path], out: Path, realtime: bool, seconds: float,
-              stride: int) -> list[str]:
+              stride: int | None) -> list[str]:
+    """``tsi-live`` on ``videos``; ``stride`` None: no ``--stride``, the runtime's per-mode default."""
     cmd = [sys.executable, "-m", "runtime.live", "--model", str(model), "--headless",
-           "--stride", str(stride), "--log-level", "WARNING",
+           *(["--stride", str(stride)] if stride is not None else []), "--log-level", "WARNING",
            "--out-jsonl", str(out / ("{name}.jsonl" if len(videos) > 1 else f"{videos[0].stem}.jsonl"))]
     for v in videos:
         cmd += ["--source", str(v)]
@@ -83,7 +85,7 @@ def _live_cmd(model: Path, videos: list[Path], out: Path, realtime: bool, second
 
 
 def run_config(model: Path, videos: list[Path], processes: int, realtime: bool, seconds: float,
-               stride: int, work: Path) -> dict:
+               stride: int | None, work: Path) -> dict:
     """N streams in one process (processes=1) or in N processes; the streams' summaries."""
     out = Path(tempfile.mkdtemp(dir=work))
     groups = [videos] if processes == 1 else [[v] for v in videos]
@@ -129,7 +131,8 @@ def render(rows: list[dict], meta: dict) -> str:
         f"Command: `{meta['command']}`",
         "",
         f"Machine: {meta['machine']}, {cores} CPU cores, onnxruntime {meta['onnxruntime']} (CPU), "
-        f"model `{meta['model']}` (dynamic batch), stride {meta['stride']}, videos 320x240 at 30 fps. "
+        f"model `{meta['model']}` (dynamic batch), stride "
+        f"{meta['stride'] if meta['stride'] is not None else 'the runtime default for the model'}, videos 320x240 at 30 fps. "
         "`tsi-live` itself runs in subprocesses; in \"N processes\" each has its own model and "
         "onnxruntime's default threads (one per core).",
         "",
@@ -187,8 +190,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--work", help="folder for the videos and outputs (default: a temporary one)")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if any(n < 1 for n in a.streams) or a.seconds <= 0 or a.frames < 1 or a.repeats < 1:
-        print("error: --streams, --seconds, --frames and --repeats must be positive", file=sys.stderr)
+    if (any(n < 1 for n in a.streams) or a.seconds <= 0 or a.frames < 1 or a.repeats < 1
+            or (a.stride is not None and a.stride < 1)):
+        print("error: --streams, --seconds, --frames, --repeats and --stride must be positive", file=sys.stderr)
         return 2
     from runtime.live import LiveOptions
 

@@ -1,6 +1,6 @@
 """Online (streaming step of a causal model) vs sliding window (clip model): cost per output.
 
-    python -m benchmarks.online [--model tsi_r18 --base-width 32 --size 64 --frames 8 --span 32]
+    python -m benchmarks.online [--model M --base-width W --size S --frames T --span N]  # default: the demo model's
                                 [--macs-only-model tsi_r50 --macs-only-size 224] [--repeats 50]
 
 At the same output rate (one output per sampled frame) the sliding window runs the T-frame clip
@@ -35,7 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.machine import cpus_usable, load_note
+from benchmarks.common.demo_geometry import demo_card, demo_config
+from benchmarks.common.machine import cpus_usable, load_note
 from runtime.common.files import atomic_write_text
 
 log = logging.getLogger("bench.online")
@@ -224,12 +225,14 @@ def to_markdown(r: dict, args, argv: list[str]) -> str:
 
 def run(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(prog="python -m benchmarks.online", description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", default="tsi_r18")
-    p.add_argument("--base-width", type=int, default=32, help="32: the demo model's width")
-    p.add_argument("--size", type=int, default=64)
-    p.add_argument("--frames", type=int, default=8)
-    p.add_argument("--span", type=int, default=32, help="window span in source frames (frame step = span / T)")
-    p.add_argument("--classes", type=int, default=11)
+    demo, demo_cfg = demo_card(), demo_config()  # the latency geometry defaults to the demo model's
+    p.add_argument("--model", default=demo.arch, help="(the demo model's: %(default)s)")
+    p.add_argument("--base-width", type=int, default=demo_cfg.base_width, help="(the demo model's: %(default)s)")
+    p.add_argument("--size", type=int, default=demo.input_size, help="(the demo model's: %(default)s)")
+    p.add_argument("--frames", type=int, default=demo.frames, help="(the demo model's: %(default)s)")
+    p.add_argument("--span", type=int, default=demo.span_frames,
+                   help="window span in source frames (frame step = span / T; the demo model's: %(default)s)")
+    p.add_argument("--classes", type=int, default=demo.num_classes, help="(the demo model's: %(default)s)")
     p.add_argument("--macs-only-model", default="tsi_r50")
     p.add_argument("--macs-only-size", type=int, default=224)
     p.add_argument("--macs-only-width", type=int, default=64)

@@ -24,6 +24,7 @@ import sys
 from pathlib import Path
 
 
+from benchmarks.common.demo_geometry import demo_card, demo_config
 from runtime.common.files import atomic_write_text
 from tsi import evaluate as tsi_evaluate
 from tsi import train as tsi_train
@@ -212,6 +213,7 @@ def write_seed_table(rows: list[dict], args, path: Path) -> None:
 def run(argv: list[str] | None = None) -> list[dict]:
     """The CLI's work; returns the table's rows."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    demo, demo_cfg = demo_card(), demo_config()  # the geometry defaults to the demo model's
     p.add_argument("--data", help="output of python -m tsi.data.synthetic (required unless --seed-runs)")
     p.add_argument("--out", help="folder of the runs, one subfolder per arch (required unless --seed-runs)")
     p.add_argument("--archs", nargs="+", default=["tsn_r18", "tsm_r18", "tsi_r18"])
@@ -219,11 +221,12 @@ def run(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--lr-steps", type=int, nargs="*", default=[8, 11])
     p.add_argument("--lr", type=float, default=0.08)
     p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--frames", type=int, default=8)
-    p.add_argument("--input-size", type=int, default=112)
-    p.add_argument("--base-width", type=int, default=32)
-    p.add_argument("--sme-reduction", type=int, default=8)
-    p.add_argument("--span-frames", type=int, default=32)
+    p.add_argument("--frames", type=int, default=demo.frames, help="(the demo model's: %(default)s)")
+    p.add_argument("--input-size", type=int, default=demo.input_size, help="(the demo model's: %(default)s)")
+    p.add_argument("--base-width", type=int, default=demo_cfg.base_width, help="(the demo model's: %(default)s)")
+    p.add_argument("--sme-reduction", type=int, default=demo_cfg.sme_reduction,
+                   help="(the demo model's: %(default)s)")
+    p.add_argument("--span-frames", type=int, default=demo.span_frames, help="(the demo model's: %(default)s)")
     p.add_argument("--dropout", type=float, default=0.5)
     p.add_argument("--optimizer", default="sgd", choices=["sgd", "adamw"])
     p.add_argument("--weight-decay", type=float, default=5e-4)

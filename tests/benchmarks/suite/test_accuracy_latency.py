@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from benchmarks.accuracy_latency import main
-from benchmarks.report import pareto_front, tsi_tsn_ratios
+from benchmarks.suite.accuracy_latency import main
+from benchmarks.suite.report import pareto_front, tsi_tsn_ratios
 from tests.export.helpers import LABELS, write_video_folder
 
 ROW_KEYS = {"key", "group", "model", "family", "frames", "size", "weights", "backend", "device", "precision",
@@ -121,7 +121,7 @@ def test_quick_run(tmp_path):
 
 
 def test_readme_section_is_generated_from_the_json(small_run, tmp_path):
-    from benchmarks.readme_section import main as readme_main
+    from benchmarks.suite.readme_section import main as readme_main
 
     _, out = small_run
     readme = tmp_path / "README.md"

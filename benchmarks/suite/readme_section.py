@@ -1,6 +1,6 @@
 """Write the README's "Benchmarks" section from a benchmark report JSON (no hand-typed figures).
 
-    python -m benchmarks.readme_section [--json benchmarks/results/accuracy_latency.json] [--readme README.md]
+    python -m benchmarks.suite.readme_section [--json benchmarks/results/accuracy_latency.json] [--readme README.md]
 
 The section runs from the line ``## Benchmarks`` to the next ``## `` heading (or the end); it is
 replaced if present, else added before ``## Layout`` (or at the end). Everything in it comes from
@@ -17,7 +17,7 @@ import os
 import sys
 from pathlib import Path
 
-from benchmarks.report import FORMAT, label, measured, pareto_front, paired_table
+from benchmarks.suite.report import FORMAT, label, measured, pareto_front, paired_table
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ def section(report: dict, json_path: Path, readme_dir: Path) -> str:
                         if demo_mha else f"{att['model']}: {att.get('parity')}"))
         lines += [text + ".", ""]
     lines += [f"![accuracy vs latency]({rel(png)})", "",
-              "Regenerate this section from the JSON: `python -m benchmarks.readme_section`.", ""]
+              "Regenerate this section from the JSON: `python -m benchmarks.suite.readme_section`.", ""]
     return "\n".join(lines)
 
 

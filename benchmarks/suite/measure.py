@@ -12,9 +12,9 @@ from typing import Callable
 
 import numpy as np
 
-from benchmarks.machine import load_average
-from benchmarks.runners import Absent, Runner
-from benchmarks.timing import PeakMemory, measure_latency, measure_throughput
+from benchmarks.common.machine import load_average
+from benchmarks.suite.runners import Absent, Runner
+from benchmarks.common.timing import PeakMemory, measure_latency, measure_throughput
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ def measure_row(row: dict, make_runner: Callable[[], Runner], *, input_shape: tu
 
 
 def top1_of(runner, eval_set, batch: int) -> float:
-    from benchmarks.evaldata import top1
+    from benchmarks.suite.evaldata import top1
 
     return top1(runner, eval_set, batch)
 

@@ -1,10 +1,10 @@
 """Accuracy vs latency: TSN, TSM and TSI at each T, precision and backend, measured side by side on
 this machine, with the machine, the library versions and the load average heading the report.
 
-    python -m benchmarks.accuracy_latency                # the full run (writes benchmarks/results/)
-    python -m benchmarks.accuracy_latency --quick        # demo size only, < 3 min on 2 CPU cores
-    python -m benchmarks.accuracy_latency --data DIR --format ssv2 --checkpoint runs/x/best.pt
-    python -m benchmarks.accuracy_latency --trtexec-json times.json --trtexec-json profile.json
+    python -m benchmarks.suite.accuracy_latency                # the full run (writes benchmarks/results/)
+    python -m benchmarks.suite.accuracy_latency --quick        # demo size only, < 3 min on 2 CPU cores
+    python -m benchmarks.suite.accuracy_latency --data DIR --format ssv2 --checkpoint runs/x/best.pt
+    python -m benchmarks.suite.accuracy_latency --trtexec-json times.json --trtexec-json profile.json
 
 Rows: the demo checkpoint's geometry (its trained TSI, and TSN/TSM with random weights: cost only)
 and ResNet-50 at 224² (random weights: cost only), at each ``--frames``; backends PyTorch eager,
@@ -32,14 +32,14 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from benchmarks.machine import cpus_usable, load_average, load_note, machine_info
-from benchmarks.measure import absent, base_row, measure_row
-from benchmarks.models import (BENCH_FAMILIES, ModelSpec, build_torch, demo_specs, model_cost, no_accuracy_reason,
+from benchmarks.common.machine import cpus_usable, load_average, load_note, machine_info
+from benchmarks.suite.measure import absent, base_row, measure_row
+from benchmarks.suite.models import (BENCH_FAMILIES, ModelSpec, build_torch, demo_specs, model_cost, no_accuracy_reason,
                                r50_specs)
-from benchmarks.report import FORMAT, VERSION, tsi_tsn_ratios
-from benchmarks.runners import BACKENDS, PRECISIONS, TORCH_INT8_REASON, ort_runner, tensorrt_reason, torch_runner
+from benchmarks.suite.report import FORMAT, VERSION, tsi_tsn_ratios
+from benchmarks.suite.runners import BACKENDS, PRECISIONS, TORCH_INT8_REASON, ort_runner, tensorrt_reason, torch_runner
 
-log = logging.getLogger("benchmarks.accuracy_latency")
+log = logging.getLogger("benchmarks.suite.accuracy_latency")
 
 DEFAULT_OUT = Path("benchmarks/results")
 DEFAULT_DATA = Path("artifacts/synthetic")
@@ -147,7 +147,7 @@ def resolve_data(args, tmp: Path) -> tuple[Path | None, Path | None]:
     """(dataset root for top-1, calibration folder)."""
     data = args.data
     if data is None and args.quick:
-        from benchmarks.evaldata import make_quick_data
+        from benchmarks.suite.evaldata import make_quick_data
 
         log.info("--quick: writing a small synthetic dataset (2 val + 1 train video per class)")
         data = make_quick_data(tmp / "synthetic", val=2, train=1)
@@ -174,7 +174,7 @@ class Bench:
         self.graphs: dict = {}
         self.power = None
         if args.power == "auto":
-            from benchmarks.tegrastats import TegrastatsSampler, tegrastats_path
+            from benchmarks.suite.tegrastats import TegrastatsSampler, tegrastats_path
 
             if tegrastats_path():
                 self.power = TegrastatsSampler
@@ -194,7 +194,7 @@ class Bench:
 
     # -- data ------------------------------------------------------------------------------------
     def eval_set(self, card):
-        from benchmarks.evaldata import load_eval_set
+        from benchmarks.suite.evaldata import load_eval_set
 
         key = (card.frames, card.input_size, card.resize_short, tuple(card.labels))
         if key not in self.eval_sets:
@@ -209,7 +209,7 @@ class Bench:
         return self.eval_sets[key]
 
     def calib_clips(self, card, n: int):
-        from benchmarks.evaldata import calibration_clips
+        from benchmarks.suite.evaldata import calibration_clips
 
         key = (card.frames, card.input_size, card.resize_short, n)
         if self.calib is None:
@@ -291,7 +291,7 @@ class Bench:
     def run_onnxruntime(self, spec: ModelSpec, card, cost: dict, common: dict) -> None:
         import numpy as np
 
-        from benchmarks.graphs import build_graphs
+        from benchmarks.suite.graphs import build_graphs
 
         a = self.args
         if self.deadline is not None and time.time() > self.deadline:
@@ -332,7 +332,7 @@ class Bench:
         """TSI/TSN throughput with alternating calls, per backend (FP32, CPU), at the largest batch."""
         import numpy as np
 
-        from benchmarks.paired import paired_throughput
+        from benchmarks.suite.paired import paired_throughput
 
         a = self.args
         if a.pair_rounds < 1:
@@ -371,7 +371,7 @@ class Bench:
         """The attention's share of TSI's onnxruntime CPU time, and the MultiHeadAttention variant."""
         import numpy as np
 
-        from benchmarks.attention_share import profile_attention
+        from benchmarks.suite.attention_share import profile_attention
 
         g = self.graphs.get(spec.key)
         if not g:
@@ -398,7 +398,7 @@ class Bench:
 
 def new_report(args, argv: list[str]) -> dict:
     return {"format": FORMAT, "version": VERSION,
-            "command": "python -m benchmarks.accuracy_latency " + " ".join(shlex.quote(a) for a in argv),
+            "command": "python -m benchmarks.suite.accuracy_latency " + " ".join(shlex.quote(a) for a in argv),
             "started": datetime.now(timezone.utc).isoformat(timespec="seconds"), "duration_s": 0.0,
             "quick": bool(args.quick), "interrupted": False, "machine": machine_info(),
             "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
@@ -407,8 +407,8 @@ def new_report(args, argv: list[str]) -> dict:
 
 
 def finish(report: dict, paths: dict, t0: float) -> None:
-    from benchmarks.plots import plot_pareto, plot_throughput
-    from benchmarks.report import to_markdown
+    from benchmarks.suite.plots import plot_pareto, plot_throughput
+    from benchmarks.suite.report import to_markdown
     from runtime.common.files import atomic_write_text
 
     report["duration_s"] = time.time() - t0
@@ -435,7 +435,7 @@ def _raise_interrupt(signum, frame):
 def run(args, argv: list[str]) -> dict:
     import torch
 
-    from benchmarks.trtexec import TrtexecFormatError, load_trtexec_json
+    from benchmarks.suite.trtexec import TrtexecFormatError, load_trtexec_json
 
     if args.quick:
         apply_quick(args)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from benchmarks.report import accuracy_points, label, measured, pareto_front
+from benchmarks.suite.report import accuracy_points, label, measured, pareto_front
 from runtime.common.files import atomic_write_bytes
 
 

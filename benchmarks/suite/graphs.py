@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.models import ModelSpec, checkpoint_for
+from benchmarks.suite.models import ModelSpec, checkpoint_for
 
 log = logging.getLogger(__name__)
 

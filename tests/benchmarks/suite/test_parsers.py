@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from benchmarks.tegrastats import TegrastatsSampler, parse_line, summarize, total_mw
-from benchmarks.trtexec import TrtexecFormatError, load_trtexec_json
+from benchmarks.suite.tegrastats import TegrastatsSampler, parse_line, summarize, total_mw
+from benchmarks.suite.trtexec import TrtexecFormatError, load_trtexec_json
 
 # one line each, as tegrastats prints them (JetPack 6 Orin Nano, JetPack 4 Nano, JetPack 4 Xavier)
 ORIN = ("11-25-2026 07:00:00 RAM 2448/7620MB (lfb 2x4MB) SWAP 0/3810MB (cached 0MB) CPU [12%@1510,4%@1510,"

@@ -100,7 +100,7 @@ def ort_runner(path: Path, *, threads: int | None = None, device: str = "cpu") -
 
 def tensorrt_reason() -> str | None:
     """None if TensorRT and a GPU are usable, else why not."""
-    from benchmarks.machine import gpu_status, tensorrt_status
+    from benchmarks.common.machine import gpu_status, tensorrt_status
 
     ok, why = tensorrt_status()
     gpu_ok, gpu = gpu_status()
