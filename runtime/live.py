@@ -34,6 +34,7 @@ from typing import Any, Callable, Sequence
 import cv2
 import numpy as np
 
+from runtime.assets import demo_model
 from runtime.backends import BACKENDS, Backend, BackendError
 from runtime.capture import (OPENCV_READ_TIMEOUT_S, EndOfStream, Frame, FrameSource,
                              ReconnectPolicy, SourceError, SourceSpec, parse_source)
@@ -72,15 +73,16 @@ BUILD_COMMAND = "python export/build_engine.py"
 
 
 def resolve_model_path(model: str | Path | None) -> Path:
-    """``model``, or the demo model when None; a clear error (with the command that builds the
-    demo model) when the file is missing."""
+    """``model``, or the demo model when None (``DEFAULT_MODEL`` if built here, else the one the
+    runtime package ships); a clear error when the file is missing."""
     if model is None:
-        if not DEFAULT_MODEL.is_file():
+        demo = demo_model(DEFAULT_MODEL)
+        if demo is None:
             raise FileNotFoundError(
                 f"no --model given and the demo model {DEFAULT_MODEL} does not exist: build it with "
                 f"`{BUILD_COMMAND}` (from the repository root), or pass --model PATH"
             )
-        return DEFAULT_MODEL
+        return demo
     path = Path(model)
     if not path.is_file():
         raise FileNotFoundError(f"model file not found: {path}")
@@ -855,7 +857,7 @@ def build_parser() -> argparse.ArgumentParser:
     d = _DEFAULTS
     p = OneLineParser(prog="tsi-live", description=__doc__.split("\n\n")[0])
     io = p.add_argument_group("model and sources")
-    io.add_argument("--model", help=f".onnx, .engine/.plan or .pt (default: {DEFAULT_MODEL})")
+    io.add_argument("--model", help=f".onnx, .engine/.plan or .pt (default: {DEFAULT_MODEL}, else the shipped demo model)")
     io.add_argument("--card", help="model card JSON overriding the one found with the model")
     io.add_argument("--source", dest="sources", action="append", metavar="[NAME=]SOURCE",
                     help="camera index, video file, rtsp/http URL or a GStreamer pipeline "
