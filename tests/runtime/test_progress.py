@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import ast
 import io
 import os
 import sys
+from pathlib import Path
 
 import pytest
 
 from runtime.common.progress import on_terminal, progress_bar
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGES = ("tsi", "export", "calib", "runtime", "benchmarks")
 
 
 class FakeTerminal(io.StringIO):
@@ -48,3 +53,19 @@ def test_a_bar_only_on_a_terminal(monkeypatch, terminal):
     bar.update(3)
     bar.close()
     assert err.getvalue() == ""
+
+
+def test_every_bar_comes_from_the_helper():
+    """No module of the project but runtime.common.progress imports tqdm (every bar is on-terminal only)."""
+    helper = ROOT / "runtime" / "common" / "progress.py"
+    bad = []
+    for pkg in PACKAGES:
+        for path in sorted((ROOT / pkg).rglob("*.py")):
+            if path == helper:
+                continue
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                         [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+                if any(n.split(".")[0] == "tqdm" for n in names):
+                    bad.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert bad == [], f"import runtime.common.progress.progress_bar instead of tqdm: {bad}"
