@@ -208,10 +208,10 @@ def main(argv: list[str] | None = None) -> int:
             log.info("exporting the demo checkpoint with a dynamic batch axis")
             model = demo_dynamic_onnx(work / "demo_dynamic.onnx")
         videos = [write_video(work / f"cam{i}.mp4", a.frames, seed=i) for i in range(max(a.streams))]
-        from tqdm import tqdm
+        from runtime.common.progress import progress_bar
 
         total = a.repeats * sum(2 * (2 if n > 1 else 1) for n in a.streams)
-        progress = tqdm(total=total, desc="runs", unit="run")
+        progress = progress_bar(total=total, desc="runs", unit="run")
         rows = []
         for n in a.streams:
             for realtime in (False, True):

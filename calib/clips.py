@@ -91,7 +91,7 @@ def load_calibration_clips(folder: str | os.PathLike, card: ModelCard, *, max_cl
     """Up to ``max_clips`` clips (all videos when None), classes interleaved. Unreadable videos are
     skipped with a warning and counted; fewer than ``min_clips`` usable clips is an error, fewer than
     ``recommended`` a warning."""
-    from tqdm import tqdm
+    from runtime.common.progress import progress_bar
 
     folder = Path(folder)
     videos = interleave_by_folder(find_videos(folder))
@@ -100,7 +100,7 @@ def load_calibration_clips(folder: str | os.PathLike, card: ModelCard, *, max_cl
         raise CalibrationError(f"--calib-clips must be >= 1 (got {max_clips})")
     pre = FramePreprocessor(card)
     clips, sources, skipped = [], [], []
-    bar = tqdm(total=want, desc="calibration clips", unit="clip", disable=not progress, leave=False)
+    bar = progress_bar(total=want, desc="calibration clips", unit="clip", enabled=progress, leave=False)
     for path in videos:
         if len(clips) >= want:
             break

@@ -232,7 +232,7 @@ def _ranges(model, method: str, exclude, percentile: float, num_bins: int | None
     but ``exclude`` and the graph's constants (:func:`constant_tensors`)."""
     import onnx
     from onnxruntime.quantization.calibrate import TensorData, TensorsData
-    from tqdm import tqdm
+    from runtime.common.progress import progress_bar
 
     cal_method = ort_method(method)
     num_bins = num_bins or NUM_BINS
@@ -240,13 +240,13 @@ def _ranges(model, method: str, exclude, percentile: float, num_bins: int | None
     with tempfile.TemporaryDirectory(prefix="tsi_calib_") as tmp, _quiet_stdout():
         calibrator = _calibrator(Path(model), "minmax" if method == "minmax" else "percentile",
                                  Path(tmp) / "aug.onnx", num_bins=num_bins, percentile=percentile, exclude=exclude)
-        for reader in tqdm(readers, total=total, desc=f"calibrating ({method})", unit="chunk", disable=not progress, leave=False):
+        for reader in progress_bar(readers, total=total, desc=f"calibrating ({method})", unit="chunk", enabled=progress, leave=False):
             calibrator.collect_data(reader)
         if method == "entropy":
             amax, memo = {}, {}
             hists = calibrator.collector.get_histogram_dict()
-            for name, (hist, edges, lo, hi, *_rest) in tqdm(hists.items(), desc="entropy thresholds",
-                                                            unit="tensor", disable=not progress, leave=False):
+            for name, (hist, edges, lo, hi, *_rest) in progress_bar(hists.items(), desc="entropy thresholds",
+                                                                    unit="tensor", enabled=progress, leave=False):
                 h, e = _rebin(np.asarray(hist), np.asarray(edges, dtype=np.float64), num_bins)
                 key = (h.tobytes(), e.tobytes())  # Reshape/Transpose outputs repeat a histogram
                 if key not in memo:

@@ -68,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     d = LiveOptions()  # the library's defaults
     p = OneLineParser(prog="tsi-live", description=__doc__.split("\n\n")[0])
     io = p.add_argument_group("model and sources")
-    io.add_argument("--model", help=f".onnx, .engine/.plan or .pt (default: {DEFAULT_MODEL})")
+    io.add_argument("--model", help=f".onnx, .engine/.plan or .pt (default: {DEFAULT_MODEL}, else the shipped demo model)")
     io.add_argument("--card", help="model card JSON overriding the one found with the model")
     io.add_argument("--source", dest="sources", action="append", metavar="[NAME=]SOURCE",
                     help="camera index, video file, rtsp/http URL or a GStreamer pipeline "

@@ -13,6 +13,7 @@ from pathlib import Path
 import cv2
 
 from runtime import recognizer
+from runtime.assets import demo_model
 from runtime.capture import BUFFER_SIZE, STALL_TIMEOUT_S
 from runtime.outputs import JSONL_SUFFIXES, WRITABLE_VIDEO_SUFFIXES, check_output_path
 from runtime.reconnect import ReconnectPolicy, check_attempts, check_limit
@@ -34,15 +35,16 @@ BUILD_COMMAND = "python export/build_engine.py"
 
 
 def resolve_model_path(model: str | Path | None) -> Path:
-    """``model``, or the demo model when None; a clear error (with the command that builds the
-    demo model) when the file is missing."""
+    """``model``, or the demo model when None (``DEFAULT_MODEL`` if built here, else the one the
+    runtime package ships); a clear error when the file is missing."""
     if model is None:
-        if not DEFAULT_MODEL.is_file():
+        demo = demo_model(DEFAULT_MODEL)
+        if demo is None:
             raise FileNotFoundError(
                 f"no --model given and the demo model {DEFAULT_MODEL} does not exist: build it with "
                 f"`{BUILD_COMMAND}` (from the repository root), or pass --model PATH"
             )
-        return DEFAULT_MODEL
+        return demo
     path = Path(model)
     if not path.is_file():
         raise FileNotFoundError(f"model file not found: {path}")

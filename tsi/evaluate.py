@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from runtime.common.files import atomic_write_bytes, atomic_write_text
+from runtime.common.progress import progress_bar
 from tsi.checkpoint import load_model
 from tsi.data.datasets import FORMATS, build_dataset
 from tsi.cli import UsageError, cli_main, non_negative_int, output_folder, parser, positive_int
@@ -33,7 +33,7 @@ def predict(model: torch.nn.Module, loader: DataLoader, device: torch.device) ->
     """Class probabilities (N, K) averaged over views, and the labels (N,)."""
     model.eval().to(device)
     probs, labels = [], []
-    for clips, y in tqdm(loader, desc="eval", leave=False, dynamic_ncols=True):
+    for clips, y in progress_bar(loader, desc="eval", leave=False, dynamic_ncols=True):
         clips = clips.to(device)
         probs.append(view_probabilities(model, clips).float().cpu().numpy())
         labels.append(y.numpy())

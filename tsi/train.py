@@ -34,10 +34,10 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
-from tqdm import tqdm
 
 from runtime.card import ModelCard
 from runtime.common.files import atomic_write_text
+from runtime.common.progress import progress_bar
 from runtime.cli import ignore_stop_signals, install_stop_handlers
 from tsi.checkpoint import load_checkpoint, load_model, make_card, save_checkpoint
 from tsi.cli import (UsageError, cli_main, fraction, non_negative_float, non_negative_int, output_folder, parser,
@@ -135,7 +135,7 @@ def run_epoch(model: nn.Module, loader: DataLoader, dist_: Dist, *, optimizer=No
     crit = nn.CrossEntropyLoss()
     totals = torch.zeros(4, dtype=torch.float64)  # loss*n, top1, top5, n
     amp = dist_.device.type == "cuda"
-    bar = tqdm(loader, desc=desc, disable=not dist_.main, leave=False, dynamic_ncols=True)
+    bar = progress_bar(loader, desc=desc, enabled=dist_.main, leave=False, dynamic_ncols=True)
     for step, (clips, labels) in enumerate(bar):
         if stop is not None and stop.is_set():
             bar.close()

@@ -30,14 +30,13 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from tqdm import tqdm
-
 from benchmarks.common.machine import cpus_usable, load_average, load_note, machine_info
 from benchmarks.suite.measure import absent, base_row, measure_row
 from benchmarks.suite.models import (BENCH_FAMILIES, ModelSpec, build_torch, demo_specs, model_cost, no_accuracy_reason,
                                r50_specs)
 from benchmarks.suite.report import FORMAT, VERSION, tsi_tsn_ratios
 from benchmarks.suite.runners import BACKENDS, PRECISIONS, TORCH_INT8_REASON, ort_runner, tensorrt_reason, torch_runner
+from runtime.common.progress import progress_bar
 
 log = logging.getLogger("benchmarks.suite.accuracy_latency")
 
@@ -462,7 +461,7 @@ def run(args, argv: list[str]) -> dict:
         pair_keys = {s.key for s in specs if study and s.group == study.group and s.cfg.frames == study.cfg.frames
                      and s.family in ("tsn", "tsi")}
         try:
-            for spec in tqdm(specs, desc="models", unit="model"):
+            for i, spec in enumerate(progress_bar(specs, desc="models", unit="model"), 1):
                 bench.run_spec(spec, ("pytorch-eager", "onnxruntime", "tensorrt"))
                 if spec == study:
                     if "onnxruntime" in args.backends:
@@ -471,8 +470,10 @@ def run(args, argv: list[str]) -> dict:
                                              and s.cfg.frames == study.cfg.frames))
                 if spec.key not in pair_keys:
                     bench.drop_graphs(spec)
-            for spec in tqdm(specs, desc="torch.compile rows", unit="model"):  # last: compiles take long
+                log.info("model %d/%d measured: %s", i, len(specs), spec.key)
+            for i, spec in enumerate(progress_bar(specs, desc="torch.compile rows", unit="model"), 1):  # last: compiles take long
                 bench.run_spec(spec, ("pytorch-compiled",))
+                log.info("torch.compile row %d/%d measured: %s", i, len(specs), spec.key)
         except KeyboardInterrupt:
             report["interrupted"] = True
             log.warning("interrupted: writing the rows measured so far")

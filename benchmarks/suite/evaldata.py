@@ -29,8 +29,7 @@ class EvalSet:
 def load_eval_set(data: Path, card, *, fmt: str = "folder", split: str = "val", list_file: str | None = None,
                   labels_file: str | None = None, max_videos: int | None = None) -> EvalSet:
     """All (or ``max_videos`` evenly spread) videos of the split, one view each, as one array."""
-    from tqdm import tqdm
-
+    from runtime.common.progress import progress_bar
     from tsi.data.datasets import build_dataset
 
     ds = build_dataset(fmt, data, card=card, split=split, mode="test", list_file=list_file, labels_file=labels_file)
@@ -41,10 +40,11 @@ def load_eval_set(data: Path, card, *, fmt: str = "folder", split: str = "val", 
     if max_videos and max_videos < len(idx):
         idx = [idx[round(i * len(idx) / max_videos)] for i in range(max_videos)]
     clips, labels = [], []
-    for i in tqdm(idx, desc="validation clips", unit="clip", leave=False):
+    for i in progress_bar(idx, desc="validation clips", unit="clip", leave=False):
         x, y = ds[i]
         clips.append(x.numpy())
         labels.append(int(y))
+    log.info("eval set: %d clips of %s from %s (%s, %s)", len(clips), card.input_shape, data, fmt, split)
     return EvalSet(np.stack(clips), np.asarray(labels), list(card.labels), f"{data} ({fmt}, {split})", ds.skipped)
 
 

@@ -70,13 +70,19 @@ def test_two_videos_for_one_folder_is_an_error(tmp_path):
 
 @pytest.mark.parametrize("workers,sig", [(1, signal.SIGTERM), (2, signal.SIGHUP)])
 def test_signal_stops_cleanly_and_a_rerun_finishes(videos, tmp_path, monkeypatch, workers, sig):
-    class KillAfterFirst(ex.tqdm):
+    class KillAfterFirst:  # the progress bar: counts the finished videos, signals after the first
+        def __init__(self, *args, **kwargs):
+            self.n = 0
+
         def update(self, n=1):
-            super().update(n)
+            self.n += n
             if self.n == 1:
                 os.kill(os.getpid(), sig)
 
-    monkeypatch.setattr(ex, "tqdm", KillAfterFirst)
+        def close(self):
+            pass
+
+    monkeypatch.setattr(ex, "progress_bar", KillAfterFirst)
     before = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP)}
     out = tmp_path / "frames"
     res = ex.extract_tree(videos, out, short_side=0, workers=workers, progress=True)

@@ -154,6 +154,7 @@ def test_cli_errors_are_clear(tmp_path, model, monkeypatch, caplog):
         assert "model file not found" in caplog.text and "missing.onnx" in caplog.text
         caplog.clear()
         monkeypatch.chdir(tmp_path)  # no artifacts/demo here
+        monkeypatch.setattr("runtime.assets.DEMO_ONNX", tmp_path / "not-shipped.onnx")  # nor a shipped one
         assert main(["--source", str(video), "--headless"]) == 2
         assert "artifacts/demo/tsi_demo.onnx" in caplog.text
         assert "python export/build_engine.py" in caplog.text

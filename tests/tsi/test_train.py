@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -137,3 +138,18 @@ def test_a_stop_signal_ends_training_cleanly_and_resume_goes_on(data, tmp_path, 
         "best.pt", "last.pt", "log.csv", "log.jsonl"}
     resumed = tsi_train.run(train_args(data, out, epochs[-1] + 1, "--resume"))
     assert [r["epoch"] for r in resumed["history"]] == [epochs[-1] + 1] and "stopped" not in resumed
+
+
+def test_redirected_output_has_no_progress_bar_and_one_line_per_epoch(data, tmp_path):
+    """stderr to a file (``tsi-train ... 2> train.log``): no tqdm redraws (carriage returns), one log
+    line per epoch."""
+    log_file = tmp_path / "train.log"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    with open(log_file, "w") as err:
+        proc = subprocess.run([sys.executable, "-m", "tsi.train", *train_args(data, tmp_path / "run", 3)],
+                              cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=err, timeout=300)
+    text = log_file.read_text()
+    assert proc.returncode == 0, text[-3000:]
+    assert "\r" not in text and "it/s" not in text, text[-3000:]
+    epochs = re.findall(r": epoch (\d+): epoch=", text)
+    assert epochs == ["1", "2", "3"], text[-3000:]

@@ -40,9 +40,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
-from tqdm import tqdm
 
 from runtime.common.files import atomic_write_text
+from runtime.common.progress import progress_bar
 from runtime.cli import ignore_stop_signals
 from runtime.preprocess import resize_short_side
 from runtime.common.video import VIDEO_SUFFIXES, VideoDecodeError, iter_video, natural_key
@@ -197,7 +197,7 @@ def extract_tree(src: str | os.PathLike, out: str | os.PathLike, *, short_side: 
               "frames": 0, "interrupted": False}
     if result["skipped"]:
         log.info("%d of %d videos already extracted: skipped", result["skipped"], len(jobs))
-    bar = tqdm(total=len(todo), desc="extracting", unit="video", disable=not progress)
+    bar = progress_bar(total=len(todo), desc="extracting", unit="video", enabled=progress)
 
     def done(job: Job, frames: int, error: str) -> None:
         if error:

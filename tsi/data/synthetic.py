@@ -33,9 +33,9 @@ from typing import Any
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
 from runtime.common.files import atomic_path, atomic_write_text
+from runtime.common.progress import progress_bar
 from runtime.common.video import VideoDecodeError, count_frames
 from runtime.common.video import VIDEO_SUFFIXES
 from tsi.cli import UsageError, cli_main, parser, positive_float, positive_int
@@ -162,7 +162,7 @@ def generate(out: str | os.PathLike, *, train: int = 100, val: int = 20, seed: i
     jobs = [(s, si, c, ci, k) for si, (s, n) in enumerate(zip(SPLITS, (train, val)))
             for ci, c in enumerate(CLASSES) for k in range(n)]
     written = set()
-    for split, si, label, ci, k in tqdm(jobs, desc="synthetic videos", disable=not progress, unit="video"):
+    for split, si, label, ci, k in progress_bar(jobs, desc="synthetic videos", enabled=progress, unit="video"):
         rng = np.random.default_rng([int(seed), si, ci, k])
         if setting == "hard":
             fmt = sample_hard_format(rng)
