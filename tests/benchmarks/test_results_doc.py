@@ -10,7 +10,7 @@ from benchmarks.results_doc import command_of, main, render
 REPO = Path(__file__).resolve().parents[2]
 RESULTS = REPO / "benchmarks" / "results"
 DOC = REPO / "docs" / "results.md"
-LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
+LINK = re.compile(r"\]\(([^)#\s]*)(?:#([^)\s]*))?\)")
 
 
 def test_results_doc_is_regenerated_exactly_from_the_committed_json():
@@ -46,9 +46,26 @@ def test_every_section_names_its_command():
     assert command_of(RESULTS / "online.md") == "python -m benchmarks.online"
 
 
-def _local_links(md: Path) -> list[Path]:
-    return [(md.parent / target).resolve() for target in LINK.findall(md.read_text(encoding="utf-8"))
-            if "://" not in target]
+def _slug(heading: str) -> str:
+    """GitHub's anchor of a heading: lower case, punctuation dropped, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def _anchors(md: Path) -> set[str]:
+    return {_slug(line.lstrip("#")) for line in md.read_text(encoding="utf-8").splitlines() if line.startswith("#")}
+
+
+def _broken_links(md: Path) -> list[str]:
+    broken = []
+    for target, anchor in LINK.findall(md.read_text(encoding="utf-8")):
+        if "://" in target:
+            continue
+        path = (md.parent / target).resolve() if target else md
+        if not path.exists():
+            broken.append(f"{md.relative_to(REPO)} -> {target}")
+        elif anchor and path.suffix == ".md" and anchor not in _anchors(path):
+            broken.append(f"{md.relative_to(REPO)} -> {target}#{anchor}")
+    return broken
 
 
 def test_readme_is_a_door():
@@ -62,8 +79,8 @@ def test_readme_is_a_door():
 
 def test_readme_and_docs_links_resolve():
     pages = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
-    missing = [f"{md.relative_to(REPO)} -> {p}" for md in pages for p in _local_links(md) if not p.exists()]
-    assert not missing, missing
-    indexed = set(LINK.findall((REPO / "docs" / "README.md").read_text(encoding="utf-8")))
+    broken = [b for md in pages for b in _broken_links(md)]
+    assert not broken, broken
+    indexed = {t for t, _ in LINK.findall((REPO / "docs" / "README.md").read_text(encoding="utf-8"))}
     unlisted = [p.name for p in pages[1:] if p.name != "README.md" and p.name not in indexed]
     assert not unlisted, f"docs/README.md does not list {unlisted}"
