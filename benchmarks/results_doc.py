@@ -29,7 +29,8 @@ RESULTS = Path("benchmarks/results")
 OUT = Path("docs/results.md")
 COMMAND = "python -m benchmarks.results_doc"
 
-# results whose only record is the .md their command wrote: (file, what it measured)
+# runs linked rather than rendered, (file, what it measured): their only record is the .md their command
+# wrote, or (the quick and rerun accuracy-vs-latency runs) a side run of a benchmark rendered above
 MD_ONLY = [
     ("online.md", "online step vs sliding window: MACs, latency and `tsi-live` frames/s per output"),
     ("int8_accuracy.md", "INT8 Q/DQ vs FP32 of the demo model in onnxruntime, per calibration method"),
@@ -74,6 +75,10 @@ class _Doc:
         return f"From {self.link(json_name)}; command: {ran}; full table: {self.link(md_name)}."
 
 
+def _absent(title: str, doc: _Doc, name: str) -> list[str]:
+    return [title, "", f"Not measured: {doc.link(name)} is absent.", ""]
+
+
 def _pct(x) -> str:
     return "—" if x is None else f"{x:.1f}"
 
@@ -86,7 +91,7 @@ def synthetic(doc: _Doc) -> list[str]:
     for name, title in (("synthetic_motion.json", "Easy setting"), ("synthetic_motion_hard.json", "Hard setting")):
         rows = _load(doc.results / name)
         if not rows:
-            lines += [f"### {title}", "", f"Not measured: {doc.link(name)} is absent.", ""]
+            lines += _absent(f"### {title}", doc, name)
             continue
         epochs = any("epochs" in r for r in rows)  # older runs did not record it (their .md states the budget)
         lines += [f"### {title}", "", doc.source(name), "",
@@ -108,7 +113,7 @@ def synthetic(doc: _Doc) -> list[str]:
 def online(doc: _Doc) -> list[str]:
     acc = _load(doc.results / "online_accuracy.json")
     if not acc:
-        return ["## Online (causal) and offline models", "", f"Not measured: {doc.link('online_accuracy.json')} is absent.", ""]
+        return _absent("## Online (causal) and offline models", doc, "online_accuracy.json")
     seqs = sorted(doc.results.glob("online_sequences_seed*.json"))
     runs = {p.stem.removeprefix("online_sequences_"): {r["arch"]: r for r in _load(p)} for p in seqs}
     seeds = [Path(d).name for d in acc[0]["dirs"]]
@@ -143,7 +148,7 @@ def online(doc: _Doc) -> list[str]:
 def multistream(doc: _Doc) -> list[str]:
     data = _load(doc.results / "multistream.json")
     if not data:
-        return []
+        return _absent("## Many streams: one process (batched) against separate processes", doc, "multistream.json")
     meta, rows = data["meta"], data["runs"]
     cores = meta["cpu_count"]
     busy = [r for r in rows if r["loadavg_before"][0] > cores]
@@ -171,7 +176,7 @@ def multistream(doc: _Doc) -> list[str]:
 def data_loading(doc: _Doc) -> list[str]:
     data = _load(doc.results / "data_loading.json")
     if not data:
-        return []
+        return _absent("## Data loading: video files against frame folders", doc, "data_loading.json")
     by: dict[str, dict[int, dict]] = {}
     for r in data["rows"]:
         by.setdefault(r["source"], {})[r["workers"]] = r
@@ -202,7 +207,7 @@ def accuracy_latency(doc: _Doc) -> list[str]:
     path = doc.results / "accuracy_latency.json"
     report = _load(path)
     if not isinstance(report, dict) or report.get("format") != FORMAT:
-        return ["## Accuracy against latency", "", f"Not measured: {doc.link('accuracy_latency.json')} is absent.", ""]
+        return _absent("## Accuracy against latency", doc, "accuracy_latency.json")
     text = accuracy_latency_section(report, path, doc.out_dir, heading="## Accuracy against latency",
                                     regenerate=COMMAND, schema="benchmarks.md")
     # this page's header says how to regenerate it
@@ -211,8 +216,9 @@ def accuracy_latency(doc: _Doc) -> list[str]:
 
 
 def md_only(doc: _Doc) -> list[str]:
-    lines = ["## Results with no JSON", "",
-             "Each is the file its command wrote, with the command inside; linked, not copied.", "",
+    lines = ["## Other runs", "",
+             "Linked, not copied: each file is what its command wrote, with the command inside. Most have no JSON; "
+             "the quick and the rerun accuracy-vs-latency runs are side runs of the benchmark above.", "",
              "| result | file | command |", "|---|---|---|"]
     for name, what in MD_ONLY:
         if (doc.results / name).is_file():

@@ -84,3 +84,9 @@ def test_readme_and_docs_links_resolve():
     indexed = {t for t, _ in LINK.findall((REPO / "docs" / "README.md").read_text(encoding="utf-8"))}
     unlisted = [p.name for p in pages[1:] if p.name != "README.md" and p.name not in indexed]
     assert not unlisted, f"docs/README.md does not list {unlisted}"
+
+
+def test_a_missing_json_says_not_measured(tmp_path):
+    (tmp_path / "results").mkdir()
+    text = render(tmp_path / "results", tmp_path / "results.md")
+    assert text.count("Not measured:") == 6 and "| tsi_r18 |" not in text
