@@ -1,8 +1,11 @@
-"""Write the README's "Benchmarks" section from a benchmark report JSON (no hand-typed figures).
+"""The accuracy-vs-latency section, written from a benchmark report JSON (no hand-typed figures).
 
-    python -m benchmarks.suite.readme_section [--json benchmarks/results/accuracy_latency.json] [--readme README.md]
+``benchmarks.suite.results_doc`` puts it into ``docs/results.md`` (``python -m benchmarks.suite.results_doc``,
+console script ``tsi-bench-readme``). Into another markdown file:
 
-The section runs from the line ``## Benchmarks`` to the next ``## `` heading (or the end); it is
+    python -m benchmarks.suite.readme_section --readme FILE [--json benchmarks/results/accuracy_latency.json]
+
+The section runs from its heading (``## Benchmarks``) to the next ``## `` heading (or the end); it is
 replaced if present, else added before ``## Layout`` (or at the end). Everything in it comes from
 the JSON: the command and its duration, the machine and load, the TSI/TSN ratios, the best rows and
 the Pareto PNG.
@@ -24,17 +27,20 @@ log = logging.getLogger(__name__)
 HEADING = "## Benchmarks"
 
 
-def section(report: dict, json_path: Path, readme_dir: Path) -> str:
+def section(report: dict, json_path: Path, readme_dir: Path, heading: str = HEADING,
+            regenerate: str = "python -m benchmarks.suite.readme_section", schema: str = "docs/benchmarks.md") -> str:
+    """The section's markdown. Links to the JSON's files are relative to ``readme_dir``, the folder of the
+    file the section goes in; ``schema`` is the link to docs/benchmarks.md from there."""
     m = report["machine"]
     rel = lambda p: os.path.relpath(p, readme_dir).replace(os.sep, "/")  # noqa: E731
     json_path = json_path.resolve()
     md = json_path.with_suffix(".md")
     png = json_path.with_name(json_path.stem + "_pareto.png")
-    lines = [HEADING, "",
+    lines = [heading, "",
              f"`{report['command']}` measured every model × T × precision × backend side by side on this machine in "
              f"{report['duration_s'] / 60:.0f} min ({'interrupted: partial' if report.get('interrupted') else 'complete'}); "
              f"full tables, absent rows with their reasons, and plots: [`{rel(md)}`]({rel(md)}) "
-             f"(schema: [`docs/benchmarks.md`](docs/benchmarks.md)).", "",
+             f"(schema: [`docs/benchmarks.md`]({schema})).", "",
              f"Machine: `{m['cpu']}`, {m['usable_cpus']} CPUs, threads {report['settings']['threads']}; GPU: "
              f"{m['gpu'] or m['gpu_reason']}; TensorRT: {m['libraries'].get('tensorrt')}. Load average at start "
              f"{m['load_average_start']}, at end {report.get('load_average_end')}"
@@ -44,8 +50,8 @@ def section(report: dict, json_path: Path, readme_dir: Path) -> str:
         lines += paired_table(report["paired"]) + [""]
         if any(x.get("group") == "r50" for x in report["paired"]):
             lines += ["The R50 models have random weights (no trained R50 here): on a CPU TSI's attention time depends on "
-                      "the scores' magnitude, so these ratios hold for these weights only (docs/benchmarks.md, "
-                      "\"The committed runs\").", ""]
+                      "the scores' magnitude, so these ratios hold for these weights only "
+                      f"([docs/benchmarks.md]({schema}), \"The committed runs\").", ""]
     pts = [r for r in measured(report["rows"]) if r["top1"] is not None]
     if pts:
         front = pareto_front([(r["latency_ms"]["p50"], r["top1"]) for r in pts])
@@ -83,7 +89,7 @@ def section(report: dict, json_path: Path, readme_dir: Path) -> str:
                         if demo_mha else f"{att['model']}: {att.get('parity')}"))
         lines += [text + ".", ""]
     lines += [f"![accuracy vs latency]({rel(png)})", "",
-              "Regenerate this section from the JSON: `python -m benchmarks.suite.readme_section`.", ""]
+              f"Regenerate this section from the JSON: `{regenerate}`.", ""]
     return "\n".join(lines)
 
 
@@ -102,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--json", type=Path, default=Path("benchmarks/results/accuracy_latency.json"))
-    p.add_argument("--readme", type=Path, default=Path("README.md"))
+    p.add_argument("--readme", type=Path, required=True,
+                   help="the markdown file to write the section into (docs/results.md is benchmarks.suite.results_doc's)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     for f in (args.json, args.readme):
