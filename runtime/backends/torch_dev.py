@@ -42,13 +42,16 @@ class TorchDevBackend(Backend):
         path = check_model_file(model_path)
         try:
             import torch
-            from tsi.checkpoint import load_model
+            from tsi.checkpoint import CheckpointError, load_model
         except ImportError as e:
             raise BackendError(
                 "the .pt development backend needs PyTorch and the tsi package (pip install torch, "
                 "run from the repository root); on a Jetson use the .onnx or .engine model"
             ) from e
-        model, ckpt_card = load_model(path)
+        try:
+            model, ckpt_card = load_model(path)
+        except CheckpointError as e:  # the runtime's user errors know no tsi type
+            raise BackendError(str(e)) from None
         if card is not None:
             given = card if isinstance(card, ModelCard) else ModelCard.load(card)
             if (given.labels, given.input_shape) != (ckpt_card.labels, ckpt_card.input_shape):

@@ -87,3 +87,19 @@ def test_bad_input_is_one_line_and_exit_2(files, tmp_path, case, argv, first):
     assert len(errors) == 1 and first.format(root=files) in errors[0], err[-5:]
     assert int(r.stdout.split()[-1]) / 1024 < PEAK_MB, f"{case}: peak RSS {int(r.stdout.split()[-1]) // 1024} MB"
     assert not (files / "run" / "last.pt").exists()
+
+
+@pytest.mark.parametrize("name, message", [("truncated.pt", "truncated or corrupt checkpoint"),
+                                           ("wide.pt", "base_width must be 1 to 256 (got 65536)")])
+def test_live_with_a_bad_checkpoint_is_one_line(files, name, message):
+    """``tsi-live --model x.pt`` (the development backend): the checkpoint's error in one line."""
+    from tests.data.videos import write_video
+
+    clip = write_video(files / "clip.mp4", 20)
+    r = subprocess.run([sys.executable, "-c", _MEASURE, sys.executable, "-m", "runtime.live", "--model",
+                        str(files / name), "--source", str(clip), "--headless"], cwd=REPO, capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    errors = [line for line in r.stderr.splitlines() if " ERROR " in line]
+    assert len(errors) == 1 and message in errors[0], r.stderr[-1000:]
+    assert int(r.stdout.split()[-1]) / 1024 < PEAK_MB
