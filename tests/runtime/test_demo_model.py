@@ -8,7 +8,7 @@ import numpy as np
 
 from runtime.assets import DEMO_ONNX
 from runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
-from runtime.live import DEFAULT_MODEL, resolve_model_path
+from runtime.plan import DEFAULT_MODEL, resolve_model_path
 
 
 def test_the_shipped_demo_model_is_the_fallback(tmp_path, monkeypatch):
