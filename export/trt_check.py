@@ -101,10 +101,13 @@ class Problem:
 
 
 class _Graph:
-    """Lookups over one ONNX graph: constants, producers, consumers, shapes."""
+    """Lookups over one ONNX graph: constants, producers and consumers (onnx-graphsurgeon's, as
+    :func:`calib.graph_maps.graph_maps` hands them), shapes."""
 
     def __init__(self, proto):
         import onnx
+
+        from calib.graph_maps import graph_maps
         from onnx import numpy_helper
 
         self.proto = proto
@@ -117,11 +120,7 @@ class _Graph:
                         self.constants[n.output[0]] = numpy_helper.to_array(a.t)
                     elif a.name in ("value_float", "value_int", "value_floats", "value_ints"):
                         self.constants[n.output[0]] = np.asarray(onnx.helper.get_attribute_value(a))
-        self.producer = {o: n for n in g.node for o in n.output}
-        self.consumers: dict[str, list] = {}
-        for n in g.node:
-            for i in n.input:
-                self.consumers.setdefault(i, []).append(n)
+        self.producer, self.consumers = graph_maps(proto)
         try:
             inferred = onnx.shape_inference.infer_shapes(proto, strict_mode=False)
         except Exception as e:  # a custom op or a broken graph: check what is known
