@@ -75,8 +75,11 @@ def engine_card(name: str, precision: str) -> str:
 
 
 def standard_beside(graph: Path) -> Path:
-    """The standard graph ``<n>.onnx`` beside a precision graph ``<n>.int8.qdq.onnx``."""
-    return graph.with_name(standard_graph(stem_of(graph)))
+    """The standard graph ``<n>.onnx`` beside a precision graph ``<n>.int8.qdq.onnx`` (or ``<n>.fp16.onnx``)."""
+    for tag in PRECISION_GRAPH_TAGS.values():
+        if graph.name.endswith(tag + ONNX_SUFFIX):
+            return graph.with_name(graph.name[:-len(tag + ONNX_SUFFIX)] + ONNX_SUFFIX)
+    return graph
 
 
 def output_names(name: str) -> list[str]:

@@ -226,7 +226,7 @@ def check_graphs(graphs: dict[str, Path], *, dla: bool) -> None:
 # -- engines ---------------------------------------------------------------------------------------
 def engine_targets(opts: Options, graphs: dict[str, Path], caps) -> list[tuple[str, Path, bool]]:
     """(precision, graph, implicit_int8) of every engine to build."""
-    plugin = ".plugin" if opts.plugin else ""
+    plugin = names.PLUGIN_TAG if opts.plugin else ""
     targets = []
     if opts.fp16:
         route = caps.precision_route("fp16") if caps else "flags"
@@ -265,7 +265,7 @@ def run_pipeline(opts: Options, stg: Path, card: ModelCard | None, sha: str, der
     """Every stage, writing into ``stg``; returns (what they wrote, the card)."""
     dla = opts.dla_core is not None
     if derived is not None:  # a derived graph (FP16 / Q/DQ / plugin variant) is built as it is
-        done = Written(graphs={derived + (".plugin" if opts.plugin else ""): opts.onnx})
+        done = Written(graphs={derived + (names.PLUGIN_TAG if opts.plugin else ""): opts.onnx})
         check_graphs(done.graphs, dla=dla)
         if caps is not None:
             done += engines_stage(opts, stg, done.graphs, card, opts.onnx, [(card.precision, opts.onnx, False)])

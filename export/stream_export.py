@@ -276,7 +276,7 @@ def export_online(checkpoint: str | os.PathLike, out: str | os.PathLike, name: s
         stg, checkpoint, stem, fp16=fp16, plugin=plugin, int8=int8, calib_dir=calib_dir,
         calib_method=calib_method, calib_clips=calib_clips))
     final = {kind: out / path.name for kind, path in done.graphs.items()}
-    finish = [build_engine_cmd(p, out, stem, ["--plugin", "LIB"] if kind.endswith(".plugin") else [])
+    finish = [build_engine_cmd(p, out, stem, ["--plugin", "LIB"] if kind.endswith(names.PLUGIN_TAG) else [])
               for kind, p in final.items()]
     for line in report_lines(out, written, done.notes, time.perf_counter() - t0, finish=finish,
                              heading=f"Build each step graph's engine on the target (TensorRT {TARGET_TRT}; "

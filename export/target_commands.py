@@ -30,7 +30,7 @@ def finish_commands(graphs: dict[str, Path], card: ModelCard, *, out: Path, name
     """``graphs`` maps kinds (``fp32``, ``fp32.plugin``, ``fp16``, ``int8``, ``int8.cache``, ...) to
     their paths in ``out``."""
     q = shlex.quote
-    sfx = ".plugin" if plugin else ""
+    sfx = names.PLUGIN_TAG if plugin else ""
     extra: list[str] = []
     te: list[str] = []
     if plugin:
