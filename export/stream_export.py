@@ -292,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--name", default=None, help="file name stem (default: the checkpoint's)")
     ap.add_argument("--fp16", action="store_true", help="also the FP16 step graph")
     ap.add_argument("--plugin", action="store_true", help="also the saliency-attention plugin variant")
-    ap.add_argument("--int8", action="store_true", help="also the INT8 Q/DQ step graph (needs --calib-dir)")
+    ap.add_argument("--int8", action="store_true", help="also the INT8 Q/DQ step graph, calibrated on --calib-dir")
     ap.add_argument("--calib-dir", type=Path, help="videos for INT8 calibration (class folders or flat)")
     ap.add_argument("--calib-method", default=DEFAULT_METHOD, choices=METHODS)
     ap.add_argument("--calib-clips", type=int, default=DEFAULT_CALIB_CLIPS,
