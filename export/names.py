@@ -7,6 +7,7 @@ Clip build (``export.build_engine``), for a file stem ``<n>``::
     <n>.fp16.onnx  <n>.int8.qdq.onnx       the precision graphs (and their .plugin variants)
     <n>.int8.calib.cache(.json)            the keyed calibration cache (the key: calib.cache.key_path)
     <n>.<precision>.engine  <n>.<precision>.json   engines and their cards
+    calib_videos/                          the demo's synthetic calibration videos
 
 Online export (``export.stream_export``): the same names with the stem ``<n>.online``
 (:func:`online_stem`), so its engines are ``<n>.online.<precision>.engine``.
@@ -28,6 +29,7 @@ ONLINE_TAG = ".online"  # <n>.online*: a step graph and what is built from it
 PRECISION_GRAPH_TAGS = {"fp16": ".fp16", "int8": ".int8.qdq"}  # <n><tag>.onnx
 CALIB_CACHE_SUFFIX = ".int8.calib.cache"
 ENGINE_SUFFIX = ".engine"
+DEMO_CALIB_VIDEOS = "calib_videos"  # the demo's synthetic calibration videos, a folder in --out
 PRECISIONS = ("fp32", "fp16", "int8")
 
 

@@ -146,11 +146,11 @@ def demo_calibration_dir(out: Path, stg: Path) -> Path:
     once into ``--out/calib_videos`` (through the staging folder, like every output)."""
     from tsi.data.synthetic import MARKER, generate
 
-    final = out / "calib_videos"
+    final = out / names.DEMO_CALIB_VIDEOS
     marker = final / MARKER
     if marker.is_file() and json.loads(marker.read_text()).get("complete") is True:
         return final / "train"
-    root = stg / "calib_videos"
+    root = stg / names.DEMO_CALIB_VIDEOS
     with stage("synthetic calibration videos"):
         generate(root, train=DEMO_CALIB_PER_CLASS, val=0, seed=1)
     return root / "train"
@@ -239,22 +239,28 @@ def engine_targets(opts: Options, graphs: dict[str, Path], caps) -> list[tuple[s
     return targets
 
 
-def engines_stage(opts: Options, stg: Path, graphs: dict[str, Path], card: ModelCard, standard: Path,
-                  targets) -> Written:
+def builder_options(opts: Options) -> dict:
+    """The :class:`export.trt_build.EngineSpec` fields every engine of this run shares."""
+    from export.trt_build import DEFAULT_BATCH_PROFILE
+
+    return {"plugin_lib": opts.plugin, "dla_core": opts.dla_core, "timing_cache": opts.timing_cache,
+            "workspace_mib": opts.workspace, "batch_profile": opts.profile or DEFAULT_BATCH_PROFILE}
+
+
+def engines_stage(stg: Path, name: str, graphs: dict[str, Path], card: ModelCard, standard: Path, targets,
+                  builder: dict) -> Written:
+    """An engine ``<name>.<precision>.engine`` (+ its card) per target, with the ``builder`` options."""
     from export.plugin_graph import attention_node_names
-    from export.trt_build import DEFAULT_BATCH_PROFILE, EngineSpec, build_engine
+    from export.trt_build import EngineSpec, build_engine
 
     fp32_layers = attention_node_names(load_graph(standard))
     out = Written()
     for precision, graph, implicit in targets:
-        path = stg / names.engine(opts.name, precision)
+        path = stg / names.engine(name, precision)
         with stage(f"TensorRT engine {path.name}") as files:
             build_engine(EngineSpec(onnx_path=graph, engine_path=path, precision=precision, card=card,
                                     implicit_int8=implicit, calib_cache=graphs.get("int8.cache"),
-                                    onnx_sha256=file_sha256(standard), plugin_lib=opts.plugin,
-                                    dla_core=opts.dla_core, timing_cache=opts.timing_cache,
-                                    workspace_mib=opts.workspace, batch_profile=opts.profile or DEFAULT_BATCH_PROFILE,
-                                    fp32_layers=fp32_layers))
+                                    onnx_sha256=file_sha256(standard), fp32_layers=fp32_layers, **builder))
             files += [path, card_path_for(path)]
         out.files += [path, card_path_for(path)]
     return out
@@ -268,7 +274,8 @@ def run_pipeline(opts: Options, stg: Path, card: ModelCard | None, sha: str, der
         done = Written(graphs={derived + (names.PLUGIN_TAG if opts.plugin else ""): opts.onnx})
         check_graphs(done.graphs, dla=dla)
         if caps is not None:
-            done += engines_stage(opts, stg, done.graphs, card, opts.onnx, [(card.precision, opts.onnx, False)])
+            done += engines_stage(stg, opts.name, done.graphs, card, opts.onnx, [(card.precision, opts.onnx, False)],
+                                  builder_options(opts))
         return done, card
     if opts.onnx is not None:
         done, standard = standard_from_onnx(opts.onnx, stg, opts.name, card)
@@ -288,10 +295,11 @@ def run_pipeline(opts: Options, stg: Path, card: ModelCard | None, sha: str, der
                 raise refusal("int8_needs_calib_dir")
             calib_dir = demo_calibration_dir(opts.out, stg)
             if calib_dir.is_relative_to(stg):
-                done.files.append(stg / "calib_videos")
+                done.files.append(stg / names.DEMO_CALIB_VIDEOS)
         done += int8_stage(stg, opts.name, standard, card, sme, caps, calib_dir=calib_dir, method=opts.calib_method,
                            max_clips=opts.calib_clips, cache=opts.calib_cache, plugin=opts.plugin is not None)
     check_graphs(done.graphs, dla=dla)
     if caps is not None:
-        done += engines_stage(opts, stg, done.graphs, card, standard, engine_targets(opts, done.graphs, caps))
+        done += engines_stage(stg, opts.name, done.graphs, card, standard, engine_targets(opts, done.graphs, caps),
+                              builder_options(opts))
     return done, card
