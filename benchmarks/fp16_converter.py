@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from runtime.common.files import atomic_write_text
+from runtime.trt_version import TARGET_TRT
 
 log = logging.getLogger("bench.fp16")
 DEFAULT_ONNX = Path("artifacts") / "demo" / "tsi_demo.onnx"
@@ -213,7 +214,7 @@ def to_markdown(m: dict, args) -> str:
         row("graph input and output float32", lambda r: r.stats["io_float32"]),
         row("serialised size (MB)", lambda r: f"{r.stats['bytes'] / 1e6:.2f}"),
         row("conversion time, best of 3 (s)", lambda r: f"{r.seconds:.2f}"),
-        row("TensorRT 10.3 compatibility check (`export.trt_check`)", lambda r: r.stats["trt_check"]),
+        row(f"TensorRT {TARGET_TRT} compatibility check (`export.trt_check`)", lambda r: r.stats["trt_check"]),
     ]
     for k in m["sets"]:
         rows.append(row(f"logits vs FP32, {k}: max abs (fraction of the logit range), top-1 agreement",

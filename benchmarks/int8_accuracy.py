@@ -96,12 +96,11 @@ def measure(args) -> dict:
     import onnxruntime
 
     from calib.clips import load_calibration_clips
-    from calib.qdq import make_qdq
-    from calib.ranges import compute_ranges
     from export.friendly import export_friendly_model
-    from export.onnx_export import export_onnx, save_onnx, set_card
+    from export.names import precision_graph, standard_beside
+    from export.onnx_export import export_onnx
     from export.parity import run_onnx
-    from export.plugin_graph import attention_internal_tensors, attention_node_names
+    from export.variants import int8_qdq_graph, write_graph
     from runtime.common.files import file_sha256
 
     calib = args.calib or (args.data.parent / "train" if args.data.name in ("val", "validation") else None)
@@ -112,8 +111,8 @@ def measure(args) -> dict:
             from export.onnx_export import read_card_from_onnx
 
             int8 = args.built
-            fp32 = int8.with_name(int8.name.replace(".int8.qdq.onnx", ".onnx"))
-            if not (int8.name.endswith(".int8.qdq.onnx") and int8.is_file() and fp32.is_file()):
+            fp32 = standard_beside(int8)
+            if not (int8.name.endswith(precision_graph("", "int8")) and int8.is_file() and fp32.is_file()):
                 raise SystemExit(f"error: --built {int8}: expected <name>.int8.qdq.onnx with <name>.onnx beside it")
             card = read_card_from_onnx(fp32)
             calib, n_calib, method = f"{int8.parent} (the build's own)", "the build's", "the build's"
@@ -121,11 +120,8 @@ def measure(args) -> dict:
             model, card = export_friendly_model(args.checkpoint)
             fp32 = export_onnx(model, card, Path(tmp) / "fp32.onnx", source_sha256=file_sha256(args.checkpoint))
             cs = load_calibration_clips(calib, card, max_clips=args.calib_clips, min_clips=args.min_calib_clips)
-            graph = onnx.load(str(fp32))
-            ranges = compute_ranges(fp32, cs.clips, args.calib_method, exclude=attention_internal_tensors(graph))
-            qdq = make_qdq(fp32, ranges, float_nodes=attention_node_names(graph))
-            set_card(qdq, card.replace(precision="int8"))
-            int8 = save_onnx(qdq, Path(tmp) / "int8.onnx")
+            int8 = write_graph(int8_qdq_graph(fp32, cs.clips, args.calib_method), Path(tmp) / "int8.onnx",
+                               card.replace(precision="int8"))
             n_calib, method = len(cs), args.calib_method
         n_qdq = sum(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in onnx.load(str(int8)).graph.node)
         x, y, skipped = val_clips(args.data, card, args.max_videos)

@@ -30,13 +30,14 @@ import numpy as np
 from runtime.common.errors import CalibrationError
 from runtime.card import ModelCard
 from runtime.common.files import atomic_write_bytes, atomic_write_text, file_sha256
+from runtime.trt_version import TARGET_TRT, TRTCapabilities
 
 log = logging.getLogger(__name__)
 
 KEY_FORMAT = "tsi-calibration-cache"
 KEY_VERSION = 1
 ALGORITHM = "EntropyCalibration2"
-DEFAULT_VERSION_INT = 100300  # TensorRT 10.3 (JetPack 6.1/6.2)
+DEFAULT_VERSION_INT = TRTCapabilities.of(TARGET_TRT).version_int  # the target TensorRT's (100300)
 _HEADER = re.compile(r"^TRT-(\d+)-(\w+)$")
 _LINE = re.compile(r"^(.+): ([0-9a-fA-F]{8})$")
 

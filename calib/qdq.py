@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from calib.graph_maps import graph_maps
 from calib.ranges import Ranges, ort_method
 from runtime.common.errors import CalibrationError
 
@@ -36,16 +37,6 @@ EXTRA_OPTIONS = {"ActivationSymmetric": True, "WeightSymmetric": True, "AddQDQPa
                  # TensorRT's placement: Q/DQ on the inputs of weighted layers, never on their outputs
                  "OpTypesToExcludeOutputQuantization": list(QUANT_OP_TYPES)}
 FUSABLE_OP_TYPES = ("Conv",)  # TensorRT fuses Conv + (residual) Add when the Conv output has one consumer
-
-
-def _graph_maps(g):
-    """``{tensor: producing node}`` and ``{tensor: consuming nodes}`` of an ONNX graph (by name)."""
-    producer = {o: n for n in g.node for o in n.output}
-    consumers: dict[str, list] = {}
-    for n in g.node:
-        for i in n.input:
-            consumers.setdefault(i, []).append(n)
-    return producer, consumers
 
 
 def _through_qdq(tensor: str, producer: dict) -> tuple[str, bool]:
@@ -63,7 +54,7 @@ def residual_adds(proto) -> list[tuple[str, str, str]]:
     with an input made by a Conv that feeds nothing else (the branch TensorRT fuses into the Conv);
     the other input is the identity (a shortcut Conv's output counts as identity)."""
     g = proto.graph
-    producer, consumers = _graph_maps(g)
+    producer, consumers = graph_maps(proto)
     inits = {i.name for i in g.initializer}
 
     def float_consumers(t: str) -> int:  # consumers of t, looking through its Q/DQ pairs
@@ -95,7 +86,7 @@ def residual_add_problems(proto) -> list[str]:
     so TensorRT fuses Conv + Add; the identity enters quantized. Names every Conv whose output is
     quantized before a residual Add, and every Add whose identity is not quantized."""
     g = proto.graph
-    producer, _ = _graph_maps(g)
+    producer, _ = graph_maps(proto)
     by_name = {n.name: n for n in g.node}
     problems = []
     for add_name, _, _ in residual_adds(proto):
@@ -120,7 +111,7 @@ def place_residual_qdq(proto, ranges: Ranges) -> tuple[int, int]:
     from onnx import helper, numpy_helper
 
     g = proto.graph
-    producer, consumers = _graph_maps(g)
+    producer, consumers = graph_maps(proto)
     by_name = {n.name: n for n in g.node}
     added = bypassed = 0
     new_nodes = []
@@ -217,7 +208,7 @@ def verify_qdq(proto, float_nodes) -> list[str]:
 
     g = proto.graph
     inits = {i.name: numpy_helper.to_array(i) for i in g.initializer}
-    producer, consumers = _graph_maps(g)
+    producer, consumers = graph_maps(proto)
     problems = []
     qdq_nodes = [n for n in g.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")]
     if not qdq_nodes:

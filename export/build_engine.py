@@ -24,14 +24,12 @@ or too small calibration folder, a card that does not match the checkpoint, ...)
 from __future__ import annotations
 
 import logging
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 from export.options import Options, build_parser, resolve
-from export.outputs import check_out, finalize
+from export.outputs import check_out, run_staged
 from runtime.card import CardError
 from runtime.common.errors import ExportError
 
@@ -41,7 +39,7 @@ log = logging.getLogger("export.build_engine")
 def run(opts: Options) -> int:
     """Build everything ``opts`` asks for; returns 0 (errors are raised)."""
     from export.pipeline import load_source, run_pipeline
-    from export.report import report_lines
+    from export.report import finish_lines, report_lines
     from runtime.trt_version import capabilities, tensorrt_available
 
     t0 = time.perf_counter()
@@ -50,26 +48,13 @@ def run(opts: Options) -> int:
         if caps is not None:
             raise ExportError(f"plugin library not found: {opts.plugin}")
         log.warning("plugin library %s is not here; the commands below need it on the target", opts.plugin)
-    card, sha, derived = load_source(opts)
+    source_card, sha, derived = load_source(opts)
     keep = opts.onnx if opts.onnx is not None and (opts.out / opts.onnx.name).resolve() == opts.onnx.resolve() else None
     check_out(opts.out, opts.name, sha, force=opts.force, keep=keep)
-    made = [p for p in (opts.out, *opts.out.parents) if not p.exists()]
-    opts.out.mkdir(parents=True, exist_ok=True)
-    stg = Path(tempfile.mkdtemp(prefix=".staging-", dir=opts.out))  # same file system as the outputs
-    written = []
-    try:
-        done, card = run_pipeline(opts, stg, card, sha, derived, caps)
-        written = finalize(done.files, opts.out, keep)
-    finally:
-        shutil.rmtree(stg, ignore_errors=True)
-        if not written:  # failed: leave no folder this run created
-            for p in made:
-                try:
-                    p.rmdir()
-                except OSError:
-                    break
-    for line in report_lines(opts, written, done.graphs, done.notes, card, caps is not None, derived,
-                             time.perf_counter() - t0):
+    (done, card), written = run_staged(
+        opts.out, lambda stg: run_pipeline(opts, stg, source_card, sha, derived, caps), keep)
+    finish = [] if caps is not None else finish_lines(opts, done.graphs, card, derived)
+    for line in report_lines(opts.out, written, done.notes, time.perf_counter() - t0, finish=finish):
         log.info("%s", line)
     return 0
 

@@ -1,7 +1,7 @@
 """Export the export-friendly model to the standard ONNX graph.
 
 Input ``clip`` (N, T, 3, S, S) float32 with T and S static (from the config/card), output ``logits``
-(N, classes). N is 1 unless ``dynamic_batch``. Opset 17, simplified with onnxsim (its own
+(N, classes). N is 1 unless ``dynamic_batch``. Opset ``export.names.OPSET``, simplified with onnxsim (its own
 numerical check must pass), ``onnx.checker.check_model(full_check=True)``, the model card (with
 ``source_sha256`` = sha256 of the checkpoint file and ``precision``) in
 ``metadata_props["tsi.model_card"]``, written atomically.
@@ -19,13 +19,13 @@ from pathlib import Path
 from runtime.common.errors import OnnxModelError
 from runtime.card import ONNX_METADATA_KEY, CardError, ModelCard
 from runtime.common.files import atomic_write_bytes
+from runtime.step_graph import LOGITS_OUTPUT
+from export.names import OPSET
 
 log = logging.getLogger(__name__)
 
 INPUT_NAME = "clip"
-OUTPUT_NAME = "logits"
-OPSET = 17
-
+OUTPUT_NAME = LOGITS_OUTPUT  # the clip graph's output has the step graph's name
 
 
 @contextlib.contextmanager
@@ -55,8 +55,8 @@ def export_onnx(model, card: ModelCard, out_path: str | os.PathLike, *, source_s
     import onnx
     import torch
 
-    if opset < 17:
-        raise ValueError(f"opset must be >= 17 (got {opset})")
+    if opset < OPSET:
+        raise ValueError(f"opset must be >= {OPSET} (got {opset})")
     if model.training:
         raise ValueError("export needs a model in eval mode")
     t, s = card.frames, card.input_size

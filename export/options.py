@@ -15,6 +15,7 @@ from typing import Callable
 
 from calib.clips import DEFAULT_MAX_CLIPS
 from calib.ranges import DEFAULT_METHOD, METHODS
+from export.names import calib_cache, stem_of
 from export.trt_build import DEFAULT_BATCH_PROFILE, DEFAULT_WORKSPACE_MIB
 from runtime.common.errors import ExportError
 
@@ -42,7 +43,7 @@ def build_parser(prog: str = "tsi-build-engine", description: str | None = None)
     p.add_argument("--int8", action="store_true", help="INT8: explicit Q/DQ graph (TensorRT 10.x and 11.x)")
     p.add_argument("--calib-cache", action="store_true",
                    help="INT8 by implicit calibration instead (TensorRT 10.x, and DLA): "
-                        "write/use <name>.int8.calib.cache")
+                        f"write/use {calib_cache('<name>')}")
     p.add_argument("--calib-dir", type=Path, help="folder of calibration videos (recursive)")
     p.add_argument("--calib-method", choices=METHODS, default=None,
                    help=f"activation ranges (default {DEFAULT_METHOD})")
@@ -106,56 +107,91 @@ def _plain_stem(name: str) -> bool:
 @dataclass(frozen=True)
 class Rule:
     """An option combination that is refused: ``broken(a)`` on the parsed args (with the derived
-    ``int8``/``fp16``/``demo`` set), ``message`` formatted with ``vars(a)``."""
+    ``int8``/``fp16``/``demo`` set), ``message`` formatted with ``vars(a)``. A rule without ``broken``
+    depends on what a stage reads (the graph's card, the model): that stage raises it by name
+    (:func:`refusal`)."""
 
-    broken: Callable[[argparse.Namespace], bool]
+    broken: Callable[[argparse.Namespace], bool] | None
     message: str
 
 
-DLA_PRECISION = ("DLA runs FP16 or INT8 only: add --fp16 or --int8",
-                 "INT8 on DLA needs implicit calibration (a calibration cache): add --calib-cache")
+RULES: dict[str, Rule] = {
+    "cache_needs_int8": Rule(lambda a: a.calib_cache and not a.int8, "--calib-cache makes INT8 engines: add --int8"),
+    "calib_dir_needs_int8": Rule(lambda a: a.calib_dir is not None and not a.int8,
+                                 "--calib-dir is for INT8 calibration: add --int8"),
+    "calib_method_needs_int8": Rule(lambda a: a.calib_method is not None and not a.int8,
+                                    "--calib-method is for INT8 calibration: add --int8"),
+    "calib_clips_need_int8": Rule(lambda a: a.calib_clips is not None and not a.int8,
+                                  "--calib-clips is for INT8 calibration: add --int8"),
+    "calib_clips_positive": Rule(lambda a: a.calib_clips is not None and a.calib_clips < 1,
+                                 "--calib-clips must be >= 1 (got {calib_clips})"),
+    "calib_dir_is_folder": Rule(lambda a: a.calib_dir is not None and not a.calib_dir.is_dir(),
+                                "--calib-dir {calib_dir}: not a folder (calibration videos are searched "
+                                "recursively in a folder)"),
+    # with --onnx a derived graph needs no calibration, and --calib-cache may reuse the cache in --out:
+    # export.pipeline raises this one by name for a standard --onnx graph
+    "int8_needs_calib_dir": Rule(lambda a: a.int8 and not a.demo and a.onnx is None and a.calib_dir is None,
+                                 "--int8 needs --calib-dir (a folder of videos like the deployment's)"),
+    "workspace_positive": Rule(lambda a: a.workspace < 1, "--workspace must be >= 1 MiB (got {workspace})"),
+    "batch_profile": Rule(lambda a: _bad_profile(a.profile),
+                          "--batch must be min,opt,max with 1 <= min <= opt <= max (got {batch!r})"),
+    "batch_needs_dynamic": Rule(lambda a: a.batch is not None and not a.dynamic_batch and a.onnx is None,
+                                "--batch sets the profile of a dynamic batch axis: add --dynamic-batch"),
+    "dla_core_positive": Rule(lambda a: a.dla_core is not None and a.dla_core < 0,
+                              "--dla-core must be >= 0 (got {dla_core})"),
+    "dla_static": Rule(lambda a: a.dla_core is not None and a.dynamic_batch,
+                       "DLA needs static shapes: drop --dynamic-batch"),
+    # with --onnx the graph's card may say the precision: check_dla_precision, when it is loaded
+    "dla_precision": Rule(lambda a: a.dla_core is not None and a.onnx is None and not (a.fp16 or a.int8),
+                          "DLA runs FP16 or INT8 only: add --fp16 or --int8"),
+    "dla_int8_cache": Rule(lambda a: a.dla_core is not None and a.onnx is None and a.int8 and not a.calib_cache,
+                           "INT8 on DLA needs implicit calibration (a calibration cache): add --calib-cache"),
+    "onnx_not_dynamic": Rule(lambda a: a.onnx is not None and a.dynamic_batch,
+                             "--dynamic-batch is an export option; an --onnx graph keeps its own batch axis"),
+    "plain_name": Rule(lambda a: a.name is not None and not _plain_stem(a.name),
+                       "--name must be a plain file stem (got {name!r})"),
+    "onnx_exists": Rule(lambda a: a.onnx is not None and not a.onnx.is_file(), "ONNX file not found: {onnx}"),
+    "plugin_is_file": Rule(lambda a: a.plugin is not None and a.plugin.exists() and not a.plugin.is_file(),
+                           "--plugin {plugin}: not a file (the plugin library, libtsi_plugins.so)"),
+    # found where the name, the model or the --onnx graph's card is known (raised by name)
+    "derived_name": Rule(None, "cannot derive a file stem from {source}: pass --name"),
+    "plugin_needs_attention": Rule(None, "--plugin: this model has no saliency attention to replace"),
+    "cache_to_reuse": Rule(None, "--calib-cache: no {cache} to reuse; pass --calib-dir to calibrate"),
+    "step_graph_precision": Rule(None, "{onnx} is an online step graph ({precision}): its FP16 and INT8 variants "
+                                       "come from python -m export.stream_export --fp16 / --int8 --calib-dir; pass "
+                                       "that graph (each step graph is built as it is)"),
+    "derived_precision": Rule(None, "{onnx} is the {precision} graph; --{wanted} asks for another precision "
+                                    "(pass the standard <name>.onnx to derive it)"),
+    "step_graph_calibration": Rule(None, "{onnx} is the {precision} graph, built as it is: calibration options do "
+                                         "not apply (calibrate a step graph with python -m export.stream_export "
+                                         "--int8 --calib-dir)"),
+    "derived_calibration": Rule(None, "{onnx} is the {precision} graph, built as it is: calibration options do "
+                                      "not apply (pass the standard <name>.onnx to calibrate)"),
+}
+DLA_PRECISION_RULES = ("dla_precision", "dla_int8_cache")
+# the rules of python -m export.stream_export's options (the online export: no --onnx, DLA, batch)
+ONLINE_RULES = ("calib_dir_needs_int8", "calib_clips_positive", "calib_dir_is_folder", "int8_needs_calib_dir",
+                "plain_name")
 
-RULES: tuple[Rule, ...] = (
-    Rule(lambda a: a.calib_cache and not a.int8, "--calib-cache makes INT8 engines: add --int8"),
-    Rule(lambda a: a.calib_dir is not None and not a.int8, "--calib-dir is for INT8 calibration: add --int8"),
-    Rule(lambda a: a.calib_method is not None and not a.int8, "--calib-method is for INT8 calibration: add --int8"),
-    Rule(lambda a: a.calib_clips is not None and not a.int8, "--calib-clips is for INT8 calibration: add --int8"),
-    Rule(lambda a: a.calib_clips is not None and a.calib_clips < 1, "--calib-clips must be >= 1 (got {calib_clips})"),
-    Rule(lambda a: a.calib_dir is not None and not a.calib_dir.is_dir(),
-         "--calib-dir {calib_dir}: not a folder (calibration videos are searched recursively in a folder)"),
-    Rule(lambda a: a.int8 and not a.demo and a.onnx is None and a.calib_dir is None,
-         "--int8 needs --calib-dir (a folder of videos like the deployment's)"),
-    Rule(lambda a: a.workspace < 1, "--workspace must be >= 1 MiB (got {workspace})"),
-    Rule(lambda a: _bad_profile(a.profile), "--batch must be min,opt,max with 1 <= min <= opt <= max (got {batch!r})"),
-    Rule(lambda a: a.batch is not None and not a.dynamic_batch and a.onnx is None,
-         "--batch sets the profile of a dynamic batch axis: add --dynamic-batch"),
-    Rule(lambda a: a.dla_core is not None and a.dla_core < 0, "--dla-core must be >= 0 (got {dla_core})"),
-    Rule(lambda a: a.dla_core is not None and a.dynamic_batch, "DLA needs static shapes: drop --dynamic-batch"),
-    # with --onnx the graph's card may say the precision: checked when it is loaded
-    Rule(lambda a: a.dla_core is not None and a.onnx is None and not (a.fp16 or a.int8), DLA_PRECISION[0]),
-    Rule(lambda a: a.dla_core is not None and a.onnx is None and a.int8 and not a.calib_cache, DLA_PRECISION[1]),
-    Rule(lambda a: a.onnx is not None and a.dynamic_batch,
-         "--dynamic-batch is an export option; an --onnx graph keeps its own batch axis"),
-    Rule(lambda a: a.name is not None and not _plain_stem(a.name), "--name must be a plain file stem (got {name!r})"),
-    Rule(lambda a: a.onnx is not None and not a.onnx.is_file(), "ONNX file not found: {onnx}"),
-    Rule(lambda a: a.plugin is not None and a.plugin.exists() and not a.plugin.is_file(),
-         "--plugin {plugin}: not a file (the plugin library, libtsi_plugins.so)"),
-)
+
+def refusal(rule: str, **values) -> UsageError:
+    """The :class:`UsageError` of rule ``rule`` (its message formatted with ``values``), for a caller
+    that finds the broken combination itself."""
+    return UsageError(RULES[rule].message.format(**values))
 
 
-def check_rules(args: argparse.Namespace) -> None:
-    """Raise :class:`UsageError` with the first rule ``args`` breaks."""
+def check_rules(args: argparse.Namespace, names=None) -> None:
+    """Raise :class:`UsageError` with the first rule ``args`` breaks (of ``names``: all by default)."""
     values = vars(args)
-    for rule in RULES:
-        if rule.broken(args):
-            raise UsageError(rule.message.format(**values))
+    for rule in RULES if names is None else names:
+        if RULES[rule].broken is not None and RULES[rule].broken(args):
+            raise UsageError(RULES[rule].message.format(**values))
 
 
 def check_dla_precision(fp16: bool, int8: bool, calib_cache: bool) -> None:
     """The DLA precision rules, for an --onnx graph whose card says its precision."""
-    for rule in RULES[12:14]:
-        if rule.broken(argparse.Namespace(dla_core=0, onnx=None, fp16=fp16, int8=int8, calib_cache=calib_cache)):
-            raise UsageError(rule.message)
+    check_rules(argparse.Namespace(dla_core=0, onnx=None, fp16=fp16, int8=int8, calib_cache=calib_cache),
+                DLA_PRECISION_RULES)
 
 
 def resolve(args: argparse.Namespace, argv_empty: bool) -> Options:
@@ -173,10 +209,9 @@ def resolve(args: argparse.Namespace, argv_empty: bool) -> Options:
     src = args.onnx if args.onnx is not None else checkpoint
     # <name>.online*.onnx (a step graph of export.stream_export) keeps ".online": its engines are
     # <name>.online.<precision>.engine, apart from the clip model's
-    stem = src.name.split(".")[0] + (".online" if ".online." in src.name else "")
-    name = args.name or (DEMO_NAME if demo else stem)
+    name = args.name or (DEMO_NAME if demo else stem_of(src))
     if not _plain_stem(name):
-        raise UsageError(f"cannot derive a file stem from {src.name}: pass --name")
+        raise refusal("derived_name", source=src.name)
     out = args.out or (DEMO_OUT if demo else Path("artifacts") / name)
     return Options(checkpoint=checkpoint, onnx=args.onnx, out=out, name=name, fp16=a.fp16, int8=a.int8,
                    calib_cache=args.calib_cache, calib_dir=args.calib_dir,

@@ -1,5 +1,6 @@
 """The build's outputs: logged stages, the files a build may write, who made an existing file, and
-the final move from the staging folder into ``--out``.
+the staging folder: :func:`run_staged` builds into a folder inside ``--out`` and moves the files
+into place only when the build succeeded (the clip build and the online export both run through it).
 
 ``stage`` is the ultralytics-style wrapper: it logs a stage's time and the sizes of the files it
 reports, and logs then re-raises a failure. A file in ``--out`` counts as "ours" when the model card
@@ -13,18 +14,35 @@ import contextlib
 import json
 import logging
 import os
+import shutil
+import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
+from calib.cache import key_path
+from export.names import CALIB_CACHE_SUFFIX, output_names
 from runtime.common.errors import ExportError
 from runtime.card import CardError, ModelCard, card_path_for
 
 log = logging.getLogger("export.build_engine")
 
-OUTPUT_PATTERNS = ("{n}.onnx", "{n}.json", "{n}.plugin.onnx", "{n}.fp16.onnx", "{n}.fp16.plugin.onnx",
-                   "{n}.int8.qdq.onnx", "{n}.int8.qdq.plugin.onnx", "{n}.int8.calib.cache",
-                   "{n}.int8.calib.cache.json", "{n}.fp32.engine", "{n}.fp32.json", "{n}.fp16.engine",
-                   "{n}.fp16.json", "{n}.int8.engine", "{n}.int8.json")
+
+@dataclass
+class Written:
+    """What stages wrote: staged files (moved into --out at the end), graphs by kind
+    (``fp32``, ``fp32.plugin``, ``fp16``, ``int8``, ``int8.cache``, ...) and notes for the report."""
+
+    files: list[Path] = field(default_factory=list)
+    graphs: dict[str, Path] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def __iadd__(self, other: "Written") -> "Written":
+        self.files += other.files
+        self.graphs.update(other.graphs)
+        self.notes += other.notes
+        return self
 
 
 def human_size(n: float) -> str:
@@ -59,11 +77,9 @@ def source_of(path: Path) -> str | None:
             from export.onnx_export import read_card_from_onnx
 
             return read_card_from_onnx(path).source_sha256 or None
-        if path.name.endswith(".calib.cache"):
-            from calib.cache import key_path
-
+        if path.name.endswith(CALIB_CACHE_SUFFIX):
             return json.loads(key_path(path).read_text())["card"]["source_sha256"] or None
-        if path.name.endswith(".calib.cache.json"):
+        if path.name.endswith(key_path(Path(CALIB_CACHE_SUFFIX)).name):
             return json.loads(path.read_text())["card"]["source_sha256"] or None
         if path.suffix == ".engine":
             return ModelCard.load(card_path_for(path)).source_sha256 or None
@@ -77,8 +93,8 @@ def source_of(path: Path) -> str | None:
 def check_out(out: Path, name: str, source_sha: str, *, force: bool, keep: Path | None = None) -> None:
     """Refuse to replace files in ``out`` that another source made (unless ``force``)."""
     foreign = []
-    for pattern in OUTPUT_PATTERNS:
-        p = out / pattern.format(n=name)
+    for file_name in output_names(name):
+        p = out / file_name
         if p.exists() and (keep is None or p.resolve() != keep.resolve()) and source_of(p) != source_sha:
             foreign.append(p)
     if foreign and not force:
@@ -107,3 +123,25 @@ def finalize(staged: list[Path], out: Path, keep: Path | None = None) -> list[Pa
         os.replace(src, dst)
         moved.append(dst)
     return moved
+
+
+def run_staged(out: Path, build: Callable[[Path], tuple], keep: Path | None = None) -> tuple[tuple, list[Path]]:
+    """``build(staging folder)`` -> ``(Written, ...)``, then its files moved into ``out``
+    (:func:`finalize`); returns (what ``build`` returned, the paths in ``out``). On a failure the
+    staging folder is removed and so are the folders this run made: ``out`` is left as it was."""
+    made = [p for p in (out, *out.parents) if not p.exists()]
+    out.mkdir(parents=True, exist_ok=True)
+    stg = Path(tempfile.mkdtemp(prefix=".staging-", dir=out))  # same file system as the outputs
+    written: list[Path] = []
+    try:
+        result = build(stg)
+        written = finalize(result[0].files, out, keep)
+    finally:
+        shutil.rmtree(stg, ignore_errors=True)
+        if not written:  # failed: leave no folder this run created
+            for p in made:
+                try:
+                    p.rmdir()
+                except OSError:
+                    break
+    return result, written

@@ -9,13 +9,15 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from export.options import DEMO_CALIB_PER_CLASS, Options, UsageError, check_dla_precision
-from export.outputs import stage
+from export import names
+from export.options import DEMO_CALIB_PER_CLASS, Options, check_dla_precision, refusal
+from export.outputs import Written, stage
+from export.variants import fp16_graph, int8_ranges, load_graph, plugin_variant, qdq_graph, write_graph
+from runtime.trt_version import TARGET_TRT
 from runtime.card import ModelCard, card_path_for
 from runtime.common.files import file_sha256
 from runtime.common.errors import OnnxModelError
@@ -25,30 +27,8 @@ log = logging.getLogger("export.build_engine")
 PARITY_CLIPS = 4
 
 
-@dataclass
-class Written:
-    """What stages wrote: staged files (moved into --out at the end), graphs by kind
-    (``fp32``, ``fp32.plugin``, ``fp16``, ``int8``, ``int8.cache``, ...) and notes for the report."""
-
-    files: list[Path] = field(default_factory=list)
-    graphs: dict[str, Path] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-
-    def __iadd__(self, other: "Written") -> "Written":
-        self.files += other.files
-        self.graphs.update(other.graphs)
-        self.notes += other.notes
-        return self
-
-
 def _random_clips(card: ModelCard, n: int) -> np.ndarray:
     return np.random.default_rng(0).standard_normal((n, *card.input_shape)).astype(np.float32)
-
-
-def _load(path: Path):
-    import onnx
-
-    return onnx.load(str(path))
 
 
 # -- sources ---------------------------------------------------------------------------------------
@@ -86,17 +66,11 @@ def derived_graph(opts: Options, proto, card: ModelCard) -> str | None:
         return None
     wanted = "int8" if opts.int8 else "fp16" if opts.fp16 else None
     if wanted is not None and wanted != card.precision:
-        raise UsageError(
-            f"{opts.onnx} is an online step graph ({card.precision}): its FP16 and INT8 variants come from "
-            "python -m export.stream_export --fp16 / --int8 --calib-dir; pass that graph (each step graph is "
-            "built as it is)" if online else
-            f"{opts.onnx} is the {card.precision} graph; --{wanted} asks for another precision "
-            "(pass the standard <name>.onnx to derive it)")
+        raise refusal("step_graph_precision" if online else "derived_precision", onnx=opts.onnx,
+                      precision=card.precision, wanted=wanted)
     if opts.calib_cache or opts.calib_dir is not None:
-        raise UsageError(f"{opts.onnx} is the {card.precision} graph, built as it is: calibration options "
-                         "do not apply (" + ("calibrate a step graph with python -m export.stream_export "
-                                             "--int8 --calib-dir" if online else
-                                             "pass the standard <name>.onnx to calibrate") + ")")
+        raise refusal("step_graph_calibration" if online else "derived_calibration", onnx=opts.onnx,
+                      precision=card.precision)
     if opts.dla_core is not None:
         check_dla_precision(card.precision == "fp16", card.precision == "int8", False)
     if has_plugin and not opts.plugin:
@@ -104,161 +78,133 @@ def derived_graph(opts: Options, proto, card: ModelCard) -> str | None:
     return card.precision
 
 
-def standard_from_onnx(opts: Options, stg: Path, card: ModelCard) -> tuple[Written, Path]:
-    standard = stg / f"{opts.name}.onnx"
-    shutil.copyfile(opts.onnx, standard)
-    card_file = card.save(stg / f"{opts.name}.json")
+def standard_from_onnx(onnx: Path, stg: Path, name: str, card: ModelCard) -> tuple[Written, Path]:
+    standard = stg / names.standard_graph(name)
+    shutil.copyfile(onnx, standard)
+    card_file = card.save(stg / names.card_file(name))
     return Written([standard, card_file], {"fp32": standard},
                    ["FP32 parity vs PyTorch: not rerun (--onnx; it was checked at export)"]), standard
 
 
-def standard_from_checkpoint(opts: Options, stg: Path, sha: str) -> tuple[Written, Path, ModelCard, int]:
+def standard_from_checkpoint(checkpoint: Path, stg: Path, name: str, sha: str, *,
+                             dynamic_batch: bool) -> tuple[Written, Path, ModelCard, int]:
     from export.friendly import count_sme_modules, export_friendly_model
     from export.onnx_export import export_onnx
     from export.parity import check_fp32_parity
     from tsi.checkpoint import load_model
 
     with stage("load checkpoint"):
-        model, card = export_friendly_model(opts.checkpoint)
-        reference, _ = load_model(opts.checkpoint)  # as trained: its own attention, BN unfolded
+        model, card = export_friendly_model(checkpoint)
+        reference, _ = load_model(checkpoint)  # as trained: its own attention, BN unfolded
     card = card.replace(source_sha256=sha, precision="fp32")
-    path, card_file = stg / f"{opts.name}.onnx", stg / f"{opts.name}.json"
+    path, card_file = stg / names.standard_graph(name), stg / names.card_file(name)
     with stage("export ONNX") as files:
-        export_onnx(model, card, path, source_sha256=sha, dynamic_batch=opts.dynamic_batch)
+        export_onnx(model, card, path, source_sha256=sha, dynamic_batch=dynamic_batch)
         card.save(card_file)
         files += [path, card_file]
     with stage("parity onnxruntime vs PyTorch"):
-        clips = _random_clips(card, 3 if opts.dynamic_batch else PARITY_CLIPS)
+        clips = _random_clips(card, 3 if dynamic_batch else PARITY_CLIPS)
         note = f"FP32 parity: {check_fp32_parity(path, reference, clips)}"
     return Written([path, card_file], {"fp32": path}, [note]), path, card, count_sme_modules(model)
 
 
-# -- derived graphs --------------------------------------------------------------------------------
-def write_graph(proto, path: Path, card: ModelCard) -> Path:
-    from export.onnx_export import save_onnx, set_card
-
-    set_card(proto, card)
-    save_onnx(proto, path)
-    return path
-
-
-def plugin_variant(src: Path, card: ModelCard, expected: int | None) -> Path | None:
-    """``<src>.plugin.onnx`` beside ``src`` (None: the model has no saliency attention)."""
-    from export.plugin_graph import make_plugin_graph
-
-    proto, count = make_plugin_graph(_load(src), expected=expected)
-    if count == 0:
-        log.info("%s has no saliency attention: no plugin variant", src.name)
-        return None
-    return write_graph(proto, src.with_name(src.name[:-len(".onnx")] + ".plugin.onnx"), card)
-
-
-def plugin_stage(opts: Options, standard: Path, card: ModelCard, sme: int | None) -> Written:
+# -- derived graphs (export.variants) ----------------------------------------------------------------
+def plugin_stage(standard: Path, card: ModelCard, sme: int | None, *, required: bool) -> Written:
+    """The plugin variant of the standard graph (``required``: --plugin, a model without saliency
+    attention is refused)."""
     with stage("plugin ONNX") as files:
         p = plugin_variant(standard, card, sme)
         if p is None:
-            if opts.plugin:
-                raise UsageError("--plugin: this model has no saliency attention to replace")
+            if required:
+                raise refusal("plugin_needs_attention")
             return Written()
         files.append(p)
     return Written([p], {"fp32.plugin": p})
 
 
-def fp16_stage(opts: Options, stg: Path, standard: Path, card: ModelCard, sme: int | None) -> Written:
-    from calib.fp16 import convert_fp16
+def fp16_stage(stg: Path, name: str, standard: Path, card: ModelCard, sme: int | None, *, plugin: bool) -> Written:
     from export.parity import compare_onnx
-    from export.plugin_graph import attention_node_names
 
     out = Written()
     with stage("FP16 ONNX") as files:
-        proto = _load(standard)
-        path = write_graph(convert_fp16(proto, keep_fp32_nodes=attention_node_names(proto)),
-                           stg / f"{opts.name}.fp16.onnx", card.replace(precision="fp16"))
+        card16 = card.replace(precision="fp16")
+        path = write_graph(fp16_graph(load_graph(standard)), stg / names.precision_graph(name, "fp16"), card16)
         out.files.append(path)
         out.graphs["fp16"] = path
         agreement = compare_onnx(standard, path, _random_clips(card, PARITY_CLIPS))
         out.notes.append(f"FP16 vs FP32 (onnxruntime, {PARITY_CLIPS} random clips): {agreement}")
-        if opts.plugin:
-            p = plugin_variant(path, card.replace(precision="fp16"), sme)
+        if plugin:
+            p = plugin_variant(path, card16, sme)
             out.files.append(p)
             out.graphs["fp16.plugin"] = p
         files += out.files
     return out
 
 
-def demo_calibration_dir(opts: Options, stg: Path) -> Path:
+def demo_calibration_dir(out: Path, stg: Path) -> Path:
     """The demo calibrates on synthetic videos (tsi.data.synthetic, seed 1, train split), generated
     once into ``--out/calib_videos`` (through the staging folder, like every output)."""
     from tsi.data.synthetic import MARKER, generate
 
-    final = opts.out / "calib_videos"
+    final = out / names.DEMO_CALIB_VIDEOS
     marker = final / MARKER
     if marker.is_file() and json.loads(marker.read_text()).get("complete") is True:
         return final / "train"
-    root = stg / "calib_videos"
+    root = stg / names.DEMO_CALIB_VIDEOS
     with stage("synthetic calibration videos"):
         generate(root, train=DEMO_CALIB_PER_CLASS, val=0, seed=1)
     return root / "train"
 
 
-def int8_stage(opts: Options, stg: Path, standard: Path, card: ModelCard, sme: int | None, caps) -> Written:
-    """Calibrate on --calib-dir (the demo: synthetic videos), then the Q/DQ graph or the cache."""
+def int8_stage(stg: Path, name: str, standard: Path, card: ModelCard, sme: int | None, caps, *, calib_dir: Path,
+               method: str, max_clips: int, cache: bool, plugin: bool) -> Written:
+    """Calibrate on ``calib_dir`` (the attention skipped), then the Q/DQ graph (the attention in
+    float) or, with ``cache``, the keyed calibration cache."""
     from calib.clips import load_calibration_clips
-    from calib.ranges import compute_ranges
-    from export.plugin_graph import attention_internal_tensors, attention_node_names
 
     out = Written()
-    calib_dir = opts.calib_dir
-    if calib_dir is None:
-        if not opts.demo:
-            raise UsageError("--int8 needs --calib-dir (a folder of videos like the deployment's)")
-        calib_dir = demo_calibration_dir(opts, stg)
-        if calib_dir.is_relative_to(stg):
-            out.files.append(stg / "calib_videos")
-    proto = _load(standard)
     with stage("calibration clips"):
-        clips = load_calibration_clips(calib_dir, card, max_clips=opts.calib_clips)
-    with stage(f"activation ranges ({opts.calib_method})"):
-        ranges = compute_ranges(standard, clips.clips, opts.calib_method, exclude=attention_internal_tensors(proto))
-    if opts.calib_cache:
+        clips = load_calibration_clips(calib_dir, card, max_clips=max_clips)
+    with stage(f"activation ranges ({method})"):
+        ranges = int8_ranges(standard, clips.clips, method)
+    if cache:
         from calib.cache import DEFAULT_VERSION_INT, key_path, write_cache
 
-        path = stg / f"{opts.name}.int8.calib.cache"
+        path = stg / names.calib_cache(name)
         with stage("calibration cache") as files:
-            write_cache(path, ranges.amax, onnx_sha256=file_sha256(standard), card=card, method=opts.calib_method,
+            write_cache(path, ranges.amax, onnx_sha256=file_sha256(standard), card=card, method=method,
                         num_clips=len(clips), version_int=caps.version_int if caps else DEFAULT_VERSION_INT)
             files += [path, key_path(path)]
         out.files += [path, key_path(path)]
         out.graphs["int8.cache"] = path
         return out
-    from calib.qdq import make_qdq
     from export.parity import compare_onnx
 
     with stage("Q/DQ ONNX") as files:
-        path = write_graph(make_qdq(standard, ranges, float_nodes=attention_node_names(proto)),
-                           stg / f"{opts.name}.int8.qdq.onnx", card.replace(precision="int8"))
+        card8 = card.replace(precision="int8")
+        path = write_graph(qdq_graph(standard, ranges), stg / names.precision_graph(name, "int8"), card8)
         out.files.append(path)
         out.graphs["int8"] = path
         n = min(len(clips), 16)
         out.notes.append(f"INT8 Q/DQ vs FP32 (onnxruntime, {n} calibration clips): "
                          f"{compare_onnx(standard, path, clips.clips[:n])}")
-        if opts.plugin:
-            p = plugin_variant(path, card.replace(precision="int8"), sme)
+        if plugin:
+            p = plugin_variant(path, card8, sme)
             out.files.append(p)
             out.graphs["int8.plugin"] = p
         files.extend(f for f in out.files if f.is_file())
     return out
 
 
-def reuse_cache_stage(opts: Options, stg: Path, card: ModelCard, caps) -> Written:
+def reuse_cache_stage(out: Path, stg: Path, name: str, onnx: Path, card: ModelCard, caps) -> Written:
     """--onnx + --int8 --calib-cache without --calib-dir: the keyed cache already in --out."""
     from calib.cache import check_key, key_path
 
-    cache = opts.out / f"{opts.name}.int8.calib.cache"
+    cache = out / names.calib_cache(name)
     if not cache.is_file():
-        raise UsageError(f"--calib-cache: no {cache} to reuse; pass --calib-dir to calibrate")
+        raise refusal("cache_to_reuse", cache=cache)
     with stage("calibration cache (reused)"):
-        check_key(cache, onnx_sha256=file_sha256(opts.onnx), card=card,
+        check_key(cache, onnx_sha256=file_sha256(onnx), card=card,
                   version_int=caps.version_int if caps is not None else None)
     files = []
     for p in (cache, key_path(cache)):
@@ -267,20 +213,20 @@ def reuse_cache_stage(opts: Options, stg: Path, card: ModelCard, caps) -> Writte
     return Written(files, {"int8.cache": stg / cache.name})
 
 
-def check_graphs(opts: Options, graphs: dict[str, Path]) -> None:
+def check_graphs(graphs: dict[str, Path], *, dla: bool) -> None:
     from export.trt_check import assert_trt_compatible
 
-    with stage("TensorRT 10.3 compatibility"):
+    with stage(f"TensorRT {TARGET_TRT} compatibility"):
         for path in graphs.values():
-            if path.suffix == ".onnx":
-                assert_trt_compatible(path, dla=opts.dla_core is not None)
-                log.info("  %s: OK%s", path.name, " (DLA: static shapes)" if opts.dla_core is not None else "")
+            if path.suffix == names.ONNX_SUFFIX:
+                assert_trt_compatible(path, dla=dla)
+                log.info("  %s: OK%s", path.name, " (DLA: static shapes)" if dla else "")
 
 
 # -- engines ---------------------------------------------------------------------------------------
 def engine_targets(opts: Options, graphs: dict[str, Path], caps) -> list[tuple[str, Path, bool]]:
     """(precision, graph, implicit_int8) of every engine to build."""
-    plugin = ".plugin" if opts.plugin else ""
+    plugin = names.PLUGIN_TAG if opts.plugin else ""
     targets = []
     if opts.fp16:
         route = caps.precision_route("fp16") if caps else "flags"
@@ -293,22 +239,28 @@ def engine_targets(opts: Options, graphs: dict[str, Path], caps) -> list[tuple[s
     return targets
 
 
-def engines_stage(opts: Options, stg: Path, graphs: dict[str, Path], card: ModelCard, standard: Path,
-                  targets) -> Written:
-    from export.plugin_graph import attention_node_names
-    from export.trt_build import DEFAULT_BATCH_PROFILE, EngineSpec, build_engine
+def builder_options(opts: Options) -> dict:
+    """The :class:`export.trt_build.EngineSpec` fields every engine of this run shares."""
+    from export.trt_build import DEFAULT_BATCH_PROFILE
 
-    fp32_layers = attention_node_names(_load(standard))
+    return {"plugin_lib": opts.plugin, "dla_core": opts.dla_core, "timing_cache": opts.timing_cache,
+            "workspace_mib": opts.workspace, "batch_profile": opts.profile or DEFAULT_BATCH_PROFILE}
+
+
+def engines_stage(stg: Path, name: str, graphs: dict[str, Path], card: ModelCard, standard: Path, targets,
+                  builder: dict) -> Written:
+    """An engine ``<name>.<precision>.engine`` (+ its card) per target, with the ``builder`` options."""
+    from export.plugin_graph import attention_node_names
+    from export.trt_build import EngineSpec, build_engine
+
+    fp32_layers = attention_node_names(load_graph(standard))
     out = Written()
     for precision, graph, implicit in targets:
-        path = stg / f"{opts.name}.{precision}.engine"
+        path = stg / names.engine(name, precision)
         with stage(f"TensorRT engine {path.name}") as files:
             build_engine(EngineSpec(onnx_path=graph, engine_path=path, precision=precision, card=card,
                                     implicit_int8=implicit, calib_cache=graphs.get("int8.cache"),
-                                    onnx_sha256=file_sha256(standard), plugin_lib=opts.plugin,
-                                    dla_core=opts.dla_core, timing_cache=opts.timing_cache,
-                                    workspace_mib=opts.workspace, batch_profile=opts.profile or DEFAULT_BATCH_PROFILE,
-                                    fp32_layers=fp32_layers))
+                                    onnx_sha256=file_sha256(standard), fp32_layers=fp32_layers, **builder))
             files += [path, card_path_for(path)]
         out.files += [path, card_path_for(path)]
     return out
@@ -317,25 +269,37 @@ def engines_stage(opts: Options, stg: Path, graphs: dict[str, Path], card: Model
 def run_pipeline(opts: Options, stg: Path, card: ModelCard | None, sha: str, derived: str | None,
                  caps) -> tuple[Written, ModelCard]:
     """Every stage, writing into ``stg``; returns (what they wrote, the card)."""
+    dla = opts.dla_core is not None
     if derived is not None:  # a derived graph (FP16 / Q/DQ / plugin variant) is built as it is
-        done = Written(graphs={derived + (".plugin" if opts.plugin else ""): opts.onnx})
-        check_graphs(opts, done.graphs)
+        done = Written(graphs={derived + (names.PLUGIN_TAG if opts.plugin else ""): opts.onnx})
+        check_graphs(done.graphs, dla=dla)
         if caps is not None:
-            done += engines_stage(opts, stg, done.graphs, card, opts.onnx, [(card.precision, opts.onnx, False)])
+            done += engines_stage(stg, opts.name, done.graphs, card, opts.onnx, [(card.precision, opts.onnx, False)],
+                                  builder_options(opts))
         return done, card
     if opts.onnx is not None:
-        done, standard = standard_from_onnx(opts, stg, card)
+        done, standard = standard_from_onnx(opts.onnx, stg, opts.name, card)
         sme = None
     else:
-        done, standard, card, sme = standard_from_checkpoint(opts, stg, sha)
-    done += plugin_stage(opts, standard, card, sme)
+        done, standard, card, sme = standard_from_checkpoint(opts.checkpoint, stg, opts.name, sha,
+                                                             dynamic_batch=opts.dynamic_batch)
+    done += plugin_stage(standard, card, sme, required=opts.plugin is not None)
     if opts.fp16:
-        done += fp16_stage(opts, stg, standard, card, sme)
+        done += fp16_stage(stg, opts.name, standard, card, sme, plugin=opts.plugin is not None)
     if opts.int8 and opts.calib_cache and opts.calib_dir is None and opts.onnx is not None:
-        done += reuse_cache_stage(opts, stg, card, caps)
+        done += reuse_cache_stage(opts.out, stg, opts.name, opts.onnx, card, caps)
     elif opts.int8:
-        done += int8_stage(opts, stg, standard, card, sme, caps)
-    check_graphs(opts, done.graphs)
+        calib_dir = opts.calib_dir
+        if calib_dir is None:
+            if not opts.demo:
+                raise refusal("int8_needs_calib_dir")
+            calib_dir = demo_calibration_dir(opts.out, stg)
+            if calib_dir.is_relative_to(stg):
+                done.files.append(stg / names.DEMO_CALIB_VIDEOS)
+        done += int8_stage(stg, opts.name, standard, card, sme, caps, calib_dir=calib_dir, method=opts.calib_method,
+                           max_clips=opts.calib_clips, cache=opts.calib_cache, plugin=opts.plugin is not None)
+    check_graphs(done.graphs, dla=dla)
     if caps is not None:
-        done += engines_stage(opts, stg, done.graphs, card, standard, engine_targets(opts, done.graphs, caps))
+        done += engines_stage(stg, opts.name, done.graphs, card, standard, engine_targets(opts, done.graphs, caps),
+                              builder_options(opts))
     return done, card

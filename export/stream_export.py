@@ -1,7 +1,7 @@
 """Export the streaming step of a causal model (``tsi.streaming``) to ONNX, with its state as
 explicit graph inputs and outputs (as TSM's online demo does).
 
-The graph (opset 17, batch 1, every shape static):
+The graph (opset ``export.names.OPSET``, batch 1, every shape static):
 
     inputs   frame (1, 3, S, S) float32, then every state tensor by name (tsi.streaming.state_spec)
     outputs  logits (1, classes): frame t's logits, then every state as ``<name>.next``
@@ -9,7 +9,10 @@ The graph (opset 17, batch 1, every shape static):
 The caller starts from all-zero state tensors (``primed`` = 0) and feeds each ``.next`` output back
 as the same-named input of the next call; zeroing them again is a reset. The model card inside
 (``metadata_props["tsi.model_card"]``, and ``<name>.online.json`` beside the graph) has
-``mode="online"``. What is written, from a checkpoint of a causal model into ``--out``:
+``mode="online"``. What is written, from a checkpoint of a causal model, into a staging folder inside
+``--out`` and moved into place when every graph is made and checked (``export.outputs.run_staged``, as
+the clip build; the same closing report lists the files, the parity notes and the commands that build
+the engines), with the names of ``export.names`` for the stem ``<name>.online``:
 
     <name>.online.onnx           the FP32 step graph (BatchNorm folded, MatMul-Softmax-MatMul attention)
     <name>.online.json           its card
@@ -22,9 +25,10 @@ INT8 calibration (:func:`step_feeds`): each calibration clip (T frames sampled f
 card says, ``calib.clips``) is run as a stream from the zero state through the FP32 step graph; the
 ranges (``calib.ranges``, ``feeds=``) are collected over every step's inputs — the frame *and* the
 state it meets — so the state tensors, which the Q/DQ graph quantizes where a conv reads them, get
-ranges from real streams. The Q/DQ graph is then ``calib.qdq.make_qdq``'s (TensorRT rules checked).
+ranges from real streams. The variants are ``export.variants``' (as the clip build's): FP16 and Q/DQ
+with the attention in float, TensorRT's Q/DQ rules checked by ``calib.qdq``.
 
-Every graph passes ``export.trt_check`` (TensorRT 10.3's parser rules); the FP32 graph must agree
+Every graph passes ``export.trt_check`` (the target TensorRT's parser rules); the FP32 graph must agree
 with PyTorch over 2T steps from the zero state (:func:`check_step_parity`), the FP16 graph is
 compared with it over the same steps. CLI: ``python -m export.stream_export --checkpoint ck.pt``.
 """
@@ -41,6 +45,10 @@ from pathlib import Path
 import numpy as np
 
 from calib.ranges import DEFAULT_METHOD, METHODS
+from export import names
+from export.names import OPSET
+from export.options import ONLINE_RULES, check_rules, refusal
+from export.outputs import Written, run_staged, stage
 from runtime.card import ModelCard, card_path_for
 from runtime.step_graph import FRAME_INPUT, LOGITS_OUTPUT, STATE_OUT_SUFFIX
 from runtime.common.files import file_sha256
@@ -48,7 +56,6 @@ from runtime.common.errors import ExportError
 
 log = logging.getLogger(__name__)
 
-OPSET = 17
 DEFAULT_CALIB_CLIPS = 64  # streams of T steps: 64 x T (frame, state) inputs
 
 
@@ -171,98 +178,111 @@ def step_feeds(step_path, clips: np.ndarray) -> list[dict[str, np.ndarray]]:
     return feeds
 
 
-def int8_step_graph(base: Path, model, card: ModelCard, calib_dir, out_path: Path, *, method: str,
+def int8_step_graph(base: Path, card: ModelCard, calib_dir, out_path: Path, *, method: str,
                     max_clips: int | None) -> tuple[Path, object]:
-    """Calibrate the step graph ``base`` on the videos of ``calib_dir`` and write the Q/DQ graph;
-    returns (path, agreement of INT8 vs FP32 over two calibration clips streamed back to back)."""
-    import onnx
-
+    """Calibrate the step graph ``base`` on the videos of ``calib_dir`` (each clip streamed from the
+    zero state, :func:`step_feeds`) and write the Q/DQ graph (``export.variants``: the attention in
+    float); returns (path, agreement of INT8 vs FP32 over two calibration clips streamed back to back)."""
     from calib.clips import load_calibration_clips
-    from calib.qdq import make_qdq
-    from calib.ranges import compute_ranges
-    from export.onnx_export import save_onnx, set_card
-    from export.plugin_graph import attention_internal_tensors, attention_node_names
+    from export.variants import int8_qdq_graph, write_graph
 
-    proto = onnx.load(str(base))
-    clips = load_calibration_clips(calib_dir, card, max_clips=max_clips).clips
-    feeds = step_feeds(base, clips)
-    ranges = compute_ranges(base, None, method, exclude=attention_internal_tensors(proto), feeds=feeds)
-    qdq = make_qdq(base, ranges, float_nodes=attention_node_names(proto))
-    set_card(qdq, card.replace(precision="int8"))
-    path = save_onnx(qdq, out_path)
+    with stage("calibration clips (streamed)"):
+        clips = load_calibration_clips(calib_dir, card, max_clips=max_clips).clips
+        feeds = step_feeds(base, clips)
+    with stage(f"Q/DQ step ONNX ({method})") as files:
+        path = write_graph(int8_qdq_graph(base, None, method, feeds=feeds), out_path, card.replace(precision="int8"))
+        files.append(path)
     frames = np.concatenate(list(clips[:2]))  # 2T real frames, one stream
     return path, compare_step_onnx(base, path, frames)
+
+
+def online_graphs(stg: Path, checkpoint: Path, stem: str, *, fp16: bool, plugin: bool, int8: bool,
+                  calib_dir: Path | None, calib_method: str, calib_clips: int | None) -> tuple[Written]:
+    """Every online graph of ``checkpoint`` into the staging folder ``stg`` (file stem ``stem``)."""
+    from export.friendly import count_sme_modules, export_friendly_model
+    from export.onnx_export import read_card_from_onnx
+    from export.pipeline import check_graphs
+    from export.variants import fp16_graph, load_graph, plugin_variant, write_graph
+
+    with stage("load checkpoint"):
+        model, card = export_friendly_model(checkpoint)
+    if not model.cfg.causal:
+        raise ExportError(f"{checkpoint}: not a causal model (TSIConfig.causal is False); the online "
+                          "export needs one trained with causal=True")
+    base = stg / names.standard_graph(stem)
+    done = Written(graphs={"fp32": base})
+    with stage("export step ONNX") as files:
+        export_step_onnx(model, card, base, source_sha256=file_sha256(checkpoint))
+        card_online = read_card_from_onnx(base)
+        files += [base, card_online.save(card_path_for(base))]
+        done.files += files
+    frames = random_frames(card, 2 * card.frames)
+    with stage("step parity onnxruntime vs PyTorch"):
+        done.notes.append(f"FP32 step parity ({len(frames)} steps): {check_step_parity(base, model, frames)}")
+    if plugin:
+        with stage("plugin step ONNX") as files:
+            path = plugin_variant(base, card_online, count_sme_modules(model))
+            if path is None:
+                raise refusal("plugin_needs_attention")
+            files.append(path)
+        done += Written([path], {"fp32.plugin": path})
+    if fp16:
+        with stage("FP16 step ONNX") as files:
+            path = write_graph(fp16_graph(load_graph(base)), stg / names.precision_graph(stem, "fp16"),
+                               card_online.replace(precision="fp16"))
+            files.append(path)
+        done += Written([path], {"fp16": path}, [f"FP16 vs FP32 step (onnxruntime, {len(frames)} steps): "
+                                                 f"{compare_step_onnx(base, path, frames)}"])
+    if int8:
+        path, agreement = int8_step_graph(base, card_online, calib_dir, stg / names.precision_graph(stem, "int8"),
+                                          method=calib_method, max_clips=calib_clips)
+        done += Written([path], {"int8": path},
+                        [f"INT8 Q/DQ vs FP32 step (onnxruntime, 2 calibration clips streamed): {agreement}"])
+    check_graphs(done.graphs, dla=False)
+    return (done,)
 
 
 def export_online(checkpoint: str | os.PathLike, out: str | os.PathLike, name: str, *, fp16: bool = False,
                   plugin: bool = False, force: bool = False, int8: bool = False,
                   calib_dir: str | os.PathLike | None = None, calib_method: str = DEFAULT_METHOD,
                   calib_clips: int | None = DEFAULT_CALIB_CLIPS) -> dict[str, Path]:
-    """Checkpoint of a causal model -> the online graphs in ``out`` (see the module docstring);
-    returns ``{kind: path}``. Existing files are replaced only with ``force``."""
-    import onnx
+    """Checkpoint of a causal model -> the online graphs in ``out`` (see the module docstring), built
+    in a staging folder and moved into ``out`` when all are made; returns ``{kind: path}`` (kinds
+    ``fp32``, ``card``, ``fp32.plugin``, ``fp16``, ``int8``). Existing files are replaced only with
+    ``force``."""
+    import time
 
-    from export.friendly import count_sme_modules, export_friendly_model
-    from export.onnx_export import save_onnx, set_card
-    from export.trt_check import assert_trt_compatible
+    from export.report import report_lines
+    from export.target_commands import build_engine_cmd
+    from runtime.trt_version import TARGET_TRT
 
-    out = Path(out)
-    base = out / f"{name}.online.onnx"
-    targets = [base, card_path_for(base)]
+    t0 = time.perf_counter()
+    checkpoint, out = Path(checkpoint), Path(out)
+    calib_dir = None if calib_dir is None else Path(calib_dir)
+    check_rules(argparse.Namespace(int8=int8, demo=False, onnx=None, calib_dir=calib_dir, calib_clips=calib_clips,
+                                   name=name), ONLINE_RULES)
+    stem = names.online_stem(name)
+    targets = [names.standard_graph(stem), names.card_file(stem)]
     if plugin:
-        targets.append(out / f"{name}.online.plugin.onnx")
+        targets.append(names.plugin_graph(names.standard_graph(stem)))
     if fp16:
-        targets.append(out / f"{name}.online.fp16.onnx")
+        targets.append(names.precision_graph(stem, "fp16"))
     if int8:
-        if calib_dir is None:
-            raise ExportError("--int8 needs --calib-dir (a folder of videos like the deployment's)")
-        targets.append(out / f"{name}.online.int8.qdq.onnx")
-    existing = [str(p) for p in targets if p.exists()]
+        targets.append(names.precision_graph(stem, "int8"))
+    existing = [str(out / t) for t in targets if (out / t).exists()]
     if existing and not force:
         raise ExportError(f"would overwrite {', '.join(existing)}; pass --force or another --out/--name")
-    model, card = export_friendly_model(checkpoint)
-    if not model.cfg.causal:
-        raise ExportError(f"{checkpoint}: not a causal model (TSIConfig.causal is False); the online "
-                          "export needs one trained with causal=True")
-    sha = file_sha256(checkpoint)
-    written: dict[str, Path] = {}
-    export_step_onnx(model, card, base, source_sha256=sha)
-    written["fp32"] = base
-    frames = random_frames(card, 2 * card.frames)
-    check_step_parity(base, model, frames)
-    proto = onnx.load(str(base))
-    from export.onnx_export import get_card
-
-    card_online = get_card(proto, str(base))
-    card_online.save(card_path_for(base))
-    written["card"] = card_path_for(base)
-    if plugin:
-        from export.plugin_graph import make_plugin_graph
-
-        pproto, count = make_plugin_graph(onnx.load(str(base)), expected=count_sme_modules(model))
-        if count == 0:
-            raise ExportError("--plugin: this model has no saliency attention to replace")
-        set_card(pproto, card_online)
-        written["fp32.plugin"] = save_onnx(pproto, out / f"{name}.online.plugin.onnx")
-    if fp16:
-        from calib.fp16 import convert_fp16
-        from export.plugin_graph import attention_node_names
-
-        fproto = convert_fp16(proto, keep_fp32_nodes=attention_node_names(proto))
-        set_card(fproto, card_online.replace(precision="fp16"))
-        path = save_onnx(fproto, out / f"{name}.online.fp16.onnx")
-        written["fp16"] = path
-        log.info("FP16 vs FP32 step (onnxruntime, %d steps): %s", len(frames), compare_step_onnx(base, path, frames))
-    if int8:
-        path, agreement = int8_step_graph(base, model, card_online, calib_dir, out / f"{name}.online.int8.qdq.onnx",
-                                          method=calib_method, max_clips=calib_clips)
-        written["int8"] = path
-        log.info("INT8 Q/DQ vs FP32 step (onnxruntime, 2 calibration clips streamed): %s", agreement)
-    for kind, path in written.items():
-        if path.suffix == ".onnx":
-            assert_trt_compatible(path)
-            log.info("%s: TensorRT 10.3 compatible (export.trt_check)", path.name)
-    return written
+    (done,), written = run_staged(out, lambda stg: online_graphs(
+        stg, checkpoint, stem, fp16=fp16, plugin=plugin, int8=int8, calib_dir=calib_dir,
+        calib_method=calib_method, calib_clips=calib_clips))
+    final = {kind: out / path.name for kind, path in done.graphs.items()}
+    finish = [build_engine_cmd(p, out, stem, ["--plugin", "LIB"] if kind.endswith(names.PLUGIN_TAG) else [])
+              for kind, p in final.items()]
+    for line in report_lines(out, written, done.notes, time.perf_counter() - t0, finish=finish,
+                             heading=f"Build each step graph's engine on the target (TensorRT {TARGET_TRT}; "
+                                     "--plugin: the plugin library):"):
+        log.info("%s", line)
+    return {**final, "card": card_path_for(final["fp32"])}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -272,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--name", default=None, help="file name stem (default: the checkpoint's)")
     ap.add_argument("--fp16", action="store_true", help="also the FP16 step graph")
     ap.add_argument("--plugin", action="store_true", help="also the saliency-attention plugin variant")
-    ap.add_argument("--int8", action="store_true", help="also the INT8 Q/DQ step graph (needs --calib-dir)")
+    ap.add_argument("--int8", action="store_true", help="also the INT8 Q/DQ step graph, calibrated on --calib-dir")
     ap.add_argument("--calib-dir", type=Path, help="videos for INT8 calibration (class folders or flat)")
     ap.add_argument("--calib-method", default=DEFAULT_METHOD, choices=METHODS)
     ap.add_argument("--calib-clips", type=int, default=DEFAULT_CALIB_CLIPS,
@@ -283,15 +303,13 @@ def main(argv: list[str] | None = None) -> int:
     from tsi.checkpoint import CheckpointError
 
     try:
-        written = export_online(args.checkpoint, args.out, args.name or args.checkpoint.stem,
+        export_online(args.checkpoint, args.out, args.name or args.checkpoint.stem,
                                 fp16=args.fp16, plugin=args.plugin, force=args.force, int8=args.int8,
                                 calib_dir=args.calib_dir, calib_method=args.calib_method,
                                 calib_clips=args.calib_clips)
     except (ExportError, CheckpointError, ValueError) as e:
         log.error("error: %s", str(e).splitlines()[0])
         return 2
-    for kind, path in written.items():
-        log.info("%-12s %s", kind, path)
     return 0
 
 

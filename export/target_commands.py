@@ -1,8 +1,8 @@
 """The commands that finish a build on the target (where TensorRT is), printed when it is absent.
 
 First choice: ``export/build_engine.py --onnx <graph in --out>`` (writes the engine's model card
-beside it and checks a calibration cache's key). The ``trtexec`` equivalents for TensorRT 10.3
-(JetPack 6) follow, with the TensorRT 11 variant noted: trtexec options from the TensorRT 10
+beside it and checks a calibration cache's key). The ``trtexec`` equivalents for the target's
+TensorRT (JetPack 6: ``runtime.trt_version.TARGET_TRT``) follow, with the TensorRT 11 variant noted: trtexec options from the TensorRT 10
 documentation (``--fp16``/``--int8``, ``--calib``, ``--staticPlugins``, ``--useDLACore``,
 ``--allowGPUFallback``, ``--memPoolSize=workspace:<MiB>``, ``--timingCacheFile``, ``--min/opt/maxShapes``,
 ``--stronglyTyped``, ``--saveEngine``).
@@ -13,6 +13,7 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
+from export import names
 from export.trt_build import DEFAULT_BATCH_PROFILE, DEFAULT_WORKSPACE_MIB
 from runtime.card import ModelCard
 
@@ -29,7 +30,7 @@ def finish_commands(graphs: dict[str, Path], card: ModelCard, *, out: Path, name
     """``graphs`` maps kinds (``fp32``, ``fp32.plugin``, ``fp16``, ``int8``, ``int8.cache``, ...) to
     their paths in ``out``."""
     q = shlex.quote
-    sfx = ".plugin" if plugin else ""
+    sfx = names.PLUGIN_TAG if plugin else ""
     extra: list[str] = []
     te: list[str] = []
     if plugin:
@@ -56,7 +57,7 @@ def finish_commands(graphs: dict[str, Path], card: ModelCard, *, out: Path, name
         return q(str(graphs[kind]))
 
     def engine(precision: str) -> str:
-        return q(str(out / f"{name}.{precision}.engine"))
+        return q(str(out / names.engine(name, precision)))
 
     cmds, trtexec = [], []
     if fp16:

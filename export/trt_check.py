@@ -34,10 +34,10 @@ import numpy as np
 
 from export.plugin_graph import PLUGIN_DOMAIN, PLUGIN_NAMESPACE, PLUGIN_OP, PLUGIN_VERSION
 from runtime.common.errors import CompatibilityError
+from runtime.trt_version import TARGET_TRT
 
 log = logging.getLogger(__name__)
 
-TRT_VERSION = "10.3"
 OPSET_RANGE = (9, 20)
 QDQ_MIN_OPSET = 13
 MAX_RANK = 8
@@ -101,10 +101,13 @@ class Problem:
 
 
 class _Graph:
-    """Lookups over one ONNX graph: constants, producers, consumers, shapes."""
+    """Lookups over one ONNX graph: constants, producers and consumers (onnx-graphsurgeon's, as
+    :func:`calib.graph_maps.graph_maps` hands them), shapes."""
 
     def __init__(self, proto):
         import onnx
+
+        from calib.graph_maps import graph_maps
         from onnx import numpy_helper
 
         self.proto = proto
@@ -117,11 +120,7 @@ class _Graph:
                         self.constants[n.output[0]] = numpy_helper.to_array(a.t)
                     elif a.name in ("value_float", "value_int", "value_floats", "value_ints"):
                         self.constants[n.output[0]] = np.asarray(onnx.helper.get_attribute_value(a))
-        self.producer = {o: n for n in g.node for o in n.output}
-        self.consumers: dict[str, list] = {}
-        for n in g.node:
-            for i in n.input:
-                self.consumers.setdefault(i, []).append(n)
+        self.producer, self.consumers = graph_maps(proto)
         try:
             inferred = onnx.shape_inference.infer_shapes(proto, strict_mode=False)
         except Exception as e:  # a custom op or a broken graph: check what is known
@@ -211,7 +210,7 @@ def _check_custom(node, spec: PluginSpec, add) -> None:
         if isinstance(v, bytes):
             attrs[k] = v.decode()
     if attrs.get("plugin_namespace") != spec.namespace:
-        add(f"plugin_namespace must be {spec.namespace!r} (TensorRT 10.3 reads the namespace from this "
+        add(f"plugin_namespace must be {spec.namespace!r} (TensorRT {TARGET_TRT} reads the namespace from this "
             f"attribute), got {attrs.get('plugin_namespace')!r}")
     if attrs.get("plugin_version") != spec.version:
         add(f"plugin_version must be {spec.version!r}, got {attrs.get('plugin_version')!r}")
@@ -231,7 +230,7 @@ def check_graph(proto, *, dla: bool = False, custom_ops: dict | None = None) -> 
     problems: list[Problem] = []
     opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
     if opset is None or not OPSET_RANGE[0] <= opset <= OPSET_RANGE[1]:
-        problems.append(Problem("<model>", "opset", f"ai.onnx opset {opset} outside TensorRT {TRT_VERSION}'s "
+        problems.append(Problem("<model>", "opset", f"ai.onnx opset {opset} outside TensorRT {TARGET_TRT}'s "
                                 f"range {OPSET_RANGE[0]}..{OPSET_RANGE[1]}"))
     has_qdq = any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in proto.graph.node)
     if has_qdq and (opset or 0) < QDQ_MIN_OPSET:
@@ -246,7 +245,7 @@ def check_graph(proto, *, dla: bool = False, custom_ops: dict | None = None) -> 
         if node.domain not in ("", "ai.onnx") or op not in SUPPORTED_OPS:
             spec = custom_ops.get(op)
             if spec is None:
-                add(f"not an op TensorRT {TRT_VERSION}'s ONNX parser takes, and not a listed plugin")
+                add(f"not an op TensorRT {TARGET_TRT}'s ONNX parser takes, and not a listed plugin")
             else:
                 _check_custom(node, spec, add)
             continue
@@ -327,7 +326,7 @@ def assert_trt_compatible(model, *, dla: bool = False, source: str | None = None
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m export.trt_check",
-                                 description=f"Check ONNX graphs against TensorRT {TRT_VERSION}'s ONNX parser.")
+                                 description=f"Check ONNX graphs against TensorRT {TARGET_TRT}'s ONNX parser.")
     ap.add_argument("onnx", nargs="+", type=Path)
     ap.add_argument("--dla", action="store_true", help="also require static shapes (DLA)")
     args = ap.parse_args(argv)
@@ -338,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     for path in args.onnx:
         try:
             assert_trt_compatible(path, dla=args.dla)
-            log.info("%s: OK for TensorRT %s%s", path, TRT_VERSION, " (DLA)" if args.dla else "")
+            log.info("%s: OK for TensorRT %s%s", path, TARGET_TRT, " (DLA)" if args.dla else "")
         except ExportError as e:
             log.error("%s", e)
             bad += 1

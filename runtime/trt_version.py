@@ -19,8 +19,13 @@ from dataclasses import dataclass
 
 from packaging.version import InvalidVersion, Version
 
+# the TensorRT the project targets (JetPack 6.1/6.2's): the export's parser check, the default of a
+# calibration cache's header, the commands printed for the target
+TARGET_TRT = "10.3"
+TARGET_PLATFORM = f"JetPack 6.1/6.2: TensorRT {TARGET_TRT}"
+
 INSTALL_HINT = (
-    "TensorRT is not installed. On a Jetson it comes with JetPack (JetPack 6.1/6.2: TensorRT 10.3; "
+    f"TensorRT is not installed. On a Jetson it comes with JetPack ({TARGET_PLATFORM}; "
     "`sudo apt install nvidia-jetpack` or `python3-libnvinfer`); on a desktop install NVIDIA's wheels "
     "(`pip install tensorrt` from pypi.nvidia.com, matching your CUDA). It cannot be pip-installed on "
     "machines without an NVIDIA GPU and driver."
@@ -67,7 +72,7 @@ def parse_version(text: str) -> Version:
 
 
 V10_0, V10_1, V10_3, V10_6, V10_9, V10_10, V10_12, V11_0 = (
-    Version(v) for v in ("10.0", "10.1", "10.3", "10.6", "10.9", "10.10", "10.12", "11.0"))
+    Version(v) for v in ("10.0", "10.1", TARGET_TRT, "10.6", "10.9", "10.10", "10.12", "11.0"))
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """The ONNX graphs of one model: FP32 (dynamic batch), FP16, INT8 Q/DQ and the onnxruntime
 MultiHeadAttention variant, built with the project's own export and calibration steps
-(``export.friendly``, ``export.onnx_export``, ``calib.fp16``, ``calib.ranges`` + ``calib.qdq``,
+(``export.friendly``, ``export.onnx_export``, ``export.variants``,
 ``export.ort_attention``). A graph that cannot be built is recorded with the error as its reason.
 """
 
@@ -20,12 +20,10 @@ def build_graphs(spec: ModelSpec, workdir: Path, *, precisions: list[str], calib
                  calib_method: str, mha: bool, parity_clips: np.ndarray) -> dict:
     """``{"fp32": path, "fp16": path | reason, "int8": path | reason, "fp32-mha": path | reason,
     "mha_parity": str}``; paths exist, reasons are strings."""
-    import onnx
-
-    from calib.fp16 import convert_fp16
     from export.friendly import export_friendly_model
-    from export.onnx_export import export_onnx, save_onnx, set_card
-    from export.plugin_graph import attention_node_names
+    from export.names import precision_graph
+    from export.onnx_export import export_onnx
+    from export.variants import fp16_graph, load_graph, write_graph
     from runtime.common.files import file_sha256
 
     stem = spec.key.replace("/", "_")
@@ -36,36 +34,25 @@ def build_graphs(spec: ModelSpec, workdir: Path, *, precisions: list[str], calib
     out["fp32"] = fp32
     if "fp16" in precisions:
         try:
-            proto = onnx.load(str(fp32))
-            f16 = convert_fp16(proto, keep_fp32_nodes=attention_node_names(proto))  # attention in float, as the build
-            set_card(f16, card.replace(precision="fp16", source_sha256=file_sha256(ckpt)))
-            out["fp16"] = save_onnx(f16, workdir / f"{stem}.fp16.onnx")
+            out["fp16"] = write_graph(fp16_graph(load_graph(fp32)), workdir / precision_graph(stem, "fp16"),
+                                      card.replace(precision="fp16", source_sha256=file_sha256(ckpt)))
         except Exception as e:  # noqa: BLE001 - recorded as the row's reason
             out["fp16"] = f"FP16 graph failed: {type(e).__name__}: {e}"
     if "int8" in precisions:
         if calib_clips is None:
             out["int8"] = "no calibration videos (pass --calib)"
         else:
-            out["int8"] = _int8(fp32, card, calib_clips, calib_method, workdir / f"{stem}.int8.qdq.onnx")
+            out["int8"] = _int8(fp32, card, calib_clips, calib_method, workdir / precision_graph(stem, "int8"))
     if mha:
         out["fp32-mha"], out["mha_parity"] = _mha(fp32, workdir / f"{stem}.mha.onnx", parity_clips)
     return out
 
 
 def _int8(fp32: Path, card, clips: np.ndarray, method: str, path: Path):
-    import onnx
-
-    from calib.qdq import make_qdq
-    from calib.ranges import compute_ranges
-    from export.onnx_export import save_onnx, set_card
-    from export.plugin_graph import attention_internal_tensors, attention_node_names
+    from export.variants import int8_qdq_graph, write_graph
 
     try:  # as export.pipeline: the attention stays in float
-        proto = onnx.load(str(fp32))
-        ranges = compute_ranges(fp32, clips, method, exclude=attention_internal_tensors(proto))
-        qdq = make_qdq(fp32, ranges, float_nodes=attention_node_names(proto))
-        set_card(qdq, card.replace(precision="int8"))
-        return save_onnx(qdq, path)
+        return write_graph(int8_qdq_graph(fp32, clips, method), path, card.replace(precision="int8"))
     except Exception as e:  # noqa: BLE001
         return f"INT8 Q/DQ graph failed: {type(e).__name__}: {e}"
 

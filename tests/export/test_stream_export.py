@@ -138,3 +138,32 @@ def test_int8_qdq_step_graph_calibrated_on_streams(tmp_path, causal_ckpt):
     assert float(feeds[1]["primed"].min()) == 1
     with pytest.raises(ExportError, match="calib-dir"):
         export_online(causal_ckpt, tmp_path / "out2", "m", int8=True)
+
+
+def test_staged_like_the_clip_build(tmp_path, exported, causal_ckpt, monkeypatch, caplog):
+    """The online graphs are built in a staging folder inside --out and moved in only when every one
+    is made and checked: a failure at the last stage leaves --out as it was; success leaves no
+    staging folder, and the report lists the files and the engine commands."""
+    import logging
+
+    import export.pipeline
+
+    _, out = exported
+    assert not [p for p in out.iterdir() if p.name.startswith(".")], "staging left behind"
+    target = tmp_path / "new" / "out"
+
+    def fail(graphs, dla):
+        assert {p.parent for p in graphs.values()} != {target}  # still in the staging folder
+        raise ExportError("injected failure")
+
+    monkeypatch.setattr(export.pipeline, "check_graphs", fail)
+    with pytest.raises(ExportError, match="injected"):
+        export_online(causal_ckpt, target, "m", fp16=True)
+    assert not (tmp_path / "new").exists()
+    monkeypatch.undo()
+    with caplog.at_level(logging.INFO):
+        written = export_online(causal_ckpt, target, "m", fp16=True)
+    assert sorted(p.name for p in target.iterdir()) == ["m.online.fp16.onnx", "m.online.json", "m.online.onnx"]
+    assert written["fp16"] == target / "m.online.fp16.onnx"
+    assert f"--onnx {target}/m.online.fp16.onnx --out {target} --name m.online" in caplog.text
+    assert "FP16 vs FP32 step" in caplog.text and "[TensorRT 10.3 compatibility] done" in caplog.text

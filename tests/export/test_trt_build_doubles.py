@@ -128,3 +128,21 @@ def test_missing_plugin_creator_and_parser_errors(monkeypatch, tiny_onnx, tmp_pa
         build(monkeypatch, "10.3", tiny_onnx, tmp_path, world=trt_double.World(), plugin_lib=lib)
     with pytest.raises(ExportError, match="parser rejected"):
         build(monkeypatch, "10.3", tiny_onnx, tmp_path, world=trt_double.World(fail_parse=True))
+
+
+def test_build_engine_command_with_the_10_3_double(monkeypatch, tiny_onnx, tmp_path, caplog):
+    """tsi-build-engine --onnx --fp16 where TensorRT (the double) is importable: the pipeline's engine
+    stage writes <name>.fp16.engine with its card, through the staging folder, and no finishing
+    commands are printed."""
+    import logging
+
+    import export.build_engine as be
+
+    trt_double.install(monkeypatch, "10.3", trt_double.World())
+    out = tmp_path / "out"
+    with caplog.at_level(logging.INFO):
+        assert be.main(["--onnx", str(tiny_onnx[0]), "--out", str(out), "--fp16"]) == 0
+    assert {"tiny.fp16.engine", "tiny.fp16.json", "tiny.fp16.onnx"} <= {p.name for p in out.iterdir()}
+    assert ModelCard.load(out / "tiny.fp16.json").precision == "fp16"
+    assert "No engine was built" not in caplog.text
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
