@@ -29,7 +29,7 @@ import numpy as np
 
 from runtime.common.errors import CalibrationError
 from runtime.card import ModelCard
-from runtime.common.files import atomic_write_bytes, atomic_write_text, file_sha256
+from runtime.common.files import atomic_write_bytes, atomic_write_text
 from runtime.trt_version import TARGET_TRT, TRTCapabilities
 
 log = logging.getLogger(__name__)

@@ -26,7 +26,6 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from pathlib import Path
 
 from export.options import Options, build_parser, resolve
 from export.outputs import check_out, run_staged

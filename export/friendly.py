@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import os
 
-import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
