@@ -134,6 +134,18 @@ class EngineHolder:
     buffers by tensor name (page-locked host and device), CUDA graph execs by key, and the
     TensorRT objects. :class:`TensorRTBackend` and ``tensorrt_step.TensorRTStep`` share it."""
 
+    @classmethod
+    def open(cls, path: Path, opened: OpenedCard, options: ModelOptions) -> Any:
+        """The engine of a card :func:`runtime.backends.open_model` read (a clip or a step engine,
+        by the class); everything allocated is freed when loading fails."""
+        holder = cls(plugin=options.plugin, cuda_graph=options.cuda_graph,
+                     device=int(options.device) if options.device is not None else 0)
+        try:
+            return holder.load(path, opened.card, card_source=opened.source)
+        except BaseException:
+            holder.close()
+            raise
+
     def _init_engine_holder(self) -> None:
         self._cuda = self._stream = None
         self._host: dict[str, tuple[np.ndarray, int]] = {}
@@ -230,17 +242,6 @@ class TensorRTBackend(EngineHolder, Backend):
         self.min_batch = 1
 
     # -- loading -------------------------------------------------------------------------------
-    @classmethod
-    def open(cls, path: Path, opened: OpenedCard, options: ModelOptions) -> "TensorRTBackend":
-        """The clip engine of a card :func:`runtime.backends.open_model` read."""
-        backend = cls(plugin=options.plugin, cuda_graph=options.cuda_graph,
-                      device=int(options.device) if options.device is not None else 0)
-        try:
-            return backend.load(path, opened.card, card_source=opened.source)
-        except BaseException:
-            backend.close()
-            raise
-
     def load(self, model_path: str | os.PathLike, card: ModelCard | str | os.PathLike | None = None,
              *, card_source: str | None = None) -> "TensorRTBackend":
         path = check_model_file(model_path)

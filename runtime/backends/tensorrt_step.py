@@ -26,9 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from pathlib import Path
 
-from runtime.backends.base import ModelOptions, OpenedCard, check_model_file, resolve_card
+from runtime.backends.base import check_model_file, resolve_card
 from runtime.backends.tensorrt_backend import EngineHolder, engine_io, open_engine
 from runtime.card import ModelCard
 from runtime.step_graph import FRAME_INPUT, LOGITS_OUTPUT, STATE_OUT_SUFFIX, StepModel, check_step_io
@@ -67,17 +66,6 @@ class TensorRTStep(EngineHolder, StepModel):
         self.plugin, self.cuda_graph, self.device, self.log_level = plugin, cuda_graph, device, log_level
         self._init_engine_holder()  # I/O buffers: frame and logits; CUDA graphs by (id(state), set read)
         self._states: list[DeviceState] = []
-
-    @classmethod
-    def open(cls, path: Path, opened: OpenedCard, options: ModelOptions) -> "TensorRTStep":
-        """The step engine of a card :func:`runtime.backends.open_model` read."""
-        step = cls(plugin=options.plugin, cuda_graph=options.cuda_graph,
-                   device=int(options.device) if options.device is not None else 0)
-        try:
-            return step.load(path, opened.card, card_source=opened.source)
-        except BaseException:
-            step.close()
-            raise
 
     def load(self, model_path: str | os.PathLike, card: ModelCard | str | os.PathLike | None = None,
              *, card_source: str | None = None) -> "TensorRTStep":

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from benchmarks.suite.results_doc import command_of, main, render
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 RESULTS = REPO / "benchmarks" / "results"
 DOC = REPO / "docs" / "results.md"
 LINK = re.compile(r"\]\(([^)#\s]*)(?:#([^)\s]*))?\)")
