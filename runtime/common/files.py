@@ -1,15 +1,25 @@
 """File helpers every package uses: atomic writes (a temporary name in the target's own folder, then
 a rename, so a crash never leaves a half-written file under the final name and no rename crosses file
-systems) and the sha256 that keys models to their cards, caches and engines."""
+systems), an advisory lock that keeps two runs from writing one output, and the sha256 that keys
+models to their cards, caches and engines."""
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
+import logging
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Iterator
+
+log = logging.getLogger(__name__)
+
+
+class OutputLockedError(FileExistsError):
+    """An output that another run is writing now (its advisory lock is held)."""
 
 
 @contextlib.contextmanager
@@ -54,3 +64,55 @@ def file_sha256(path: str | os.PathLike) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def _stale_temp_re(target: Path) -> re.Pattern[str]:
+    # what atomic_path names a temporary: "." + stem + "." + mkstemp's 8 characters + a suffix
+    # starting ".tmp" or ".partial"
+    return re.compile(rf"^\.{re.escape(target.stem)}\.[a-z0-9_]{{8}}\.(tmp|partial)")
+
+
+def remove_stale_temps(target: str | os.PathLike) -> list[Path]:
+    """Remove what an interrupted atomic write of ``target`` left beside it (a ``kill -9`` during
+    the write). Only safe while :func:`exclusive` holds ``target``'s lock: no other run can be
+    writing one of them then. Returns what was removed."""
+    target = Path(target)
+    pattern = _stale_temp_re(target)
+    removed = []
+    if target.parent.is_dir():
+        for p in target.parent.iterdir():
+            if pattern.match(p.name) and p.is_file():
+                p.unlink(missing_ok=True)
+                removed.append(p)
+    if removed:
+        log.info("removed %d temporary file(s) an interrupted write of %s left: %s", len(removed), target,
+                 ", ".join(p.name for p in removed[:3]))
+    return removed
+
+
+@contextlib.contextmanager
+def exclusive(target: str | os.PathLike) -> Iterator[Path]:
+    """Hold an advisory lock on ``target`` (a file or a folder) for the block: a second run that
+    asks for the same output while the first holds it is refused at once with
+    :class:`OutputLockedError`, and the first's files stay intact. The kernel releases the lock
+    when the process ends however it ends (``kill -9`` included); the lock file itself
+    (``.<name>.lock`` beside the target) stays, as removing it would race a newcomer. Temporaries
+    an interrupted write of ``target`` left are removed once the lock is held."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    lock = target.parent / f".{target.name}.lock"
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise OutputLockedError(f"{target} is being written by another run now (it holds {lock}); "
+                                "wait for it to finish or choose another output") from None
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        remove_stale_temps(target)
+        yield lock
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
