@@ -2,7 +2,7 @@
 the repository root.
 
 ``DEMO_CHECKPOINT``: the demo model, a reduced-width TSI-R18 trained on the synthetic motion
-benchmark (11 classes, T=8, 64²); how it was trained is in the README ("The demo model").
+benchmark (11 classes, T=8, 64²); how it was trained is in docs/training.md ("The demo model").
 """
 
 from pathlib import Path
