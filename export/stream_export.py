@@ -48,7 +48,7 @@ from calib.ranges import DEFAULT_METHOD, METHODS
 from export import names
 from export.names import OPSET
 from export.options import ONLINE_RULES, check_rules, refusal
-from export.outputs import Written, run_staged, stage
+from export.outputs import Written, claim_out, run_staged, stage, user_errors
 from runtime.card import ModelCard, card_path_for
 from runtime.step_graph import FRAME_INPUT, LOGITS_OUTPUT, STATE_OUT_SUFFIX
 from runtime.common.files import file_sha256
@@ -269,12 +269,13 @@ def export_online(checkpoint: str | os.PathLike, out: str | os.PathLike, name: s
         targets.append(names.precision_graph(stem, "fp16"))
     if int8:
         targets.append(names.precision_graph(stem, "int8"))
-    existing = [str(out / t) for t in targets if (out / t).exists()]
-    if existing and not force:
-        raise ExportError(f"would overwrite {', '.join(existing)}; pass --force or another --out/--name")
-    (done,), written = run_staged(out, lambda stg: online_graphs(
-        stg, checkpoint, stem, fp16=fp16, plugin=plugin, int8=int8, calib_dir=calib_dir,
-        calib_method=calib_method, calib_clips=calib_clips))
+    with claim_out(out, targets):  # held until the files are in place
+        existing = [str(out / t) for t in targets if (out / t).exists()]
+        if existing and not force:
+            raise ExportError(f"would overwrite {', '.join(existing)}; pass --force or another --out/--name")
+        (done,), written = run_staged(out, lambda stg: online_graphs(
+            stg, checkpoint, stem, fp16=fp16, plugin=plugin, int8=int8, calib_dir=calib_dir,
+            calib_method=calib_method, calib_clips=calib_clips))
     final = {kind: out / path.name for kind, path in done.graphs.items()}
     finish = [build_engine_cmd(p, out, stem, ["--plugin", "LIB"] if kind.endswith(names.PLUGIN_TAG) else [])
               for kind, p in final.items()]
@@ -300,14 +301,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--force", action="store_true", help="replace existing outputs")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    from tsi.checkpoint import CheckpointError
+    import tsi.checkpoint  # noqa: F401  (its CheckpointError is a user error)
 
     try:
         export_online(args.checkpoint, args.out, args.name or args.checkpoint.stem,
                                 fp16=args.fp16, plugin=args.plugin, force=args.force, int8=args.int8,
                                 calib_dir=args.calib_dir, calib_method=args.calib_method,
                                 calib_clips=args.calib_clips)
-    except (ExportError, CheckpointError, ValueError) as e:
+    except user_errors() + (ValueError,) as e:
         log.error("error: %s", str(e).splitlines()[0])
         return 2
     return 0
