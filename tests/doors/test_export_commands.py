@@ -1,7 +1,8 @@
 """Bad inputs to the export commands (``export/build_engine.py`` = tsi-build-engine and
 ``python -m export.stream_export`` = tsi-export-online), as a careless user types them: each case is
 a subprocess that must exit 2 with one line naming the problem (the message on one line of stderr:
-not also in the stage log; no traceback), within 500 MB of peak memory. Then two builds into one
+not also in the stage log; no traceback), found before the export starts, within 500 MB of peak
+memory. Then two builds into one
 --out at once: the second is refused and the first's files are intact, and what an interrupted
 build left in --out is removed by the next."""
 
@@ -102,6 +103,7 @@ def test_bad_input_is_one_line_and_exit_2(files, results, case, first):
     assert "Traceback" not in r.stderr, r.stderr[-2000:]
     errors = [line for line in r.stderr.splitlines() if "error" in line.lower()]
     assert len(errors) == 1 and errors[0].startswith(first), r.stderr[-1500:]  # not twice (the stage log)
+    assert "[export" not in r.stderr, r.stderr[-1500:]  # found before the heavy work
     assert int(r.stdout.split()[-1]) / 1024 < PEAK_MB, f"{case}: peak RSS {int(r.stdout.split()[-1]) // 1024} MB"
     assert (files / "theirs" / "ok.onnx").read_bytes() == b"a user's own file"
 
