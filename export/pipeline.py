@@ -160,7 +160,7 @@ def demo_calibration_dir(out: Path, stg: Path) -> Path:
     return root / "train"
 
 
-def calibration_clips(calib_dir: Path, card: ModelCard, max_clips: int):
+def calibration_clips(calib_dir: Path, card: ModelCard, max_clips: int | None):
     """The calibration clips (``calib.clips.ClipSet``) of ``calib_dir`` for ``card``."""
     from calib.clips import load_calibration_clips
 

@@ -178,16 +178,14 @@ def step_feeds(step_path, clips: np.ndarray) -> list[dict[str, np.ndarray]]:
     return feeds
 
 
-def int8_step_graph(base: Path, card: ModelCard, calib_dir, out_path: Path, *, method: str,
-                    max_clips: int | None) -> tuple[Path, object]:
-    """Calibrate the step graph ``base`` on the videos of ``calib_dir`` (each clip streamed from the
-    zero state, :func:`step_feeds`) and write the Q/DQ graph (``export.variants``: the attention in
+def int8_step_graph(base: Path, card: ModelCard, clips: np.ndarray, out_path: Path, *,
+                    method: str) -> tuple[Path, object]:
+    """Calibrate the step graph ``base`` on ``clips`` (N, T, 3, S, S), each streamed from the zero
+    state (:func:`step_feeds`), and write the Q/DQ graph (``export.variants``: the attention in
     float); returns (path, agreement of INT8 vs FP32 over two calibration clips streamed back to back)."""
-    from calib.clips import load_calibration_clips
     from export.variants import int8_qdq_graph, write_graph
 
     with stage("calibration clips (streamed)"):
-        clips = load_calibration_clips(calib_dir, card, max_clips=max_clips).clips
         feeds = step_feeds(base, clips)
     with stage(f"Q/DQ step ONNX ({method})") as files:
         path = write_graph(int8_qdq_graph(base, None, method, feeds=feeds), out_path, card.replace(precision="int8"))
@@ -209,6 +207,10 @@ def online_graphs(stg: Path, checkpoint: Path, stem: str, *, fp16: bool, plugin:
     if not model.cfg.causal:
         raise ExportError(f"{checkpoint}: not a causal model (TSIConfig.causal is False); the online "
                           "export needs one trained with causal=True")
+    if int8:  # before the export: a folder that cannot calibrate is refused before the heavy work
+        from export.pipeline import calibration_clips
+
+        calib = calibration_clips(calib_dir, card, calib_clips).clips
     base = stg / names.standard_graph(stem)
     done = Written(graphs={"fp32": base})
     with stage("export step ONNX") as files:
@@ -234,8 +236,8 @@ def online_graphs(stg: Path, checkpoint: Path, stem: str, *, fp16: bool, plugin:
         done += Written([path], {"fp16": path}, [f"FP16 vs FP32 step (onnxruntime, {len(frames)} steps): "
                                                  f"{compare_step_onnx(base, path, frames)}"])
     if int8:
-        path, agreement = int8_step_graph(base, card_online, calib_dir, stg / names.precision_graph(stem, "int8"),
-                                          method=calib_method, max_clips=calib_clips)
+        path, agreement = int8_step_graph(base, card_online, calib, stg / names.precision_graph(stem, "int8"),
+                                          method=calib_method)
         done += Written([path], {"int8": path},
                         [f"INT8 Q/DQ vs FP32 step (onnxruntime, 2 calibration clips streamed): {agreement}"])
     check_graphs(done.graphs, dla=False)

@@ -33,6 +33,13 @@ def files(tmp_path_factory):
     wrong = torch.load(ckpt, weights_only=True)
     wrong["card"]["frames"] = 8
     torch.save(wrong, root / "wrong_card.pt")
+    from tests.tsi.test_causal import randomize
+    from tsi.checkpoint import make_card, save_checkpoint
+    from tsi.model import create_model
+    from tests.export.helpers import LABELS, TINY
+
+    causal = randomize(create_model("tsi_r18", causal=True, zero_init_residual=False, **TINY))
+    save_checkpoint(root / "causal.pt", causal, make_card(causal.cfg, list(LABELS), span_frames=16))
     (root / "bad.onnx").write_bytes(b"\x12\x34 not onnx" * 30)
     (root / "notes.txt").write_text("not a folder\n")
     for k in range(10):  # ten one-frame videos
@@ -73,6 +80,10 @@ CASES = [
      "error: {root}/ok.pt: not a causal model"),
     ("online-int8-without-calib-dir", [*ONLINE, "--checkpoint", "{root}/ok.pt", "--int8", "--out", "{root}/s3"],
      "error: --int8 needs --calib-dir"),
+    ("online-short-calibration-videos", [*ONLINE, "--checkpoint", "{root}/causal.pt", "--int8", "--calib-dir",
+                                         "{root}/short", "--out", "{root}/s4"],
+     "error: calibration folder {root}/short: 0 usable clip(s) (10 video(s), 0 unreadable, 10 shorter than the "
+     "model's 4 frames); at least 8 are needed"),
     ("online-out-is-a-file", [*ONLINE, "--checkpoint", "{root}/ok.pt", "--out", "{root}/notes.txt"],
      "error: --out {root}/notes.txt: {root}/notes.txt is a file, not a folder"),
     ("online-out-unwritable", [*ONLINE, "--checkpoint", "{root}/ok.pt", "--out", "/sys/tsi_edge_doors/out"],
