@@ -75,10 +75,26 @@ def clip_indices(num_frames: int, card: ModelCard) -> np.ndarray:
     return start + segment_indices(span, card.frames, "test")
 
 
+class ShortClipError(ValueError):
+    """A video with fewer frames than the model's T: its clip would repeat frames (no motion the
+    runtime's window ever shows), so calibration refuses it."""
+
+    def __init__(self, num_frames: int, frames: int):
+        super().__init__(f"{num_frames} frame(s), fewer than the model's {frames}")
+        self.num_frames = num_frames
+
+
+def _indices_of_whole_clip(num_frames: int, card: ModelCard) -> np.ndarray:
+    if num_frames < card.frames:
+        raise ShortClipError(num_frames, card.frames)
+    return clip_indices(num_frames, card)
+
+
 def load_clip(path: str | os.PathLike, card: ModelCard, pre: FramePreprocessor | None = None) -> np.ndarray:
-    """One (T, 3, S, S) float32 clip of a video file (raises VideoDecodeError if unreadable)."""
+    """One (T, 3, S, S) float32 clip of a video file (raises VideoDecodeError if unreadable,
+    :class:`ShortClipError` if it has fewer than T frames)."""
     pre = pre or FramePreprocessor(card)
-    frames, _ = read_sampled(path, lambda n: clip_indices(n, card))
+    frames, _ = read_sampled(path, lambda n: _indices_of_whole_clip(n, card))
     out = np.empty(card.input_shape, dtype=np.float32)
     for t, frame in enumerate(frames):
         pre(frame, out=out[t])
@@ -89,8 +105,8 @@ def load_calibration_clips(folder: str | os.PathLike, card: ModelCard, *, max_cl
                            min_clips: int = MIN_CLIPS, recommended: int = RECOMMENDED_CLIPS,
                            progress: bool = True) -> ClipSet:
     """Up to ``max_clips`` clips (all videos when None), classes interleaved. Unreadable videos are
-    skipped with a warning and counted; fewer than ``min_clips`` usable clips is an error, fewer than
-    ``recommended`` a warning."""
+    skipped with a warning and counted, and so are videos shorter than T frames (one warning for
+    all); fewer than ``min_clips`` usable clips is an error, fewer than ``recommended`` a warning."""
     from runtime.common.progress import progress_bar
 
     folder = Path(folder)
@@ -99,7 +115,7 @@ def load_calibration_clips(folder: str | os.PathLike, card: ModelCard, *, max_cl
     if max_clips is not None and max_clips < 1:
         raise CalibrationError(f"--calib-clips must be >= 1 (got {max_clips})")
     pre = FramePreprocessor(card)
-    clips, sources, skipped = [], [], []
+    clips, sources, skipped, short = [], [], [], []
     bar = progress_bar(total=want, desc="calibration clips", unit="clip", enabled=progress, leave=False)
     for path in videos:
         if len(clips) >= want:
@@ -108,6 +124,9 @@ def load_calibration_clips(folder: str | os.PathLike, card: ModelCard, *, max_cl
             clips.append(load_clip(path, card, pre))
             sources.append(path)
             bar.update(1)
+        except ShortClipError as e:
+            log.debug("skipping short calibration video %s: %s", path, e)
+            short.append((path, str(e)))
         except (VideoDecodeError, ValueError) as e:
             log.warning("skipping unreadable calibration video %s: %s", path, e)
             skipped.append((path, str(e)))
@@ -115,12 +134,16 @@ def load_calibration_clips(folder: str | os.PathLike, card: ModelCard, *, max_cl
     if skipped:
         log.warning("%d of %d calibration videos in %s were unreadable and skipped",
                     len(skipped), len(sources) + len(skipped), folder)
+    too_short = f", {len(short)} shorter than the model's {card.frames} frames" if short else ""
+    if short:
+        log.warning("%d calibration video(s) in %s have fewer than the model's %d frames and were skipped "
+                    "(e.g. %s)", len(short), folder, card.frames, short[0][0].name)
     if len(clips) < min_clips:
         raise CalibrationError(
             f"calibration folder {folder}: {len(clips)} usable clip(s) ({len(videos)} video(s), "
-            f"{len(skipped)} unreadable); at least {min_clips} are needed")
+            f"{len(skipped)} unreadable{too_short}); at least {min_clips} are needed")
     if len(clips) < recommended:
         log.warning("calibrating on %d clips from %s; %d or more (covering every class) give stabler "
                     "INT8 ranges", len(clips), folder, recommended)
     log.info("calibration: %d clips of %s from %s", len(clips), card.input_shape, folder)
-    return ClipSet(np.stack(clips), sources, skipped, folder)
+    return ClipSet(np.stack(clips), sources, skipped + short, folder)

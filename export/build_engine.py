@@ -18,6 +18,7 @@ The options are checked before any work starts. Everything is built in a staging
 or too small calibration folder, a card that does not match the checkpoint, ...) or an OS error
 (read-only, no permission, disk full) exits with code 2, one line naming the problem, and leaves
 ``--out`` as it was. Files in ``--out`` made from another source are not replaced without ``--force``.
+The build holds ``--out`` from start to end: a second build into it meanwhile is refused at once.
 ``--onnx`` needs neither torch nor (for the FP16/Q/DQ graphs) onnxruntime: it runs on a Jetson.
 """
 
@@ -27,10 +28,9 @@ import logging
 import sys
 import time
 
+from export.names import output_names
 from export.options import Options, build_parser, resolve
-from export.outputs import check_out, run_staged
-from runtime.card import CardError
-from runtime.common.errors import ExportError
+from export.outputs import check_out, claim_out, run_staged, user_errors
 
 log = logging.getLogger("export.build_engine")
 
@@ -47,11 +47,13 @@ def run(opts: Options) -> int:
         if caps is not None:
             raise ExportError(f"plugin library not found: {opts.plugin}")
         log.warning("plugin library %s is not here; the commands below need it on the target", opts.plugin)
-    source_card, sha, derived = load_source(opts)
-    keep = opts.onnx if opts.onnx is not None and (opts.out / opts.onnx.name).resolve() == opts.onnx.resolve() else None
-    check_out(opts.out, opts.name, sha, force=opts.force, keep=keep)
-    (done, card), written = run_staged(
-        opts.out, lambda stg: run_pipeline(opts, stg, source_card, sha, derived, caps), keep)
+    with claim_out(opts.out, output_names(opts.name)):  # held until the files are in place
+        source_card, sha, derived = load_source(opts)
+        keep = opts.onnx if opts.onnx is not None and (opts.out / opts.onnx.name).resolve() == opts.onnx.resolve() \
+            else None
+        check_out(opts.out, opts.name, sha, force=opts.force, keep=keep)
+        (done, card), written = run_staged(
+            opts.out, lambda stg: run_pipeline(opts, stg, source_card, sha, derived, caps), keep)
     finish = [] if caps is not None else finish_lines(opts, done.graphs, card, derived)
     for line in report_lines(opts.out, written, done.notes, time.perf_counter() - t0, finish=finish):
         log.info("%s", line)
@@ -66,24 +68,16 @@ def main(argv: list[str] | None = None) -> int:
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         return run(resolve(args, argv_empty=not argv))
-    except _input_errors() as e:
-        # a bad input: one line naming the problem (a compatibility error lists its nodes below it)
-        log.debug("details", exc_info=True)
-        print(f"error: {e}", file=sys.stderr)
-        return 2
     except OSError as e:  # read-only, permission, disk full, ...: one line, nothing half-written
         log.debug("details", exc_info=True)
         print(f"error: {e.filename}: {e.strerror}" if e.filename and e.strerror else f"error: {e}",
               file=sys.stderr)
         return 2
-
-
-def _input_errors() -> tuple[type[BaseException], ...]:
-    errors: list[type[BaseException]] = [ExportError, CardError]
-    ckpt = sys.modules.get("tsi.checkpoint")  # only raised once imported (it imports torch)
-    if ckpt is not None:
-        errors.append(ckpt.CheckpointError)
-    return tuple(errors)
+    except user_errors() as e:
+        # a bad input: one line naming the problem (a compatibility error lists its nodes below it)
+        log.debug("details", exc_info=True)
+        print(f"error: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

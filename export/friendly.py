@@ -62,9 +62,24 @@ def export_friendly_model(checkpoint: str | os.PathLike, *, fold_bn: bool = True
     return model, card
 
 
-def count_sme_modules(model: nn.Module) -> int:
-    """SME modules whose saliency attention is exported (alignment not "none"): one
-    MatMul-Softmax-MatMul subgraph each."""
+def count_sme_modules(model: TSINet) -> int:
+    """Saliency-attention subgraphs the exported graph holds: one MatMul-Softmax-MatMul per SME
+    module whose attention is exported (alignment not "none") over more than one position. At the
+    smallest input sizes the last stage is 1x1: a softmax over one score is the constant 1 (the
+    attention returns its values), which the exporter folds away, so that SME has no subgraph.
+    The sizes come from one forward pass of a single clip at the model's own input size."""
+    import torch
+
     from tsi.modules.sme import SME
 
-    return sum(1 for m in model.modules() if isinstance(m, SME) and m.align != "none")
+    positions: list[int] = []
+    hooks = [m.register_forward_pre_hook(lambda _m, args: positions.append(args[0].shape[-2] * args[0].shape[-1]))
+             for m in model.modules() if isinstance(m, SME) and m.align != "none"]
+    try:
+        cfg = model.cfg
+        with torch.no_grad():
+            model(torch.zeros(1, cfg.frames, 3, cfg.input_size, cfg.input_size))
+    finally:
+        for h in hooks:
+            h.remove()
+    return sum(1 for n in positions if n > 1)

@@ -3,7 +3,9 @@ the staging folder: :func:`run_staged` builds into a folder inside ``--out`` and
 into place only when the build succeeded (the clip build and the online export both run through it).
 
 ``stage`` is the ultralytics-style wrapper: it logs a stage's time and the sizes of the files it
-reports, and logs then re-raises a failure. A file in ``--out`` counts as "ours" when the model card
+reports, and re-raises a failure (a user error is reported once, by the command, so the stage logs
+it at debug level; a bug is logged as an error and goes on as a traceback). :func:`claim_out` holds
+``--out`` for a whole build: a second run into it is refused at once. A file in ``--out`` counts as "ours" when the model card
 it carries (ONNX metadata, ``.json`` beside an engine, a calibration cache's key) names the same
 ``source_sha256`` as the current source: those may be replaced; others only with ``--force``.
 """
@@ -11,10 +13,12 @@ it carries (ONNX metadata, ``.json`` beside an engine, a calibration cache's key
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import logging
 import os
 import shutil
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -25,6 +29,9 @@ from calib.cache import key_path
 from export.names import CALIB_CACHE_SUFFIX, output_names
 from runtime.common.errors import ExportError
 from runtime.card import CardError, ModelCard, card_path_for
+from runtime.common.files import remove_stale_temps
+
+STAGING_PREFIX = ".staging-"  # the staging folder inside --out (run_staged)
 
 log = logging.getLogger("export.build_engine")
 
@@ -64,10 +71,21 @@ def stage(name: str):
         yield files
     except Exception as e:
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
-        log.error("[%s] failed after %.1fs: %s", name, time.perf_counter() - t0, first)
+        level = logging.DEBUG if isinstance(e, user_errors()) else logging.ERROR
+        log.log(level, "[%s] failed after %.1fs: %s", name, time.perf_counter() - t0, first)
         raise
     sizes = ", ".join(f"{p.name} {human_size(p.stat().st_size)}" for p in files if p.is_file())
     log.info("[%s] done in %.1fs%s", name, time.perf_counter() - t0, f": {sizes}" if sizes else "")
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    """The errors a user's input causes (a command reports each in one line, exit 2); anything
+    else is a bug. OSError: read-only, no permission, disk full, ..."""
+    errors: list[type[BaseException]] = [ExportError, CardError, OSError]
+    ckpt = sys.modules.get("tsi.checkpoint")  # only raised once imported (it imports torch)
+    if ckpt is not None:
+        errors.append(ckpt.CheckpointError)
+    return tuple(errors)
 
 
 def source_of(path: Path) -> str | None:
@@ -131,7 +149,7 @@ def run_staged(out: Path, build: Callable[[Path], tuple], keep: Path | None = No
     staging folder is removed and so are the folders this run made: ``out`` is left as it was."""
     made = [p for p in (out, *out.parents) if not p.exists()]
     out.mkdir(parents=True, exist_ok=True)
-    stg = Path(tempfile.mkdtemp(prefix=".staging-", dir=out))  # same file system as the outputs
+    stg = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=out))  # same file system as the outputs
     written: list[Path] = []
     try:
         result = build(stg)
@@ -145,3 +163,53 @@ def run_staged(out: Path, build: Callable[[Path], tuple], keep: Path | None = No
                 except OSError:
                     break
     return result, written
+
+
+@contextlib.contextmanager
+def claim_out(out: Path, names: list[str] = ()):
+    """Hold ``out`` (the --out folder) for a whole build: a second run into it is refused at once
+    with one line, and the first's files stay intact. The lock is an advisory ``flock`` on the
+    folder itself (as :func:`runtime.common.files.exclusive` takes one beside a file): nothing is
+    left in or beside ``--out``, and the kernel releases it however the process ends (``kill -9``
+    included). Checked first: ``out`` and the folders above it are folders and writable. Once held,
+    what an interrupted run left is removed: its staging folders and the temporaries of ``names``
+    (files in ``out``). On a failure the folders this run made are removed."""
+    for p in (out, *out.parents):
+        if p.exists():
+            if not p.is_dir():
+                raise ExportError(f"--out {out}: {p} is a file, not a folder")
+            break
+    made = [p for p in (out, *out.parents) if not p.exists()]
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd = os.open(out, os.O_RDONLY | os.O_DIRECTORY)
+        if not os.access(out, os.W_OK):
+            os.close(fd)
+            raise PermissionError(13, os.strerror(13))
+    except OSError as e:
+        raise ExportError(f"--out {out}: cannot write there ({e.strerror or e})") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if os.fstat(fd).st_ino != os.stat(out).st_ino:  # a failed run removed the folder we opened
+            raise BlockingIOError
+    except (BlockingIOError, FileNotFoundError):
+        os.close(fd)
+        raise ExportError(f"--out {out} is being built by another run now; wait for it to finish or "
+                          "choose another --out") from None
+    ok = False
+    try:
+        for stale in out.glob(STAGING_PREFIX + "*"):
+            log.info("removing %s, left by an interrupted build", stale)
+            shutil.rmtree(stale, ignore_errors=True)
+        for name in names:
+            remove_stale_temps(out / name)
+        yield
+        ok = True
+    finally:
+        if not ok:  # still held: no other run uses these folders
+            for p in made:
+                try:
+                    p.rmdir()
+                except OSError:
+                    break
+        os.close(fd)  # releases the lock

@@ -86,8 +86,11 @@ def standard_from_onnx(onnx: Path, stg: Path, name: str, card: ModelCard) -> tup
                    ["FP32 parity vs PyTorch: not rerun (--onnx; it was checked at export)"]), standard
 
 
-def standard_from_checkpoint(checkpoint: Path, stg: Path, name: str, sha: str, *,
-                             dynamic_batch: bool) -> tuple[Written, Path, ModelCard, int]:
+def standard_from_checkpoint(checkpoint: Path, stg: Path, name: str, sha: str, *, dynamic_batch: bool,
+                             clips_of=None) -> tuple[Written, Path, ModelCard, int, object]:
+    """The standard graph of ``checkpoint``; ``clips_of(card)`` (the calibration clips) runs once the
+    card is known, before the export: a calibration folder that cannot calibrate is found before
+    the heavy work. Returns (written, graph, card, SME count, what ``clips_of`` returned or None)."""
     from export.friendly import count_sme_modules, export_friendly_model
     from export.onnx_export import export_onnx
     from export.parity import check_fp32_parity
@@ -97,6 +100,7 @@ def standard_from_checkpoint(checkpoint: Path, stg: Path, name: str, sha: str, *
         model, card = export_friendly_model(checkpoint)
         reference, _ = load_model(checkpoint)  # as trained: its own attention, BN unfolded
     card = card.replace(source_sha256=sha, precision="fp32")
+    calib = clips_of(card) if clips_of is not None else None
     path, card_file = stg / names.standard_graph(name), stg / names.card_file(name)
     with stage("export ONNX") as files:
         export_onnx(model, card, path, source_sha256=sha, dynamic_batch=dynamic_batch)
@@ -105,7 +109,7 @@ def standard_from_checkpoint(checkpoint: Path, stg: Path, name: str, sha: str, *
     with stage("parity onnxruntime vs PyTorch"):
         clips = _random_clips(card, 3 if dynamic_batch else PARITY_CLIPS)
         note = f"FP32 parity: {check_fp32_parity(path, reference, clips)}"
-    return Written([path, card_file], {"fp32": path}, [note]), path, card, count_sme_modules(model)
+    return Written([path, card_file], {"fp32": path}, [note]), path, card, count_sme_modules(model), calib
 
 
 # -- derived graphs (export.variants) ----------------------------------------------------------------
@@ -156,15 +160,19 @@ def demo_calibration_dir(out: Path, stg: Path) -> Path:
     return root / "train"
 
 
-def int8_stage(stg: Path, name: str, standard: Path, card: ModelCard, sme: int | None, caps, *, calib_dir: Path,
-               method: str, max_clips: int, cache: bool, plugin: bool) -> Written:
-    """Calibrate on ``calib_dir`` (the attention skipped), then the Q/DQ graph (the attention in
-    float) or, with ``cache``, the keyed calibration cache."""
+def calibration_clips(calib_dir: Path, card: ModelCard, max_clips: int | None):
+    """The calibration clips (``calib.clips.ClipSet``) of ``calib_dir`` for ``card``."""
     from calib.clips import load_calibration_clips
 
-    out = Written()
     with stage("calibration clips"):
-        clips = load_calibration_clips(calib_dir, card, max_clips=max_clips)
+        return load_calibration_clips(calib_dir, card, max_clips=max_clips)
+
+
+def int8_stage(stg: Path, name: str, standard: Path, card: ModelCard, sme: int | None, caps, *, clips,
+               method: str, cache: bool, plugin: bool) -> Written:
+    """Calibrate on ``clips`` (:func:`calibration_clips`; the attention skipped), then the Q/DQ graph
+    (the attention in float) or, with ``cache``, the keyed calibration cache."""
+    out = Written()
     with stage(f"activation ranges ({method})"):
         ranges = int8_ranges(standard, clips.clips, method)
     if cache:
@@ -277,27 +285,31 @@ def run_pipeline(opts: Options, stg: Path, card: ModelCard | None, sha: str, der
             done += engines_stage(stg, opts.name, done.graphs, card, opts.onnx, [(card.precision, opts.onnx, False)],
                                   builder_options(opts))
         return done, card
-    if opts.onnx is not None:
-        done, standard = standard_from_onnx(opts.onnx, stg, opts.name, card)
-        sme = None
-    else:
-        done, standard, card, sme = standard_from_checkpoint(opts.checkpoint, stg, opts.name, sha,
-                                                             dynamic_batch=opts.dynamic_batch)
-    done += plugin_stage(standard, card, sme, required=opts.plugin is not None)
-    if opts.fp16:
-        done += fp16_stage(stg, opts.name, standard, card, sme, plugin=opts.plugin is not None)
-    if opts.int8 and opts.calib_cache and opts.calib_dir is None and opts.onnx is not None:
-        done += reuse_cache_stage(opts.out, stg, opts.name, opts.onnx, card, caps)
-    elif opts.int8:
+    reuse = opts.int8 and opts.calib_cache and opts.calib_dir is None and opts.onnx is not None
+    calib_dir = None
+    if opts.int8 and not reuse:
         calib_dir = opts.calib_dir
         if calib_dir is None:
             if not opts.demo:
                 raise refusal("int8_needs_calib_dir")
             calib_dir = demo_calibration_dir(opts.out, stg)
-            if calib_dir.is_relative_to(stg):
-                done.files.append(stg / names.DEMO_CALIB_VIDEOS)
-        done += int8_stage(stg, opts.name, standard, card, sme, caps, calib_dir=calib_dir, method=opts.calib_method,
-                           max_clips=opts.calib_clips, cache=opts.calib_cache, plugin=opts.plugin is not None)
+    clips_of = None if calib_dir is None else lambda c: calibration_clips(calib_dir, c, opts.calib_clips)
+    if opts.onnx is not None:
+        done, standard = standard_from_onnx(opts.onnx, stg, opts.name, card)
+        sme, clips = None, clips_of(card) if clips_of is not None else None
+    else:
+        done, standard, card, sme, clips = standard_from_checkpoint(
+            opts.checkpoint, stg, opts.name, sha, dynamic_batch=opts.dynamic_batch, clips_of=clips_of)
+    if calib_dir is not None and calib_dir.is_relative_to(stg):
+        done.files.append(stg / names.DEMO_CALIB_VIDEOS)
+    done += plugin_stage(standard, card, sme, required=opts.plugin is not None)
+    if opts.fp16:
+        done += fp16_stage(stg, opts.name, standard, card, sme, plugin=opts.plugin is not None)
+    if reuse:
+        done += reuse_cache_stage(opts.out, stg, opts.name, opts.onnx, card, caps)
+    elif clips is not None:
+        done += int8_stage(stg, opts.name, standard, card, sme, caps, clips=clips, method=opts.calib_method,
+                           cache=opts.calib_cache, plugin=opts.plugin is not None)
     check_graphs(done.graphs, dla=dla)
     if caps is not None:
         done += engines_stage(stg, opts.name, done.graphs, card, standard, engine_targets(opts, done.graphs, caps),

@@ -139,7 +139,7 @@ def make_plugin_graph(proto, *, expected: int | None = None, domain: str = PLUGI
     matches = find_attention(graph)
     if expected is not None and len(matches) != expected:
         raise ExportError(f"found {len(matches)} saliency-attention subgraphs, expected {expected} "
-                          "(one per SME module)")
+                          "(one per SME module attending over more than one position)")
     nodes = {n.name: n for n in graph.nodes}
     for i, m in enumerate(matches):
         q, kt, v, out = tmap[m.q], tmap[m.k_transposed], tmap[m.v], tmap[m.output]

@@ -48,7 +48,7 @@ from calib.ranges import DEFAULT_METHOD, METHODS
 from export import names
 from export.names import OPSET
 from export.options import ONLINE_RULES, check_rules, refusal
-from export.outputs import Written, run_staged, stage
+from export.outputs import Written, claim_out, run_staged, stage, user_errors
 from runtime.card import ModelCard, card_path_for
 from runtime.step_graph import FRAME_INPUT, LOGITS_OUTPUT, STATE_OUT_SUFFIX
 from runtime.common.files import file_sha256
@@ -178,16 +178,14 @@ def step_feeds(step_path, clips: np.ndarray) -> list[dict[str, np.ndarray]]:
     return feeds
 
 
-def int8_step_graph(base: Path, card: ModelCard, calib_dir, out_path: Path, *, method: str,
-                    max_clips: int | None) -> tuple[Path, object]:
-    """Calibrate the step graph ``base`` on the videos of ``calib_dir`` (each clip streamed from the
-    zero state, :func:`step_feeds`) and write the Q/DQ graph (``export.variants``: the attention in
+def int8_step_graph(base: Path, card: ModelCard, clips: np.ndarray, out_path: Path, *,
+                    method: str) -> tuple[Path, object]:
+    """Calibrate the step graph ``base`` on ``clips`` (N, T, 3, S, S), each streamed from the zero
+    state (:func:`step_feeds`), and write the Q/DQ graph (``export.variants``: the attention in
     float); returns (path, agreement of INT8 vs FP32 over two calibration clips streamed back to back)."""
-    from calib.clips import load_calibration_clips
     from export.variants import int8_qdq_graph, write_graph
 
     with stage("calibration clips (streamed)"):
-        clips = load_calibration_clips(calib_dir, card, max_clips=max_clips).clips
         feeds = step_feeds(base, clips)
     with stage(f"Q/DQ step ONNX ({method})") as files:
         path = write_graph(int8_qdq_graph(base, None, method, feeds=feeds), out_path, card.replace(precision="int8"))
@@ -209,6 +207,10 @@ def online_graphs(stg: Path, checkpoint: Path, stem: str, *, fp16: bool, plugin:
     if not model.cfg.causal:
         raise ExportError(f"{checkpoint}: not a causal model (TSIConfig.causal is False); the online "
                           "export needs one trained with causal=True")
+    if int8:  # before the export: a folder that cannot calibrate is refused before the heavy work
+        from export.pipeline import calibration_clips
+
+        calib = calibration_clips(calib_dir, card, calib_clips).clips
     base = stg / names.standard_graph(stem)
     done = Written(graphs={"fp32": base})
     with stage("export step ONNX") as files:
@@ -234,8 +236,8 @@ def online_graphs(stg: Path, checkpoint: Path, stem: str, *, fp16: bool, plugin:
         done += Written([path], {"fp16": path}, [f"FP16 vs FP32 step (onnxruntime, {len(frames)} steps): "
                                                  f"{compare_step_onnx(base, path, frames)}"])
     if int8:
-        path, agreement = int8_step_graph(base, card_online, calib_dir, stg / names.precision_graph(stem, "int8"),
-                                          method=calib_method, max_clips=calib_clips)
+        path, agreement = int8_step_graph(base, card_online, calib, stg / names.precision_graph(stem, "int8"),
+                                          method=calib_method)
         done += Written([path], {"int8": path},
                         [f"INT8 Q/DQ vs FP32 step (onnxruntime, 2 calibration clips streamed): {agreement}"])
     check_graphs(done.graphs, dla=False)
@@ -269,12 +271,13 @@ def export_online(checkpoint: str | os.PathLike, out: str | os.PathLike, name: s
         targets.append(names.precision_graph(stem, "fp16"))
     if int8:
         targets.append(names.precision_graph(stem, "int8"))
-    existing = [str(out / t) for t in targets if (out / t).exists()]
-    if existing and not force:
-        raise ExportError(f"would overwrite {', '.join(existing)}; pass --force or another --out/--name")
-    (done,), written = run_staged(out, lambda stg: online_graphs(
-        stg, checkpoint, stem, fp16=fp16, plugin=plugin, int8=int8, calib_dir=calib_dir,
-        calib_method=calib_method, calib_clips=calib_clips))
+    with claim_out(out, targets):  # held until the files are in place
+        existing = [str(out / t) for t in targets if (out / t).exists()]
+        if existing and not force:
+            raise ExportError(f"would overwrite {', '.join(existing)}; pass --force or another --out/--name")
+        (done,), written = run_staged(out, lambda stg: online_graphs(
+            stg, checkpoint, stem, fp16=fp16, plugin=plugin, int8=int8, calib_dir=calib_dir,
+            calib_method=calib_method, calib_clips=calib_clips))
     final = {kind: out / path.name for kind, path in done.graphs.items()}
     finish = [build_engine_cmd(p, out, stem, ["--plugin", "LIB"] if kind.endswith(names.PLUGIN_TAG) else [])
               for kind, p in final.items()]
@@ -300,14 +303,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--force", action="store_true", help="replace existing outputs")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    from tsi.checkpoint import CheckpointError
+    import tsi.checkpoint  # noqa: F401  (its CheckpointError is a user error)
 
     try:
         export_online(args.checkpoint, args.out, args.name or args.checkpoint.stem,
                                 fp16=args.fp16, plugin=args.plugin, force=args.force, int8=args.int8,
                                 calib_dir=args.calib_dir, calib_method=args.calib_method,
                                 calib_clips=args.calib_clips)
-    except (ExportError, CheckpointError, ValueError) as e:
+    except user_errors() + (ValueError,) as e:
         log.error("error: %s", str(e).splitlines()[0])
         return 2
     return 0

@@ -58,3 +58,18 @@ def test_errors_name_folder_and_count(tmp_path):
     root = write_video_folder(tmp_path / "few", per_class=2, broken=1)
     with pytest.raises(CalibrationError, match=r"few: 4 usable clip\(s\) \(5 video\(s\), 1 unreadable\); at least 8"):
         load_calibration_clips(root, CARD, progress=False)
+
+
+def test_videos_shorter_than_t_are_refused_and_counted(tmp_path, caplog):
+    """Ten one-frame videos are not ten clips: each would be one frame repeated T times."""
+    for k in range(10):
+        write_video(tmp_path / "short" / f"s{k}.mp4", frames=1, seed=k)
+    with caplog.at_level(logging.WARNING), pytest.raises(
+            CalibrationError, match=r"short: 0 usable clip\(s\) \(10 video\(s\), 0 unreadable, 10 shorter than "
+                                    r"the model's 4 frames\); at least 8 are needed"):
+        load_calibration_clips(tmp_path / "short", CARD, progress=False)
+    assert "10 calibration video(s)" in caplog.text and caplog.text.count("WARNING") == 1
+    write_video_folder(tmp_path / "short", per_class=4)  # + 8 long enough: calibrates on those 8
+    cs = load_calibration_clips(tmp_path / "short", CARD, progress=False)
+    assert len(cs) == 8 and len(cs.skipped) == 10
+    assert all(p.name.startswith(("left", "right")) for p in cs.sources)
