@@ -99,8 +99,20 @@ def load_labels(path: str | os.PathLike) -> list[str]:
 
 
 def hash_split(rel_path: str, val_fraction: float) -> str:
-    """``train`` or ``val`` for one file, by a stable hash of its path (same answer on every run)."""
-    return "val" if zlib.crc32(rel_path.encode("utf-8")) % 10_000 < val_fraction * 10_000 else "train"
+    """``train`` or ``val`` for one file, by a stable hash of its path (same answer on every run).
+    The path's bytes as the file system holds them: a name that is not UTF-8 hashes too."""
+    key = rel_path.encode("utf-8", "surrogateescape")
+    return "val" if zlib.crc32(key) % 10_000 < val_fraction * 10_000 else "train"
+
+
+def unusable_name(path: str | os.PathLike) -> str | None:
+    """Why ``path`` cannot be handed to OpenCV, or None: a name that is not valid UTF-8 (Python
+    keeps its bytes as surrogates, which OpenCV's bindings cannot convert: a crash, not an error)."""
+    try:
+        os.fspath(path).encode("utf-8")
+    except UnicodeEncodeError:
+        return "its file name is not valid UTF-8 (OpenCV cannot open it); rename it"
+    return None
 
 
 def _entries(class_dir: Path) -> list[Path]:
