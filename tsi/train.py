@@ -37,7 +37,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 
 from runtime.card import ModelCard
-from runtime.common.files import atomic_write_text, exclusive, remove_stale_temps
+from runtime.common.files import OutputLockedError, atomic_write_text, exclusive, remove_stale_temps
 from runtime.common.progress import progress_bar
 from runtime.cli import ignore_stop_signals, install_stop_handlers
 from tsi.checkpoint import CheckpointError, load_checkpoint, load_model, make_card, save_checkpoint
@@ -269,11 +269,14 @@ def run(argv: list[str] | None = None, stop: threading.Event | None = None) -> d
     out = output_folder(args.out, "--out")
     # one run per --out: a second one is refused at once (the first's files stay intact); the
     # other ranks of a torchrun job write nothing there
-    with exclusive(out) if dist_.main else contextlib.nullcontext():
-        if dist_.main:
-            for name in RUN_FILES:
-                remove_stale_temps(out / name)
-        return _train(args, given, dist_, out, stop)
+    try:
+        with exclusive(out) if dist_.main else contextlib.nullcontext():
+            if dist_.main:
+                for name in RUN_FILES:
+                    remove_stale_temps(out / name)
+            return _train(args, given, dist_, out, stop)
+    except OutputLockedError as e:  # (only exclusive raises it)
+        raise UsageError(f"--out {e}") from None
 
 
 def _train(args, given: set[str], dist_: Dist, out: Path, stop: threading.Event | None) -> dict[str, Any]:

@@ -100,10 +100,10 @@ CASES = [
      E + "--frames 8 differs from the resumed run's 4 ({root}/res-frames/last.pt)", ""),
     ("resume-pretrained", _train("data", "res-init", "--resume", "--pretrained", "{root}/ok.pt"), 2,
      E + "--pretrained initialises a new model; --resume continues", ""),
-    ("train-out-locked", _train("data", "locked"), 2, E + "{root}/locked is being written by another run now", ""),
+    ("train-out-locked", _train("data", "locked"), 2, E + "--out {root}/locked is being written by another run now", ""),
     ("evaluate-out-locked", ["-m", "tsi.evaluate", "--checkpoint", "{root}/ok.pt", "--data", "{root}/data",
                              "--out", "{root}/locked"], 2,
-     "tsi-evaluate: error: {root}/locked is being written by another run now", ""),
+     "tsi-evaluate: error: --out {root}/locked is being written by another run now", ""),
     ("extract-non-utf8-name", ["-m", "tsi.data.extract", "--src", "{root}/oddsrc", "--out", "{root}/frames",
                                "--workers", "1"], 0, None, "its file name is not valid UTF-8"),
 ]
