@@ -45,7 +45,7 @@ from tsi.cli import (UsageError, cli_main, fraction, non_negative_float, non_neg
                      positive_float, positive_int)
 from tsi.config import ATTENTIONS, field_defaults
 from tsi.data.datasets import FORMATS, build_dataset
-from tsi.data.health import check_classes, check_decodable, split_report
+from tsi.data.health import check_classes, check_decodable, split_report, write_data_report
 from tsi.data.transforms import TSN_SCALES
 from tsi.model import MODELS, TSINet, create_model, view_probabilities
 from tsi.pretrained import PretrainedError
@@ -424,21 +424,6 @@ def append_log(out: Path, row: dict[str, Any]) -> None:
     w.writeheader()
     w.writerows(rows)
     atomic_write_text(out / "log.csv", buf.getvalue())
-
-
-def write_data_report(out: Path, report: dict[str, Any]) -> None:
-    """``data_report.json``: what the splits left out, skipped and replaced so far (atomically);
-    replaced validation clips are warned about in one line per class, when their number grows."""
-    path = out / "data_report.json"
-    try:
-        before = json.loads(path.read_text(encoding="utf-8"))["val"]["replaced_clips"] if path.is_file() else {}
-    except (ValueError, KeyError, TypeError):
-        before = {}
-    for name, n in report["val"]["replaced_clips"].items():
-        if n != before.get(name):
-            log.warning("validation: %d clip(s) of class %r were replaced by other videos (theirs are "
-                        "undecodable; see %s)", n, name, path)
-    atomic_write_text(path, json.dumps(report, indent=1) + "\n")
 
 
 def init_from(model: TSINet, path: str) -> None:

@@ -12,10 +12,13 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
+from runtime.common.files import atomic_write_text
 from tsi.cli import UsageError
 from tsi.data.datasets import ClipDataset
 
@@ -62,3 +65,18 @@ def split_report(ds: ClipDataset, dead: Sequence[str]) -> dict[str, Any]:
     is not UTF-8, so every path can be listed)."""
     return {"videos": len(ds), "missing": list(ds.missing_files), "undecodable": ds.skipped_files,
             "classes_without_a_decodable_video": list(dead), "replaced_clips": ds.replaced_classes()}
+
+
+def write_data_report(out: Path, report: dict[str, Any]) -> None:
+    """``data_report.json``: what the splits left out, skipped and replaced so far (atomically);
+    replaced validation clips are warned about in one line per class, when their number grows."""
+    path = out / "data_report.json"
+    try:
+        before = json.loads(path.read_text(encoding="utf-8"))["val"]["replaced_clips"] if path.is_file() else {}
+    except (ValueError, KeyError, TypeError):
+        before = {}
+    for name, n in report["val"]["replaced_clips"].items():
+        if n != before.get(name):
+            log.warning("validation: %d clip(s) of class %r were replaced by other videos (theirs are "
+                        "undecodable; see %s)", n, name, path)
+    atomic_write_text(path, json.dumps(report, indent=1) + "\n")
