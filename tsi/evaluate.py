@@ -8,6 +8,7 @@ clips x 3 crops of the resized short side, scores averaged (softmax) over the vi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
@@ -18,10 +19,11 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from runtime.common.files import atomic_write_bytes, atomic_write_text
+from runtime.common.files import OutputLockedError, atomic_write_bytes, atomic_write_text, exclusive, remove_stale_temps
 from runtime.common.progress import progress_bar
 from tsi.checkpoint import load_model
 from tsi.data.datasets import FORMATS, build_dataset
+from tsi.data.health import check_decodable
 from tsi.cli import UsageError, cli_main, non_negative_int, output_folder, parser, positive_int
 from tsi.model import view_probabilities
 
@@ -98,29 +100,53 @@ def evaluate(checkpoint: str, data: str, *, fmt: str = "folder", split: str = "v
     mode = {1: "test", 30: "test30"}.get(views)
     if mode is None:
         raise UsageError(f"views must be 1 or 30 (got {views})")
-    if out:
-        output_folder(out, "--out")
+    out_dir = output_folder(out, "--out") if out else None
+    try:
+        # a second evaluation into the same --out now is refused at once, before any work
+        with exclusive(out_dir) if out_dir is not None else contextlib.nullcontext():
+            return _evaluate(checkpoint, data, fmt=fmt, split=split, list_file=list_file,
+                             labels_file=labels_file, views=views, batch_size=batch_size,
+                             workers=workers, dev=dev, mode=mode, out_dir=out_dir, split_id=split_id)
+    except OutputLockedError as e:  # (only exclusive raises it)
+        raise UsageError(f"--out {e}") from None
+
+
+def _evaluate(checkpoint: str, data: str, *, fmt: str, split: str, list_file: str | None,
+              labels_file: str | None, views: int, batch_size: int, workers: int, dev: torch.device,
+              mode: str, out_dir: Path | None, split_id: int) -> dict[str, Any]:
     model, card = load_model(checkpoint, map_location="cpu")
     ds = build_dataset(fmt, data, card=card, split=split, mode=mode, list_file=list_file,
                        labels_file=labels_file, split_id=split_id)
     if list(ds.classes) != list(card.labels):
         raise UsageError(f"the dataset's classes differ from the checkpoint's labels: "
                          f"{list(ds.classes)[:5]}... vs {list(card.labels)[:5]}...")
+    dead = check_decodable(ds, "--list" if list_file else "--data", refuse_classes=False)
     loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=workers)
     probs, labels = predict(model, loader, dev)
     res = metrics(probs, labels, list(card.labels))
     res.update(checkpoint=str(checkpoint), data=str(data), split=split, views=views,
-               skipped_videos=getattr(ds, "skipped", 0), arch=card.arch)
+               skipped_videos=ds.skipped, arch=card.arch, classes_without_a_decodable_video=dead,
+               replaced_clips=ds.replaced_classes())
+    for name, n in res["replaced_clips"].items():
+        log.warning("%d clip(s) of class %r were replaced by other videos (theirs are undecodable): "
+                    "the metrics score those twice", n, name)
     log.info("%s on %s (%d views): top-1 %.2f, top-5 %.2f, mean class %.2f over %d clips",
              card.arch, data, views, res["top1"], res["top5"], res["mean_class_accuracy"], res["clips"])
-    if out:
-        out_dir = Path(out)
-        atomic_write_text(out_dir / f"eval_{split}_{views}view.json", json.dumps(res, indent=2))
-        png = plot_confusion(np.array(res["confusion"]), list(card.labels),
-                             out_dir / f"confusion_{split}_{views}view.png",
-                             f"{card.arch} {split} ({views} view): top-1 {res['top1']:.1f}%")
-        log.info("wrote %s", png)
+    if out_dir is not None:
+        write_results(out_dir, res, list(card.labels), f"{split}_{views}view",
+                      f"{card.arch} {split} ({views} view): top-1 {res['top1']:.1f}%")
     return res
+
+
+def write_results(out_dir: Path, res: dict[str, Any], labels: list[str], stem: str, title: str) -> None:
+    """The metrics JSON and the confusion PNG (the caller holds ``out_dir``'s lock, so temporaries an
+    interrupted write of them left can be removed)."""
+    files = (out_dir / f"eval_{stem}.json", out_dir / f"confusion_{stem}.png")
+    for f in files:
+        remove_stale_temps(f)
+    atomic_write_text(files[0], json.dumps(res, indent=2))
+    png = plot_confusion(np.array(res["confusion"]), labels, files[1], title)
+    log.info("wrote %s", png)
 
 
 def run(argv: list[str] | None = None) -> dict[str, Any]:

@@ -14,6 +14,7 @@ and resumed ends in the same state as one that was never interrupted.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import io
 import json
@@ -36,19 +37,24 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 
 from runtime.card import ModelCard
-from runtime.common.files import atomic_write_text
+from runtime.common.files import OutputLockedError, atomic_write_text, exclusive, remove_stale_temps
 from runtime.common.progress import progress_bar
 from runtime.cli import ignore_stop_signals, install_stop_handlers
-from tsi.checkpoint import load_checkpoint, load_model, make_card, save_checkpoint
+from tsi.checkpoint import CheckpointError, load_checkpoint, load_model, make_card, save_checkpoint
 from tsi.cli import (UsageError, cli_main, fraction, non_negative_float, non_negative_int, output_folder, parser,
                      positive_float, positive_int)
 from tsi.config import ATTENTIONS, field_defaults
 from tsi.data.datasets import FORMATS, build_dataset
+from tsi.data.health import check_classes, check_decodable, split_report, write_data_report
 from tsi.data.transforms import TSN_SCALES
 from tsi.model import MODELS, TSINet, create_model, view_probabilities
 from tsi.pretrained import PretrainedError
+from tsi.resume import apply_checkpoint, given_options
 
 log = logging.getLogger("tsi.train")
+
+# what a run writes into --out atomically (their interrupted writes' temporaries are removed)
+RUN_FILES = ("last.pt", "best.pt", "log.csv", "data_report.json")
 
 
 # -- distributed ---------------------------------------------------------------------------------
@@ -226,8 +232,11 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--clip-grad", type=non_negative_float, default=20.0)
     o.add_argument("--max-steps", type=non_negative_int, default=0, help="cap steps per epoch (smoke runs)")
     r = p.add_argument_group("run")
-    r.add_argument("--out", required=True, help="run folder: checkpoints, log.jsonl, log.csv")
-    r.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    r.add_argument("--out", required=True, help="run folder: checkpoints, log.jsonl, log.csv, data_report.json "
+                   "(one run at a time: a second one into it is refused)")
+    r.add_argument("--resume", action="store_true",
+                   help="continue from OUT/last.pt: its model and card, and its recipe options unless given "
+                        "again (see tsi/resume.py)")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     r.add_argument("--eval-every", type=positive_int, default=1)
@@ -250,6 +259,7 @@ def run(argv: list[str] | None = None, stop: threading.Event | None = None) -> d
     ``last.pt`` / ``best.pt`` / the logs stay as the last finished epoch wrote them (each written
     atomically), so ``--resume`` repeats that epoch exactly. The result then has ``stopped``."""
     args = build_parser().parse_args(argv)
+    given = given_options(build_parser(), argv)
     if 0 < args.span_frames < args.frames:
         raise UsageError(f"--span-frames {args.span_frames} is shorter than --frames {args.frames}: the "
                          "runtime would repeat frames; give at least T source frames, or 0 (whole video)")
@@ -257,6 +267,19 @@ def run(argv: list[str] | None = None, stop: threading.Event | None = None) -> d
     logging.basicConfig(level=logging.INFO if dist_.main else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     out = output_folder(args.out, "--out")
+    # one run per --out: a second one is refused at once (the first's files stay intact); the
+    # other ranks of a torchrun job write nothing there
+    try:
+        with exclusive(out) if dist_.main else contextlib.nullcontext():
+            if dist_.main:
+                for name in RUN_FILES:
+                    remove_stale_temps(out / name)
+            return _train(args, given, dist_, out, stop)
+    except OutputLockedError as e:  # (only exclusive raises it)
+        raise UsageError(f"--out {e}") from None
+
+
+def _train(args, given: set[str], dist_: Dist, out: Path, stop: threading.Event | None) -> dict[str, Any]:
     last = out / "last.pt"
     if last.exists() and not args.resume:
         raise UsageError(f"{last} exists: pass --resume to continue it, or choose another --out")
@@ -266,7 +289,11 @@ def run(argv: list[str] | None = None, stop: threading.Event | None = None) -> d
     # -- model, card and data
     seed_everything(args.seed)  # the initial weights too
     if args.resume:
-        ckpt = load_checkpoint(last)
+        try:
+            ckpt = load_checkpoint(last)
+        except CheckpointError as e:
+            raise UsageError(f"--resume: {e}; restore it (best.pt is the best epoch's) or start a new --out") from None
+        apply_checkpoint(args, given, ckpt, str(last))
         model, card = load_model(last)
     else:
         ckpt = None
@@ -291,9 +318,10 @@ def run(argv: list[str] | None = None, stop: threading.Event | None = None) -> d
         if args.finetune:
             init_from(model, args.finetune)
     train_ds, val_ds = make_datasets(args, card)
-    if list(train_ds.classes) != list(card.labels):
-        raise UsageError(f"the dataset's classes {train_ds.classes[:5]}... differ from the "
-                         f"checkpoint's labels {card.labels[:5]}...")
+    check_classes(train_ds, card.labels, "--train-list" if args.train_list else "--data")
+    check_classes(val_ds, card.labels, "--val-list" if args.val_list else "--data")
+    dead = {"train": check_decodable(train_ds, "--train-list" if args.train_list else "--data", refuse_classes=True),
+            "val": check_decodable(val_ds, "--val-list" if args.val_list else "--data", refuse_classes=False)}
     model.to(dist_.device)
     net: nn.Module = model
     if dist_.world > 1:
@@ -351,7 +379,9 @@ def run(argv: list[str] | None = None, stop: threading.Event | None = None) -> d
             return {"history": history, "best_top1": best, "out": str(out), "stopped": str(e)}
         row = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], "time_s": train_s,
                **{f"train_{k}": v for k, v in tr.items()},
-               "skipped_videos": getattr(train_ds, "skipped", 0), **{f"val_{k}": v for k, v in va.items()}}
+               "skipped_videos": train_ds.skipped, **{f"val_{k}": v for k, v in va.items()}}
+        if evaluated:
+            row["val_replaced_clips"] = val_ds.replaced
         if dist_.main:
             top1 = row.get("val_top1", -1.0)
             is_best = top1 > best
@@ -362,6 +392,8 @@ def run(argv: list[str] | None = None, stop: threading.Event | None = None) -> d
             if is_best:
                 save_checkpoint(out / "best.pt", model, card, **state)
             append_log(out, row)
+            write_data_report(out, {"train": split_report(train_ds, dead["train"]),
+                                    "val": split_report(val_ds, dead["val"])})
             log.info("epoch %d: %s", epoch + 1,
                      ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
         history.append(row)

@@ -198,3 +198,40 @@ def test_errors(folder_root, tmp_path):
     write_video(folder_root / "val" / "extra" / "e.mp4", 4)
     with pytest.raises(DatasetFormatError, match="extra"):
         build_dataset("folder", folder_root, card=card, split="val", mode="test")
+
+
+def test_unusable_names_and_changing_frame_sizes_are_skipped_like_undecodable_videos(folder_root, caplog):
+    """A name that is not UTF-8 never reaches OpenCV (it crashed there); a frame folder whose images
+    change size inside a clip (it stopped training with cv2.error) is skipped and reported."""
+    import os
+    import shutil
+
+    import cv2
+
+    left = folder_root / "val" / "left"
+    bad_name = left / os.fsdecode(b"aa_caf\xe9.mp4")  # sorts first in its class
+    shutil.copy(left / "left_0.mp4", bad_name)
+    sizes = left / "ab_sizes"
+    sizes.mkdir()
+    for i in range(8):  # wide frames, then narrow ones: a crop of the first misses the others
+        cv2.imwrite(str(sizes / f"{i + 1:05d}.jpg"), np.full((48, 200, 3) if i < 4 else (64, 48, 3), 90, np.uint8))
+    card = make_card(["left", "right", "zoom"])
+    for mode in ("test", "train"):
+        ds = build_dataset("folder", folder_root, card=card, split="val", mode=mode)
+        assert [s.path.name for s in ds.samples[:3]] == [bad_name.name, "ab_sizes", "left_0.mp4"]
+        assert ds.skipped == 1  # the name is refused before any read
+        clip, label = ds[0]
+        assert label == 0 and ds.skipped == 2 and ds.skipped_files[:2] == [str(bad_name), str(sizes)]
+        assert ds.replaced == 1 and ds.replaced_classes() == {"left": 1}
+    assert "not UTF-8" in caplog.text and "change size inside the clip" in caplog.text
+
+
+def test_unreadable_classes_are_found_before_training(folder_root):
+    for p in (folder_root / "train" / "zoom").iterdir():
+        write_corrupt(p)
+    card = make_card(["left", "right", "zoom"])
+    ds = build_dataset("folder", folder_root, card=card, split="train", mode="train")
+    assert ds.unreadable_classes() == ["zoom"]
+    assert ds.skipped == 2 and all("zoom" in f for f in ds.skipped_files)
+    ok = build_dataset("folder", folder_root, card=card, split="val", mode="test")
+    assert ok.unreadable_classes() == [] and ok.skipped == 0

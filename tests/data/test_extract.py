@@ -96,3 +96,19 @@ def test_signal_stops_cleanly_and_a_rerun_finishes(videos, tmp_path, monkeypatch
     monkeypatch.undo()
     res = ex.extract_tree(videos, out, progress=False)
     assert res["extracted"] + res["skipped"] == 4 and not res["interrupted"]
+
+
+def test_a_name_that_is_not_utf8_is_listed_not_crashed_on_and_a_second_run_is_refused(videos, tmp_path):
+    import shutil
+
+    from runtime.common.files import OutputLockedError, exclusive
+
+    odd = videos / "train" / "run" / os.fsdecode(b"caf\xe9.mp4")
+    shutil.copy(videos / "val" / "run" / "d.mp4", odd)
+    out = tmp_path / "frames"
+    res = ex.extract_tree(videos, out, workers=1, progress=False)
+    assert (str(odd), "its file name is not valid UTF-8 (OpenCV cannot open it); rename it") in res["failed"]
+    assert os.fsencode(odd) in (out / ex.FAILED).read_bytes()  # listed as the file system holds it
+    with exclusive(out):  # another run writing OUT now
+        with pytest.raises(OutputLockedError, match="being written by another run"):
+            ex.extract_tree(videos, out, workers=1, progress=False)

@@ -134,8 +134,8 @@ def test_a_stop_signal_ends_training_cleanly_and_resume_goes_on(data, tmp_path, 
     epochs = [json.loads(x)["epoch"] for x in log.read_text().splitlines()]
     assert load_checkpoint(out / "last.pt")["epoch"] == epochs[-1] - 1  # the last finished epoch (0-based)
     # nothing half-written is left (best.pt only after an improving validation)
-    assert {"last.pt", "log.csv", "log.jsonl"} <= {p.name for p in out.iterdir()} <= {
-        "best.pt", "last.pt", "log.csv", "log.jsonl"}
+    assert {"last.pt", "log.csv", "log.jsonl", "data_report.json"} <= {p.name for p in out.iterdir()} <= {
+        "best.pt", "last.pt", "log.csv", "log.jsonl", "data_report.json"}
     resumed = tsi_train.run(train_args(data, out, epochs[-1] + 1, "--resume"))
     assert [r["epoch"] for r in resumed["history"]] == [epochs[-1] + 1] and "stopped" not in resumed
 
@@ -153,3 +153,43 @@ def test_redirected_output_has_no_progress_bar_and_one_line_per_epoch(data, tmp_
     assert "\r" not in text and "it/s" not in text, text[-3000:]
     epochs = re.findall(r": epoch (\d+): epoch=", text)
     assert epochs == ["1", "2", "3"], text[-3000:]
+
+
+def test_resume_takes_the_recipe_from_the_checkpoint_and_removes_stale_temporaries(data, tmp_path, caplog):
+    """``--resume`` alone continues with the batch size the run had (it scaled the learning rate by
+    the command line's default before), says so, and removes what a killed checkpoint write left."""
+    import logging
+
+    out = tmp_path / "r"
+    tsi_train.run(train_args(data, out, 1, "--max-steps", "1", "--batch-size", "2"))
+    stale = [out / ".last.k1ll3d00.tmp", out / ".best.k1ll3d00.tmp", out / ".log.k1ll3d00.tmp"]
+    for p in stale:
+        p.write_bytes(b"half a checkpoint")
+    args = [a for a in train_args(data, out, 2, "--max-steps", "1", "--resume")]
+    i = args.index("--batch-size")
+    del args[i : i + 2]  # not given again: the checkpoint's 2, not the default 8
+    with caplog.at_level(logging.INFO, logger="tsi.train"):
+        tsi_train.run(args)
+    assert not any(p.exists() for p in stale)
+    assert load_checkpoint(out / "last.pt")["args"]["batch_size"] == 2
+    assert "from its saved options: " in caplog.text and "--batch-size 2" in caplog.text
+    assert "from the command line: the data options, --epochs 2 (was 1)" in caplog.text
+    with pytest.raises(UsageError, match=r"--input-size 64 differs from the resumed run's 32"):
+        tsi_train.run(train_args(data, out, 3, "--resume", "--input-size", "64"))
+
+
+def test_a_class_without_a_decodable_validation_video_is_reported(data, tmp_path, caplog):
+    import shutil
+
+    from tests.data.videos import write_corrupt
+
+    root = tmp_path / "d"
+    shutil.copytree(data, root)
+    (bad,) = sorted((root / "val" / "recede").iterdir())
+    write_corrupt(bad)
+    res = tsi_train.run(train_args(root, tmp_path / "o", 1, "--max-steps", "1"))
+    assert res["history"][-1]["val_replaced_clips"] == 1
+    report = json.loads((tmp_path / "o" / "data_report.json").read_text())
+    assert report["val"]["classes_without_a_decodable_video"] == ["recede"]
+    assert report["val"]["replaced_clips"] == {"recede": 1} and report["val"]["undecodable"] == [str(bad)]
+    assert "class 'recede' has no decodable video" in caplog.text

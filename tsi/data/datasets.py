@@ -13,7 +13,11 @@ not depend on the DataLoader's worker count and a resumed run sees the same clip
 
 A video that cannot be decoded is skipped with a warning and remembered: ``__getitem__`` returns the
 next decodable sample instead, so a DataLoader never dies on one bad file; when every sample fails it
-raises. The "bad" flags live in shared memory, so with forked DataLoader workers (the Linux default)
+raises. Undecodable are also: a file whose name is not UTF-8 (marked at construction: it never
+reaches OpenCV), a frame folder whose images change size inside the clip, and a decoder error that
+surfaces as ``cv2.error``. A sample served by another one is counted in ``replaced`` (an evaluation
+then scores that other video twice), and :meth:`ClipDataset.unreadable_classes` finds, before any
+training, the classes none of whose videos decodes. The "bad" flags live in shared memory, so with forked DataLoader workers (the Linux default)
 ``skipped`` / ``skipped_files`` in the main process count what the workers met; with spawned workers
 each worker keeps its own flags.
 """
@@ -28,14 +32,15 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
 from runtime.card import ModelCard
 from tsi.data import formats
-from tsi.data.formats import DatasetFormatError, Sample
-from runtime.common.video import VideoDecodeError, read_sampled
+from tsi.data.formats import DatasetFormatError, Sample, unusable_name
+from runtime.common.video import VideoDecodeError, read_frames, read_sampled
 from runtime.sampling import multi_clip_indices, segment_indices
 from tsi.data.transforms import TSN_SCALES, TestTransform, ThreeCropTransform, TrainTransform
 
@@ -73,6 +78,14 @@ class ClipDataset(Dataset):
         self.seed, self.epoch, self.name = int(seed), 0, name
         self.missing_files = list(missing)
         self._bad = mp.RawArray("b", max(1, len(self.samples)))  # shared with forked workers
+        self._replaced = mp.RawArray("b", max(1, len(self.samples)))  # index served by another sample
+        unusable = [i for i, s in enumerate(self.samples) if unusable_name(s.path)]
+        for i in unusable:
+            self._bad[i] = 1
+        if unusable and card is not None:  # (a labels-only probe reads no video: no word)
+            log.warning("%s: skipping %d video(s) whose file names are not UTF-8 (OpenCV cannot open "
+                        "them; rename them), e.g. %s", name, len(unusable),
+                        ascii(str(self.samples[unusable[0]].path)))
         self._train_tf = self._test_tf = self._crop_tf = None
         if card is not None:
             if card.labels and tuple(card.labels) != self.classes:
@@ -102,6 +115,44 @@ class ClipDataset(Dataset):
     def skipped_files(self) -> list[str]:
         return [str(self.samples[i].path) for i in range(len(self.samples)) if self._bad[i]]
 
+    @property
+    def replaced(self) -> int:
+        """Samples served by another (decodable) sample so far, because their own video was not."""
+        return bytes(self._replaced)[: len(self.samples)].count(1)
+
+    def replaced_classes(self) -> dict[str, int]:
+        """{class: samples of it served by another sample's video}, for the run's report."""
+        out: dict[str, int] = {}
+        for i in range(len(self.samples)):
+            if self._replaced[i]:
+                name = self.classes[self.samples[i].label]
+                out[name] = out.get(name, 0) + 1
+        return out
+
+    def unreadable_classes(self) -> list[str]:
+        """Classes that have samples but none whose first frame decodes. Tries each class's samples
+        in order until one decodes (a healthy dataset costs one frame per class); the undecodable
+        ones are marked and skipped from then on, like those found during an epoch."""
+        by_class: dict[int, list[int]] = {}
+        for i, s in enumerate(self.samples):
+            by_class.setdefault(s.label, []).append(i)
+        dead = []
+        for label, indices in sorted(by_class.items()):
+            if not any(self._probe(i) for i in indices):
+                dead.append(self.classes[label])
+        return dead
+
+    def _probe(self, j: int) -> bool:
+        if self._bad[j]:
+            return False
+        try:
+            read_frames(self.samples[j].path, [0])
+            return True
+        except (VideoDecodeError, cv2.error) as e:
+            self._bad[j] = 1
+            log.warning("%s: skipping undecodable video (%s)", self.name, _why(self.samples[j].path, e))
+            return False
+
     def set_epoch(self, epoch: int) -> None:
         """Reseed the training augmentation for ``epoch`` (call before creating the loader)."""
         self.epoch = int(epoch)
@@ -110,6 +161,7 @@ class ClipDataset(Dataset):
         # spawned workers receive a pickled copy: shared memory cannot travel, a private copy does
         state = self.__dict__.copy()
         state["_bad"] = bytearray(bytes(self._bad))
+        state["_replaced"] = bytearray(bytes(self._replaced))
         return state
 
     # -- loading ---------------------------------------------------------------------------------
@@ -125,26 +177,46 @@ class ClipDataset(Dataset):
             if self._bad[j]:
                 continue
             try:
-                return self._load(j, index)
-            except VideoDecodeError as e:
+                item = self._load(j, index)
+            except (VideoDecodeError, cv2.error) as e:
                 self._bad[j] = 1
-                log.warning("%s: skipping undecodable video (%s)", self.name, e)
+                log.warning("%s: skipping undecodable video (%s)", self.name, _why(self.samples[j].path, e))
+                continue
+            if j != index:
+                self._replaced[index] = 1
+            return item
         raise RuntimeError(f"{self.name}: all {n} videos failed to decode, e.g. {self.skipped_files[:3]}")
+
+    def _read(self, path: Path, pick) -> list[np.ndarray]:
+        why = unusable_name(path)
+        if why:  # never reaches OpenCV: it would crash on the name
+            raise VideoDecodeError(ascii(str(path)), why)
+        frames, _ = read_sampled(path, pick)
+        sizes = {f.shape for f in frames}
+        if len(sizes) > 1:
+            raise VideoDecodeError(path, f"its frames change size inside the clip ({sorted(sizes)[:2]})")
+        return frames
 
     def _load(self, j: int, index: int) -> tuple[torch.Tensor, int]:
         sample = self.samples[j]
         frames_t = self.card.frames
         if self.mode == "train":
             rng = np.random.default_rng([self.seed, self.epoch, index])
-            frames, _ = read_sampled(sample.path, lambda n: segment_indices(n, frames_t, "train", rng=rng))
+            frames = self._read(sample.path, lambda n: segment_indices(n, frames_t, "train", rng=rng))
             return self._train_tf(frames, sample.label, rng=rng)
-        frames, _ = read_sampled(sample.path, lambda n: multi_clip_indices(n, frames_t, self.clips).reshape(-1))
+        frames = self._read(sample.path, lambda n: multi_clip_indices(n, frames_t, self.clips).reshape(-1))
         views = []
         for c in range(self.clips):
             clip = frames[c * frames_t : (c + 1) * frames_t]
             views.append(self._crop_tf(clip) if self.crops == 3 else self._test_tf(clip)[None])
         out = torch.cat(views)  # (clips * crops, T, 3, S, S), clip-major
         return (out[0] if self.views == 1 else out), sample.label
+
+
+def _why(path: Path, e: Exception) -> str:
+    if isinstance(e, cv2.error):  # a decoder error surfacing as an OpenCV exception
+        return f"{path}: OpenCV error: {str(e).strip().splitlines()[-1]}"
+    return str(e)
 
 
 # -- builder ---------------------------------------------------------------------------------------

@@ -15,6 +15,8 @@ tree (``train/<class>/x.mp4``) therefore gives the same tree of frame folders, w
 * Resumable: a video whose folder exists is skipped, so rerunning the command continues.
 * Corrupt videos (that open to no frame) are logged, listed in ``OUT/extract_failed.txt`` and
   skipped; they are retried on the next run.
+* One run at a time per ``--out``: a second one into the same folder is refused at once (an
+  advisory lock beside it, :func:`runtime.common.files.exclusive`).
 * ``OUT/extract.json`` records the settings; a rerun with another short side or quality into the
   same folder is refused rather than mixing two resolutions.
 * Parallel: ``--workers`` processes, one video each at a time, a progress bar over videos.
@@ -41,12 +43,13 @@ from pathlib import Path
 
 import cv2
 
-from runtime.common.files import atomic_write_text
+from runtime.common.files import atomic_write_bytes, atomic_write_text, exclusive, remove_stale_temps
 from runtime.common.progress import progress_bar
 from runtime.cli import ignore_stop_signals
 from runtime.preprocess import resize_short_side
 from runtime.common.video import VIDEO_SUFFIXES, VideoDecodeError, iter_video, natural_key
 from tsi.cli import UsageError, cli_main, non_negative_int, parser, positive_int
+from tsi.data.formats import unusable_name
 
 log = logging.getLogger("tsi.data.extract")
 
@@ -114,6 +117,9 @@ def _umask() -> int:
 
 def _run_job(job: Job, short_side: int, quality: int) -> tuple[Job, int, str]:
     """Worker side: (job, frames, error message or '')."""
+    why = unusable_name(job.src)
+    if why:  # never reaches OpenCV: it would crash on the name
+        return job, 0, why
     try:
         return job, extract_video(job.src, job.dst, short_side, quality), ""
     except VideoDecodeError as e:
@@ -186,6 +192,14 @@ def extract_tree(src: str | os.PathLike, out: str | os.PathLike, *, short_side: 
                          f"(got {short_side}, {quality}, {workers})")
     settings = {"format": "tsi-frames", "short_side": short_side, "quality": quality,
                 "frame_name": FRAME_NAME}
+    with exclusive(out):  # a second extraction into OUT now is refused: it would remove our temporaries
+        for name in (MANIFEST, FAILED):
+            remove_stale_temps(out / name)
+        return _extract(src, out, settings, short_side, quality, workers, progress)
+
+
+def _extract(src: Path, out: Path, settings: dict, short_side: int, quality: int, workers: int,
+             progress: bool) -> dict:
     check_manifest(out, settings)
     out.mkdir(parents=True, exist_ok=True)
     if n := remove_stale_temporaries(out):
@@ -202,7 +216,7 @@ def extract_tree(src: str | os.PathLike, out: str | os.PathLike, *, short_side: 
     def done(job: Job, frames: int, error: str) -> None:
         if error:
             result["failed"].append((str(job.src), error))
-            log.warning("%s: skipped (%s)", job.src, error)
+            log.warning("%s: skipped (%s)", ascii(str(job.src))[1:-1], error)
         else:
             result["extracted"] += 1
             result["frames"] += frames
@@ -242,7 +256,9 @@ def extract_tree(src: str | os.PathLike, out: str | os.PathLike, *, short_side: 
         bar.close()
         failed_file = out / FAILED
         if result["failed"]:
-            atomic_write_text(failed_file, "".join(f"{p}\t{r}\n" for p, r in result["failed"]))
+            # the paths' own bytes: a name that is not UTF-8 is listed as the file system holds it
+            listing = "".join(f"{p}\t{r}\n" for p, r in result["failed"])
+            atomic_write_bytes(failed_file, listing.encode("utf-8", "surrogateescape"))
         elif failed_file.exists() and not result["interrupted"]:
             failed_file.unlink()  # an earlier run's failures are all extracted now
     log.info("%d videos: %d extracted (%d frames), %d already there, %d failed%s", len(jobs),

@@ -26,6 +26,7 @@ on disk (left out, with one warning), common with Kinetics downloads.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
 import os
@@ -77,30 +78,70 @@ def _first_existing(root: Path, names: tuple[str, ...], what: str) -> Path:
 
 
 def load_labels(path: str | os.PathLike) -> list[str]:
-    """Class names from a labels file: SSv2 JSON ``{name: "idx"}``, a JSON list, or one per line."""
+    """Class names from a labels file: SSv2 JSON ``{name: "idx"}``, a JSON list, or one per line.
+    A file that is not UTF-8, not valid JSON, or names a class twice is refused in one line."""
     path = Path(path)
     if not path.is_file():
         raise DatasetFormatError(f"labels file not found: {path}")
-    text = path.read_text(encoding="utf-8")
+    text = read_text(path, "labels file")
     if path.suffix.lower() == ".json":
-        data = json.loads(text)
+        try:
+            data = json.loads(text, object_pairs_hook=_no_duplicate_keys)
+        except json.JSONDecodeError as e:
+            raise DatasetFormatError(f"labels file {path}: not valid JSON ({e})") from None
+        except ValueError as e:  # a name given twice (the hook)
+            raise DatasetFormatError(f"labels file {path}: {e}") from None
         if isinstance(data, dict):
-            by_idx = sorted((int(v), k) for k, v in data.items())
+            try:
+                by_idx = sorted((int(v), k) for k, v in data.items())
+            except (TypeError, ValueError):
+                raise DatasetFormatError(f"labels file {path}: every value must be a class index") from None
             if [i for i, _ in by_idx] != list(range(len(by_idx))):
                 raise DatasetFormatError(f"{path}: label indices are not 0..{len(by_idx) - 1}")
             return [k for _, k in by_idx]
         if isinstance(data, list):
-            return [str(x) for x in data]
-        raise DatasetFormatError(f"{path}: expected a JSON object or list, got {type(data).__name__}")
-    names = [line.strip() for line in text.splitlines() if line.strip()]
-    if len(set(names)) != len(names):
-        raise DatasetFormatError(f"{path}: duplicate class names")
+            names = [str(x) for x in data]
+        else:
+            raise DatasetFormatError(f"{path}: expected a JSON object or list, got {type(data).__name__}")
+    else:
+        names = [line.strip() for line in text.splitlines() if line.strip()]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise DatasetFormatError(f"labels file {path}: duplicate class names {twice[:5]}")
     return names
 
 
+def _no_duplicate_keys(pairs: list[tuple[str, object]]) -> dict:
+    keys = [k for k, _ in pairs]
+    twice = sorted({k for k in keys if keys.count(k) > 1})
+    if twice:
+        raise ValueError(f"duplicate class names {twice[:5]}")
+    return dict(pairs)
+
+
+def read_text(path: Path, what: str) -> str:
+    """A UTF-8 text file (a BOM tolerated); another encoding is refused in one line naming it."""
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise DatasetFormatError(f"{what} {path} is not UTF-8 text (byte {e.start}); save it as UTF-8") from None
+
+
 def hash_split(rel_path: str, val_fraction: float) -> str:
-    """``train`` or ``val`` for one file, by a stable hash of its path (same answer on every run)."""
-    return "val" if zlib.crc32(rel_path.encode("utf-8")) % 10_000 < val_fraction * 10_000 else "train"
+    """``train`` or ``val`` for one file, by a stable hash of its path (same answer on every run).
+    The path's bytes as the file system holds them: a name that is not UTF-8 hashes too."""
+    key = rel_path.encode("utf-8", "surrogateescape")
+    return "val" if zlib.crc32(key) % 10_000 < val_fraction * 10_000 else "train"
+
+
+def unusable_name(path: str | os.PathLike) -> str | None:
+    """Why ``path`` cannot be handed to OpenCV, or None: a name that is not valid UTF-8 (Python
+    keeps its bytes as surrogates, which OpenCV's bindings cannot convert: a crash, not an error)."""
+    try:
+        os.fspath(path).encode("utf-8")
+    except UnicodeEncodeError:
+        return "its file name is not valid UTF-8 (OpenCV cannot open it); rename it"
+    return None
 
 
 def _entries(class_dir: Path) -> list[Path]:
@@ -158,7 +199,7 @@ def list_samples(root: Path, list_file: Path, *, labels_file: str | None = None)
     """``path label`` or ``path num_frames label`` lines; ``#`` comments and blank lines skipped."""
     classes = load_labels(labels_file) if labels_file else None
     rows = []
-    for n, line in enumerate(list_file.read_text(encoding="utf-8").splitlines(), 1):
+    for n, line in enumerate(read_text(list_file, "list file").splitlines(), 1):
         tok = line.split()
         if not tok or tok[0].startswith("#"):
             continue
@@ -205,7 +246,12 @@ def ssv2_samples(root: Path, split: str, *, list_file: Path | None = None,
     classes = load_labels(labels_path)
     index = {name: i for i, name in enumerate(classes)}
     list_file = list_file or _first_existing(root, SSV2_LISTS[key], f"SSv2 {key} annotation JSON")
-    entries = json.loads(list_file.read_text(encoding="utf-8"))
+    try:
+        entries = json.loads(read_text(list_file, "SSv2 annotation file"))
+    except json.JSONDecodeError as e:
+        raise DatasetFormatError(f"SSv2 annotation file {list_file}: not valid JSON ({e})") from None
+    if not isinstance(entries, list) or not all(isinstance(e, dict) and "id" in e for e in entries):
+        raise DatasetFormatError(f"SSv2 annotation file {list_file}: expected a JSON list of {{\"id\", \"template\"}}")
     videos = video_root or root
     samples, missing = [], []
     for e in entries:
@@ -235,8 +281,7 @@ def kinetics_samples(root: Path, split: str, *, list_file: Path | None = None,
                      labels_file: str | None = None) -> Found:
     key = _split_key(split)
     list_file = list_file or _first_existing(root, KINETICS_LISTS[key], f"Kinetics {key} CSV")
-    with open(list_file, newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
+    rows = list(csv.DictReader(io.StringIO(read_text(list_file, "Kinetics CSV"), newline="")))
     need = {"label", "youtube_id", "time_start", "time_end"}
     if not rows or not need <= set(rows[0]):
         raise DatasetFormatError(f"{list_file}: expected a CSV with columns {sorted(need)}")
@@ -266,7 +311,7 @@ JESTER_VIDEO_DIRS = ("20bn-jester-v1", "")
 
 def _lines(path: Path) -> list[tuple[int, str]]:
     """Non-empty lines with their numbers; CRLF (UCF101's files) and a BOM tolerated."""
-    text = path.read_text(encoding="utf-8-sig")
+    text = read_text(path, "split file")
     return [(n, line.strip()) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
 
 
