@@ -9,8 +9,9 @@ last wanted one and ``retrieve()`` (the colour conversion) only the wanted ones.
 is slower and, with inter-frame codecs, not frame-exact.
 
 A file that cannot be opened, or that decodes to no frame, raises :class:`VideoDecodeError` naming
-the file; a stream that ends before a wanted index raises its subclass :class:`ShortVideoError`,
-which carries the number of frames that did decode.
+the file (so does a name OpenCV cannot be handed, :func:`check_openable_path`, which every path
+passes before it reaches OpenCV); a stream that ends before a wanted index raises its subclass
+:class:`ShortVideoError`, which carries the number of frames that did decode.
 """
 
 from __future__ import annotations
@@ -51,6 +52,30 @@ class ShortVideoError(VideoDecodeError):
         super().__init__(path, f"decoded {num_frames} frames, frame index {wanted} was requested")
 
 
+def shown_path(path: str | os.PathLike) -> str:
+    """``path`` as text that can be printed: bytes that are not UTF-8 (kept by Python as surrogate
+    escapes) shown as ``\\xe9``."""
+    return os.fsencode(os.fspath(path)).decode("utf-8", "backslashreplace")
+
+
+def check_openable_path(path: str | os.PathLike) -> str:
+    """The text to hand OpenCV for ``path`` (``cv2.VideoCapture``, ``cv2.imread``,
+    ``cv2.VideoWriter``), or :class:`VideoDecodeError` when OpenCV cannot be given it: a name whose
+    bytes are not valid UTF-8 (``caf\\xe9.mp4`` from a Latin-1 system) makes OpenCV's Python binding
+    crash the process, and a NUL byte would cut the name short."""
+    text = os.fspath(path)
+    if isinstance(text, bytes):
+        text = os.fsdecode(text)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise VideoDecodeError(shown_path(text), "the file name is not valid UTF-8, which OpenCV "
+                               "cannot open; rename it (e.g. convmv -f latin1 -t utf8)") from None
+    if "\0" in text:
+        raise VideoDecodeError(shown_path(text).replace("\0", "\\0"), "the file name holds a NUL byte")
+    return text
+
+
 def natural_key(name: str) -> list:
     """Sort key that orders embedded numbers by value: img_2.jpg < img_10.jpg."""
     return [int(tok) if tok.isdigit() else tok.lower() for tok in re.split(r"(\d+)", name)]
@@ -78,9 +103,10 @@ def _check_indices(indices: Sequence[int] | np.ndarray) -> np.ndarray:
 
 
 def _open(path: Path) -> cv2.VideoCapture:
+    text = check_openable_path(path)
     if not path.is_file():
         raise VideoDecodeError(path, "file does not exist")
-    cap = cv2.VideoCapture(str(path))
+    cap = cv2.VideoCapture(text)
     if not cap.isOpened():
         cap.release()
         raise VideoDecodeError(path, "OpenCV cannot open the video (unknown format or corrupt file)")
@@ -157,7 +183,7 @@ def read_frame_folder(folder: str | os.PathLike, indices: Sequence[int] | np.nda
     frames, cache = [], {}
     for f in chosen:
         if f not in cache:  # repeated indices (short clips) read the image once
-            img = cv2.imread(str(f), cv2.IMREAD_COLOR)
+            img = cv2.imread(check_openable_path(f), cv2.IMREAD_COLOR)
             if img is None:
                 raise VideoDecodeError(f, "OpenCV cannot read the image")
             cache[f] = img

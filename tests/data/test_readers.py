@@ -59,3 +59,46 @@ def test_header_overstating_the_count_is_repicked(tmp_path):
     assert count_frames(cut) == 24 and 1 < n < 24
     frames, idx = read_sampled(cut, lambda k: np.linspace(0, k - 1, 4).astype(int))
     assert idx[-1] == n - 1 and [index_of(f) for f in frames] == idx.tolist()
+
+
+_NOT_UTF8 = r'''
+import os, sys
+from pathlib import Path
+from runtime.common.video import VideoDecodeError, count_frames, read_frames, read_video
+root = Path(sys.argv[1])
+for what, call in (("video", lambda: read_video(root / os.fsdecode(b"caf\xe9.mp4"))),
+                   ("count", lambda: count_frames(root / os.fsdecode(b"caf\xe9.mp4"))),
+                   ("folder", lambda: read_frames(root / "frames"))):
+    try:
+        call()
+    except VideoDecodeError as e:
+        print(what, e)
+'''
+
+
+def test_a_name_that_is_not_utf8_is_refused_not_a_crash(tmp_path):
+    """OpenCV's binding segfaults on a str that cannot be encoded as UTF-8 (``caf\\xe9.mp4`` written
+    by a Latin-1 system): the readers refuse the name with VideoDecodeError instead. In a child
+    process, as the old behaviour kills the process."""
+    import os
+    import subprocess
+    import sys
+
+    from runtime.common.video import VideoDecodeError, check_openable_path, shown_path
+
+    name = os.fsdecode(b"caf\xe9.mp4")
+    write_video(tmp_path / "ok.mp4", 3)
+    os.replace(tmp_path / "ok.mp4", tmp_path / name)
+    for f in write_frame_folder(tmp_path / "frames", 3).iterdir():  # cv2.imwrite cannot write them either
+        os.replace(f, f.with_name(os.fsdecode(b"\xff") + f.name))
+    r = subprocess.run([sys.executable, "-c", _NOT_UTF8, str(tmp_path)], capture_output=True, text=True,
+                       timeout=60, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert r.returncode == 0, (r.returncode, r.stderr[-800:])
+    lines = r.stdout.splitlines()
+    assert [ln.split()[0] for ln in lines] == ["video", "count", "folder"], r.stdout
+    assert all("not valid UTF-8" in ln for ln in lines), lines
+    assert "caf\\xe9.mp4" in lines[0] and "\\xff1.jpg" in lines[2], lines
+    assert shown_path(tmp_path / name).endswith("caf\\xe9.mp4")
+    assert check_openable_path(tmp_path / "café.mp4") == str(tmp_path / "café.mp4")  # valid UTF-8 is fine
+    with pytest.raises(VideoDecodeError, match="NUL"):
+        check_openable_path("a\0b.mp4")
