@@ -25,6 +25,7 @@ from typing import Sequence
 
 from runtime.backends import BACKENDS, BackendError
 from runtime.card import CardError
+from runtime.common.files import OutputLockedError
 from runtime.cli import OneLineParser, install_stop_handlers
 from runtime.gstreamer import GStreamerUnavailableError
 from runtime.outputs import DisplayUnavailableError
@@ -134,7 +135,7 @@ def options_from_args(args: argparse.Namespace) -> LiveOptions:
     return LiveOptions(**values)
 
 
-_USER_ERRORS = (FileNotFoundError, IsADirectoryError, PermissionError, CardError, BackendError,
+_USER_ERRORS = (FileNotFoundError, IsADirectoryError, PermissionError, OutputLockedError, CardError, BackendError,
                 GStreamerUnavailableError, DisplayUnavailableError, ValueError)
 
 

@@ -10,6 +10,7 @@ import threading
 
 from runtime.backends import open_model
 from runtime.capture import FrameSource
+from runtime.common.files import exclusive
 from runtime.outputs import WindowDisplay
 from runtime.plan import LiveOptions, check_options, resolve_model_path
 from runtime.reconnect import ReconnectPolicy
@@ -32,6 +33,10 @@ def run_live(opts: LiveOptions, stop: threading.Event | None = None) -> list[Run
     sources = [FrameSource(pl.source, realtime=opts.realtime, buffer_size=opts.buffer_size,
                            reconnect=policy, stall_timeout=opts.stall_timeout) for pl in plans]
     with contextlib.ExitStack() as stack:
+        for pl in plans:  # a second run writing one of these outputs is refused before anything loads
+            for out in (pl.out_jsonl, pl.out_video):
+                if out is not None:
+                    stack.enter_context(exclusive(out))
         display = None
         if not opts.headless:
             display = WindowDisplay()  # fail before loading anything if there is no GUI

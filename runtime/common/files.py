@@ -95,24 +95,34 @@ def exclusive(target: str | os.PathLike) -> Iterator[Path]:
     """Hold an advisory lock on ``target`` (a file or a folder) for the block: a second run that
     asks for the same output while the first holds it is refused at once with
     :class:`OutputLockedError`, and the first's files stay intact. The kernel releases the lock
-    when the process ends however it ends (``kill -9`` included); the lock file itself
-    (``.<name>.lock`` beside the target) stays, as removing it would race a newcomer. Temporaries
+    when the process ends however it ends (``kill -9`` included). The lock file (``.<name>.lock``
+    beside the target) is removed on release while still held (a newcomer re-checks it locked the
+    file at the path); only a killed run leaves it, and the next run reuses it. Temporaries
     an interrupted write of ``target`` left are removed once the lock is held."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     lock = target.parent / f".{target.name}.lock"
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise OutputLockedError(f"{target} is being written by another run now (it holds {lock}); "
+                                    "wait for it to finish or choose another output") from None
+        try:  # the holder before us may have removed the file we locked: lock the one at the path
+            same = os.path.samestat(os.fstat(fd), os.stat(lock))
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
         os.close(fd)
-        raise OutputLockedError(f"{target} is being written by another run now (it holds {lock}); "
-                                "wait for it to finish or choose another output") from None
     try:
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         remove_stale_temps(target)
         yield lock
     finally:
+        os.unlink(lock)  # still held: a newcomer that opened it finds it gone and opens a new one
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)

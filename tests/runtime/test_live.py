@@ -274,3 +274,30 @@ def test_4_streams_1000_frames_each_keep_memory_flat(tmp_path):
 @pytest.mark.slow
 def test_4_streams_10000_frames_each_keep_memory_flat(tmp_path):
     _soak(tmp_path, 10_000)
+
+
+def test_a_second_run_on_the_same_jsonl_is_refused_and_the_first_keeps_its_events(tmp_path, model):
+    """Two tsi-live processes, one --out-jsonl: the second is refused at once (exit 2, one line
+    naming the file), the first finishes and its events are all there."""
+    import subprocess
+    import sys
+
+    video = write_video(tmp_path / "long.mp4", ["blue"] * 90)  # 3 s played in real time
+    jsonl = tmp_path / "events.jsonl"
+    cmd = [sys.executable, "-m", "runtime.live", "--model", str(model), "--headless", "--out-jsonl", str(jsonl)]
+    first = subprocess.Popen([*cmd, "--source", str(video)], stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 20
+        while not (tmp_path / ".events.jsonl.lock").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        second = subprocess.run([*cmd, "--source", str(video), "--no-realtime"], capture_output=True, text=True,
+                                timeout=60)
+        assert first.poll() is None, "the first run ended before the second started: the test proves nothing"
+        errors = [line for line in second.stderr.splitlines() if " ERROR " in line]
+        assert second.returncode == 2 and "Traceback" not in second.stderr, second.stderr[-1500:]
+        assert len(errors) == 1 and f"{jsonl} is being written by another run now" in errors[0]
+    finally:
+        rc = first.wait(timeout=60)
+    assert rc == 0, first.stderr.read()[-1500:]
+    lines = read_jsonl(jsonl)
+    assert lines[0]["label"] == "blue" and lines[-1]["summary"]["reason"] == "end_of_stream"
