@@ -60,7 +60,12 @@ def new_output_file(path: str | os.PathLike | None, flag: str) -> None:
     p = Path(path)
     if p.is_dir():
         raise UsageError(f"{flag} {p} is a folder; give a file name")
-    parent = next((q for q in (p.parent, *p.parent.parents) if q.exists()), Path("."))
+    _check_writable_above(p, p.parent, flag)
+
+
+def _check_writable_above(p: Path, start: Path, flag: str) -> None:
+    """The nearest existing folder at or above ``start`` must be a writable folder."""
+    parent = next((q for q in (start, *start.parents) if q.exists()), Path("."))
     if not parent.is_dir():
         raise UsageError(f"{flag} {p}: {parent} is a file, not a folder")
     if not os.access(parent, os.W_OK | os.X_OK):
@@ -73,11 +78,7 @@ def output_folder(path: str | os.PathLike, flag: str) -> Path:
     p = Path(path)
     if p.exists() and not p.is_dir():
         raise UsageError(f"{flag} {p} is a file, not a folder")
-    parent = next((q for q in (p, *p.parents) if q.exists()), Path("."))
-    if not parent.is_dir():
-        raise UsageError(f"{flag} {p}: {parent} is a file, not a folder")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise UsageError(f"{flag} {p}: {parent} is not writable")
+    _check_writable_above(p, p, flag)
     return p
 
 
