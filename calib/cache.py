@@ -91,18 +91,21 @@ def key_path(cache_path: str | os.PathLike) -> Path:
 
 
 def make_key(onnx_sha256: str, card: ModelCard, method: str, *, num_clips: int | None = None,
-             version_int: int = DEFAULT_VERSION_INT) -> dict:
+             version_int: int = DEFAULT_VERSION_INT, quantization: dict | None = None) -> dict:
+    """The key; ``quantization``: the builder's measured choice (``export.int8_choice``: method,
+    agreement, the layers to keep in float, which the implicit build pins to FP32)."""
     return {"format": KEY_FORMAT, "version": KEY_VERSION, "onnx_sha256": onnx_sha256,
             "card": card.to_dict(), "method": method, "num_clips": num_clips,
-            "trt_version_int": int(version_int)}
+            "trt_version_int": int(version_int), "quantization": quantization or {}}
 
 
 def write_cache(cache_path: str | os.PathLike, amax: dict[str, float], *, onnx_sha256: str,
                 card: ModelCard, method: str, num_clips: int | None = None,
-                version_int: int = DEFAULT_VERSION_INT) -> Path:
+                version_int: int = DEFAULT_VERSION_INT, quantization: dict | None = None) -> Path:
     """Write the cache and its key sidecar (both atomic; the key first, so a cache on disk always has
     the key it was written with)."""
-    key = make_key(onnx_sha256, card, method, num_clips=num_clips, version_int=version_int)
+    key = make_key(onnx_sha256, card, method, num_clips=num_clips, version_int=version_int,
+                   quantization=quantization)
     atomic_write_text(key_path(cache_path), json.dumps(key, indent=2, sort_keys=True) + "\n")
     return atomic_write_text(Path(cache_path), format_cache(amax, version_int=version_int))
 

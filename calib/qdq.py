@@ -146,7 +146,16 @@ def place_residual_qdq(proto, ranges: Ranges) -> tuple[int, int]:
     for n in g.node:
         order += pending.get(id(n), [])
         order.append(n)
-    # drop Q/DQ pairs nothing reads any more
+    del g.node[:]
+    g.node.extend(order)
+    _drop_unused_qdq(g)
+    onnx.checker.check_model(proto)
+    return added, bypassed
+
+
+def _drop_unused_qdq(g) -> None:
+    """Remove the Q/DQ nodes nothing reads any more, then the initializers nothing reads."""
+    order = list(g.node)
     used = {i for n in order for i in n.input} | {o.name for o in g.output}
     while True:
         dead = [n for n in order if n.op_type in ("QuantizeLinear", "DequantizeLinear")
@@ -161,8 +170,41 @@ def place_residual_qdq(proto, ranges: Ranges) -> tuple[int, int]:
     keep = [i for i in g.initializer if i.name in names]
     del g.initializer[:]
     g.initializer.extend(keep)
-    onnx.checker.check_model(proto)
-    return added, bypassed
+
+
+def with_ranges(qdq, ranges: Ranges):
+    """A copy of the Q/DQ graph ``qdq`` with every activation scale set from ``ranges`` (amax / 127,
+    as ``quantize_static`` and :func:`place_residual_qdq` set them): the graph another range method
+    gives, without quantizing again (the Q/DQ nodes do not depend on the ranges)."""
+    import onnx
+    from onnx import numpy_helper
+
+    out = onnx.ModelProto()
+    out.CopyFrom(qdq)
+    inits = {i.name: i for i in out.graph.initializer}
+    for n in out.graph.node:
+        amax = ranges.amax.get(n.input[0]) if n.op_type == "QuantizeLinear" else None
+        if amax is not None and amax > 0 and n.input[1] in inits:
+            inits[n.input[1]].CopyFrom(numpy_helper.from_array(np.array(amax / 127.0, np.float32), n.input[1]))
+    return out
+
+
+def keep_in_float(qdq, nodes):
+    """A copy of the Q/DQ graph ``qdq`` in which ``nodes`` (names) read their inputs and weights in
+    float: each ``DequantizeLinear(QuantizeLinear(x))`` they read is replaced by ``x`` (every consumer
+    has its own pair: DedicatedQDQPair), and the pairs nothing reads any more are removed."""
+    import onnx
+
+    out = onnx.ModelProto()
+    out.CopyFrom(qdq)
+    producer, _ = graph_maps(out)
+    wanted = set(nodes)
+    for n in out.graph.node:
+        if n.name in wanted:
+            for k, t in enumerate(n.input):
+                n.input[k] = _through_qdq(t, producer)[0]
+    _drop_unused_qdq(out.graph)
+    return out
 
 
 def preprocess_for_quantization(model_path: str | os.PathLike, out_path: str | os.PathLike) -> Path:
@@ -236,10 +278,10 @@ def verify_qdq(proto, float_nodes) -> list[str]:
     for name in float_nodes:
         node = by_name.get(name)
         if node is None:
-            problems.append(f"attention node {name} is missing from the Q/DQ graph")
+            problems.append(f"float node {name} is missing from the Q/DQ graph")
             continue
         if any(i in producer and producer[i].op_type == "DequantizeLinear" for i in node.input):
-            problems.append(f"attention node {name} ({node.op_type}) has quantized inputs")
+            problems.append(f"float node {name} ({node.op_type}) has quantized inputs")
     problems += residual_add_problems(proto)
     # weighted layers' outputs stay float (TensorRT fuses what follows), except where the output is a
     # residual Add's identity (a shortcut Conv) or another weighted layer's input
@@ -261,10 +303,14 @@ def make_qdq(model_path: str | os.PathLike, ranges: Ranges, *, float_nodes):
     """Quantize (``float_nodes`` kept in float) and verify; raises CalibrationError listing every
     problem."""
     float_nodes = list(float_nodes)
-    qdq = quantize_qdq(model_path, ranges, float_nodes=float_nodes)
-    problems = verify_qdq(qdq, float_nodes)
+    return checked_qdq(quantize_qdq(model_path, ranges, float_nodes=float_nodes), float_nodes, str(model_path))
+
+
+def checked_qdq(qdq, float_nodes, source: str):
+    """``qdq`` after :func:`verify_qdq`; raises CalibrationError listing every problem."""
+    problems = verify_qdq(qdq, list(float_nodes))
     if problems:
-        raise CalibrationError(f"the Q/DQ graph of {model_path} is not TensorRT-ready:\n  - " + "\n  - ".join(problems))
+        raise CalibrationError(f"the Q/DQ graph of {source} is not TensorRT-ready:\n  - " + "\n  - ".join(problems))
     n_q = sum(1 for n in qdq.graph.node if n.op_type == "QuantizeLinear")
-    log.info("Q/DQ graph: %d QuantizeLinear, attention kept in float", n_q)
+    log.info("Q/DQ graph: %d QuantizeLinear, %d node(s) kept in float", n_q, len(list(float_nodes)))
     return qdq

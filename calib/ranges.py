@@ -1,13 +1,17 @@
 """Activation ranges (amax per tensor) from calibration clips, run through onnxruntime.
 
-Data collection is onnxruntime.quantization's calibrators (``MinMaxCalibrater``/``PercentileCalibrater``
-as ``create_calibrator`` builds them: every float tensor becomes a graph output, min/max or
-histograms are collected batch by batch), minus the attention's (B, L, L) scores/probabilities,
-which stay in float and would dominate memory:
+Data collection is onnxruntime.quantization's ``PercentileCalibrater`` as ``create_calibrator``
+builds it (every float tensor becomes a graph output; a histogram of |x| with each tensor's min and
+max is collected batch by batch), minus the attention's (B, L, L) scores/probabilities, which stay
+in float and would dominate memory. Every method reads its amax from those histograms, so one pass
+over the clips serves them all (:func:`compute_candidate_ranges`; the builder compares them,
+``export.int8_choice``):
 
-- ``minmax``: ``CalibrationMethod.MinMax`` (symmetric): amax = max |x|.
-- ``percentile``: ``CalibrationMethod.Percentile`` (histogram of |x|, 2048 bins): amax = the 99.99th
-  percentile of |x|.
+- ``minmax``: amax = max |x| (as ``CalibrationMethod.MinMax``, symmetric).
+- ``percentile``: amax = the given percentile of |x| (99.99 by default), as
+  ``CalibrationMethod.Percentile`` computes it.
+- ``mse``: the amax of least mean squared quantization error over the histogram (rounding inside,
+  clipping outside; pytorch-quantization's "mse").
 - ``entropy``: TensorRT's entropy calibration (``IInt8EntropyCalibrator2``): the |x| histogram that
   the percentile calibrator collects, then the KL-divergence threshold search of TensorRT (GTC 2017,
   "8-bit inference with TensorRT"), as NVIDIA's pytorch-quantization implements it: candidate
@@ -38,8 +42,8 @@ from runtime.common.errors import CalibrationError
 
 log = logging.getLogger(__name__)
 
-METHODS = ("entropy", "percentile", "minmax")
-DEFAULT_METHOD = "entropy"  # as TensorRT's IInt8EntropyCalibrator2
+METHODS = ("entropy", "percentile", "minmax", "mse")
+DEFAULT_METHOD = "percentile"  # of a single calibration (the online step graph; the builder measures, export.int8_choice)
 NUM_BINS = 2048
 NUM_QUANT_BINS = 128  # int8: 127 levels + 0 on the |x| side
 PERCENTILE = 99.99
@@ -52,14 +56,55 @@ class Ranges:
     amax: dict[str, float]
     tensors_data: object  # onnxruntime.quantization.calibrate.TensorsData
     num_clips: int
+    label: str = ""  # the candidate that made them ("percentile 99.99"); the method when empty
+
+    def __str__(self) -> str:
+        return self.label or self.method
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One way of turning a tensor's |x| histogram into amax: ``method`` (one of :data:`METHODS`)
+    and, for ``percentile``, the percentile."""
+
+    method: str
+    percentile: float | None = None
+
+    def __post_init__(self) -> None:
+        ort_method(self.method)  # a ValueError naming the methods
+        if self.method == "percentile" and self.percentile is None:
+            object.__setattr__(self, "percentile", PERCENTILE)
+
+    def __str__(self) -> str:
+        return f"percentile {self.percentile:g}" if self.method == "percentile" else self.method
+
+    def amax(self, hist: tuple, num_bins: int, memo: dict) -> float:
+        """amax of one tensor's (|x| histogram, edges, min, max); ``memo`` caches the searches of
+        repeated histograms (Reshape/Transpose outputs repeat their input's)."""
+        counts, edges, lo, hi = hist
+        top = max(abs(lo), abs(hi))
+        if self.method == "minmax":
+            return top
+        if self.method == "percentile":  # as onnxruntime's PercentileCalibrater (symmetric)
+            total = counts.sum()
+            if total == 0:
+                return top
+            idx = int(np.searchsorted(np.cumsum(counts / total), self.percentile / 100.0))
+            return min(float(edges[min(idx, len(edges) - 1)]), top)
+        h, e = _rebin(counts, edges, num_bins)
+        key = (h.tobytes(), e.tobytes())
+        if key not in memo:
+            memo[key] = max((entropy_amax if self.method == "entropy" else mse_amax)(h, e), 0.0)
+        # the grown histogram's last edge may lie past the data: never beyond max |x|
+        return min(memo[key], top)
 
 
 def ort_method(method: str):
     from onnxruntime.quantization import CalibrationMethod
 
-    try:
+    try:  # onnxruntime has no MSE method: its ranges go to quantize_static as percentile ones
         return {"entropy": CalibrationMethod.Entropy, "percentile": CalibrationMethod.Percentile,
-                "minmax": CalibrationMethod.MinMax}[method]
+                "minmax": CalibrationMethod.MinMax, "mse": CalibrationMethod.Percentile}[method]
     except KeyError:
         raise ValueError(f"calibration method must be one of {METHODS} (got {method!r})") from None
 
@@ -112,6 +157,30 @@ def entropy_amax(hist: np.ndarray, edges: np.ndarray, *, num_quant_bins: int = N
         kl[c0:c0 + chunk] = np.where(np.any((p > 0) & (q == 0), axis=1), np.inf, terms.sum(1))
     best = len(kl) - 1 - int(np.argmin(kl[::-1]))  # the last minimum, as pytorch-quantization
     return float(edges[cands[best]])
+
+
+def mse_amax(hist: np.ndarray, edges: np.ndarray, *, num_levels: int = 127, start: int = NUM_QUANT_BINS,
+             stride: int = 4) -> float:
+    """The amax whose symmetric int8 quantization of the histogram (values at bin centres) has the
+    least mean squared error: rounding inside +-amax, clipping beyond (pytorch-quantization's "mse"
+    method). Candidates at every ``stride``-th bin edge from ``start``."""
+    hist = np.asarray(hist, dtype=np.float64)
+    n = len(hist)
+    if n <= start or hist.sum() == 0:
+        return float(edges[-1])
+    centres = (edges[:-1] + edges[1:]) / 2
+    centres[0] = 0.0  # the first bin holds the exact zeros of ReLU outputs: they quantize exactly
+    cands = edges[np.arange(start, n + 1, stride)]
+    best, best_err = float(edges[-1]), np.inf
+    for c0 in range(0, len(cands), 64):
+        amax = cands[c0:c0 + 64, None]
+        step = amax / num_levels
+        q = np.clip(np.round(centres[None, :] / step), 0, num_levels) * step
+        err = ((centres[None, :] - q) ** 2 * hist[None, :]).sum(1)
+        k = int(np.argmin(err))
+        if err[k] < best_err:
+            best, best_err = float(amax[k, 0]), float(err[k])
+    return best
 
 
 class _ClipReader:
@@ -168,32 +237,26 @@ def constant_tensors(proto) -> set[str]:
     return const
 
 
-def _calibrator(model: Path, method: str, augmented: Path, *, num_bins: int, percentile: float,
-                exclude: set[str]):
-    """onnxruntime's MinMax (symmetric) or Percentile (|x| histogram) calibrator, as
+def _calibrator(model: Path, augmented: Path, *, num_bins: int, exclude: set[str]):
+    """onnxruntime's Percentile calibrator (|x| histograms with each tensor's min and max), as
     ``create_calibrator`` builds it, minus the ``exclude`` tensors (ORT selects tensors by op type
-    only; the attention's (B, L, L) tensors would dominate the memory of every batch)."""
-    from onnxruntime.quantization.calibrate import MinMaxCalibrater, PercentileCalibrater
+    only; the attention's (B, L, L) tensors would dominate the memory of every batch). Every method
+    reads its amax from these histograms (:class:`Candidate`)."""
+    from onnxruntime.quantization.calibrate import PercentileCalibrater
 
-    base = MinMaxCalibrater if method == "minmax" else PercentileCalibrater
-
-    class Calibrater(base):
+    class Calibrater(PercentileCalibrater):
         def select_tensors_to_calibrate(self, model_proto):
             tensors, value_infos = super().select_tensors_to_calibrate(model_proto)
             return tensors - exclude, value_infos
 
-    if method == "minmax":
-        cal = Calibrater(model, [], augmented_model_path=str(augmented), symmetric=True)
-    else:
-        cal = Calibrater(model, [], augmented_model_path=str(augmented), symmetric=True, num_bins=num_bins,
-                         percentile=percentile)
+    cal = Calibrater(model, [], augmented_model_path=str(augmented), symmetric=True, num_bins=num_bins)
     cal.augment_graph()
     cal.execution_providers = ["CPUExecutionProvider"]
     cal.create_inference_session()
     return cal
 
 
-def compute_ranges(model: str | os.PathLike, clips: np.ndarray | None, method: str = DEFAULT_METHOD, *,
+def compute_ranges(model: str | os.PathLike, clips: np.ndarray | None, method: str, *,
                    exclude: set[str], percentile: float = PERCENTILE,
                    num_bins: int | None = None, progress: bool = True, feeds: list[dict] | None = None) -> Ranges:
     """amax of every float tensor of the ONNX file ``model`` over ``clips`` (N, T, 3, S, S), except
@@ -202,12 +265,52 @@ def compute_ranges(model: str | os.PathLike, clips: np.ndarray | None, method: s
     ``num_bins`` defaults to :data:`NUM_BINS` (2048, TensorRT's histogram size).
     ``feeds``: instead of clips, ready ``{input name: array}`` dicts, one run each (a graph with
     several inputs, e.g. the online step graph: frame + state); ``clips`` is then ignored."""
+    cand = Candidate(method, percentile if method == "percentile" else None)
+    return collect_histograms(model, clips, exclude=exclude, num_bins=num_bins, progress=progress,
+                              feeds=feeds).ranges(cand, progress=progress)
+
+
+@dataclass
+class Histograms:
+    """The |x| histogram, min and max of every calibrated tensor, collected once
+    (:func:`collect_histograms`); :meth:`ranges` turns them into any candidate's ranges."""
+
+    hists: dict[str, tuple]  # name -> (counts, edges, min, max)
+    num_bins: int
+    n_runs: int
+
+    def ranges(self, candidate: Candidate, *, only=None, progress: bool = False) -> Ranges:
+        """``candidate``'s ranges of every tensor (of the tensors ``only``, when given)."""
+        from runtime.common.progress import progress_bar
+
+        memo: dict = {}
+        items = [(k, v) for k, v in self.hists.items() if only is None or k in only]
+        amax = {name: candidate.amax(hist, self.num_bins, memo)
+                for name, hist in progress_bar(items, desc=f"{candidate} thresholds", unit="tensor",
+                                               enabled=progress and candidate.method in ("entropy", "mse"),
+                                               leave=False)}
+        log.info("ranges (%s) of %d tensors from %d runs", candidate, len(amax), self.n_runs)
+        return ranges_from_amax(candidate, amax, self.n_runs)
+
+
+def compute_candidate_ranges(model: str | os.PathLike, clips: np.ndarray | None, candidates: list[Candidate], *,
+                             exclude: set[str], num_bins: int | None = None, progress: bool = True,
+                             feeds: list[dict] | None = None) -> list[Ranges]:
+    """:func:`compute_ranges` for several candidates from one pass over the data."""
+    h = collect_histograms(model, clips, exclude=exclude, num_bins=num_bins, progress=progress, feeds=feeds)
+    return [h.ranges(c, progress=progress) for c in candidates]
+
+
+def collect_histograms(model: str | os.PathLike, clips: np.ndarray | None, *, exclude: set[str],
+                       num_bins: int | None = None, progress: bool = True,
+                       feeds: list[dict] | None = None) -> Histograms:
+    """One pass of onnxruntime's |x| histogram collector over ``clips`` (or ``feeds``), every float
+    tensor but ``exclude`` and the graph's constants (:func:`constant_tensors`)."""
     if feeds is not None:
         if len(feeds) == 0:
             raise CalibrationError("no calibration feeds")
         readers = [_FeedReader(feeds[s:s + CHUNK]) for s in range(0, len(feeds), CHUNK)]
-        return _ranges(model, method, exclude, percentile, num_bins, progress, len(feeds), readers,
-                       total=len(readers))
+        return _collect(model, exclude, num_bins, progress, len(feeds), readers, total=len(readers))
     import onnx
 
     if clips is None or len(clips) == 0:
@@ -222,44 +325,31 @@ def compute_ranges(model: str | os.PathLike, clips: np.ndarray | None, method: s
             raise CalibrationError(f"the model's static batch {batch} does not divide {len(clips)} clips")
     step = max(batch, CHUNK - CHUNK % batch)
     readers = (_ClipReader(inp.name, clips[s:s + step], batch) for s in range(0, len(clips), step))
-    return _ranges(model, method, exclude, percentile, num_bins, progress, len(clips), readers,
-                   total=-(-len(clips) // step))
+    return _collect(model, exclude, num_bins, progress, len(clips), readers, total=-(-len(clips) // step))
 
 
-def _ranges(model, method: str, exclude, percentile: float, num_bins: int | None, progress: bool,
-            n_runs: int, readers, total: int) -> Ranges:
-    """Collect over ``readers`` (one collect_data call each) and compute the amax of every tensor
-    but ``exclude`` and the graph's constants (:func:`constant_tensors`)."""
+def _collect(model, exclude, num_bins: int | None, progress: bool, n_runs: int, readers, total: int) -> Histograms:
     import onnx
-    from onnxruntime.quantization.calibrate import TensorData, TensorsData
     from runtime.common.progress import progress_bar
 
-    cal_method = ort_method(method)
     num_bins = num_bins or NUM_BINS
     exclude = set(exclude) | constant_tensors(onnx.load(str(model)))
     with tempfile.TemporaryDirectory(prefix="tsi_calib_") as tmp, _quiet_stdout():
-        calibrator = _calibrator(Path(model), "minmax" if method == "minmax" else "percentile",
-                                 Path(tmp) / "aug.onnx", num_bins=num_bins, percentile=percentile, exclude=exclude)
-        for reader in progress_bar(readers, total=total, desc=f"calibrating ({method})", unit="chunk", enabled=progress, leave=False):
+        calibrator = _calibrator(Path(model), Path(tmp) / "aug.onnx", num_bins=num_bins, exclude=exclude)
+        for reader in progress_bar(readers, total=total, desc="calibrating", unit="chunk", enabled=progress,
+                                   leave=False):
             calibrator.collect_data(reader)
-        if method == "entropy":
-            amax, memo = {}, {}
-            hists = calibrator.collector.get_histogram_dict()
-            for name, (hist, edges, lo, hi, *_rest) in progress_bar(hists.items(), desc="entropy thresholds",
-                                                                    unit="tensor", enabled=progress, leave=False):
-                h, e = _rebin(np.asarray(hist), np.asarray(edges, dtype=np.float64), num_bins)
-                key = (h.tobytes(), e.tobytes())  # Reshape/Transpose outputs repeat a histogram
-                if key not in memo:
-                    memo[key] = max(entropy_amax(h, e), 0.0)
-                # the grown histogram's last edge may lie past the data: never beyond max |x|
-                amax[name] = min(memo[key], max(abs(float(lo)), abs(float(hi))))
-            data = TensorsData(cal_method, {k: TensorData(lowest=np.array(-v, np.float32),
-                                                          highest=np.array(v, np.float32))
-                                            for k, v in amax.items()})
-        else:
-            data = calibrator.compute_data()
-            amax = {k: float(np.max(np.abs(np.concatenate([np.ravel(v.range_value[0]), np.ravel(v.range_value[1])]))))
-                    for k, v in data.items()}
+        hists = {name: (np.asarray(h[0]), np.asarray(h[1], dtype=np.float64), float(h[2]), float(h[3]))
+                 for name, h in calibrator.collector.get_histogram_dict().items()}
         del calibrator
-    log.info("ranges (%s) of %d tensors from %d runs", method, len(amax), n_runs)
-    return Ranges(method, amax, data, n_runs)
+    return Histograms(hists, num_bins, n_runs)
+
+
+def ranges_from_amax(candidate: "Candidate", amax: dict[str, float], n_runs: int) -> Ranges:
+    """A :class:`Ranges` (symmetric, +-amax) for onnxruntime's ``quantize_static`` too."""
+    from onnxruntime.quantization.calibrate import TensorData, TensorsData
+
+    data = TensorsData(ort_method(candidate.method),
+                       {k: TensorData(lowest=np.array(-v, np.float32), highest=np.array(v, np.float32))
+                        for k, v in amax.items()})
+    return Ranges(candidate.method, amax, data, n_runs, label=str(candidate))

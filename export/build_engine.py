@@ -31,12 +31,16 @@ import time
 from export.names import output_names
 from export.options import Options, build_parser, resolve
 from export.outputs import check_out, claim_out, run_staged, user_errors
+from runtime.common.errors import ExportError
 
 log = logging.getLogger("export.build_engine")
 
 
+INT8_LOSS_EXIT = 3  # the INT8 graph misses the bound (written and marked) and the loss was not accepted
+
+
 def run(opts: Options) -> int:
-    """Build everything ``opts`` asks for; returns 0 (errors are raised)."""
+    """Build everything ``opts`` asks for; returns 0, or :data:`INT8_LOSS_EXIT` (errors are raised)."""
     from export.pipeline import load_source, run_pipeline
     from export.report import finish_lines, report_lines
     from runtime.trt_version import capabilities, tensorrt_available
@@ -57,6 +61,12 @@ def run(opts: Options) -> int:
     finish = [] if caps is not None else finish_lines(opts, done.graphs, card, derived)
     for line in report_lines(opts.out, written, done.notes, time.perf_counter() - t0, finish=finish):
         log.info("%s", line)
+    q = done.quantization
+    if q and not q["within_bound"] and not opts.accept_int8_loss:
+        print(f"error: the INT8 graph misses the bound ({100 * q['top1_agreement']:.1f}% top-1 agreement, logit "
+              f"error {q['logit_error']:.3f}; bound {opts.int8_bound}): written and marked in its card; pass "
+              "--accept-int8-loss to accept it, or --calib-dir with clips like the deployment's", file=sys.stderr)
+        return INT8_LOSS_EXIT
     return 0
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 from calib.clips import DEFAULT_MAX_CLIPS
-from calib.ranges import DEFAULT_METHOD, METHODS
+from export.int8_choice import AUTO, CHOICES, DEFAULT_MAX_LOGIT_ERROR, DEFAULT_MIN_AGREEMENT, Bound
 from export.names import calib_cache, stem_of
 from export.trt_build import DEFAULT_BATCH_PROFILE, DEFAULT_WORKSPACE_MIB
 from runtime.common.errors import ExportError
@@ -45,8 +45,16 @@ def build_parser(prog: str = "tsi-build-engine", description: str | None = None)
                    help="INT8 by implicit calibration instead (TensorRT 10.x, and DLA): "
                         f"write/use {calib_cache('<name>')}")
     p.add_argument("--calib-dir", type=Path, help="folder of calibration videos (recursive)")
-    p.add_argument("--calib-method", choices=METHODS, default=None,
-                   help=f"activation ranges (default {DEFAULT_METHOD})")
+    p.add_argument("--calib-method", choices=CHOICES, default=None,
+                   help=f"activation ranges (default {AUTO}: try each method on clips held out of the calibration "
+                        "and keep the best; keep the costliest layers in float if none is within the bound)")
+    p.add_argument("--int8-min-agreement", type=float, default=None, metavar="FRACTION",
+                   help=f"INT8 bound: top-1 agreement with FP32 on the held-out clips (default {DEFAULT_MIN_AGREEMENT})")
+    p.add_argument("--int8-max-logit-error", type=float, default=None, metavar="FRACTION",
+                   help="INT8 bound: max |logit diff| over the FP32 logit range on the held-out clips "
+                        f"(default {DEFAULT_MAX_LOGIT_ERROR})")
+    p.add_argument("--accept-int8-loss", action="store_true",
+                   help="exit 0 even when the INT8 graph misses the bound (it is written and marked either way)")
     p.add_argument("--calib-clips", type=int, default=None, help=f"use at most N clips (default {DEFAULT_MAX_CLIPS})")
     p.add_argument("--plugin", type=Path, metavar="LIB",
                    help="build from the plugin variant (SaliencyAttention nodes) with this plugin library")
@@ -77,6 +85,8 @@ class Options:
     calib_dir: Path | None
     calib_method: str
     calib_clips: int
+    int8_bound: Bound
+    accept_int8_loss: bool
     plugin: Path | None
     dla_core: int | None
     timing_cache: Path | None
@@ -123,6 +133,15 @@ RULES: dict[str, Rule] = {
                                     "--calib-method is for INT8 calibration: add --int8"),
     "calib_clips_need_int8": Rule(lambda a: a.calib_clips is not None and not a.int8,
                                   "--calib-clips is for INT8 calibration: add --int8"),
+    "bound_needs_int8": Rule(lambda a: not a.int8 and (a.int8_min_agreement is not None or a.accept_int8_loss
+                                                      or a.int8_max_logit_error is not None),
+                             "--int8-min-agreement, --int8-max-logit-error and --accept-int8-loss are for INT8: add "
+                             "--int8"),
+    "agreement_fraction": Rule(lambda a: a.int8_min_agreement is not None and not 0 <= a.int8_min_agreement <= 1,
+                               "--int8-min-agreement must be a fraction in [0, 1] (got {int8_min_agreement})"),
+    "logit_error_positive": Rule(lambda a: a.int8_max_logit_error is not None
+                                 and not 0 < a.int8_max_logit_error < float("inf"),
+                                 "--int8-max-logit-error must be a number > 0 (got {int8_max_logit_error})"),
     "calib_clips_positive": Rule(lambda a: a.calib_clips is not None and a.calib_clips < 1,
                                  "--calib-clips must be >= 1 (got {calib_clips})"),
     "calib_dir_is_folder": Rule(lambda a: a.calib_dir is not None and not a.calib_dir.is_dir(),
@@ -215,7 +234,11 @@ def resolve(args: argparse.Namespace, argv_empty: bool) -> Options:
     out = args.out or (DEMO_OUT if demo else Path("artifacts") / name)
     return Options(checkpoint=checkpoint, onnx=args.onnx, out=out, name=name, fp16=a.fp16, int8=a.int8,
                    calib_cache=args.calib_cache, calib_dir=args.calib_dir,
-                   calib_method=args.calib_method or DEFAULT_METHOD, calib_clips=args.calib_clips or DEFAULT_MAX_CLIPS,
+                   calib_method=args.calib_method or AUTO, calib_clips=args.calib_clips or DEFAULT_MAX_CLIPS,
+                   int8_bound=Bound(DEFAULT_MIN_AGREEMENT if args.int8_min_agreement is None else args.int8_min_agreement,
+                                    DEFAULT_MAX_LOGIT_ERROR if args.int8_max_logit_error is None
+                                    else args.int8_max_logit_error),
+                   accept_int8_loss=args.accept_int8_loss,
                    plugin=args.plugin, dla_core=args.dla_core, timing_cache=args.timing_cache,
                    workspace=args.workspace, dynamic_batch=args.dynamic_batch, profile=a.profile, force=args.force,
                    demo=demo)

@@ -44,11 +44,13 @@ class Written:
     files: list[Path] = field(default_factory=list)
     graphs: dict[str, Path] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    quantization: dict = field(default_factory=dict)  # the INT8 choice (export.int8_choice), when made
 
     def __iadd__(self, other: "Written") -> "Written":
         self.files += other.files
         self.graphs.update(other.graphs)
         self.notes += other.notes
+        self.quantization = other.quantization or self.quantization
         return self
 
 

@@ -16,7 +16,7 @@ import numpy as np
 from export import names
 from export.options import DEMO_CALIB_PER_CLASS, Options, check_dla_precision, refusal
 from export.outputs import Written, stage
-from export.variants import fp16_graph, int8_ranges, load_graph, plugin_variant, qdq_graph, write_graph
+from export.variants import fp16_graph, load_graph, plugin_variant, write_graph
 from runtime.trt_version import TARGET_TRT
 from runtime.card import ModelCard, card_path_for
 from runtime.common.files import file_sha256
@@ -169,33 +169,32 @@ def calibration_clips(calib_dir: Path, card: ModelCard, max_clips: int | None):
 
 
 def int8_stage(stg: Path, name: str, standard: Path, card: ModelCard, sme: int | None, caps, *, clips,
-               method: str, cache: bool, plugin: bool) -> Written:
-    """Calibrate on ``clips`` (:func:`calibration_clips`; the attention skipped), then the Q/DQ graph
-    (the attention in float) or, with ``cache``, the keyed calibration cache."""
-    out = Written()
-    with stage(f"activation ranges ({method})"):
-        ranges = int8_ranges(standard, clips.clips, method)
+               method: str, bound, cache: bool, plugin: bool) -> Written:
+    """Calibrate on part of ``clips`` (:func:`calibration_clips`) and choose by measuring on the rest
+    (``export.int8_choice``; the attention stays in float), then the Q/DQ graph or, with ``cache``,
+    the keyed calibration cache of the same choice."""
+    from export.int8_choice import choose_int8
+
+    with stage(f"INT8 calibration ({method}), measured on held-out clips"):
+        choice = choose_int8(standard, clips.clips, method=method, bound=bound)
+    out = Written(notes=choice.notes(), quantization=choice.card_entry())
     if cache:
         from calib.cache import DEFAULT_VERSION_INT, key_path, write_cache
 
         path = stg / names.calib_cache(name)
         with stage("calibration cache") as files:
-            write_cache(path, ranges.amax, onnx_sha256=file_sha256(standard), card=card, method=method,
-                        num_clips=len(clips), version_int=caps.version_int if caps else DEFAULT_VERSION_INT)
+            write_cache(path, choice.all_ranges().amax, onnx_sha256=file_sha256(standard), card=card,
+                        method=choice.best.label, num_clips=choice.calibrated, quantization=choice.card_entry(),
+                        version_int=caps.version_int if caps else DEFAULT_VERSION_INT)
             files += [path, key_path(path)]
         out.files += [path, key_path(path)]
         out.graphs["int8.cache"] = path
         return out
-    from export.parity import compare_onnx
-
     with stage("Q/DQ ONNX") as files:
-        card8 = card.replace(precision="int8")
-        path = write_graph(qdq_graph(standard, ranges), stg / names.precision_graph(name, "int8"), card8)
+        card8 = card.replace(precision="int8", quantization=choice.card_entry())
+        path = write_graph(choice.qdq, stg / names.precision_graph(name, "int8"), card8)
         out.files.append(path)
         out.graphs["int8"] = path
-        n = min(len(clips), 16)
-        out.notes.append(f"INT8 Q/DQ vs FP32 (onnxruntime, {n} calibration clips): "
-                         f"{compare_onnx(standard, path, clips.clips[:n])}")
         if plugin:
             p = plugin_variant(path, card8, sme)
             out.files.append(p)
@@ -212,13 +211,13 @@ def reuse_cache_stage(out: Path, stg: Path, name: str, onnx: Path, card: ModelCa
     if not cache.is_file():
         raise refusal("cache_to_reuse", cache=cache)
     with stage("calibration cache (reused)"):
-        check_key(cache, onnx_sha256=file_sha256(onnx), card=card,
-                  version_int=caps.version_int if caps is not None else None)
+        key = check_key(cache, onnx_sha256=file_sha256(onnx), card=card,
+                        version_int=caps.version_int if caps is not None else None)
     files = []
     for p in (cache, key_path(cache)):
         shutil.copyfile(p, stg / p.name)
         files.append(stg / p.name)
-    return Written(files, {"int8.cache": stg / cache.name})
+    return Written(files, {"int8.cache": stg / cache.name}, quantization=key.get("quantization") or {})
 
 
 def check_graphs(graphs: dict[str, Path], *, dla: bool) -> None:
@@ -256,17 +255,24 @@ def builder_options(opts: Options) -> dict:
 
 
 def engines_stage(stg: Path, name: str, graphs: dict[str, Path], card: ModelCard, standard: Path, targets,
-                  builder: dict) -> Written:
-    """An engine ``<name>.<precision>.engine`` (+ its card) per target, with the ``builder`` options."""
+                  builder: dict, quantization: dict | None = None) -> Written:
+    """An engine ``<name>.<precision>.engine`` (+ its card) per target, with the ``builder`` options;
+    ``quantization`` (the INT8 choice): its float layers are pinned to FP32 in the implicit route
+    (the Q/DQ graph has them unquantized already) and it goes into the INT8 engine's card."""
     from export.plugin_graph import attention_node_names
     from export.trt_build import EngineSpec, build_engine
 
-    fp32_layers = attention_node_names(load_graph(standard))
+    quantization = quantization or {}
     out = Written()
     for precision, graph, implicit in targets:
         path = stg / names.engine(name, precision)
+        fp32_layers = attention_node_names(load_graph(standard))
+        engine_card = card
+        if precision == "int8":
+            fp32_layers += list(quantization.get("float_layers", ()))
+            engine_card = card.replace(quantization=quantization)
         with stage(f"TensorRT engine {path.name}") as files:
-            build_engine(EngineSpec(onnx_path=graph, engine_path=path, precision=precision, card=card,
+            build_engine(EngineSpec(onnx_path=graph, engine_path=path, precision=precision, card=engine_card,
                                     implicit_int8=implicit, calib_cache=graphs.get("int8.cache"),
                                     onnx_sha256=file_sha256(standard), fp32_layers=fp32_layers, **builder))
             files += [path, card_path_for(path)]
@@ -309,9 +315,9 @@ def run_pipeline(opts: Options, stg: Path, card: ModelCard | None, sha: str, der
         done += reuse_cache_stage(opts.out, stg, opts.name, opts.onnx, card, caps)
     elif clips is not None:
         done += int8_stage(stg, opts.name, standard, card, sme, caps, clips=clips, method=opts.calib_method,
-                           cache=opts.calib_cache, plugin=opts.plugin is not None)
+                           bound=opts.int8_bound, cache=opts.calib_cache, plugin=opts.plugin is not None)
     check_graphs(done.graphs, dla=dla)
     if caps is not None:
         done += engines_stage(stg, opts.name, done.graphs, card, standard, engine_targets(opts, done.graphs, caps),
-                              builder_options(opts))
+                              builder_options(opts), done.quantization)
     return done, card

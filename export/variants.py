@@ -47,23 +47,29 @@ def fp16_graph(proto):
     return convert_fp16(proto, keep_fp32_nodes=attention_node_names(proto))
 
 
+def int8_excluded_tensors(proto) -> set[str]:
+    """The tensors no range is collected for: the attention's scores and probabilities (float)."""
+    from export.plugin_graph import attention_internal_tensors
+
+    return attention_internal_tensors(proto)
+
+
 def int8_ranges(model: str | os.PathLike, clips, method: str, *, feeds: list[dict] | None = None):
     """Activation ranges (``calib.ranges.Ranges``) of the ONNX file ``model`` over ``clips``
     (N, T, 3, S, S) or ready ``feeds`` (the step graph's frame + state), the attention's internal
     tensors skipped (they stay in float)."""
     from calib.ranges import compute_ranges
-    from export.plugin_graph import attention_internal_tensors
 
-    return compute_ranges(model, clips, method, exclude=attention_internal_tensors(load_graph(model)), feeds=feeds)
+    return compute_ranges(model, clips, method, exclude=int8_excluded_tensors(load_graph(model)), feeds=feeds)
 
 
-def qdq_graph(model: str | os.PathLike, ranges):
-    """The Q/DQ ModelProto of the ONNX file ``model`` from ``ranges``, the attention in float
-    (TensorRT's rules checked by ``calib.qdq.make_qdq``)."""
+def qdq_graph(model: str | os.PathLike, ranges, *, float_layers=()):
+    """The Q/DQ ModelProto of the ONNX file ``model`` from ``ranges``, the attention and the nodes
+    ``float_layers`` in float (TensorRT's rules checked by ``calib.qdq.make_qdq``)."""
     from calib.qdq import make_qdq
     from export.plugin_graph import attention_node_names
 
-    return make_qdq(model, ranges, float_nodes=attention_node_names(load_graph(model)))
+    return make_qdq(model, ranges, float_nodes=[*attention_node_names(load_graph(model)), *float_layers])
 
 
 def int8_qdq_graph(model: str | os.PathLike, clips, method: str, *, feeds: list[dict] | None = None):

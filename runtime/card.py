@@ -78,6 +78,9 @@ class ModelCard:
     mode: str = "clip"
     source_sha256: str = ""
     config: dict[str, Any] = field(default_factory=dict)
+    # an INT8 graph's measured choice (export.int8_choice): method, agreement with FP32 on held-out
+    # clips, whether it is within the build's bound, the layers kept in float; empty otherwise
+    quantization: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         _check_types(self)
@@ -151,6 +154,8 @@ class ModelCard:
         d["labels"] = list(self.labels)
         d["mean"] = list(self.mean)
         d["std"] = list(self.std)
+        if not d["quantization"]:  # only INT8 graphs have one: other cards read as before
+            del d["quantization"]
         return {"format": CARD_FORMAT, "version": CARD_VERSION, **d}
 
     def to_json(self) -> str:
@@ -248,8 +253,9 @@ def _check_types(card: "ModelCard") -> None:
             problems.append(f"{n} must be a list of numbers")
     if not _is_number(card.fps):
         problems.append("fps must be a number")
-    if not isinstance(card.config, dict) or _depth(card.config) > MAX_CONFIG_DEPTH:
-        problems.append(f"config must be an object of values and lists (nested at most {MAX_CONFIG_DEPTH} deep)")
+    for n in ("config", "quantization"):
+        if not isinstance(getattr(card, n), dict) or _depth(getattr(card, n)) > MAX_CONFIG_DEPTH:
+            problems.append(f"{n} must be an object of values and lists (nested at most {MAX_CONFIG_DEPTH} deep)")
     if problems:
         raise CardError("invalid model card: " + "; ".join(problems))
 

@@ -50,7 +50,10 @@ def test_end_to_end_without_tensorrt(tmp_path, tiny_ckpt, calib_dir, caplog):
     assert "No engine was built: TensorRT is not installed" in text
     assert f"--onnx {out}/tiny.int8.qdq.onnx --out {out} --name tiny" in text
     assert "trtexec --onnx=" in text and "tiny.int8.qdq.onnx" in text.split("No engine was built")[1]
-    assert "FP32 parity: max|diff|" in text and "INT8 Q/DQ vs FP32" in text
+    assert "FP32 parity: max|diff|" in text and "INT8 choice on 3 held-out calibration clips" in text
+    q = read_card_from_onnx(out / "tiny.int8.qdq.onnx").quantization
+    assert q["method"] == "percentile 99.99" and q["held_out_clips"] == 3 and q["calibration_clips"] == 7
+    assert isinstance(q["within_bound"], bool) and 0 <= q["top1_agreement"] <= 1
     assert not [p for d in (tmp_path, out) for p in d.iterdir() if p.name.startswith(".")], "staging left behind"
     # the same source may replace its own outputs
     rc, _ = run(["--checkpoint", tiny_ckpt, "--out", out], caplog)
@@ -69,6 +72,7 @@ def test_cache_route_dynamic_batch_plugin_and_onnx_rerun(tmp_path, tiny_ckpt, ca
     assert (version, algo) == (100300, "EntropyCalibration2") and "clip" in scales and len(scales) > 500
     key = json.loads(key_path(out / "tiny.int8.calib.cache").read_text())
     assert key["onnx_sha256"] == file_sha256(out / "tiny.onnx") and key["method"] == "minmax"
+    assert key["quantization"]["method"] == "minmax" and "float_layers" in key["quantization"]
     assert "--staticPlugins=" in text and "--minShapes=clip:1x4x3x64x64" in text
     assert "--maxShapes=clip:4x4x3x64x64" in text
     assert "--calib=" in text
@@ -172,7 +176,7 @@ def test_no_arguments_builds_the_demo(tmp_path, tiny_ckpt, monkeypatch, caplog):
     assert {"tsi_demo.onnx", "tsi_demo.json", "tsi_demo.plugin.onnx", "tsi_demo.fp16.onnx",
             "tsi_demo.int8.qdq.onnx"} <= files
     assert len([f for f in files if f.startswith("calib_videos/train/")]) == 11
-    assert "activation ranges (entropy)" in text
+    assert "INT8 calibration (auto), measured on held-out clips" in text
     assert read_card_from_onnx(demo_out / "tsi_demo.onnx") == ModelCard.load(demo_out / "tsi_demo.json")
 
 
