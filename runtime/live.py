@@ -26,6 +26,7 @@ from typing import Sequence
 from runtime.backends import BACKENDS, BackendError
 from runtime.card import CardError
 from runtime.common.files import OutputLockedError
+from runtime.common.video import VideoDecodeError
 from runtime.cli import OneLineParser, install_stop_handlers
 from runtime.gstreamer import GStreamerUnavailableError
 from runtime.outputs import DisplayUnavailableError
@@ -136,7 +137,7 @@ def options_from_args(args: argparse.Namespace) -> LiveOptions:
 
 
 _USER_ERRORS = (FileNotFoundError, IsADirectoryError, PermissionError, OutputLockedError, CardError, BackendError,
-                GStreamerUnavailableError, DisplayUnavailableError, ValueError)
+                GStreamerUnavailableError, DisplayUnavailableError, VideoDecodeError, ValueError)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 
 from runtime.common.files import atomic_path
+from runtime.common.video import VideoDecodeError, check_openable_path
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +46,13 @@ class OutputPathError(ValueError):
 
 
 def check_output_path(path: str | os.PathLike, suffixes: tuple[str, ...], what: str) -> Path:
-    """Every check on an output file that can be made before a run: its extension, that it is not
-    a folder, that no part of its folder is a file, and that its folder (or the nearest existing
+    """Every check on an output file that can be made before a run: a name OpenCV can be handed
+    (valid UTF-8, no NUL), its extension, that it is not a folder, that no part of its folder is a file, and that its folder (or the nearest existing
     parent) is writable. Raises :class:`OutputPathError` naming the problem."""
+    try:
+        check_openable_path(path)
+    except VideoDecodeError as e:
+        raise OutputPathError(f"{what} {e}") from None
     path = Path(path)
     if path.suffix.lower() not in suffixes:
         raise OutputPathError(f"{what} {path}: the name must end in {' or '.join(suffixes)} "
@@ -155,7 +160,7 @@ class AtomicVideoWriter:
             _note_replacing(self.path)
             self._tmp_ctx = atomic_path(self.path, suffix=f".partial{self.path.suffix}")
             self._tmp = self._tmp_ctx.__enter__()
-            self._writer = cv2.VideoWriter(str(self._tmp), cv2.VideoWriter_fourcc(*self.fourcc),
+            self._writer = cv2.VideoWriter(check_openable_path(self._tmp), cv2.VideoWriter_fourcc(*self.fourcc),
                                            self.fps, (w, h))
             if not self._writer.isOpened():
                 self._writer = None

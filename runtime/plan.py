@@ -15,6 +15,7 @@ import cv2
 from runtime import recognizer
 from runtime.assets import demo_model
 from runtime.capture import BUFFER_SIZE, STALL_TIMEOUT_S
+from runtime.common.video import VideoDecodeError, check_openable_path
 from runtime.outputs import JSONL_SUFFIXES, WRITABLE_VIDEO_SUFFIXES, check_output_path
 from runtime.reconnect import ReconnectPolicy, check_attempts, check_limit
 from runtime.sources import SourceSpec, check_realtime, check_stall_timeout, parse_source
@@ -151,7 +152,15 @@ def _expand(template: str | None, name: str, index: int, several: bool, what: st
         raise UsageError(f"{what} {template}: only {{name}} and {{index}} may be used ({e})") from None
 
 
+def _check_openable(target: str) -> None:
+    try:  # OpenCV crashes the process on a name that is not valid UTF-8
+        check_openable_path(target)
+    except VideoDecodeError as e:
+        raise UsageError(f"source {e}") from None
+
+
 def _check_file_source(spec: SourceSpec) -> None:
+    _check_openable(str(spec.target))  # before any look at the file
     path = Path(str(spec.target))
     if path.is_dir():
         raise UsageError(f"source {path} is a folder, not a video file (several streams: pass "
@@ -213,6 +222,8 @@ def _plan_stream(opts: LiveOptions, text: str, i: int, several: bool) -> StreamP
         raise UsageError(f"source {text!r}: {e}") from None
     if spec.kind == "file":
         _check_file_source(spec)
+    elif isinstance(spec.target, str):
+        _check_openable(spec.target)
     try:
         check_realtime(spec, opts.realtime, "--no-realtime")
     except ValueError as e:

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 import cv2
 
+from runtime.common.video import check_openable_path
 from runtime.gstreamer import is_pipeline, require_gstreamer
 
 __all__ = [
@@ -104,7 +105,11 @@ def parse_source(source: int | str | Path, kind: str | None = None) -> SourceSpe
 
 
 def open_capture(spec: SourceSpec) -> cv2.VideoCapture:
-    """The default opener: ``cv2.VideoCapture`` with the right backend for the source."""
+    """The default opener: ``cv2.VideoCapture`` with the right backend for the source. A name
+    OpenCV cannot be handed (not valid UTF-8: it crashes the process) raises
+    :class:`~runtime.common.video.VideoDecodeError` first."""
+    if isinstance(spec.target, str):
+        check_openable_path(spec.target)
     if spec.kind == "file":
         path = Path(str(spec.target))
         if path.is_dir():

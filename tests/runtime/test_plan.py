@@ -1,0 +1,66 @@
+"""runtime.plan.check_options: the mistakes a run plan refuses before anything loads, each a
+one-line UsageError naming the flag or file."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from runtime.outputs import OutputPathError
+from runtime.plan import LiveOptions, UsageError, check_options
+from tests.runtime.helpers import write_video
+
+LATIN1 = b"caf\xe9"  # a name from a Latin-1 system: not valid UTF-8
+
+
+def _refused(opts: LiveOptions, *words: str) -> str:
+    with pytest.raises((UsageError, OutputPathError)) as info:
+        check_options(opts)
+    message = str(info.value)
+    assert "\n" not in message and all(w in message for w in words), message
+    return message
+
+
+def _latin1_file(folder, suffix: str) -> str:
+    raw = os.path.join(os.fsencode(folder), LATIN1 + suffix.encode())
+    with open(raw, "wb") as f:
+        f.write(b"not really a video")
+    return os.fsdecode(raw)
+
+
+def _child(code: str, *args: str) -> subprocess.CompletedProcess:
+    """``code`` in a fresh interpreter (an OpenCV crash must not take the test run with it)."""
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=60)
+
+
+def test_a_source_name_that_is_not_utf8_is_refused_not_a_crash(tmp_path):
+    source = _latin1_file(tmp_path, ".mp4")
+    code = ("import sys; from runtime.plan import LiveOptions, UsageError, check_options\n"
+            "try:\n    check_options(LiveOptions(sources=(sys.argv[1],)))\n"
+            "except UsageError as e:\n    print(e)\n")
+    r = _child(code, source)
+    assert r.returncode == 0, (r.returncode, r.stderr[-500:])
+    assert "caf\\xe9.mp4" in r.stdout and "not valid UTF-8" in r.stdout
+
+
+def test_open_capture_refuses_a_name_that_is_not_utf8(tmp_path):
+    source = _latin1_file(tmp_path, ".mp4")
+    code = ("import sys; from runtime.common.video import VideoDecodeError\n"
+            "from runtime.sources import open_capture, parse_source\n"
+            "for s in (sys.argv[1], 'rtsp://' + sys.argv[1]):\n"
+            "    try:\n        open_capture(parse_source(s))\n"
+            "    except VideoDecodeError as e:\n        print(e)\n")
+    r = _child(code, source)
+    assert r.returncode == 0, (r.returncode, r.stderr[-500:])
+    assert r.stdout.count("not valid UTF-8") == 2
+
+
+@pytest.mark.parametrize("flag, suffix", [("out_video", ".mp4"), ("out_jsonl", ".jsonl")])
+def test_an_output_name_that_is_not_utf8_is_refused(tmp_path, flag, suffix):
+    video = write_video(tmp_path / "v.mp4", ["red"] * 3)
+    out = os.fsdecode(os.path.join(os.fsencode(tmp_path), LATIN1 + suffix.encode()))
+    _refused(LiveOptions(sources=(str(video),), **{flag: out}), "--" + flag.replace("_", "-"),
+             "caf\\xe9", "not valid UTF-8")
