@@ -124,19 +124,50 @@ def read_sources_file(path: str | Path) -> list[str]:
     return out
 
 
+def _usable_name(name: str) -> bool:
+    """A stream name that can go into a file name: not empty, ``.`` or ``..``, no separator or NUL."""
+    return name.strip(".") != "" and not any(c in name for c in "/\\\0")
+
+
 def _split_name(text: str) -> tuple[str | None, str]:
-    m = _NAME_RE.match(text.strip())
+    text = text.strip()
+    m = _NAME_RE.match(text)
     if m and "://" not in m.group(1) and "!" not in text.split("=", 1)[0]:
         return m.group(1), m.group(2).strip()
-    return None, text.strip()
+    head = text.split("=", 1)[0].strip() if "=" in text else None
+    if (head is not None and "://" not in head and "!" not in head and not _usable_name(head)
+            and not os.path.exists(text)):
+        raise UsageError(f"source {text!r}: no such file, and {head!r} cannot be a stream name "
+                         "(NAME=SOURCE: letters, digits, _ . -; not . or .., no / or \\)")
+    return None, text
 
 
 def _default_name(spec: SourceSpec, i: int) -> str:
     if spec.kind == "file":
-        return Path(str(spec.target)).stem or f"stream{i}"
+        return Path(str(spec.target)).stem
     if spec.kind == "camera":
         return f"camera{spec.target}" if isinstance(spec.target, int) else Path(str(spec.target)).name
     return f"stream{i}"
+
+
+def _name_for(opts: LiveOptions, spec: SourceSpec, source: str, i: int) -> str:
+    """The default name of stream ``i``; one a file name cannot hold (``..mp4`` gives ``.``) is
+    ``stream{i}``, refused when an output's ``{name}`` would silently become that."""
+    name = _default_name(spec, i)
+    if _usable_name(name):
+        return name
+    for flag, template in (("--out-jsonl", opts.out_jsonl), ("--out-video", opts.out_video)):
+        if template is not None and "{name" in template:
+            raise UsageError(f"{flag} {template}: source {source} gives no usable stream name "
+                             f"({name!r}): name it, e.g. --source stream{i}={source}")
+    return f"stream{i}"
+
+
+def _template_folder(template: str) -> Path:
+    """The folder an output template names: its leading parts, up to the first with a field."""
+    parts = Path(template).parts
+    k = min(next((k for k, p in enumerate(parts) if "{" in p), len(parts)), len(parts) - 1)
+    return Path(*parts[:k]) if k > 0 else Path(".")
 
 
 def _expand(template: str | None, name: str, index: int, several: bool, what: str) -> Path | None:
@@ -147,9 +178,13 @@ def _expand(template: str | None, name: str, index: int, several: bool, what: st
                          f"{{index}} (e.g. out/{{name}}{Path(template).suffix or '.jsonl'}) so each "
                          "stream gets its own file")
     try:
-        return Path(template.format(name=name, index=index))
+        path = Path(template.format(name=name, index=index))
     except (KeyError, IndexError, ValueError) as e:
         raise UsageError(f"{what} {template}: only {{name}} and {{index}} may be used ({e})") from None
+    folder = os.path.abspath(_template_folder(template))  # by name: a link in it is the user's
+    if os.path.commonpath([folder, os.path.abspath(path)]) != folder:
+        raise UsageError(f"{what} {template}: stream {name!r} would write {path}, outside {folder}")
+    return path
 
 
 def _check_openable(target: str) -> None:
@@ -228,7 +263,7 @@ def _plan_stream(opts: LiveOptions, text: str, i: int, several: bool) -> StreamP
         check_realtime(spec, opts.realtime, "--no-realtime")
     except ValueError as e:
         raise UsageError(str(e)) from None
-    name = name or _default_name(spec, i)
+    name = name or _name_for(opts, spec, source, i)
     jsonl = _expand(opts.out_jsonl, name, i, several, "--out-jsonl")
     video = _expand(opts.out_video, name, i, several, "--out-video")
     if jsonl is not None:

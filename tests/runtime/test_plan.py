@@ -64,3 +64,34 @@ def test_an_output_name_that_is_not_utf8_is_refused(tmp_path, flag, suffix):
     out = os.fsdecode(os.path.join(os.fsencode(tmp_path), LATIN1 + suffix.encode()))
     _refused(LiveOptions(sources=(str(video),), **{flag: out}), "--" + flag.replace("_", "-"),
              "caf\\xe9", "not valid UTF-8")
+
+
+@pytest.mark.parametrize("file_name", ["..mp4", "...mp4", "....mp4"])
+def test_a_default_name_is_never_dot_or_dotdot(tmp_path, file_name):
+    video = write_video(tmp_path / file_name, ["red"] * 3)
+    (plan,) = check_options(LiveOptions(sources=(str(video),)))
+    assert plan.name == "stream0"
+    _refused(LiveOptions(sources=(str(video),), out_jsonl=str(tmp_path / "out" / "{name}" / "e.jsonl")),
+             "--out-jsonl", "no usable stream name", f"stream0={video}")
+
+
+@pytest.mark.parametrize("name", ["..", ".", "../x", "a/b", "a\\b"])
+def test_a_stream_name_with_a_path_in_it_is_refused(tmp_path, name):
+    video = write_video(tmp_path / "v.mp4", ["red"] * 3)
+    _refused(LiveOptions(sources=(f"{name}={video}",)), repr(name), "cannot be a stream name")
+
+
+def test_an_output_template_never_resolves_outside_its_folder(tmp_path):
+    from runtime.plan import _expand
+
+    template = str(tmp_path / "out" / "{name}" / "e.jsonl")
+    assert _expand(template, "cam", 0, True, "--out-jsonl") == tmp_path / "out" / "cam" / "e.jsonl"
+    for name in ("..", "../..", "a/../../b"):
+        with pytest.raises(UsageError, match="outside"):
+            _expand(template, name, 0, True, "--out-jsonl")
+    with pytest.raises(UsageError, match="outside"):
+        _expand("{name}.jsonl", "../up", 0, True, "--out-jsonl")
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "out" / "cam").mkdir(parents=True)
+    (tmp_path / "out" / "cam" / "e.jsonl").symlink_to(tmp_path / "elsewhere" / "e.jsonl")
+    assert _expand(template, "cam", 0, True, "--out-jsonl") == tmp_path / "out" / "cam" / "e.jsonl"  # the user's link
