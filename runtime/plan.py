@@ -230,7 +230,7 @@ def check_options(opts: LiveOptions) -> list[StreamPlan]:
         raise UsageError("no source: pass --source (or --sources FILE)")
     several = len(texts) > 1
     plans = [_plan_stream(opts, text, i, several) for i, text in enumerate(texts)]
-    _check_distinct(plans)
+    _check_distinct(plans, opts)
     return plans
 
 
@@ -273,8 +273,19 @@ def _plan_stream(opts: LiveOptions, text: str, i: int, several: bool) -> StreamP
     return StreamPlan(name, source, spec, jsonl, video)
 
 
-def _check_distinct(plans: list[StreamPlan]) -> None:
-    """No two streams of one name, no two outputs of one file, no output that is a source."""
+def _same_file(a: Path, b: Path) -> bool:
+    """One file: ``os.path.samefile`` when both exist (links), else the same resolved path."""
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+    except (OSError, ValueError):
+        pass
+    return a.resolve() == b.resolve()
+
+
+def _check_distinct(plans: list[StreamPlan], opts: LiveOptions) -> None:
+    """No two streams of one name, no two outputs of one file, no output that is an input (a file
+    source, the --sources file, the --model or the --card)."""
     names = [pl.name for pl in plans]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
@@ -282,7 +293,11 @@ def _check_distinct(plans: list[StreamPlan]) -> None:
     outs = [o.resolve() for pl in plans for o in (pl.out_jsonl, pl.out_video) if o is not None]
     if len(set(outs)) != len(outs):
         raise UsageError("two outputs have the same file name")
-    sources = {Path(str(pl.spec.target)).resolve() for pl in plans if pl.spec.kind == "file"}
-    clash = [o for o in outs if o in sources]
-    if clash:
-        raise UsageError(f"output {clash[0]} is also a source: it would be overwritten")
+    inputs = [(f"the source {pl.source}", Path(str(pl.spec.target))) for pl in plans if pl.spec.kind == "file"]
+    inputs += [(f"the {flag} file", Path(value)) for flag, value in
+               (("--sources", opts.sources_file), ("--model", opts.model), ("--card", opts.card)) if value]
+    for pl in plans:
+        for flag, out in (("--out-jsonl", pl.out_jsonl), ("--out-video", pl.out_video)):
+            for what, path in inputs if out is not None else ():
+                if _same_file(out, path):
+                    raise UsageError(f"{flag} {out} is also {what}: it would be overwritten")

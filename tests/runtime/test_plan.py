@@ -95,3 +95,21 @@ def test_an_output_template_never_resolves_outside_its_folder(tmp_path):
     (tmp_path / "out" / "cam").mkdir(parents=True)
     (tmp_path / "out" / "cam" / "e.jsonl").symlink_to(tmp_path / "elsewhere" / "e.jsonl")
     assert _expand(template, "cam", 0, True, "--out-jsonl") == tmp_path / "out" / "cam" / "e.jsonl"  # the user's link
+
+
+@pytest.mark.parametrize("flag", ["sources_file", "model", "card"])
+def test_an_output_that_is_an_input_is_refused(tmp_path, flag):
+    video = write_video(tmp_path / "v.mp4", ["red"] * 3)
+    given = tmp_path / "inputs.jsonl"  # the user's file, whatever it is called
+    given.write_text(f"{video}\n")
+    opts = LiveOptions(sources=() if flag == "sources_file" else (str(video),), out_jsonl=str(given),
+                       **{flag: str(given)})
+    _refused(opts, "--out-jsonl", f"is also the --{flag.split('_')[0]} file", "overwritten")
+    assert given.read_text() == f"{video}\n"
+
+
+def test_an_output_that_is_a_link_to_a_source_is_refused(tmp_path):
+    video = write_video(tmp_path / "v.mp4", ["red"] * 3)
+    os.link(video, tmp_path / "link.mp4")
+    _refused(LiveOptions(sources=(str(video),), out_video=str(tmp_path / "link.mp4")),
+             "--out-video", "is also the source", "overwritten")
