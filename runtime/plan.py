@@ -15,7 +15,7 @@ import cv2
 from runtime import recognizer
 from runtime.assets import demo_model
 from runtime.capture import BUFFER_SIZE, STALL_TIMEOUT_S
-from runtime.common.video import VideoDecodeError, check_openable_path
+from runtime.common.video import VideoDecodeError, check_openable_path, shown_path
 from runtime.outputs import JSONL_SUFFIXES, WRITABLE_VIDEO_SUFFIXES, check_output_path
 from runtime.reconnect import ReconnectPolicy, check_attempts, check_limit
 from runtime.sources import SourceSpec, check_realtime, check_stall_timeout, parse_source
@@ -53,6 +53,7 @@ def resolve_model_path(model: str | Path | None) -> Path:
 
 
 DEFAULT_SOURCES = ("0",)  # camera 0
+MAX_LISTED = 5  # missing files named in the one line
 
 
 @dataclass
@@ -195,13 +196,10 @@ def _check_openable(target: str) -> None:
 
 
 def _check_file_source(spec: SourceSpec) -> None:
-    _check_openable(str(spec.target))  # before any look at the file
     path = Path(str(spec.target))
     if path.is_dir():
         raise UsageError(f"source {path} is a folder, not a video file (several streams: pass "
                          "--source once per stream, or --sources FILE)")
-    if not path.exists():
-        raise UsageError(f"video file not found: {path}")
     if not os.access(path, os.R_OK):
         raise UsageError(f"video file {path}: no permission to read it")
     cap = cv2.VideoCapture(str(path))
@@ -228,8 +226,10 @@ def check_options(opts: LiveOptions) -> list[StreamPlan]:
         texts += read_sources_file(opts.sources_file)
     if not texts:
         raise UsageError("no source: pass --source (or --sources FILE)")
+    parsed = [_parse(text) for text in texts]
+    _check_found([spec for _, _, spec in parsed])
     several = len(texts) > 1
-    plans = [_plan_stream(opts, text, i, several) for i, text in enumerate(texts)]
+    plans = [_plan_stream(opts, p, i, several) for i, p in enumerate(parsed)]
     _check_distinct(plans, opts)
     return plans
 
@@ -248,17 +248,34 @@ def _check_numbers(opts: LiveOptions) -> None:
     check_limit(opts.reconnect_limit, "--reconnect-limit", unlimited="inf")
 
 
-def _plan_stream(opts: LiveOptions, text: str, i: int, several: bool) -> StreamPlan:
-    """One ``[NAME=]SOURCE``: parsed, its file checked, its outputs named and checked."""
+def _parse(text: str) -> tuple[str | None, str, SourceSpec]:
+    """One ``[NAME=]SOURCE``: its name (None: none given), source and parsed spec."""
     name, source = _split_name(text)
     try:
         spec = parse_source(source)
     except ValueError as e:
         raise UsageError(f"source {text!r}: {e}") from None
+    if isinstance(spec.target, str):
+        _check_openable(spec.target)  # before any look at the file
+    return name, source, spec
+
+
+def _check_found(specs: list[SourceSpec]) -> None:
+    """Every video file that is not there, named in one line (the first MAX_LISTED)."""
+    missing = [shown_path(s.target) for s in specs if s.kind == "file" and not os.path.exists(s.target)]
+    if len(missing) == 1:
+        raise UsageError(f"video file not found: {missing[0]}")
+    if missing:
+        more = f" and {len(missing) - MAX_LISTED} more" if len(missing) > MAX_LISTED else ""
+        raise UsageError(f"video files not found: {', '.join(missing[:MAX_LISTED])}{more}")
+
+
+def _plan_stream(opts: LiveOptions, parsed: tuple[str | None, str, SourceSpec], i: int,
+                 several: bool) -> StreamPlan:
+    """One parsed source: its file checked, its outputs named and checked."""
+    name, source, spec = parsed
     if spec.kind == "file":
         _check_file_source(spec)
-    elif isinstance(spec.target, str):
-        _check_openable(spec.target)
     try:
         check_realtime(spec, opts.realtime, "--no-realtime")
     except ValueError as e:

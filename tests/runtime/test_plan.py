@@ -113,3 +113,16 @@ def test_an_output_that_is_a_link_to_a_source_is_refused(tmp_path):
     os.link(video, tmp_path / "link.mp4")
     _refused(LiveOptions(sources=(str(video),), out_video=str(tmp_path / "link.mp4")),
              "--out-video", "is also the source", "overwritten")
+
+
+def test_every_missing_source_is_named_in_one_line(tmp_path):
+    from runtime.plan import MAX_LISTED
+
+    video = write_video(tmp_path / "v.mp4", ["red"] * 3)
+    names = [f"m{k}.mp4" for k in range(MAX_LISTED + 2)]
+    two = _refused(LiveOptions(sources=(str(tmp_path / "a.mp4"), str(video), f"b={tmp_path / 'b.mp4'}")),
+                   "video files not found:")
+    assert two.endswith(f"{tmp_path / 'a.mp4'}, {tmp_path / 'b.mp4'}")
+    many = _refused(LiveOptions(sources=tuple(str(tmp_path / n) for n in names)), "video files not found")
+    assert all(n in many for n in names[:MAX_LISTED]) and many.endswith(" and 2 more")
+    _refused(LiveOptions(sources=(str(tmp_path / "a.mp4"),)), f"video file not found: {tmp_path / 'a.mp4'}")
