@@ -90,7 +90,9 @@ def parse_source(source: int | str | Path, kind: str | None = None) -> SourceSpe
         elif is_pipeline(text):
             kind = "pipeline"
         elif text.startswith("file://"):
-            kind, text = "file", text[len("file://"):]
+            kind, text = "file", text[len("file://"):].strip()
+            if not text:
+                raise ValueError("no file name after file://")
         elif _URL_RE.match(text):
             kind = "url"
         elif re.fullmatch(r"/dev/video\d+", text):
