@@ -26,9 +26,10 @@ from typing import Sequence
 from runtime.backends import BACKENDS, BackendError
 from runtime.card import CardError
 from runtime.common.files import OutputLockedError
+from runtime.common.video import VideoDecodeError
 from runtime.cli import OneLineParser, install_stop_handlers
 from runtime.gstreamer import GStreamerUnavailableError
-from runtime.outputs import DisplayUnavailableError
+from runtime.outputs import DisplayUnavailableError, OutputWriteError
 from runtime.plan import DEFAULT_MODEL, DEFAULT_SOURCES, LiveOptions
 from runtime.run import run_live
 from runtime.sources import OPENCV_READ_TIMEOUT_S, SourceError
@@ -136,7 +137,8 @@ def options_from_args(args: argparse.Namespace) -> LiveOptions:
 
 
 _USER_ERRORS = (FileNotFoundError, IsADirectoryError, PermissionError, OutputLockedError, CardError, BackendError,
-                GStreamerUnavailableError, DisplayUnavailableError, ValueError)
+                GStreamerUnavailableError, DisplayUnavailableError, OutputWriteError, VideoDecodeError,
+                ValueError)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

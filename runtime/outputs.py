@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -25,11 +26,12 @@ import cv2
 import numpy as np
 
 from runtime.common.files import atomic_path
+from runtime.common.video import VideoDecodeError, check_openable_path, shown_path
 
 log = logging.getLogger(__name__)
 
 __all__ = ["AtomicVideoWriter", "DisplayUnavailableError", "JSONL_SUFFIXES", "JsonlWriter",
-           "OutputPathError", "WRITABLE_VIDEO_SUFFIXES", "WindowDisplay", "check_output_path"]
+           "OutputPathError", "OutputWriteError", "WRITABLE_VIDEO_SUFFIXES", "WindowDisplay", "check_output_path"]
 
 _FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
 WRITABLE_VIDEO_SUFFIXES = tuple(_FOURCC)  # what the annotated video may be written as
@@ -44,10 +46,33 @@ class OutputPathError(ValueError):
     """An output file name that cannot be written (wrong extension, a folder, under a file...)."""
 
 
+class OutputWriteError(RuntimeError):
+    """An output that could not be written during a run (the disk is full, an I/O error)."""
+
+
+def _write_error(path: Path, e: OSError | None) -> OutputWriteError:
+    """The one line for a failed write to ``path`` (``e`` None: its disk was found full)."""
+    full = e is None or e.errno in (errno.ENOSPC, errno.EDQUOT)
+    return OutputWriteError(f"{'no space left on device' if full else e.strerror or e} writing {shown_path(path)}")
+
+
+def _disk_full(folder: Path) -> bool:
+    """No block left that this process may write (root may use the reserved ones)."""
+    try:
+        st = os.statvfs(folder)
+    except (AttributeError, OSError):  # no statvfs (Windows), or the folder is gone
+        return False
+    return (st.f_bfree if os.geteuid() == 0 else st.f_bavail) == 0
+
+
 def check_output_path(path: str | os.PathLike, suffixes: tuple[str, ...], what: str) -> Path:
-    """Every check on an output file that can be made before a run: its extension, that it is not
-    a folder, that no part of its folder is a file, and that its folder (or the nearest existing
+    """Every check on an output file that can be made before a run: a name OpenCV can be handed
+    (valid UTF-8, no NUL), its extension, that it is not a folder, that no part of its folder is a file, and that its folder (or the nearest existing
     parent) is writable. Raises :class:`OutputPathError` naming the problem."""
+    try:
+        check_openable_path(path)
+    except VideoDecodeError as e:
+        raise OutputPathError(f"{what} {e}") from None
     path = Path(path)
     if path.suffix.lower() not in suffixes:
         raise OutputPathError(f"{what} {path}: the name must end in {' or '.join(suffixes)} "
@@ -75,20 +100,38 @@ def _note_replacing(path: Path) -> None:
 
 
 class JsonlWriter:
-    """One JSON object per line, under the final name from the start, flushed per line."""
+    """One JSON object per line, under the final name from the start, one write per line (no
+    buffer). A failed write (a full disk) raises :class:`OutputWriteError` once, cuts the file
+    back to its last whole line and drops what follows: every line written before is kept."""
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         _note_replacing(self.path)
-        self._f = open(self.path, "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        try:
+            self._f = open(self.path, "wb", buffering=0)  # noqa: SIM115 - closed in close()
+        except OSError as e:
+            raise _write_error(self.path, e) from None
         self.lines = 0
+        self._size = 0
+        self.failed: OutputWriteError | None = None
 
     def write(self, obj: dict[str, Any]) -> None:
         if self._f is None:
             raise ValueError(f"{self.path} is closed")
-        self._f.write(json.dumps(obj, sort_keys=False) + "\n")  # one write per line
-        self._f.flush()
+        if self.failed is not None:
+            return  # already reported
+        line = (json.dumps(obj, sort_keys=False) + "\n").encode("utf-8")
+        try:
+            done = 0
+            while done < len(line):  # a raw write may take part of it
+                done += self._f.write(line[done:])
+        except OSError as e:
+            self.failed = _write_error(self.path, e)
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._f.fileno(), self._size)  # no half line at the end
+            raise self.failed from None
+        self._size += len(line)
         self.lines += 1
 
     def close(self) -> Path | None:
@@ -96,8 +139,12 @@ class JsonlWriter:
             return None
         f, self._f = self._f, None
         try:
-            f.flush()
-            os.fsync(f.fileno())
+            if self.failed is None:
+                os.fsync(f.fileno())
+        except OSError as e:
+            if e.errno != errno.EINVAL:  # EINVAL: a file that cannot be synced (a pipe, a device)
+                self.failed = _write_error(self.path, e)
+                raise self.failed from None
         finally:
             f.close()
         log.info("wrote %s (%d lines)", self.path, self.lines)
@@ -128,9 +175,12 @@ class AtomicVideoWriter:
         self._writer: cv2.VideoWriter | None = None
         self._size: tuple[int, int] | None = None
         self.frames = 0
+        self.failed: OutputWriteError | None = None
 
     def write(self, frame: np.ndarray, t: float | None = None) -> None:
         """Add a frame; ``t``: its capture time (``time.monotonic()``), used to measure the rate."""
+        if self.failed is not None:
+            return  # already reported
         if self._writer is None and self.fps is None:
             self._held.append((frame.copy(), time.monotonic() if t is None else t))
             n_max, span_s, max_bytes = self._measure
@@ -154,19 +204,37 @@ class AtomicVideoWriter:
         if self._writer is None:
             _note_replacing(self.path)
             self._tmp_ctx = atomic_path(self.path, suffix=f".partial{self.path.suffix}")
-            self._tmp = self._tmp_ctx.__enter__()
-            self._writer = cv2.VideoWriter(str(self._tmp), cv2.VideoWriter_fourcc(*self.fourcc),
+            try:
+                self._tmp = self._tmp_ctx.__enter__()
+            except OSError as e:
+                self._tmp_ctx = None
+                raise _write_error(self.path, e) from None
+            self._writer = cv2.VideoWriter(check_openable_path(self._tmp), cv2.VideoWriter_fourcc(*self.fourcc),
                                            self.fps, (w, h))
             if not self._writer.isOpened():
                 self._writer = None
+                if _disk_full(self.path.parent):  # not the codec's fault
+                    self._fail()
                 self._discard()
                 raise OutputPathError(f"cannot write video {self.path} with codec {self.fourcc!r} "
                                       "(try an .avi or .mp4 name)")
             self._size = (w, h)
         elif (w, h) != self._size:
             frame = cv2.resize(frame, self._size)
+        if _disk_full(self.path.parent):  # OpenCV's writer drops what it cannot write, unsaid
+            self._fail()
         self._writer.write(frame)
         self.frames += 1
+
+    def _fail(self) -> None:
+        """The disk is full: the partial video is removed (it cannot be decoded), later frames
+        dropped, and :class:`OutputWriteError` raised once."""
+        self.failed = _write_error(self.path, None)
+        writer, self._writer, self._held = self._writer, None, []
+        if writer is not None:
+            writer.release()
+        self._discard()
+        raise self.failed
 
     def _discard(self) -> None:
         ctx, self._tmp_ctx = self._tmp_ctx, None
@@ -180,6 +248,8 @@ class AtomicVideoWriter:
         if self._writer is None:
             return None
         self._writer.release()
+        if _disk_full(self.path.parent):  # the last frames or the index may be missing
+            self._fail()
         self._writer = None
         ctx, self._tmp_ctx = self._tmp_ctx, None
         ctx.__exit__(None, None, None)  # rename into place

@@ -15,6 +15,7 @@ import cv2
 from runtime import recognizer
 from runtime.assets import demo_model
 from runtime.capture import BUFFER_SIZE, STALL_TIMEOUT_S
+from runtime.common.video import VideoDecodeError, check_openable_path, shown_path
 from runtime.outputs import JSONL_SUFFIXES, WRITABLE_VIDEO_SUFFIXES, check_output_path
 from runtime.reconnect import ReconnectPolicy, check_attempts, check_limit
 from runtime.sources import SourceSpec, check_realtime, check_stall_timeout, parse_source
@@ -52,6 +53,7 @@ def resolve_model_path(model: str | Path | None) -> Path:
 
 
 DEFAULT_SOURCES = ("0",)  # camera 0
+MAX_LISTED = 5  # missing files named in the one line
 
 
 @dataclass
@@ -123,19 +125,50 @@ def read_sources_file(path: str | Path) -> list[str]:
     return out
 
 
+def _usable_name(name: str) -> bool:
+    """A stream name that can go into a file name: not empty, ``.`` or ``..``, no separator or NUL."""
+    return name.strip(".") != "" and not any(c in name for c in "/\\\0")
+
+
 def _split_name(text: str) -> tuple[str | None, str]:
-    m = _NAME_RE.match(text.strip())
+    text = text.strip()
+    m = _NAME_RE.match(text)
     if m and "://" not in m.group(1) and "!" not in text.split("=", 1)[0]:
         return m.group(1), m.group(2).strip()
-    return None, text.strip()
+    head = text.split("=", 1)[0].strip() if "=" in text else None
+    if (head is not None and "://" not in head and "!" not in head and not _usable_name(head)
+            and not os.path.exists(text)):
+        raise UsageError(f"source {text!r}: no such file, and {head!r} cannot be a stream name "
+                         "(NAME=SOURCE: letters, digits, _ . -; not . or .., no / or \\)")
+    return None, text
 
 
 def _default_name(spec: SourceSpec, i: int) -> str:
     if spec.kind == "file":
-        return Path(str(spec.target)).stem or f"stream{i}"
+        return Path(str(spec.target)).stem
     if spec.kind == "camera":
         return f"camera{spec.target}" if isinstance(spec.target, int) else Path(str(spec.target)).name
     return f"stream{i}"
+
+
+def _name_for(opts: LiveOptions, spec: SourceSpec, source: str, i: int) -> str:
+    """The default name of stream ``i``; one a file name cannot hold (``..mp4`` gives ``.``) is
+    ``stream{i}``, refused when an output's ``{name}`` would silently become that."""
+    name = _default_name(spec, i)
+    if _usable_name(name):
+        return name
+    for flag, template in (("--out-jsonl", opts.out_jsonl), ("--out-video", opts.out_video)):
+        if template is not None and "{name" in template:
+            raise UsageError(f"{flag} {template}: source {source} gives no usable stream name "
+                             f"({name!r}): name it, e.g. --source stream{i}={source}")
+    return f"stream{i}"
+
+
+def _template_folder(template: str) -> Path:
+    """The folder an output template names: its leading parts, up to the first with a field."""
+    parts = Path(template).parts
+    k = min(next((k for k, p in enumerate(parts) if "{" in p), len(parts)), len(parts) - 1)
+    return Path(*parts[:k]) if k > 0 else Path(".")
 
 
 def _expand(template: str | None, name: str, index: int, several: bool, what: str) -> Path | None:
@@ -146,9 +179,20 @@ def _expand(template: str | None, name: str, index: int, several: bool, what: st
                          f"{{index}} (e.g. out/{{name}}{Path(template).suffix or '.jsonl'}) so each "
                          "stream gets its own file")
     try:
-        return Path(template.format(name=name, index=index))
+        path = Path(template.format(name=name, index=index))
     except (KeyError, IndexError, ValueError) as e:
         raise UsageError(f"{what} {template}: only {{name}} and {{index}} may be used ({e})") from None
+    folder = os.path.abspath(_template_folder(template))  # by name: a link in it is the user's
+    if os.path.commonpath([folder, os.path.abspath(path)]) != folder:
+        raise UsageError(f"{what} {template}: stream {name!r} would write {path}, outside {folder}")
+    return path
+
+
+def _check_openable(target: str) -> None:
+    try:  # OpenCV crashes the process on a name that is not valid UTF-8
+        check_openable_path(target)
+    except VideoDecodeError as e:
+        raise UsageError(f"source {e}") from None
 
 
 def _check_file_source(spec: SourceSpec) -> None:
@@ -156,8 +200,6 @@ def _check_file_source(spec: SourceSpec) -> None:
     if path.is_dir():
         raise UsageError(f"source {path} is a folder, not a video file (several streams: pass "
                          "--source once per stream, or --sources FILE)")
-    if not path.exists():
-        raise UsageError(f"video file not found: {path}")
     if not os.access(path, os.R_OK):
         raise UsageError(f"video file {path}: no permission to read it")
     cap = cv2.VideoCapture(str(path))
@@ -184,9 +226,11 @@ def check_options(opts: LiveOptions) -> list[StreamPlan]:
         texts += read_sources_file(opts.sources_file)
     if not texts:
         raise UsageError("no source: pass --source (or --sources FILE)")
+    parsed = [_parse(text) for text in texts]
+    _check_found([spec for _, _, spec in parsed])
     several = len(texts) > 1
-    plans = [_plan_stream(opts, text, i, several) for i, text in enumerate(texts)]
-    _check_distinct(plans)
+    plans = [_plan_stream(opts, p, i, several) for i, p in enumerate(parsed)]
+    _check_distinct(plans, opts)
     return plans
 
 
@@ -204,20 +248,39 @@ def _check_numbers(opts: LiveOptions) -> None:
     check_limit(opts.reconnect_limit, "--reconnect-limit", unlimited="inf")
 
 
-def _plan_stream(opts: LiveOptions, text: str, i: int, several: bool) -> StreamPlan:
-    """One ``[NAME=]SOURCE``: parsed, its file checked, its outputs named and checked."""
+def _parse(text: str) -> tuple[str | None, str, SourceSpec]:
+    """One ``[NAME=]SOURCE``: its name (None: none given), source and parsed spec."""
     name, source = _split_name(text)
     try:
         spec = parse_source(source)
     except ValueError as e:
         raise UsageError(f"source {text!r}: {e}") from None
+    if isinstance(spec.target, str):
+        _check_openable(spec.target)  # before any look at the file
+    return name, source, spec
+
+
+def _check_found(specs: list[SourceSpec]) -> None:
+    """Every video file that is not there, named in one line (the first MAX_LISTED)."""
+    missing = [shown_path(s.target) for s in specs if s.kind == "file" and not os.path.exists(s.target)]
+    if len(missing) == 1:
+        raise UsageError(f"video file not found: {missing[0]}")
+    if missing:
+        more = f" and {len(missing) - MAX_LISTED} more" if len(missing) > MAX_LISTED else ""
+        raise UsageError(f"video files not found: {', '.join(missing[:MAX_LISTED])}{more}")
+
+
+def _plan_stream(opts: LiveOptions, parsed: tuple[str | None, str, SourceSpec], i: int,
+                 several: bool) -> StreamPlan:
+    """One parsed source: its file checked, its outputs named and checked."""
+    name, source, spec = parsed
     if spec.kind == "file":
         _check_file_source(spec)
     try:
         check_realtime(spec, opts.realtime, "--no-realtime")
     except ValueError as e:
         raise UsageError(str(e)) from None
-    name = name or _default_name(spec, i)
+    name = name or _name_for(opts, spec, source, i)
     jsonl = _expand(opts.out_jsonl, name, i, several, "--out-jsonl")
     video = _expand(opts.out_video, name, i, several, "--out-video")
     if jsonl is not None:
@@ -227,8 +290,19 @@ def _plan_stream(opts: LiveOptions, text: str, i: int, several: bool) -> StreamP
     return StreamPlan(name, source, spec, jsonl, video)
 
 
-def _check_distinct(plans: list[StreamPlan]) -> None:
-    """No two streams of one name, no two outputs of one file, no output that is a source."""
+def _same_file(a: Path, b: Path) -> bool:
+    """One file: ``os.path.samefile`` when both exist (links), else the same resolved path."""
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+    except (OSError, ValueError):
+        pass
+    return a.resolve() == b.resolve()
+
+
+def _check_distinct(plans: list[StreamPlan], opts: LiveOptions) -> None:
+    """No two streams of one name, no two outputs of one file, no output that is an input (a file
+    source, the --sources file, the --model or the --card)."""
     names = [pl.name for pl in plans]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
@@ -236,7 +310,11 @@ def _check_distinct(plans: list[StreamPlan]) -> None:
     outs = [o.resolve() for pl in plans for o in (pl.out_jsonl, pl.out_video) if o is not None]
     if len(set(outs)) != len(outs):
         raise UsageError("two outputs have the same file name")
-    sources = {Path(str(pl.spec.target)).resolve() for pl in plans if pl.spec.kind == "file"}
-    clash = [o for o in outs if o in sources]
-    if clash:
-        raise UsageError(f"output {clash[0]} is also a source: it would be overwritten")
+    inputs = [(f"the source {pl.source}", Path(str(pl.spec.target))) for pl in plans if pl.spec.kind == "file"]
+    inputs += [(f"the {flag} file", Path(value)) for flag, value in
+               (("--sources", opts.sources_file), ("--model", opts.model), ("--card", opts.card)) if value]
+    for pl in plans:
+        for flag, out in (("--out-jsonl", pl.out_jsonl), ("--out-video", pl.out_video)):
+            for what, path in inputs if out is not None else ():
+                if _same_file(out, path):
+                    raise UsageError(f"{flag} {out} is also {what}: it would be overwritten")

@@ -7,11 +7,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+from pathlib import Path
 
 from runtime.backends import open_model
 from runtime.capture import FrameSource
-from runtime.common.files import exclusive
-from runtime.outputs import WindowDisplay
+from runtime.common.files import OutputLockedError, exclusive
+from runtime.outputs import OutputPathError, WindowDisplay
 from runtime.plan import LiveOptions, check_options, resolve_model_path
 from runtime.reconnect import ReconnectPolicy
 from runtime.recognizer import LiveRecognizer
@@ -24,6 +25,17 @@ log = logging.getLogger(__name__)
 __all__ = ["run_live"]
 
 
+def _hold(stack: contextlib.ExitStack, out: Path, flag: str) -> None:
+    """Lock ``out`` for the run (:func:`exclusive`); a folder that cannot be made or written (a
+    read-only file system, /sys) is refused naming the flag."""
+    try:
+        stack.enter_context(exclusive(out))
+    except OutputLockedError:
+        raise
+    except OSError as e:
+        raise OutputPathError(f"{flag} {out}: cannot write there ({e.strerror or e})") from None
+
+
 def run_live(opts: LiveOptions, stop: threading.Event | None = None) -> list[RunSummary]:
     """Check everything, open the window (unless headless), the model and the sources; run;
     release everything. One summary per stream."""
@@ -34,9 +46,9 @@ def run_live(opts: LiveOptions, stop: threading.Event | None = None) -> list[Run
                            reconnect=policy, stall_timeout=opts.stall_timeout) for pl in plans]
     with contextlib.ExitStack() as stack:
         for pl in plans:  # a second run writing one of these outputs is refused before anything loads
-            for out in (pl.out_jsonl, pl.out_video):
+            for flag, out in (("--out-jsonl", pl.out_jsonl), ("--out-video", pl.out_video)):
                 if out is not None:
-                    stack.enter_context(exclusive(out))
+                    _hold(stack, out, flag)
         display = None
         if not opts.headless:
             display = WindowDisplay()  # fail before loading anything if there is no GUI

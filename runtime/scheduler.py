@@ -12,7 +12,7 @@ import numpy as np
 
 from runtime.capture import FrameSource
 from runtime.frames import EndOfStream
-from runtime.outputs import WindowDisplay
+from runtime.outputs import OutputWriteError, WindowDisplay
 from runtime.overlay import mosaic
 from runtime.sources import SourceError
 from runtime.summary import RunSummary, log_summary
@@ -25,6 +25,7 @@ class _Stream:
         self.rec, self.src = rec, src
         self.reason: str | None = None
         self.error: BaseException | None = None
+        self.write_error: OutputWriteError | None = None  # its outputs failed (a full disk)
 
 
 def run_streams(backend: Any, streams: Sequence[tuple[Any, FrameSource]], *,
@@ -36,7 +37,8 @@ def run_streams(backend: Any, streams: Sequence[tuple[Any, FrameSource]], *,
     together in one batch. A stream ends on its own (end of file, lost stream: the others go on);
     ``max_frames`` counts per stream; ``duration``, ``stop``, quitting the window or Ctrl-C end
     them all. Returns one summary per stream (in order), each also written to its outputs. With
-    ``raise_errors``, the first stream error is re-raised after every summary is written."""
+    ``raise_errors``, the first stream error is re-raised after every summary is written; an
+    output that could not be written (:class:`OutputWriteError`) always is."""
     if not streams:
         raise ValueError("no streams")
     card = streams[0][0].card
@@ -61,6 +63,8 @@ def run_streams(backend: Any, streams: Sequence[tuple[Any, FrameSource]], *,
         rec = st.rec
         try:
             rec.finish(reason, infer=infer)
+        except OutputWriteError as e:  # not the stream's failure: raised once every stream ended
+            st.write_error = e
         except Exception as e:  # noqa: BLE001 - the padded inference failed: summarised
             if error is None:
                 st.reason, st.error = "error", e
@@ -69,7 +73,10 @@ def run_streams(backend: Any, streams: Sequence[tuple[Any, FrameSource]], *,
                               stopped_by if reason == "stopped" else None)
         log_summary(summary)
         if rec.outputs is not None:
-            rec.outputs.summary(summary)
+            try:
+                rec.outputs.summary(summary)
+            except OutputWriteError as e:
+                st.write_error = e
         summaries[id(st)] = summary
         active.remove(st)
 
@@ -140,6 +147,9 @@ def run_streams(backend: Any, streams: Sequence[tuple[Any, FrameSource]], *,
         end_all("error", e)
         raise
     out = [summaries[id(st)] for st in all_streams]
+    for st in all_streams:
+        if st.write_error is not None:
+            raise st.write_error
     if raise_errors:
         for st in all_streams:
             if st.error is not None:

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 import cv2
 
+from runtime.common.video import check_openable_path
 from runtime.gstreamer import is_pipeline, require_gstreamer
 
 __all__ = [
@@ -89,7 +90,9 @@ def parse_source(source: int | str | Path, kind: str | None = None) -> SourceSpe
         elif is_pipeline(text):
             kind = "pipeline"
         elif text.startswith("file://"):
-            kind, text = "file", text[len("file://"):]
+            kind, text = "file", text[len("file://"):].strip()
+            if not text:
+                raise ValueError("no file name after file://")
         elif _URL_RE.match(text):
             kind = "url"
         elif re.fullmatch(r"/dev/video\d+", text):
@@ -104,7 +107,11 @@ def parse_source(source: int | str | Path, kind: str | None = None) -> SourceSpe
 
 
 def open_capture(spec: SourceSpec) -> cv2.VideoCapture:
-    """The default opener: ``cv2.VideoCapture`` with the right backend for the source."""
+    """The default opener: ``cv2.VideoCapture`` with the right backend for the source. A name
+    OpenCV cannot be handed (not valid UTF-8: it crashes the process) raises
+    :class:`~runtime.common.video.VideoDecodeError` first."""
+    if isinstance(spec.target, str):
+        check_openable_path(spec.target)
     if spec.kind == "file":
         path = Path(str(spec.target))
         if path.is_dir():

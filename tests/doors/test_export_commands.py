@@ -12,14 +12,12 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 import torch
 
-from tests.doors.test_tsi_commands import _MEASURE, PEAK_MB
+from tests.doors.helpers import _MEASURE, PEAK_MB, REPO
 
-REPO = Path(__file__).resolve().parents[2]
 BUILD = ["export/build_engine.py"]
 ONLINE = ["-m", "export.stream_export"]
 

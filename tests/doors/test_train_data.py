@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from runtime.common.files import exclusive
-from tests.doors.test_tsi_commands import _MEASURE, PEAK_MB, REPO
+from tests.doors.helpers import _MEASURE, PEAK_MB, REPO
 
 ODD = os.fsdecode(b"caf\xe9.mp4")  # a Latin-1 name: not UTF-8
 

@@ -5,23 +5,12 @@ before any heavy work, within 500 MB of peak memory (the child's peak RSS)."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 import torch
 
-REPO = Path(__file__).resolve().parents[2]
-PEAK_MB = 500
-
-# the child runs the command and reports its own child's peak RSS (RUSAGE_CHILDREN of a process
-# with that one child), so earlier tests' children do not count
-_MEASURE = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
-            "sys.stderr.write(r.stderr); print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); "
-            "sys.exit(r.returncode)")
-
+from tests.doors.helpers import PEAK_MB, peak_mb, run_measured
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
@@ -75,17 +64,12 @@ CASES = [
 ]
 
 
-def _run(argv: list[str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", _MEASURE, sys.executable, *argv], cwd=REPO, capture_output=True,
-                          text=True, timeout=120)
-
-
 @pytest.fixture(scope="module")
 def results(files):
     """Every case's run, as many at once as there are CPUs (each child mostly imports torch)."""
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
         # each case its own run folder: the cases run at once, and a run folder is locked by its run
-        runs = pool.map(_run, ([a.replace("{root}/run", f"{{root}}/run-{case}").format(root=files) for a in argv]
+        runs = pool.map(run_measured, ([a.replace("{root}/run", f"{{root}}/run-{case}").format(root=files) for a in argv]
                                for case, argv, _ in CASES))
         return dict(zip((c[0] for c in CASES), runs))
 
@@ -98,7 +82,7 @@ def test_bad_input_is_one_line_and_exit_2(files, results, case, argv, first):
     assert r.returncode == 2, (case, r.returncode, r.stderr[-1500:])
     assert "Traceback" not in r.stderr, r.stderr[-2000:]
     assert len(errors) == 1 and first.format(root=files) in errors[0], err[-5:]
-    assert int(r.stdout.split()[-1]) / 1024 < PEAK_MB, f"{case}: peak RSS {int(r.stdout.split()[-1]) // 1024} MB"
+    assert peak_mb(r) < PEAK_MB, f"{case}: peak RSS {peak_mb(r):.0f} MB"
     assert not list(files.glob("run*/last.pt"))
 
 
@@ -109,8 +93,8 @@ def test_live_with_a_bad_checkpoint_is_one_line(files, name, message):
     from tests.data.videos import write_video
 
     clip = write_video(files / "clip.mp4", 20)
-    r = _run(["-m", "runtime.live", "--model", str(files / name), "--source", str(clip), "--headless"])
+    r = run_measured(["-m", "runtime.live", "--model", str(files / name), "--source", str(clip), "--headless"])
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-2000:]
     errors = [line for line in r.stderr.splitlines() if " ERROR " in line]
     assert len(errors) == 1 and message in errors[0], r.stderr[-1000:]
-    assert int(r.stdout.split()[-1]) / 1024 < PEAK_MB
+    assert peak_mb(r) < PEAK_MB

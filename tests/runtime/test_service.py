@@ -120,7 +120,7 @@ def test_user_mistakes_are_one_line_exit_2_before_the_model_loads(tmp_path, mode
         (["--source", str(video), "--source", str(video), "--out-jsonl", str(tmp_path / "e.jsonl")],
          "needs {name} or {index}"),
         (["--source", f"a={video}", "--source", f"a={video}"], "two streams are named 'a'"),
-        (["--source", str(video), "--out-video", str(video)], "is also a source"),
+        (["--source", str(video), "--out-video", str(video)], "is also the source"),
         (["--source", str(video), "--stall-timeout", "40"], "below OpenCV's own read timeout"),
         (["--source", str(video), "--threshold", "2"], "--threshold must be in [0, 1]"),
         (["--sources", str(tmp_path / "list.txt")], "sources file not found"),
