@@ -11,7 +11,7 @@ a camera that pans smoothly (random direction, constant or eased speed), jitters
 frame and flickers mildly in brightness. The actor moves in world coordinates, so its image motion is
 its own plus the camera's. Its 12 classes (:data:`CLASSES`): slide_left / slide_right (>= 35% of the
 frame width), rise / sink (>= 30% of the height), grow / shrink (between ~15% and ~35% of the height,
-the two overlapping in sizes), spin_cw / spin_ccw (200-400 degrees), fade_in / fade_out (opacity
+the two overlapping in sizes), spin_cw / spin_ccw (200-400 degrees, <= ~18 a frame), fade_in / fade_out (opacity
 between ~0 and 1), still, and out_and_back (away >= 30% of the height in a random direction and back).
 Every motion lasts the whole clip; start position, size, angle and opacity are random, so one frame
 does not tell the class.

@@ -169,7 +169,8 @@ def _track(label: str, rng: np.random.Generator, n: int, w: int, h: int) -> dict
         small, big = rng.uniform(0.13, 0.19) * h, rng.uniform(0.29, 0.35) * h
         size = small + (big - small) * (p if label == "grow" else 1 - p)
     elif label in ("spin_cw", "spin_ccw"):
-        angle = angle + p * rng.uniform(200, 400) * (1 if label == "spin_ccw" else -1)
+        turn = rng.uniform(200, max(200, min(400, 13 * (n - 1))))  # <= ~18 degrees a frame
+        angle = angle + p * turn * (1 if label == "spin_ccw" else -1)
     elif label in ("fade_in", "fade_out"):
         lo, hi = rng.uniform(0, 0.03), rng.uniform(0.97, 1.0)
         opacity = lo + (hi - lo) * (p if label == "fade_in" else 1 - p)
