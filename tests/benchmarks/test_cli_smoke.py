@@ -33,6 +33,7 @@ BAD_ARGS = {
     "tsi-bench-online-sequences": ["--archs", "tsi_r18"],  # no --runs
     "tsi-bench-data-loading": ["--videos", "no/such/folder", "--out", "{tmp}"],
     "tsi-bench-crop-coverage": ["--clips", "0"],
+    "tsi-bench-unseen-motion": ["--out", "{tmp}", "--train", "0"],
 }
 
 
