@@ -115,7 +115,9 @@ def measure(args) -> dict:
             if not (int8.name.endswith(precision_graph("", "int8")) and int8.is_file() and fp32.is_file()):
                 raise SystemExit(f"error: --built {int8}: expected <name>.int8.qdq.onnx with <name>.onnx beside it")
             card = read_card_from_onnx(fp32)
-            calib, n_calib, method = f"{int8.parent} (the build's own)", "the build's", "the build's"
+            chosen = read_card_from_onnx(int8).quantization
+            calib, n_calib = f"{int8.parent} (the build's own)", "the build's"
+            method = f"the build's ({chosen['method']})" if chosen else "the build's"
         else:
             model, card = export_friendly_model(args.checkpoint)
             fp32 = export_onnx(model, card, Path(tmp) / "fp32.onnx", source_sha256=file_sha256(args.checkpoint))
@@ -132,7 +134,8 @@ def measure(args) -> dict:
         lat32, lat8 = latency_ms(fp32, x[:1], args.repeats), latency_ms(int8, x[:1], args.repeats)
         load = (load_before, os.getloadavg())
         sizes = (fp32.stat().st_size, int8.stat().st_size)
-    return {"card": card, "calib": calib, "calib_clips": n_calib, "method": method, "n": len(y), "n_qdq": n_qdq,
+        chosen = read_card_from_onnx(int8).quantization if args.built is not None else {}
+    return {"chosen": chosen, "card": card, "calib": calib, "calib_clips": n_calib, "method": method, "n": len(y), "n_qdq": n_qdq,
             "skipped": skipped, "top1": (float(np.mean(p32 == y)), float(np.mean(p8 == y))),
             "agree": float(np.mean(p32 == p8)), "parity": parity, "lat": (lat32, lat8), "sizes": sizes,
             "ort": onnxruntime.__version__, "threads": os.cpu_count(), "load": load}
@@ -157,6 +160,15 @@ def to_markdown(r: dict, args) -> str:
     ]
     for name, top1, agree, (med, p90), size in rows:
         lines.append(f"| {name} | {100 * top1:.1f}% | {agree} | {med:.1f} / {p90:.1f} | {size / 2**20:.1f} MB |")
+    if r.get("chosen"):
+        q = r["chosen"]
+        lines += ["", f"What the builder chose (the Q/DQ graph's card): {q['method']}"
+                  + (f" with {len(q['float_layers'])} layer(s) in float ({', '.join(q['float_layers'])})"
+                     if q["float_layers"] else "")
+                  + f"; on its {q['held_out_clips']} held-out calibration clips (calibrated on the other "
+                  f"{q['calibration_clips']}): top-1 agreement {100 * q['top1_agreement']:.1f}%, logit error "
+                  f"{q['logit_error']:.3f}, {'within' if q['within_bound'] else 'OUTSIDE'} the bound "
+                  f"(agreement >= {100 * q['min_agreement']:g}%, logit error <= {q['max_logit_error']:g})."]
     pa = r["parity"]
     lines += [
         "",

@@ -34,7 +34,11 @@ COMMAND = "python -m benchmarks.suite.results_doc"
 MD_ONLY = [
     ("online.md", "online step vs sliding window: MACs, latency and `tsi-live` frames/s per output"),
     ("int8_accuracy.md", "INT8 Q/DQ vs FP32 of the demo model in onnxruntime, per calibration method"),
-    ("int8_bare_build.md", "INT8 Q/DQ of the bare `python export/build_engine.py --int8` vs FP32"),
+    ("int8_bare_build.md", "INT8 Q/DQ of the bare `python export/build_engine.py --int8` vs FP32 (entropy, before "
+                           "the choice by measurement)"),
+    ("int8_bare_demo.md", "INT8 Q/DQ of the bare `--int8` (chosen by measurement) vs FP32: the demo model"),
+    ("int8_bare_hard.md", "INT8 Q/DQ of the bare `--int8` vs FP32: TSI-R18 fine-tuned on the hard setting"),
+    ("int8_bare_unseen.md", "INT8 Q/DQ of the bare `--int8` vs FP32: TSI-R18 fine-tuned on the unseen generator's data"),
     ("fp16_converter.md", "the FP16 graph: `calib.fp16` vs onnxruntime's float16 converter alone"),
     ("fp16_converter_handwritten.md", "the same, when `calib.fp16` was hand-written (commit named in the file)"),
     ("crop_coverage.md", "how often the training crop loses the acting object"),

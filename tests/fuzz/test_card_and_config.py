@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from runtime.card import (CARD_FORMAT, CARD_VERSION, MAX_FRAMES, MAX_INPUT_SIZE, CardError, ModelCard)
+from runtime.card import MAX_FRAMES, MAX_INPUT_SIZE, CardError, ModelCard
 from tsi.config import MAX_ATTENTION_BYTES, TSIConfig
 
 FUZZ = settings(max_examples=150, deadline=250, suppress_health_check=[HealthCheck.too_slow])

@@ -1,7 +1,5 @@
 import json
 
-import pytest
-
 from runtime.events import main, match_segments, read_events
 
 SEGMENTS = [{"label": "a", "start_frame": 0, "end_frame": 64},
