@@ -4,7 +4,7 @@ Data collection is onnxruntime.quantization's ``PercentileCalibrater`` as ``crea
 builds it (every float tensor becomes a graph output; a histogram of |x| with each tensor's min and
 max is collected batch by batch), minus the attention's (B, L, L) scores/probabilities, which stay
 in float and would dominate memory. Every method reads its amax from those histograms, so one pass
-over the clips serves them all (:func:`compute_candidate_ranges`; the builder compares them,
+over the clips serves them all (:func:`collect_histograms`, :meth:`Histograms.ranges`; the builder compares them,
 ``export.int8_choice``):
 
 - ``minmax``: amax = max |x| (as ``CalibrationMethod.MinMax``, symmetric).
@@ -291,14 +291,6 @@ class Histograms:
                                                leave=False)}
         log.info("ranges (%s) of %d tensors from %d runs", candidate, len(amax), self.n_runs)
         return ranges_from_amax(candidate, amax, self.n_runs)
-
-
-def compute_candidate_ranges(model: str | os.PathLike, clips: np.ndarray | None, candidates: list[Candidate], *,
-                             exclude: set[str], num_bins: int | None = None, progress: bool = True,
-                             feeds: list[dict] | None = None) -> list[Ranges]:
-    """:func:`compute_ranges` for several candidates from one pass over the data."""
-    h = collect_histograms(model, clips, exclude=exclude, num_bins=num_bins, progress=progress, feeds=feeds)
-    return [h.ranges(c, progress=progress) for c in candidates]
 
 
 def collect_histograms(model: str | os.PathLike, clips: np.ndarray | None, *, exclude: set[str],

@@ -2,7 +2,7 @@
 
 The calibration clips are split: every :data:`HOLD_OUT`-th clip (the clips are interleaved by class,
 ``calib.clips``) is held out, the rest calibrate. The activation histograms are collected once
-(``calib.ranges.compute_candidate_ranges``) and every candidate range method of :data:`AUTO_CANDIDATES`
+(``calib.ranges.collect_histograms``) and every candidate range method of :data:`AUTO_CANDIDATES`
 (entropy as TensorRT's ``IInt8EntropyCalibrator2``, percentiles, min-max, an MSE search) gives its
 Q/DQ graph; each is compared with the FP32 graph on the held-out clips (onnxruntime): top-1
 agreement and the logit error (max |diff| over the logit range, ``export.parity``). The best that

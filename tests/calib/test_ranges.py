@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from calib.ranges import Candidate, compute_candidate_ranges, compute_ranges, entropy_amax, mse_amax
+from calib.ranges import Candidate, collect_histograms, compute_ranges, entropy_amax, mse_amax
 from tests.calib.entropy_reference import entropy_amax_loop
 
 
@@ -58,9 +58,8 @@ def test_one_pass_gives_each_method_alone(tiny_onnx, clips, all_ranges):
     """The builder collects the histograms once for every candidate: the same ranges as one method
     at a time."""
     cands = [Candidate(m) for m in ("minmax", "percentile", "entropy")]
-    together = compute_candidate_ranges(tiny_onnx[0], clips, cands, exclude=_internal(tiny_onnx), num_bins=256,
-                                        progress=False)
-    for cand, r in zip(cands, together):
+    hist = collect_histograms(tiny_onnx[0], clips, exclude=_internal(tiny_onnx), num_bins=256, progress=False)
+    for cand, r in zip(cands, [hist.ranges(c) for c in cands]):
         assert r.amax == all_ranges[cand.method].amax, cand
 
 
