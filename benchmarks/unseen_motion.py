@@ -32,14 +32,14 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable
 
-import cv2
 import numpy as np
 
 from benchmarks.common.unseen_scene import CLASSES, CODECS, FAMILIES, FPS, FRAMES, SIZES, render_clip, sample_format
-from runtime.common.files import atomic_path, atomic_write_text, exclusive
-from runtime.common.video import VIDEO_SUFFIXES, VideoDecodeError
+from runtime.common.files import atomic_write_text, exclusive
+from runtime.common.video import write_video
+from tsi.data.formats import complete_generated
 from tsi.cli import UsageError, cli_main, non_negative_int, output_folder, parser, positive_int
 
 log = logging.getLogger("bench.unseen_motion")
@@ -47,30 +47,6 @@ log = logging.getLogger("bench.unseen_motion")
 MARKER = "unseen_motion.json"
 MARKER_FORMAT = "tsi-unseen-motion"
 SPLITS = ("train", "val")
-
-def write_video(path: Path, frames: Sequence[np.ndarray], *, fps: float, fourcc: str) -> None:
-    """Encode ``frames`` to ``path`` under a temporary name in its folder, check that OpenCV opens
-    it and decodes every frame, then rename it onto ``path``."""
-    h, w = frames[0].shape[:2]
-    with atomic_path(path, suffix=f".tmp{path.suffix}") as tmp:
-        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*fourcc), float(fps), (w, h))
-        if not writer.isOpened():
-            raise VideoDecodeError(path, f"OpenCV cannot write {fourcc} video (FFmpeg backend missing?)")
-        try:
-            for f in frames:
-                writer.write(f)
-        finally:
-            writer.release()
-        cap = cv2.VideoCapture(str(tmp))
-        got = 0
-        try:
-            while cap.isOpened() and cap.grab():
-                got += 1
-        finally:
-            cap.release()
-        if got != len(frames):
-            raise VideoDecodeError(path, f"wrote {len(frames)} frames but {got} decode back")
-
 
 def _previous(out: Path, force: bool) -> bool:
     """May we write into ``out``? Returns whether it holds a previous output of this generator."""
@@ -112,16 +88,8 @@ def generate(out: str | os.PathLike, *, train: int = 40, val: int = 12, seed: in
                     path = out / split / label / f"{label}_{k:04d}{fmt['suffix']}"
                     write_video(path, frames, fps=fmt["fps"], fourcc=fmt["fourcc"])
                     written.add(path)
-        if previous:  # a regenerated output keeps no video of a larger earlier run
-            stale = [p for s in SPLITS for c in CLASSES for p in (out / s / c).glob(f"{c}_*")
-                     if p.suffix.lower() in VIDEO_SUFFIXES and p not in written]
-            for p in stale:
-                p.unlink()
-            if stale:
-                log.info("removed %d videos of the previous output", len(stale))
-        atomic_write_text(out / "labels.txt", "\n".join(CLASSES) + "\n")
-        params["complete"] = True
-        atomic_write_text(out / MARKER, json.dumps(params, indent=2) + "\n")
+        # a regenerated output keeps no video of a larger earlier run
+        complete_generated(out, SPLITS, CLASSES, written, params, MARKER, previous=previous)
     log.info("wrote %d videos (%d classes, %d train + %d val each) to %s", len(written), len(CLASSES),
              train, val, out)
     return params

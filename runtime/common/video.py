@@ -16,10 +16,11 @@ passes before it reaches OpenCV); a stream that ends before a wanted index raise
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 import cv2
@@ -247,3 +248,37 @@ def read_sampled(path: str | os.PathLike, pick: Callable[[int], np.ndarray]) -> 
     frames = read_video(path)
     idx = np.asarray(pick(len(frames)))
     return [frames[i] for i in idx.tolist()], idx
+
+
+def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray], *, fps: float,
+                size: tuple[int, int] | None = None, fourcc: str = "mp4v") -> int:
+    """Encode BGR frames of ``size`` = (width, height) (default: the first frame's) to ``path``
+    atomically: a temporary file in the same folder, decoded back to check its frame count, then
+    renamed. Returns the frame count; raises :class:`VideoDecodeError` when OpenCV cannot write or
+    read back the video."""
+    from runtime.common.files import atomic_path
+
+    path = Path(path)
+    frames = iter(frames)
+    first = next(frames, None)
+    if first is None:
+        raise ValueError(f"{path}: no frame to write")
+    if size is None:
+        size = (first.shape[1], first.shape[0])
+    with atomic_path(path, suffix=f".tmp{path.suffix}") as tmp:
+        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*fourcc), float(fps), tuple(size))
+        if not writer.isOpened():
+            raise VideoDecodeError(path, f"OpenCV cannot write {fourcc} video (FFmpeg backend missing?)")
+        n = 0
+        try:
+            for frame in itertools.chain([first], frames):
+                if frame.shape != (size[1], size[0], 3):
+                    raise ValueError(f"{path}: frame {n} has shape {frame.shape}, expected {(size[1], size[0], 3)}")
+                writer.write(frame)
+                n += 1
+        finally:
+            writer.release()
+        got = count_frames(tmp, exact=True)
+        if got != n:
+            raise VideoDecodeError(path, f"wrote {n} frames but {got} read back")
+    return n

@@ -443,3 +443,23 @@ def jester_samples(root: Path, split: str, *, list_file: Path | None = None,
         else:
             samples.append(Sample(path, index[label]))
     return samples, classes, missing
+
+
+def complete_generated(out: Path, splits, classes, written: set[Path], params: dict, marker: str, *,
+                       previous: bool) -> None:
+    """Finish a generator's folder-format output (``out/<split>/<class>/<class>_*``): after a
+    ``previous`` run, remove the videos this run did not write (a larger earlier run's), write
+    ``labels.txt`` (the class order of the folder format), then the ``marker`` JSON with
+    ``"complete": true`` last, so a half-written folder is recognisable."""
+    from runtime.common.files import atomic_write_text
+
+    if previous:
+        stale = [p for s in splits for c in classes for p in (out / s / c).glob(f"{c}_*")
+                 if p.suffix.lower() in VIDEO_SUFFIXES and p not in written]
+        for p in stale:
+            p.unlink()
+        if stale:
+            log.info("removed %d videos of the previous output in %s", len(stale), out)
+    atomic_write_text(out / "labels.txt", "\n".join(classes) + "\n")
+    params["complete"] = True
+    atomic_write_text(out / marker, json.dumps(params, indent=2) + "\n")

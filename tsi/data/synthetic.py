@@ -31,14 +31,13 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
-from runtime.common.files import atomic_path, atomic_write_text
+from runtime.common.files import atomic_write_text
 from runtime.common.progress import progress_bar
-from runtime.common.video import VideoDecodeError, count_frames
-from runtime.common.video import VIDEO_SUFFIXES
+from runtime.common.video import write_video
 from tsi.cli import UsageError, cli_main, parser, positive_float, positive_int
+from tsi.data.formats import complete_generated
 from tsi.data.synthetic_scene import (CLASSES, REVERSED_PAIRS, camera_path, contrast_against, frame_effects, make_sprite,
                                       new_scene, render_clip, render_clip_hard, render_frame, sample_hard_format,
                                       sample_track)
@@ -53,30 +52,6 @@ MARKER_FORMAT = "tsi-synthetic"
 SPLITS = ("train", "val")
 SEQUENCE_STREAM = 7  # rng stream id of sequence videos, apart from the split ids 0 and 1
 SETTINGS = ("easy", "hard")
-
-
-def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray], *, fps: float,
-                size: tuple[int, int], fourcc: str = "mp4v") -> int:
-    """Encode BGR frames of ``size`` = (width, height) to ``path`` atomically: a temporary file in
-    the same folder, read back to check its frame count, then renamed. Returns the frame count."""
-    path = Path(path)
-    with atomic_path(path, suffix=f".tmp{path.suffix}") as tmp:
-        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*fourcc), float(fps), tuple(size))
-        if not writer.isOpened():
-            raise RuntimeError(f"OpenCV cannot write {fourcc} video {path} (FFmpeg backend missing?)")
-        n = 0
-        try:
-            for frame in frames:
-                if frame.shape != (size[1], size[0], 3):
-                    raise ValueError(f"{path}: frame {n} has shape {frame.shape}, expected {(size[1], size[0], 3)}")
-                writer.write(frame)
-                n += 1
-        finally:
-            writer.release()
-        got = count_frames(tmp, exact=True)
-        if got != n:
-            raise VideoDecodeError(path, f"wrote {n} frames but {got} read back")
-    return n
 
 
 def write_sequence_video(path: str | os.PathLike, labels: Sequence[str], seed: int, *,
@@ -173,16 +148,8 @@ def generate(out: str | os.PathLike, *, train: int = 100, val: int = 20, seed: i
             path = out / split / label / f"{label}_{k:04d}.mp4"
             write_video(path, render_clip(label, rng, frames, size), fps=fps, size=size)
         written.add(path)
-    if previous:  # a regenerated output must not keep videos of a larger earlier run (or setting)
-        stale = [p for s in SPLITS for c in CLASSES for p in (out / s / c).glob(f"{c}_*")
-                 if p.suffix.lower() in VIDEO_SUFFIXES and p not in written]
-        for p in stale:
-            p.unlink()
-        if stale:
-            log.info("removed %d videos of the previous synthetic output", len(stale))
-    atomic_write_text(out / "labels.txt", "\n".join(CLASSES) + "\n")
-    params["complete"] = True
-    atomic_write_text(out / MARKER, json.dumps(params, indent=2) + "\n")
+    # a regenerated output must not keep videos of a larger earlier run (or setting)
+    complete_generated(out, SPLITS, CLASSES, written, params, MARKER, previous=previous)
     log.info("wrote %d %s videos (%d classes, %d train + %d val each) to %s",
              len(jobs), setting, len(CLASSES), train, val, out)
     return params
