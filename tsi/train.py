@@ -40,6 +40,8 @@ from runtime.card import ModelCard
 from runtime.common.files import OutputLockedError, atomic_write_text, exclusive, remove_stale_temps
 from runtime.common.progress import progress_bar
 from runtime.cli import ignore_stop_signals, install_stop_handlers
+from tsi import find_lr
+from tsi.block_stats import BlockStats
 from tsi.checkpoint import CheckpointError, load_checkpoint, load_model, make_card, save_checkpoint
 from tsi.cli import (UsageError, cli_main, fraction, non_negative_float, non_negative_int, output_folder, parser,
                      positive_float, positive_int)
@@ -132,10 +134,12 @@ def accuracy(logits: torch.Tensor, target: torch.Tensor, ks=(1, 5)) -> list[floa
 
 def run_epoch(model: nn.Module, loader: DataLoader, dist_: Dist, *, optimizer=None, scaler=None,
               clip_grad: float = 20.0, max_steps: int = 0, desc: str = "",
-              lr_fn=None, stop: threading.Event | None = None) -> dict[str, float]:
+              lr_fn=None, stop: threading.Event | None = None, stats: BlockStats | None = None,
+              epoch: int = 0, on_loss=None) -> dict[str, float]:
     """One pass over ``loader``; trains when ``optimizer`` is given. ``lr_fn(step)``, if given, sets
     the learning rate before each step (the warm-up). Raises :class:`TrainingStopped` at the first
-    step after ``stop`` is set."""
+    step after ``stop`` is set. ``stats`` records per-block statistics of the steps it is due at;
+    ``on_loss(step, loss)``, if given, sees every step's loss and ends the pass by returning True."""
     train = optimizer is not None
     model.train(train)
     crit = nn.CrossEntropyLoss()
@@ -150,6 +154,8 @@ def run_epoch(model: nn.Module, loader: DataLoader, dist_: Dist, *, optimizer=No
             break
         clips = clips.to(dist_.device, non_blocking=True)
         labels = labels.to(dist_.device, non_blocking=True)
+        if stats is not None:
+            stats.arm(step)
         with torch.set_grad_enabled(train), torch.autocast(dist_.device.type, torch.float16, enabled=amp):
             # multi-view clips (N, views, T, 3, H, W): log of the views' averaged scores
             logits = model(clips) if clips.dim() == 5 else view_probabilities(model, clips).log()
@@ -161,6 +167,8 @@ def run_epoch(model: nn.Module, loader: DataLoader, dist_: Dist, *, optimizer=No
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.unscale_(optimizer)
+            if stats is not None:
+                stats.record(epoch, step, loss.item())
             if clip_grad:
                 nn.utils.clip_grad_norm_(model.parameters(), clip_grad)
             scaler.step(optimizer)
@@ -169,6 +177,9 @@ def run_epoch(model: nn.Module, loader: DataLoader, dist_: Dist, *, optimizer=No
         t1, t5 = accuracy(logits.detach().float(), labels)
         totals += torch.tensor([loss.item() * n, t1, t5, n], dtype=torch.float64)
         bar.set_postfix(loss=f"{totals[0] / totals[3]:.3f}", top1=f"{100 * totals[1] / totals[3]:.1f}")
+        if on_loss is not None and on_loss(step, loss.item()):
+            bar.close()
+            break
     if dist_.world > 1:
         t = totals.to(dist_.device)
         dist.all_reduce(t)
@@ -240,6 +251,15 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     r.add_argument("--eval-every", type=positive_int, default=1)
+    g = p.add_argument_group("diagnosis (docs/training.md#when-training-stalls)")
+    g.add_argument("--find-lr", action="store_true",
+                   help="learning-rate range test instead of training: OUT/find_lr.csv and find_lr.png, "
+                        "and the suggested --lr (tsi/find_lr.py)")
+    g.add_argument("--find-lr-steps", type=positive_int, default=find_lr.STEPS, help="%(default)s")
+    g.add_argument("--block-stats", type=non_negative_int, default=0, metavar="EPOCHS",
+                   help="record per-block gradient and branch statistics over the first EPOCHS epochs "
+                        "in OUT/block_stats.jsonl (tsi/block_stats.py; %(default)s: off)")
+    g.add_argument("--block-stats-every", type=positive_int, default=10, help="steps (%(default)s)")
     return p
 
 
@@ -281,7 +301,9 @@ def run(argv: list[str] | None = None, stop: threading.Event | None = None) -> d
 
 def _train(args, given: set[str], dist_: Dist, out: Path, stop: threading.Event | None) -> dict[str, Any]:
     last = out / "last.pt"
-    if last.exists() and not args.resume:
+    if args.find_lr and args.resume:
+        raise UsageError("--find-lr starts from the model's initial weights; it does not take --resume")
+    if last.exists() and not args.resume and not args.find_lr:
         raise UsageError(f"{last} exists: pass --resume to continue it, or choose another --out")
     if args.resume and not last.exists():
         raise UsageError(f"--resume: no checkpoint to resume at {last}")
@@ -345,6 +367,9 @@ def _train(args, given: set[str], dist_: Dist, out: Path, stop: threading.Event 
         log.info("%s: %d train clips, %d val clips, %d classes; global batch %d, lr %.4g, %d epochs",
                  card.arch, len(train_ds), len(val_ds), card.num_classes, global_batch, lr, args.epochs)
 
+    if args.find_lr:
+        return range_test(args, net, optimizer, scaler, train_ds, dist_, out, stop, card.arch)
+    stats = BlockStats(model, out, args.block_stats_every) if args.block_stats and dist_.main else None
     history = []
     for epoch in range(start_epoch, args.epochs):
         # everything random in this epoch derives from (seed, epoch, rank): exact resume
@@ -367,7 +392,8 @@ def _train(args, given: set[str], dist_: Dist, out: Path, stop: threading.Event 
         try:
             tr = run_epoch(net, loader, dist_, optimizer=optimizer, scaler=scaler,
                            clip_grad=args.clip_grad, max_steps=args.max_steps,
-                           desc=f"epoch {epoch + 1}/{args.epochs}", stop=stop,
+                           desc=f"epoch {epoch + 1}/{args.epochs}", stop=stop, epoch=epoch,
+                           stats=stats if epoch < args.block_stats else None,
                            lr_fn=warmup_fn(epoch, len(loader), lr_at(epoch, lr, args.lr_steps), args.warmup_epochs))
             train_s = time.time() - t0  # validation excluded
             evaluated = (epoch + 1) % args.eval_every == 0 or epoch + 1 == args.epochs
@@ -400,7 +426,89 @@ def _train(args, given: set[str], dist_: Dist, out: Path, stop: threading.Event 
     if dist_.world > 1:
         dist.barrier()
         dist.destroy_process_group()
-    return {"history": history, "best_top1": best, "out": str(out)}
+    verdict = fit_verdict(history, len(train_ds))
+    if verdict and dist_.main:
+        log.warning("%s", verdict)
+    return {"history": history, "best_top1": best, "out": str(out), "fit": verdict}
+
+
+# a model of any size this project builds fits a few hundred clips; a run whose training top-1
+# stays this far below is stalled, not merely overfitting
+STALLED_TRAIN_TOP1 = 50.0
+OVERFIT_GAP = 40.0  # train top-1 minus validation top-1, in points
+
+
+def fit_verdict(history: list[dict[str, Any]], n_train: int) -> str:
+    """One line on how the run fit its data ("" when nothing is wrong): stalled when the last
+    epoch's training top-1 is below :data:`STALLED_TRAIN_TOP1`, overfitting when it is
+    :data:`OVERFIT_GAP` points above validation."""
+    if not history:
+        return ""
+    last = history[-1]
+    train, val, epochs = last["train_top1"], last.get("val_top1"), last["epoch"]
+    if train < STALLED_TRAIN_TOP1:
+        return (f"training stalled: after {epochs} epochs the model fits only {train:.1f}% of its "
+                f"{n_train} training clips (train top-1, augmented; a model this size can fit them "
+                "all): an optimisation failure, not only a generalisation one; see tsi-train --find-lr "
+                "and --block-stats (docs/training.md#when-training-stalls)")
+    if val is not None and train - val > OVERFIT_GAP:
+        return (f"overfitting: after {epochs} epochs train top-1 {train:.1f} vs validation {val:.1f}; "
+                "the model learns its training clips, not the classes (more data, --init motion, "
+                "or stronger regularisation)")
+    return ""
+
+
+def range_test(args, net: nn.Module, optimizer, scaler, train_ds, dist_: Dist, out: Path,
+               stop: threading.Event | None, arch: str) -> dict[str, Any]:
+    """``--find-lr``: one pass of :class:`tsi.find_lr.RangeTest` over the training data (cycled),
+    nothing saved but its curve."""
+    test = find_lr.RangeTest(args.find_lr_steps)
+    global_batch = args.batch_size * dist_.world
+    done = 0
+    while done < test.steps and not test.diverged:
+        train_ds.set_epoch(done)
+        g = torch.Generator().manual_seed(args.seed * 1_000_003 + done)
+        loader = DataLoader(train_ds, batch_size=args.batch_size, shuffle=True, num_workers=args.workers,
+                            generator=g, worker_init_fn=worker_init, drop_last=len(train_ds) >= args.batch_size)
+        start = done
+
+        def on_loss(step: int, loss: float) -> bool:
+            test.add(start + step, loss)
+            return start + step + 1 >= test.steps or test.diverged
+
+        def lr_fn(step: int) -> float:
+            return scaled_lr(test.lr(start + step), global_batch)
+
+        try:
+            run_epoch(net, loader, dist_, optimizer=optimizer, scaler=scaler, clip_grad=args.clip_grad,
+                      desc=f"find-lr {done}/{test.steps}", stop=stop, lr_fn=lr_fn, on_loss=on_loss)
+        except TrainingStopped as e:
+            log.warning("stopped by %s during the range test after %d steps", e, len(test.points))
+            return {"history": [], "best_top1": 0.0, "out": str(out), "stopped": str(e)}
+        if len(test.points) == done:
+            break
+        done = len(test.points)
+    result = {"history": [], "best_top1": 0.0, "out": str(out), "find_lr": [vars(p) for p in test.points]}
+    if not dist_.main:
+        return result
+    try:
+        found = test.suggestion()
+    except ValueError as e:
+        raise UsageError(f"--find-lr: {e} (the training split gives too few batches; lower --batch-size)") from None
+    csv_path, png = test.write(out, f"{arch}: learning-rate range test ({len(test.points)} steps, "
+                                    f"{args.optimizer}, batch {global_batch})")
+    span = f"{len(test.points)} steps from --lr {test.points[0].lr:.3g} to {test.points[-1].lr:.3g}"
+    if found is None:
+        log.warning("range test, %s: the loss never fell %.0f%% below its start (%.3f) at any rate: a "
+                    "plateau that no learning rate leaves in %d steps, not a rate problem "
+                    "(docs/training.md#when-training-stalls; %s, %s)", span, 100 * find_lr.MIN_DROP,
+                    test.points[0].smoothed, len(test.points), csv_path, png)
+    else:
+        log.info("range test, %s: steepest descent at --lr %.3g, minimum / 10 at --lr %.3g (for a global "
+                 "batch of 64; %s, %s)", span, found[0], found[1], csv_path, png)
+        result.update(suggested_lr=found[0], min_lr_tenth=found[1])
+    result["loss_drop"] = test.drop
+    return result
 
 
 def evaluate_loader(net: nn.Module, val_ds, args, dist_: Dist,
