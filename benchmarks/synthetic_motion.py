@@ -27,6 +27,7 @@ from pathlib import Path
 from benchmarks.common.demo_geometry import demo_card, demo_config
 from runtime.common.files import atomic_write_text
 from tsi import evaluate as tsi_evaluate
+from tsi import init as tsi_init
 from tsi import train as tsi_train
 
 log = logging.getLogger("bench.synthetic")
@@ -107,11 +108,11 @@ def train_all(args) -> list[dict]:
                 "--attention", "matmul", "--dropout", str(args.dropout),
                 "--optimizer", args.optimizer, "--weight-decay", str(args.weight_decay),
                 "--eval-every", str(args.eval_every), "--warmup-epochs", str(args.warmup_epochs),
-                "--crop-scales", *[str(c) for c in args.crop_scales]]
+                "--crop-scales", *[str(c) for c in args.crop_scales], "--init", args.init]
         if causal:
             argv.append("--causal")
         if (out / "last.pt").exists():
-            argv.append("--resume")
+            argv = [a for a in argv if a not in ("--init", args.init)] + ["--resume"]
         tsi_train.main(argv)
         train_s = logged_train_seconds(out)
         res = tsi_evaluate.evaluate(str(out / "last.pt"), args.data, views=1, workers=args.workers,
@@ -235,6 +236,8 @@ def run(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--crop-scales", type=float, nargs="+", default=[1.0, 0.875, 0.75, 0.66])
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--init", default="scratch", choices=tsi_init.CHOICES,
+                   help="tsi-train --init for every run (%(default)s: the benchmark compares from scratch)")
     p.add_argument("--table-only", action="store_true",
                    help="only rewrite the table from the finished runs in --out")
     p.add_argument("--seed-runs", nargs="+", type=Path, metavar="DIR",

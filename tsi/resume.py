@@ -28,7 +28,7 @@ MODEL = {"arch": ("card", "arch"), "frames": ("config", "frames"), "input_size":
          "resize_short": ("card", "resize_short"), "no_zero_init": ("args", "no_zero_init"),
          "optimizer": ("args", "optimizer")}
 # a new model's initialisation: meaningless for a run that has its weights
-INIT = ("pretrained", "finetune")
+INIT = ("pretrained", "finetune", "init")
 RECIPE = ("epochs", "batch_size", "lr", "lr_steps", "warmup_epochs", "momentum", "weight_decay",
           "clip_grad", "max_steps", "seed", "eval_every", "flip", "flip_map", "crop_scales")
 # changing these leaves the epochs already run as they would have been

@@ -41,6 +41,7 @@ from runtime.common.files import OutputLockedError, atomic_write_text, exclusive
 from runtime.common.progress import progress_bar
 from runtime.cli import ignore_stop_signals, install_stop_handlers
 from tsi import find_lr
+from tsi import init as tsi_init
 from tsi.block_stats import BlockStats
 from tsi.checkpoint import CheckpointError, load_checkpoint, load_model, make_card, save_checkpoint
 from tsi.cli import (UsageError, cli_main, fraction, non_negative_float, non_negative_int, output_folder, parser,
@@ -225,6 +226,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="do not start residual branches at zero (their last BN gamma = 1)")
     m.add_argument("--causal", action="store_true",
                    help="causal model (every temporal op looks backwards): exportable online, tsi.streaming")
+    m.add_argument("--init", default=tsi_init.CHOICES[0], choices=tsi_init.CHOICES,
+                   help="where a new run's weights start: the shipped motion initialisation of the arch "
+                        "(motion), the model's own (scratch), or motion when one of this geometry is "
+                        "shipped (auto, the default; see tsi/init.py)")
     m.add_argument("--finetune", help="initialise from this checkpoint (head re-initialised if classes differ)")
     m.add_argument("--pretrained", metavar="PATH",
                    help="ImageNet ResNet weights (torchvision/timm .pth/.pt/.safetensors) for the backbone; "
@@ -337,8 +342,15 @@ def _train(args, given: set[str], dist_: Dist, out: Path, stop: threading.Event 
             raise UsageError(f"--arch {args.arch} with these options: {e}") from None
         card = make_card(model.cfg, labels, resize_short=args.resize_short or None,
                          span_frames=args.span_frames, fps=args.fps)
-        if args.finetune:
-            init_from(model, args.finetune)
+        try:
+            shipped, why = tsi_init.resolve(args.init, args.arch, model.cfg,
+                                            other_init=bool(args.pretrained or args.finetune))
+        except tsi_init.InitError as e:
+            raise UsageError(str(e)) from None
+        if dist_.main:
+            log.info("weights: %s", why)
+        if args.finetune or shipped:
+            init_from(model, args.finetune or shipped)
     train_ds, val_ds = make_datasets(args, card)
     check_classes(train_ds, card.labels, "--train-list" if args.train_list else "--data")
     check_classes(val_ds, card.labels, "--val-list" if args.val_list else "--data")

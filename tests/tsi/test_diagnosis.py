@@ -106,3 +106,40 @@ def test_fit_verdict(train, val, word):
     row = {"epoch": 20, "train_top1": train, **({"val_top1": val} if val is not None else {})}
     verdict = tsi_train.fit_verdict([row], 480)
     assert (word in verdict) if word else verdict == ""
+
+
+# -- --init ------------------------------------------------------------------------------------
+@pytest.fixture
+def shipped(data, tmp_path_factory, monkeypatch):
+    """A tiny tsi_r18 run's checkpoint standing in for the shipped motion initialisation."""
+    from tsi import init as tsi_init
+
+    out = tmp_path_factory.mktemp("shipped")
+    tsi_train.run(args(data, out, "--max-steps", "1", "--epochs", "1", "--init", "scratch"))
+    monkeypatch.setitem(tsi_init.MOTION_INITS, "tsi_r18", out / "last.pt")
+    monkeypatch.setitem(tsi_init.MOTION_INITS, "tsn_r18", out / "absent.pt")
+    return out / "last.pt"
+
+
+def test_init_auto_starts_from_the_shipped_initialisation_of_the_same_geometry(data, tmp_path, shipped, caplog):
+    import torch
+
+    from tsi.checkpoint import load_checkpoint
+
+    caplog.set_level("INFO", "tsi.train")
+    tsi_train.run(args(data, tmp_path / "a", "--max-steps", "1", "--epochs", "1", "--lr", "1e-12"))
+    assert "from the shipped motion initialisation last.pt" in caplog.text
+    a, src = load_checkpoint(tmp_path / "a" / "last.pt")["model"], load_checkpoint(shipped)["model"]
+    w = "backbone.stages.2.0.head.0.weight"
+    assert torch.allclose(a[w], src[w], atol=1e-6)  # a rate of 1e-12 leaves the copied weights
+    caplog.clear()
+    tsi_train.run(args(data, tmp_path / "b", "--max-steps", "1", "--epochs", "1", "--base-width", "16"))
+    assert "from scratch (the shipped tsi_r18 initialisation has another geometry: base_width 16 vs 8)" in caplog.text
+    with pytest.raises(UsageError, match="another geometry"):
+        tsi_train.run(args(data, tmp_path / "c", "--epochs", "1", "--base-width", "16", "--init", "motion"))
+    with pytest.raises(UsageError, match="no shipped motion initialisation for tsn_r18 .there is one for: tsi_r18"):
+        tsi_train.run(args(data, tmp_path / "d", "--epochs", "1", "--arch", "tsn_r18", "--init", "motion"))
+    with pytest.raises(UsageError, match="give one"):
+        tsi_train.run(args(data, tmp_path / "e", "--epochs", "1", "--init", "motion", "--finetune", str(shipped)))
+    with pytest.raises(UsageError, match="--init initialises a new model"):
+        tsi_train.run(args(data, tmp_path / "a", "--epochs", "2", "--resume", "--init", "scratch"))
