@@ -18,6 +18,10 @@ import numpy as np
 
 CLASSES = ("fade_in", "fade_out", "grow", "out_and_back", "rise", "shrink", "sink", "slide_left",
            "slide_right", "spin_ccw", "spin_cw", "still")  # sorted: label index = folder order
+# pairs of classes whose motions are each other's played backwards (a model blind to frame order
+# cannot tell them apart)
+REVERSED_PAIRS = (("slide_left", "slide_right"), ("rise", "sink"), ("grow", "shrink"),
+                  ("spin_cw", "spin_ccw"), ("fade_in", "fade_out"))
 SIZES = ((320, 240), (384, 288), (448, 252), (512, 288))  # (width, height)
 FRAMES = (24, 64)  # inclusive
 FPS = (15.0, 24.0, 30.0)
