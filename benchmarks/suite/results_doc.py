@@ -39,6 +39,9 @@ MD_ONLY = [
     ("int8_bare_demo.md", "INT8 Q/DQ of the bare `--int8` (chosen by measurement) vs FP32: the demo model"),
     ("int8_bare_hard.md", "INT8 Q/DQ of the bare `--int8` vs FP32: TSI-R18 fine-tuned on the hard setting"),
     ("int8_bare_unseen.md", "INT8 Q/DQ of the bare `--int8` vs FP32: TSI-R18 fine-tuned on the unseen generator's data"),
+    ("int8_bare_unseen_init.md", "INT8 Q/DQ of the bare `--int8` vs FP32: TSI-R18 fine-tuned on the unseen "
+                                 "generator's data from the shipped motion initialisation"),
+    ("unseen_motion_tsi_init.md", "training on the unseen generator's data from the shipped motion initialisation"),
     ("fp16_converter.md", "the FP16 graph: `calib.fp16` vs onnxruntime's float16 converter alone"),
     ("fp16_converter_handwritten.md", "the same, when `calib.fp16` was hand-written (commit named in the file)"),
     ("crop_coverage.md", "how often the training crop loses the acting object"),

@@ -60,6 +60,9 @@ CASES = [
     ("info-huge-frames", ["-m", "tsi.info", "--frames", "100000"], "tsi-info: error: --frames/--size/--num-classes: invalid TSIConfig: frames must be 2 to 64"),
     ("plots-bad-log", ["-m", "tsi.plots", "{root}/log.csv", "--out", "{root}/c.png"], "tsi-plots: error:"),
     ("plots-out-is-a-folder", ["-m", "tsi.plots", "{root}/log.csv", "--out", "{root}/empty"], "tsi-plots: error: --out {root}/empty is a folder"),
+    ("block-stats-missing", ["-m", "tsi.block_stats", "{root}/none.jsonl", "--out", "{root}/c.png"], "tsi-block-stats: error: {root}/none.jsonl: no such file"),
+    ("block-stats-not-stats", ["-m", "tsi.block_stats", "{root}/log.csv", "--out", "{root}/c.png"], "tsi-block-stats: error: {root}/log.csv:1: not a JSON line"),
+    ("train-find-lr-zero-steps", ["-m", "tsi.train", "--data", "{root}/data", "--out", "{root}/r", "--find-lr", "--find-lr-steps", "0"], "tsi-train: error: argument --find-lr-steps"),
     ("synthetic-no-train", ["-m", "tsi.data.synthetic", "--out", "{root}/s", "--train", "0"], "tsi-synthetic: error: argument --train"),
 ]
 

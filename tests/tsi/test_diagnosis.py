@@ -72,7 +72,8 @@ def test_find_lr_writes_its_curve_and_no_checkpoint(data, tmp_path):
 
 def test_block_stats_record_every_block_for_the_first_epochs(data, tmp_path):
     out = tmp_path / "run"
-    tsi_train.run(args(data, out, "--block-stats", "1", "--block-stats-every", "2", "--no-zero-init"))
+    tsi_train.run(args(data, out, "--block-stats", "1", "--block-stats-every", "2", "--no-zero-init",
+                        "--epochs", "2", "--max-steps", "5"))
     rows = [json.loads(line) for line in (out / block_stats.FILE).read_text().splitlines()]
     assert [r["step"] for r in rows] == [0, 2, 4]  # 22 clips / batch 4 = 5 steps, epoch 1 only
     assert {r["epoch"] for r in rows} == {1}
