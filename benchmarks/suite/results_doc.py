@@ -42,6 +42,7 @@ MD_ONLY = [
     ("int8_bare_unseen_init.md", "INT8 Q/DQ of the bare `--int8` vs FP32: TSI-R18 fine-tuned on the unseen "
                                  "generator's data from the shipped motion initialisation"),
     ("unseen_motion_scratch_baselines.md", "TSN-R18 and TSM-R18 from scratch on the unseen generator's data"),
+    ("unseen_motion_tsn_init.md", "TSN-R18 from its shipped motion initialisation on the unseen generator's data"),
     ("unseen_motion_tsi_init.md", "training on the unseen generator's data from the shipped motion initialisation"),
     ("fp16_converter.md", "the FP16 graph: `calib.fp16` vs onnxruntime's float16 converter alone"),
     ("fp16_converter_handwritten.md", "the same, when `calib.fp16` was hand-written (commit named in the file)"),
