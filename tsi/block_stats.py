@@ -26,9 +26,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from runtime.common.files import atomic_path
 from tsi.backbone import Block
 from tsi.cli import UsageError, cli_main, new_output_file, parser
+from tsi.plots import pyplot, save_png
 
 FILE = "block_stats.jsonl"
 
@@ -119,11 +119,7 @@ def read_stats(path: str | Path) -> list[dict]:
 
 
 def plot_stats(path: str | Path, out: str | Path, title: str = "") -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     rows = read_stats(path)
     steps_per_epoch = max(r["step"] for r in rows) + 1
     x = [(r["epoch"] - 1) * steps_per_epoch + r["step"] for r in rows]
@@ -144,10 +140,7 @@ def plot_stats(path: str | Path, out: str | Path, title: str = "") -> Path:
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
-    return Path(out)
+    return save_png(fig, out, dpi=100)
 
 
 def main(argv: list[str] | None = None) -> int:

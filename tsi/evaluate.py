@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from runtime.common.files import OutputLockedError, atomic_write_bytes, atomic_write_text, exclusive, remove_stale_temps
+from runtime.common.files import OutputLockedError, atomic_write_text, exclusive, remove_stale_temps
 from runtime.common.progress import progress_bar
 from tsi.checkpoint import load_model
 from tsi.data.datasets import FORMATS, build_dataset
@@ -59,13 +59,9 @@ def metrics(probs: np.ndarray, labels: np.ndarray, class_names: list[str]) -> di
 
 
 def plot_confusion(conf: np.ndarray, names: list[str], path: Path, title: str) -> Path:
-    import io
+    from tsi.plots import pyplot, save_png
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     conf = np.asarray(conf, dtype=np.float64)
     norm = conf / np.maximum(conf.sum(1, keepdims=True), 1)
     size = max(5.0, 0.45 * len(names) + 2)
@@ -83,10 +79,7 @@ def plot_confusion(conf: np.ndarray, names: list[str], path: Path, title: str) -
                     ax.text(j, i, int(conf[i, j]), ha="center", va="center", fontsize=7,
                             color="white" if norm[i, j] > 0.5 else "black")
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=120)
-    plt.close(fig)
-    return atomic_write_bytes(path, buf.getvalue())
+    return save_png(fig, path, dpi=120)
 
 
 def evaluate(checkpoint: str, data: str, *, fmt: str = "folder", split: str = "val",

@@ -21,7 +21,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from runtime.common.files import atomic_path, atomic_write_text
+from runtime.common.files import atomic_write_text
 
 START, END, STEPS = 1e-5, 10.0, 100
 SMOOTHING = 0.9  # EMA factor of the smoothed loss
@@ -103,11 +103,9 @@ class RangeTest:
         return out / CSV_NAME, self.plot(out / PNG_NAME, title)
 
     def plot(self, path: Path, title: str = "") -> Path:
-        import matplotlib
+        from tsi.plots import pyplot, save_png
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
+        plt = pyplot()
         found = self.suggestion()
         finite = [p for p in self.points if math.isfinite(p.loss)]
         fig, ax = plt.subplots(figsize=(6.5, 4))
@@ -126,7 +124,4 @@ class RangeTest:
         ax.set_title(title or "learning-rate range test")
         ax.legend(fontsize=8)
         fig.tight_layout()
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format="png", dpi=110)
-        plt.close(fig)
-        return path
+        return save_png(fig, path)

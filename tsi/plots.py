@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import logging
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from runtime.common.files import atomic_path
+from runtime.common.files import atomic_write_bytes
 from tsi.cli import UsageError, cli_main, new_output_file, parser
 
 log = logging.getLogger("tsi.plots")
@@ -44,14 +45,29 @@ def read_log(path: str | os.PathLike) -> dict[str, list[float | None]]:
     return {k: [num(r.get(k)) for r in rows] for k in rows[0]}
 
 
-def plot_curves(logs: Sequence[str | os.PathLike], out: str | os.PathLike, *,
-                labels: Sequence[str] | None = None, title: str = "") -> Path:
-    """Draw the runs' curves into one PNG at ``out``; returns its path."""
+def pyplot():
+    """matplotlib's pyplot on the Agg backend (no display needed); imported on first use."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def save_png(fig, path: str | os.PathLike, dpi: int = 110) -> Path:
+    """Write ``fig`` to ``path`` as a PNG atomically (a crash never leaves half a file there) and
+    close it; returns the path."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    pyplot().close(fig)
+    return atomic_write_bytes(Path(path), buf.getvalue())
+
+
+def plot_curves(logs: Sequence[str | os.PathLike], out: str | os.PathLike, *,
+                labels: Sequence[str] | None = None, title: str = "") -> Path:
+    """Draw the runs' curves into one PNG at ``out``; returns its path."""
+    plt = pyplot()
     if labels is not None and len(labels) != len(logs):
         raise UsageError(f"--labels: {len(labels)} labels for {len(logs)} logs")
     data = [read_log(p) for p in logs]
@@ -75,12 +91,7 @@ def plot_curves(logs: Sequence[str | os.PathLike], out: str | os.PathLike, *,
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out, suffix=".tmp.png") as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-    return out
+    return save_png(fig, out)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -3,31 +3,21 @@ and throughput vs batch size."""
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 from benchmarks.suite.report import accuracy_points, label, measured, pareto_front
-from runtime.common.files import atomic_write_bytes
+from tsi.plots import pyplot, save_png
 
 
 def _save(fig, path: Path) -> Path:
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
     fig.tight_layout()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    return atomic_write_bytes(path, buf.getvalue())
+    return save_png(fig, path)
 
 
 def plot_pareto(rows: list[dict], path: Path, title: str) -> Path:
     """Top-1 against p50 latency of every measured row with a top-1; the Pareto front (no other
     row both faster and at least as accurate) joined and labelled."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     pts = accuracy_points(rows)
     fig, ax = plt.subplots(figsize=(8, 5.5))
     if not pts:
@@ -59,11 +49,7 @@ def plot_pareto(rows: list[dict], path: Path, title: str) -> Path:
 
 def plot_throughput(rows: list[dict], path: Path, title: str) -> Path:
     """Clips/s against batch size, one line per measured row, one panel per model size."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     rows = measured(rows)
     groups = sorted({r["group"] for r in rows}) or ["—"]
     fig, axes = plt.subplots(1, len(groups), figsize=(6.5 * len(groups), 5), squeeze=False)
