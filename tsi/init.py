@@ -42,24 +42,26 @@ def mismatch(cfg: TSIConfig, shipped: dict) -> list[str]:
     return out
 
 
-def resolve(choice: str, arch: str, cfg: TSIConfig, *, other_init: bool) -> tuple[Path | None, str]:
-    """(the checkpoint to start from or None, one line saying why)."""
+def resolve(choice: str, arch: str, cfg: TSIConfig, *,
+            other_init: bool) -> tuple[Path | None, dict | None, str]:
+    """(the shipped checkpoint's path and its loaded contents, or None and None; one line saying why)."""
     if choice == "scratch":
-        return None, "from scratch (--init scratch)"
+        return None, None, "from scratch (--init scratch)"
     path = MOTION_INITS.get(arch)
     if choice == "motion" and other_init:
         raise InitError("--init motion and --pretrained/--finetune both initialise the model; give one")
     if choice == "auto" and other_init:
-        return None, "from --pretrained/--finetune"
+        return None, None, "from --pretrained/--finetune"
     if path is None or not path.is_file():
         if choice == "motion":
             have = ", ".join(sorted(a for a, p in MOTION_INITS.items() if p.is_file())) or "none"
             raise InitError(f"--init motion: no shipped motion initialisation for {arch} (there is one for: {have})")
-        return None, f"from scratch (no shipped motion initialisation for {arch})"
-    diff = mismatch(cfg, load_checkpoint(path)["config"])
+        return None, None, f"from scratch (no shipped motion initialisation for {arch})"
+    ckpt = load_checkpoint(path)
+    diff = mismatch(cfg, ckpt["config"])
     if diff:
         if choice == "motion":
             raise InitError(f"--init motion: the shipped {arch} initialisation has another geometry "
                             f"({'; '.join(diff)}); train with its options or --init scratch")
-        return None, f"from scratch (the shipped {arch} initialisation has another geometry: {diff[0]})"
-    return path, f"from the shipped motion initialisation {path.name} (--init {choice}; --init scratch to start from scratch)"
+        return None, None, f"from scratch (the shipped {arch} initialisation has another geometry: {diff[0]})"
+    return path, ckpt, f"from the shipped motion initialisation {path.name} (--init {choice}; --init scratch to start from scratch)"

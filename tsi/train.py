@@ -161,6 +161,7 @@ def run_epoch(model: nn.Module, loader: DataLoader, dist_: Dist, *, optimizer=No
             # multi-view clips (N, views, T, 3, H, W): log of the views' averaged scores
             logits = model(clips) if clips.dim() == 5 else view_probabilities(model, clips).log()
             loss = crit(logits.float(), labels)
+        value = loss.item()
         if train:
             if lr_fn is not None:
                 for group in optimizer.param_groups:
@@ -169,16 +170,16 @@ def run_epoch(model: nn.Module, loader: DataLoader, dist_: Dist, *, optimizer=No
             scaler.scale(loss).backward()
             scaler.unscale_(optimizer)
             if stats is not None:
-                stats.record(epoch, step, loss.item())
+                stats.record(epoch, step, value)
             if clip_grad:
                 nn.utils.clip_grad_norm_(model.parameters(), clip_grad)
             scaler.step(optimizer)
             scaler.update()
         n = labels.shape[0]
         t1, t5 = accuracy(logits.detach().float(), labels)
-        totals += torch.tensor([loss.item() * n, t1, t5, n], dtype=torch.float64)
+        totals += torch.tensor([value * n, t1, t5, n], dtype=torch.float64)
         bar.set_postfix(loss=f"{totals[0] / totals[3]:.3f}", top1=f"{100 * totals[1] / totals[3]:.1f}")
-        if on_loss is not None and on_loss(step, loss.item()):
+        if on_loss is not None and on_loss(step, value):
             bar.close()
             break
     if dist_.world > 1:
@@ -343,14 +344,16 @@ def _train(args, given: set[str], dist_: Dist, out: Path, stop: threading.Event 
         card = make_card(model.cfg, labels, resize_short=args.resize_short or None,
                          span_frames=args.span_frames, fps=args.fps)
         try:
-            shipped, why = tsi_init.resolve(args.init, args.arch, model.cfg,
-                                            other_init=bool(args.pretrained or args.finetune))
+            shipped, shipped_ckpt, why = tsi_init.resolve(args.init, args.arch, model.cfg,
+                                                          other_init=bool(args.pretrained or args.finetune))
         except tsi_init.InitError as e:
             raise UsageError(str(e)) from None
         if dist_.main:
             log.info("weights: %s", why)
-        if args.finetune or shipped:
-            init_from(model, args.finetune or shipped)
+        if args.finetune:
+            init_from(model, args.finetune)
+        elif shipped:
+            init_from(model, shipped, shipped_ckpt)
     train_ds, val_ds = make_datasets(args, card)
     check_classes(train_ds, card.labels, "--train-list" if args.train_list else "--data")
     check_classes(val_ds, card.labels, "--val-list" if args.val_list else "--data")
@@ -384,22 +387,9 @@ def _train(args, given: set[str], dist_: Dist, out: Path, stop: threading.Event 
     stats = BlockStats(model, out, args.block_stats_every) if args.block_stats and dist_.main else None
     history = []
     for epoch in range(start_epoch, args.epochs):
-        # everything random in this epoch derives from (seed, epoch, rank): exact resume
-        epoch_seed = args.seed * 1_000_003 + epoch * 1009 + dist_.rank
-        seed_everything(epoch_seed)
+        loader = train_loader(train_ds, args, dist_, epoch)
         for group in optimizer.param_groups:
             group["lr"] = lr_at(epoch, lr, args.lr_steps)
-        train_ds.set_epoch(epoch)
-        sampler = DistributedSampler(train_ds, dist_.world, dist_.rank, shuffle=True,
-                                     seed=args.seed) if dist_.world > 1 else None
-        if sampler is not None:
-            sampler.set_epoch(epoch)
-        g = torch.Generator().manual_seed(epoch_seed)
-        loader = DataLoader(train_ds, batch_size=args.batch_size, shuffle=sampler is None,
-                            sampler=sampler, num_workers=args.workers, generator=g,
-                            worker_init_fn=worker_init, drop_last=len(train_ds) >= args.batch_size,
-                            pin_memory=dist_.device.type == "cuda",
-                            persistent_workers=False)
         t0 = time.time()
         try:
             tr = run_epoch(net, loader, dist_, optimizer=optimizer, scaler=scaler,
@@ -478,10 +468,7 @@ def range_test(args, net: nn.Module, optimizer, scaler, train_ds, dist_: Dist, o
     global_batch = args.batch_size * dist_.world
     done = 0
     while done < test.steps and not test.diverged:
-        train_ds.set_epoch(done)
-        g = torch.Generator().manual_seed(args.seed * 1_000_003 + done)
-        loader = DataLoader(train_ds, batch_size=args.batch_size, shuffle=True, num_workers=args.workers,
-                            generator=g, worker_init_fn=worker_init, drop_last=len(train_ds) >= args.batch_size)
+        loader = train_loader(train_ds, args, dist_, epoch=done)
         start = done
 
         def on_loss(step: int, loss: float) -> bool:
@@ -523,6 +510,23 @@ def range_test(args, net: nn.Module, optimizer, scaler, train_ds, dist_: Dist, o
     return result
 
 
+def train_loader(train_ds, args, dist_: Dist, epoch: int) -> DataLoader:
+    """The shuffled training loader of ``epoch``. Everything random in the epoch derives from (seed,
+    epoch, rank), and the global generators are seeded from it too: exact resume."""
+    epoch_seed = args.seed * 1_000_003 + epoch * 1009 + dist_.rank
+    seed_everything(epoch_seed)
+    train_ds.set_epoch(epoch)
+    sampler = DistributedSampler(train_ds, dist_.world, dist_.rank, shuffle=True,
+                                 seed=args.seed) if dist_.world > 1 else None
+    if sampler is not None:
+        sampler.set_epoch(epoch)
+    g = torch.Generator().manual_seed(epoch_seed)
+    return DataLoader(train_ds, batch_size=args.batch_size, shuffle=sampler is None,
+                      sampler=sampler, num_workers=args.workers, generator=g,
+                      worker_init_fn=worker_init, drop_last=len(train_ds) >= args.batch_size,
+                      pin_memory=dist_.device.type == "cuda", persistent_workers=False)
+
+
 def evaluate_loader(net: nn.Module, val_ds, args, dist_: Dist,
                     stop: threading.Event | None = None) -> dict[str, float]:
     sampler = DistributedSampler(val_ds, dist_.world, dist_.rank, shuffle=False) if dist_.world > 1 else None
@@ -546,10 +550,11 @@ def append_log(out: Path, row: dict[str, Any]) -> None:
     atomic_write_text(out / "log.csv", buf.getvalue())
 
 
-def init_from(model: TSINet, path: str) -> None:
+def init_from(model: TSINet, path: str | Path, ckpt: dict | None = None) -> None:
     """Fine-tuning: copy every weight whose name and shape match (the head is skipped when the
-    number of classes differs)."""
-    src = load_checkpoint(path)["model"]
+    number of classes differs) from the checkpoint at ``path`` (``ckpt``: its contents, already
+    loaded)."""
+    src = (ckpt if ckpt is not None else load_checkpoint(path))["model"]
     own = model.state_dict()
     loaded = {k: v for k, v in src.items() if k in own and own[k].shape == v.shape}
     skipped = sorted(set(own) - set(loaded))
