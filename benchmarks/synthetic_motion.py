@@ -25,12 +25,12 @@ from pathlib import Path
 
 
 from benchmarks.common.demo_geometry import demo_card, demo_config
+from benchmarks.common.unseen_scene import REVERSED_PAIRS as UNSEEN_PAIRS
 from runtime.common.files import atomic_write_text
 from tsi import evaluate as tsi_evaluate
-from benchmarks.common.unseen_scene import REVERSED_PAIRS as UNSEEN_PAIRS
 from tsi import init as tsi_init
-from tsi.data.synthetic_scene import REVERSED_PAIRS as SYNTHETIC_PAIRS
 from tsi import train as tsi_train
+from tsi.data.synthetic_scene import REVERSED_PAIRS as SYNTHETIC_PAIRS
 
 log = logging.getLogger("bench.synthetic")
 
@@ -110,11 +110,11 @@ def train_all(args) -> list[dict]:
                 "--attention", "matmul", "--dropout", str(args.dropout),
                 "--optimizer", args.optimizer, "--weight-decay", str(args.weight_decay),
                 "--eval-every", str(args.eval_every), "--warmup-epochs", str(args.warmup_epochs),
-                "--crop-scales", *[str(c) for c in args.crop_scales], "--init", args.init]
+                "--crop-scales", *[str(c) for c in args.crop_scales]]
         if causal:
             argv.append("--causal")
-        if (out / "last.pt").exists():
-            argv = [a for a in argv if a not in ("--init", args.init)] + ["--resume"]
+        # a resumed run has its weights: --init is for a new one only
+        argv += ["--resume"] if (out / "last.pt").exists() else ["--init", args.init]
         tsi_train.main(argv)
         train_s = logged_train_seconds(out)
         res = tsi_evaluate.evaluate(str(out / "last.pt"), args.data, views=1, workers=args.workers,
