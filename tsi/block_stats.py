@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from runtime.common.files import atomic_write_text
 from tsi.backbone import Block
 from tsi.cli import UsageError, cli_main, new_output_file, parser
 from tsi.plots import pyplot, save_png
@@ -37,12 +38,26 @@ def _rms(t: torch.Tensor) -> float:
     return t.detach().float().pow(2).mean().sqrt().item()
 
 
+def _epoch_of(line: str) -> float:
+    """The epoch of one line of the file; infinity for a line that is not whole (a kill mid-write)."""
+    try:
+        return json.loads(line)["epoch"]
+    except (json.JSONDecodeError, KeyError, TypeError):
+        return float("inf")
+
+
 class BlockStats:
     """Hooks on ``model``'s blocks; :meth:`arm` before a step's forward, :meth:`record` after its
-    backward (the gradients are read before the optimizer uses them)."""
+    backward (the gradients are read before the optimizer uses them). A run that starts at
+    ``start_epoch`` (a resumed one) keeps the file's rows of the epochs before it and drops the
+    rest: those of an epoch a stop dropped are recorded again."""
 
-    def __init__(self, model: nn.Module, out: Path, every: int = 10):
+    def __init__(self, model: nn.Module, out: Path, every: int = 10, start_epoch: int = 0):
         self.out, self.every = out / FILE, max(1, every)
+        if self.out.is_file():
+            kept = [line for line in self.out.read_text(encoding="utf-8", errors="replace").splitlines()
+                    if _epoch_of(line) <= start_epoch]
+            atomic_write_text(self.out, "".join(line + "\n" for line in kept))
         self.blocks = {n.removeprefix("backbone."): m for n, m in model.named_modules() if isinstance(m, Block)}
         self.parts: dict[str, list[nn.Parameter]] = defaultdict(list)
         for name, p in model.named_parameters():

@@ -384,7 +384,8 @@ def _train(args, given: set[str], dist_: Dist, out: Path, stop: threading.Event 
 
     if args.find_lr:
         return range_test(args, net, optimizer, scaler, train_ds, dist_, out, stop, card.arch)
-    stats = BlockStats(model, out, args.block_stats_every) if args.block_stats and dist_.main else None
+    stats = (BlockStats(model, out, args.block_stats_every, start_epoch)
+             if args.block_stats and dist_.main else None)
     history = []
     for epoch in range(start_epoch, args.epochs):
         loader = train_loader(train_ds, args, dist_, epoch)
@@ -494,6 +495,9 @@ def range_test(args, net: nn.Module, optimizer, scaler, train_ds, dist_: Dist, o
         found = test.suggestion()
     except ValueError as e:
         raise UsageError(f"--find-lr: {e} (the training split gives too few batches; lower --batch-size)") from None
+    if (out / find_lr.CSV_NAME).exists():
+        log.info("--find-lr: replacing the earlier range test's %s and %s in %s", find_lr.CSV_NAME,
+                 find_lr.PNG_NAME, out)
     csv_path, png = test.write(out, f"{arch}: learning-rate range test ({len(test.points)} steps, "
                                     f"{args.optimizer}, batch {global_batch})")
     span = f"{len(test.points)} steps from --lr {test.points[0].lr:.3g} to {test.points[-1].lr:.3g}"

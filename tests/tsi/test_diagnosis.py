@@ -86,6 +86,19 @@ def test_block_stats_record_every_block_for_the_first_epochs(data, tmp_path):
     assert png.read_bytes()[:4] == b"\x89PNG"
 
 
+def test_block_stats_of_an_epoch_a_stop_dropped_are_not_kept_twice(data, tmp_path):
+    out = tmp_path / "run"
+    base = ("--block-stats", "2", "--block-stats-every", "2", "--max-steps", "3")
+    tsi_train.run(args(data, out, *base, "--epochs", "1"))
+    with open(out / block_stats.FILE, "a", encoding="utf-8") as f:  # what a stop in epoch 2 leaves
+        f.write(json.dumps({"epoch": 2, "step": 0, "loss": 9.0, "parts": {}, "blocks": {}}) + "\n")
+        f.write('{"epoch": 2, "step": 2, "lo')  # and a line a kill cut
+    tsi_train.run(args(data, out, *base, "--epochs", "2", "--resume"))
+    rows = [json.loads(line) for line in (out / block_stats.FILE).read_text().splitlines()]
+    assert [(r["epoch"], r["step"]) for r in rows] == [(1, 0), (1, 2), (2, 0), (2, 2)]
+    assert rows[2]["loss"] != 9.0
+
+
 def test_zero_init_shows_as_closed_branches(data, tmp_path):
     out = tmp_path / "run"
     tsi_train.run(args(data, out, "--block-stats", "1", "--max-steps", "1", "--epochs", "1"))
