@@ -26,6 +26,7 @@ from pathlib import Path
 
 from benchmarks.common.demo_geometry import demo_card, demo_config
 from benchmarks.common.unseen_scene import REVERSED_PAIRS as UNSEEN_PAIRS
+from runtime.card import RESIZE_MODES
 from runtime.common.files import atomic_write_text
 from tsi import evaluate as tsi_evaluate
 from tsi import init as tsi_init
@@ -110,7 +111,7 @@ def train_all(args) -> list[dict]:
                 "--attention", "matmul", "--dropout", str(args.dropout),
                 "--optimizer", args.optimizer, "--weight-decay", str(args.weight_decay),
                 "--eval-every", str(args.eval_every), "--warmup-epochs", str(args.warmup_epochs),
-                "--crop-scales", *[str(c) for c in args.crop_scales]]
+                "--crop-scales", *[str(c) for c in args.crop_scales], "--resize", args.resize]
         if causal:
             argv.append("--causal")
         # a resumed run has its weights: --init is for a new one only
@@ -140,7 +141,7 @@ def write_table(rows: list[dict], args, path: Path) -> None:
         f"lr {args.lr} per 64 clips (scaled linearly), weight decay {args.weight_decay}, "
         f"T={args.frames}, {args.input_size}², base width {args.base_width}, "
         f"dropout {args.dropout}, warm-up {args.warmup_epochs:g} epoch(s), crop scales "
-        f"{' '.join(f'{c:g}' for c in args.crop_scales)}, seed {args.seed}, CPU. Validation: 1 view, {rows[0]['clips'] if rows else 0} clips, "
+        f"{' '.join(f'{c:g}' for c in args.crop_scales)}, resize {args.resize}, seed {args.seed}, CPU. Validation: 1 view, {rows[0]['clips'] if rows else 0} clips, "
         f"{n_classes} classes (chance {100 / max(n_classes, 1):.1f}%).",
         "",
         "| model | epochs run | top-1 | top-5 | top-1 on the 10 reversed-pair classes | reversed pairs told apart (chance 50%) | train time |",
@@ -236,6 +237,7 @@ def run(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--eval-every", type=int, default=5)
     p.add_argument("--warmup-epochs", type=float, default=0.0)
     p.add_argument("--crop-scales", type=float, nargs="+", default=[1.0, 0.875, 0.75, 0.66])
+    p.add_argument("--resize", default=RESIZE_MODES[0], choices=RESIZE_MODES, help="tsi-train --resize")
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--init", default="scratch", choices=tsi_init.CHOICES,

@@ -24,6 +24,9 @@ CARD_FORMAT = "tsi-model-card"
 CARD_VERSION = 1
 ONNX_METADATA_KEY = "tsi.model_card"
 MODES = ("clip", "online")
+# how a frame becomes the square the crop is taken from: keep its aspect (short side to
+# resize_short, crops cut the long side) or squash the whole frame to resize_short x resize_short
+RESIZE_MODES = ("short_side", "square")
 
 # Bounds of what any real model uses, checked before anything is allocated from a card or config.
 # The largest input tensor they allow, 64 x 3 x 640^2 float32 per clip, is 315 MB; the saliency
@@ -48,7 +51,8 @@ class ModelCard:
     """Labels, clip geometry and preprocessing of one model.
 
     Preprocessing (applied per frame, in this order): BGR->RGB if ``color == "RGB"``; resize so the
-    short side is ``resize_short`` (bilinear); centre crop ``input_size``²; scale to [0, 1]; subtract
+    short side is ``resize_short`` (``resize == "short_side"``) or squash the whole frame to
+    ``resize_short``² (``resize == "square"``: nothing of a wide frame is cut off), bilinear; centre crop ``input_size``²; scale to [0, 1]; subtract
     ``mean`` and divide by ``std`` (per RGB channel); layout CHW. A clip is ``frames`` such frames,
     input tensor ``(N, frames, 3, input_size, input_size)`` (layout ``NTCHW``).
 
@@ -81,6 +85,7 @@ class ModelCard:
     # an INT8 graph's measured choice (export.int8_choice): method, agreement with FP32 on held-out
     # clips, whether it is within the build's bound, the layers kept in float; empty otherwise
     quantization: dict[str, Any] = field(default_factory=dict)
+    resize: str = RESIZE_MODES[0]
 
     def __post_init__(self) -> None:
         _check_types(self)
@@ -141,6 +146,8 @@ class ModelCard:
             problems.append(f"color must be RGB or BGR (got {self.color!r})")
         if self.layout != "NTCHW":
             problems.append(f"layout must be NTCHW (got {self.layout!r})")
+        if self.resize not in RESIZE_MODES:
+            problems.append(f"resize must be one of {RESIZE_MODES} (got {self.resize!r})")
         if self.mode not in MODES:
             problems.append(f"mode must be one of {MODES} (got {self.mode!r})")
         if self.precision not in ("fp32", "fp16", "int8"):
@@ -156,6 +163,8 @@ class ModelCard:
         d["std"] = list(self.std)
         if not d["quantization"]:  # only INT8 graphs have one: other cards read as before
             del d["quantization"]
+        if d["resize"] == RESIZE_MODES[0]:  # the default is left out: such cards read as before
+            del d["resize"]
         return {"format": CARD_FORMAT, "version": CARD_VERSION, **d}
 
     def to_json(self) -> str:
@@ -218,7 +227,7 @@ class ModelCard:
 
 
 _INT_FIELDS = ("frames", "input_size", "resize_short", "span_frames")
-_STR_FIELDS = ("arch", "color", "layout", "precision", "mode", "source_sha256")
+_STR_FIELDS = ("arch", "color", "layout", "precision", "mode", "source_sha256", "resize")
 
 
 def _is_int(v: Any) -> bool:

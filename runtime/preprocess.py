@@ -25,6 +25,15 @@ def resize_short_side(frame: np.ndarray, short: int) -> np.ndarray:
     return cv2.resize(frame, (nw, nh), interpolation=cv2.INTER_LINEAR)
 
 
+def resize_frame(frame: np.ndarray, card: ModelCard) -> np.ndarray:
+    """The frame the crops are cut from, as ``card.resize`` says: short side to ``resize_short``
+    (aspect kept) or the whole frame squashed to ``resize_short`` x ``resize_short``."""
+    if card.resize == "square":
+        s = card.resize_short
+        return frame if frame.shape[:2] == (s, s) else cv2.resize(frame, (s, s), interpolation=cv2.INTER_LINEAR)
+    return resize_short_side(frame, card.resize_short)
+
+
 def center_crop(frame: np.ndarray, size: int) -> np.ndarray:
     h, w = frame.shape[:2]
     if h < size or w < size:
@@ -40,7 +49,6 @@ class FramePreprocessor:
     def __init__(self, card: ModelCard):
         self.card = card
         self.size = card.input_size
-        self.short = card.resize_short
         self.to_rgb = card.color == "RGB"
         # fold /255, mean and std into one multiply-add per channel: x * scale + bias
         mean = np.asarray(card.mean, dtype=np.float32)
@@ -54,7 +62,7 @@ class FramePreprocessor:
             raise ValueError(f"expected a BGR frame of shape (H, W, 3), got {shape}")
         if frame_bgr.dtype != np.uint8:
             raise ValueError(f"expected a uint8 frame, got {frame_bgr.dtype}")
-        img = center_crop(resize_short_side(frame_bgr, self.short), self.size)
+        img = center_crop(resize_frame(frame_bgr, self.card), self.size)
         if self.to_rgb:
             img = img[:, :, ::-1]
         chw = np.ascontiguousarray(img.transpose(2, 0, 1), dtype=np.float32)

@@ -25,7 +25,8 @@ MODEL = {"arch": ("card", "arch"), "frames": ("config", "frames"), "input_size":
          "base_width": ("config", "base_width"), "sme_reduction": ("config", "sme_reduction"),
          "attention": ("config", "attention"), "dropout": ("config", "dropout"),
          "causal": ("config", "causal"), "span_frames": ("card", "span_frames"), "fps": ("card", "fps"),
-         "resize_short": ("card", "resize_short"), "no_zero_init": ("args", "no_zero_init"),
+         "resize_short": ("card", "resize_short"), "resize": ("card", "resize"),
+         "no_zero_init": ("args", "no_zero_init"),
          "optimizer": ("args", "optimizer")}
 # a new model's initialisation: meaningless for a run that has its weights
 INIT = ("pretrained", "finetune", "init")

@@ -36,7 +36,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 
-from runtime.card import ModelCard
+from runtime.card import RESIZE_MODES, ModelCard
 from runtime.common.files import OutputLockedError, atomic_write_text, exclusive, remove_stale_temps
 from runtime.common.progress import progress_bar
 from runtime.cli import ignore_stop_signals, install_stop_handlers
@@ -209,6 +209,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="frame rate of the training videos (model card; %(default)s)")
     d.add_argument("--resize-short", type=non_negative_int, default=0,
                    help="short side before cropping (0: input size x 256/224)")
+    d.add_argument("--resize", default=RESIZE_MODES[0], choices=RESIZE_MODES,
+                   help="short_side: keep the aspect, crops cut the long side; square: squash the "
+                        "whole frame, so an actor near a wide frame's edge stays in view (model card; "
+                        "%(default)s)")
     d.add_argument("--flip", action="store_true", help="random horizontal flip (off: direction matters)")
     d.add_argument("--flip-map", help="JSON {label: label} swapped under a flip (e.g. left<->right)")
     d.add_argument("--workers", type=non_negative_int, default=min(8, os.cpu_count() or 1))
@@ -342,7 +346,7 @@ def _train(args, given: set[str], dist_: Dist, out: Path, stop: threading.Event 
         except ValueError as e:  # the config's own checks (tsi.config): options no model can have
             raise UsageError(f"--arch {args.arch} with these options: {e}") from None
         card = make_card(model.cfg, labels, resize_short=args.resize_short or None,
-                         span_frames=args.span_frames, fps=args.fps)
+                         span_frames=args.span_frames, fps=args.fps, resize=args.resize)
         try:
             shipped, shipped_ckpt, why = tsi_init.resolve(args.init, args.arch, model.cfg,
                                                           other_init=bool(args.pretrained or args.finetune))

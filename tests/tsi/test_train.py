@@ -193,3 +193,11 @@ def test_a_class_without_a_decodable_validation_video_is_reported(data, tmp_path
     assert report["val"]["classes_without_a_decodable_video"] == ["recede"]
     assert report["val"]["replaced_clips"] == {"recede": 1} and report["val"]["undecodable"] == [str(bad)]
     assert "class 'recede' has no decodable video" in caplog.text
+
+
+def test_resize_square_goes_into_the_card_and_a_resumed_run_keeps_it(data, tmp_path):
+    out = tmp_path / "sq"
+    tsi_train.run(train_args(data, out, 1, "--max-steps", "1", "--resize", "square"))
+    assert load_checkpoint(out / "last.pt")["card"]["resize"] == "square"
+    with pytest.raises(UsageError, match=r"--resize short_side differs from the resumed run's square"):
+        tsi_train.run(train_args(data, out, 2, "--resume", "--resize", "short_side"))

@@ -1,7 +1,8 @@
 """Clip transforms: a list of BGR uint8 frames -> a normalised float32 tensor (T, 3, S, S).
 
 * :class:`TrainTransform` -- the paper's augmentation (Sec. 4.2, TSN's ``GroupMultiScaleCrop``):
-  resize the short side to ``card.resize_short``; pick a crop whose sides are drawn from
+  resize the frame as the card says (``runtime.preprocess.resize_frame``: short side to
+  ``card.resize_short``, or the whole frame squashed to its square); pick a crop whose sides are drawn from
   ``scales`` x short side (width and height at most ``max_distort`` scale steps apart: scale jitter
   with a bounded aspect change) at one of the 4 corners or the centre; resize it to S x S; optional
   horizontal flip. One crop and one flip decision per clip, applied to every frame.
@@ -10,7 +11,8 @@
   implementation of the test preprocessing.
 * :class:`ThreeCropTransform` -- the 30-view protocol's crops (Sec. 4.2): short side to
   ``resize_short``, three ``resize_short``-square crops along the long side (left/centre/right or
-  top/centre/bottom), each resized to S x S -> (3, T, 3, S, S).
+  top/centre/bottom), each resized to S x S -> (3, T, 3, S, S); a ``square`` card's three crops are
+  the same whole frame.
 
 Normalisation (RGB order, mean/std) reuses the per-channel scale and bias of
 ``FramePreprocessor``, so every transform normalises exactly as the card says.
@@ -26,7 +28,7 @@ import numpy as np
 import torch
 
 from runtime.card import ModelCard
-from runtime.preprocess import FramePreprocessor, resize_short_side
+from runtime.preprocess import FramePreprocessor, resize_frame
 
 TSN_SCALES = (1.0, 0.875, 0.75, 0.66)
 
@@ -120,7 +122,7 @@ class TrainTransform:
         _check_frames(frames)
         crops = []
         for frame in frames:
-            img = resize_short_side(frame, self.card.resize_short)
+            img = resize_frame(frame, self.card)
             img = img[params.y : params.y + params.h, params.x : params.x + params.w]
             if img.shape[:2] != (self.size, self.size):
                 img = cv2.resize(img, (self.size, self.size), interpolation=cv2.INTER_LINEAR)
@@ -133,7 +135,7 @@ class TrainTransform:
                  rng: np.random.Generator) -> tuple[torch.Tensor, int]:
         """Augment one clip; a flipped clip's label goes through the flip map."""
         _check_frames(frames)
-        h, w = resize_short_side(frames[0], self.card.resize_short).shape[:2]
+        h, w = resize_frame(frames[0], self.card).shape[:2]
         params = self.sample_params(w, h, rng)
         if params.flip:
             label = self.flip_map.get(int(label), int(label))
@@ -174,7 +176,7 @@ class ThreeCropTransform:
 
     def __call__(self, frames: Sequence[np.ndarray]) -> torch.Tensor:
         _check_frames(frames)
-        resized = [resize_short_side(f, self.short) for f in frames]
+        resized = [resize_frame(f, self.card) for f in frames]
         h, w = resized[0].shape[:2]
         views = []
         for x, y in self.boxes(w, h):
