@@ -52,9 +52,10 @@ class ModelCard:
 
     Preprocessing (applied per frame, in this order): BGR->RGB if ``color == "RGB"``; resize so the
     short side is ``resize_short`` (``resize == "short_side"``) or squash the whole frame to
-    ``resize_short``² (``resize == "square"``: nothing of a wide frame is cut off), bilinear; centre crop ``input_size``²; scale to [0, 1]; subtract
-    ``mean`` and divide by ``std`` (per RGB channel); layout CHW. A clip is ``frames`` such frames,
-    input tensor ``(N, frames, 3, input_size, input_size)`` (layout ``NTCHW``).
+    ``resize_short``² (``resize == "square"``: nothing of a wide frame is cut off), bilinear; centre
+    crop ``input_size``²; scale to [0, 1]; subtract ``mean`` and divide by ``std`` (per RGB channel);
+    layout CHW. A clip is ``frames`` such frames, input tensor ``(N, frames, 3, input_size,
+    input_size)`` (layout ``NTCHW``).
 
     Sampling: the training clips take ``frames`` frames, one from the centre of each of ``frames``
     equal segments of a window of ``span_frames`` source frames (TSN centre sampling); a live runtime

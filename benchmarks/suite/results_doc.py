@@ -44,9 +44,16 @@ MD_ONLY = [
     ("unseen_motion_scratch_baselines.md", "TSN-R18 and TSM-R18 from scratch on the unseen generator's data"),
     ("unseen_motion_tsn_init.md", "TSN-R18 from its shipped motion initialisation on the unseen generator's data"),
     ("unseen_motion_tsi_init.md", "training on the unseen generator's data from the shipped motion initialisation"),
+    ("unseen_motion_tsi_init_square.md", "TSI-R18 from the shipped motion initialisation on the unseen generator's "
+                                         "data, `--resize square`"),
+    ("unseen_motion_tsi_scratch_square.md", "TSI-R18 from scratch on the unseen generator's data, `--resize square`"),
+    ("unseen_motion_tsn_init_square.md", "TSN-R18 from its shipped motion initialisation on the unseen generator's "
+                                         "data, `--resize square`"),
+    ("int8_bare_unseen_square.md", "INT8 Q/DQ of the bare `--int8` vs FP32: TSI-R18 from the motion initialisation "
+                                   "on the unseen generator's data, `--resize square`"),
     ("fp16_converter.md", "the FP16 graph: `calib.fp16` vs onnxruntime's float16 converter alone"),
     ("fp16_converter_handwritten.md", "the same, when `calib.fp16` was hand-written (commit named in the file)"),
-    ("crop_coverage.md", "how often the training crop loses the acting object"),
+    ("crop_coverage.md", "how often the crop loses the acting object (short-side vs square resize)"),
     ("synthetic_motion_hard_default_recipe.md", "the hard setting with the easy recipe unchanged (runs stopped)"),
     ("accuracy_latency_quick.md", "the `--quick` accuracy-vs-latency run"),
     ("r50_t8_rerun/accuracy_latency.md", "the R50 T=8 TSI/TSN rows again, other random weights"),
