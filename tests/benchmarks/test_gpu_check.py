@@ -6,6 +6,7 @@ share (on two CPU sessions). The GPU parts themselves run only on a GPU."""
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import replace
 
 import numpy as np
@@ -143,6 +144,30 @@ def test_throughput_runs_eager_and_graphs_first_and_skips_what_the_budget_leaves
     assert [(r["attention"], r["mode"], r["batch"]) for r in failed] == [("fused", "cuda-graph", b) for b in gpu_parts.BATCHES]
     assert failed[0]["reason"] == "RuntimeError: capture failed"
     assert all(r["status"] == "skipped" and "~105 s" in r["reason"] for r in by_mode["compile"])
+    # what the budget cuts first: the compiles, the largest batch and TSI's default attention first
+    from tsi.config import TSIConfig
+
+    assert [(r["model"], r["attention"], r["batch"]) for r in by_mode["compile"][:3]] == [
+        ("tsi_r50", TSIConfig().attention, 32), ("tsn_r50", None, 32), ("tsm_r50", None, 32)]
+    assert by_mode["compile"][-1]["batch"] == 1
+
+
+def test_run_bounded_kills_the_command_at_its_timeout():
+    code = "import time; print('started', flush=True); time.sleep(60)"
+    t0 = gpu_parts.time.monotonic()
+    assert gpu_parts.run_bounded([sys.executable, "-c", code], 1.0) == (None, "started")
+    assert gpu_parts.time.monotonic() - t0 < 30
+    assert gpu_parts.run_bounded([sys.executable, "-c", "print('one'); print('two'); raise SystemExit(3)"], 30) == (3, "two")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present: the benchmark would run")
+def test_attention_part_runs_the_benchmark_and_records_its_refusal(tmp_path):
+    ctx = gpu_parts.Context(out=tmp_path / "r.md", workdir=tmp_path, warmup=1, iters=1)
+    ctx.deadline = gpu_parts.time.monotonic() + 120
+    with pytest.raises(gpu_parts.PartFailed) as e:
+        gpu_parts.attention(ctx)
+    assert str(e.value).startswith("exit status 2: ") and "no CUDA GPU visible to torch" in str(e.value)
+    assert e.value.figures["exit"] == 2 and "timings" not in e.value.figures
 
 
 class Offset:
