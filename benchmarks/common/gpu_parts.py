@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Callable
 
 from benchmarks.common.gpu_measure import MODES, compare_backends, forward_throughput, gpu_environment, train_step_time
-from benchmarks.common.machine import tensorrt_status
+from benchmarks.common.machine import cuda_reason, module_reason, ort_cuda_reason, trt_import_reason
 
 REPO = Path(__file__).resolve().parents[2]
 R50_ARCHS = ("tsn_r50", "tsm_r50", "tsi_r50")  # TSIConfig's defaults: 224², T = 8, 174 classes
@@ -76,43 +76,6 @@ class Context:
 
 
 # ---- can it run here -----------------------------------------------------------------------------
-
-def cuda_reason() -> str | None:
-    try:
-        import torch
-    except ImportError as e:
-        return f"torch not importable ({e})"
-    if torch.cuda.is_available():
-        return None
-    build = "a CPU-only build" if torch.version.cuda is None else f"built for CUDA {torch.version.cuda}"
-    return f"no CUDA device: torch.cuda.is_available() is False (torch {torch.__version__}, {build})"
-
-
-def module_reason(name: str) -> str | None:
-    try:
-        __import__(name)
-    except ImportError as e:
-        return f"{name} not importable ({e})"
-    return None
-
-
-def ort_cuda_reason() -> str | None:
-    why = module_reason("onnxruntime")
-    if why:
-        return why
-    import onnxruntime as ort
-
-    have = ort.get_available_providers()
-    if "CUDAExecutionProvider" in have:
-        return None
-    return (f"onnxruntime {ort.__version__} has no CUDAExecutionProvider (has {', '.join(have)}; "
-            "it comes with onnxruntime-gpu)")
-
-
-def tensorrt_reason() -> str | None:
-    ok, why = tensorrt_status()
-    return None if ok else f"TensorRT {why}"
-
 
 def all_reasons(*checks: Callable[[], str | None]) -> Callable[[], str | None]:
     return lambda: "; ".join(r for r in (c() for c in checks) if r) or None
@@ -296,5 +259,5 @@ PARTS: dict[str, Part] = {p.name: p for p in (
          f"{' and '.join(map(str, ORT_BATCHES))}: p50 ms, clips/s, max |logit difference|",
          all_reasons(cuda_reason, ort_cuda_reason), onnxruntime_cuda),
     Part("tensorrt", 3, lambda ctx: "an FP16 engine of the demo ONNX graph, run by the runtime's TensorRT backend "
-         "against onnxruntime CPU", all_reasons(cuda_reason, tensorrt_reason), tensorrt),
+         "against onnxruntime CPU", all_reasons(cuda_reason, trt_import_reason), tensorrt),
 )}
