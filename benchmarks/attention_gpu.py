@@ -5,7 +5,8 @@
 
 Needs a CUDA GPU and torch with CUDA. The CUDA kernel column needs libtsi_attention.so: given with
 --lib, else built here with CMake into --build-dir (needs cmake and nvcc), else left out with the
-reason in the table. Writes a markdown report to benchmarks/results/attention_gpu.md:
+reason in the table. Writes a markdown report to benchmarks/results/attention_gpu.md (its figures
+beside it as attention_gpu.json, which benchmarks.gpu_check reads):
 
 - timing (CUDA events, median of --iters after --warmup) and peak extra memory
   (torch.cuda.max_memory_allocated above the inputs) at the benchmark shape, for
@@ -23,18 +24,20 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import json
 import logging
 import math
 import platform
 import shutil
-import statistics
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from benchmarks.common.timing import cuda_event_median
 from export import PLUGIN_SOURCES
+from runtime.common.files import atomic_write_text
 
 log = logging.getLogger("attention_gpu")
 
@@ -164,23 +167,6 @@ class Timing:
     note: str = ""
 
 
-def time_cuda(fn, warmup: int, iters: int) -> float:
-    import torch
-
-    for _ in range(warmup):
-        fn()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(iters):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end))
-    return statistics.median(times)
-
-
 def peak_extra_mib(fn) -> float:
     import torch
 
@@ -199,7 +185,7 @@ def measure(name, fn, warmup, iters) -> Timing:
 
     try:
         peak = peak_extra_mib(fn)
-        return Timing(name, time_cuda(fn, warmup, iters), peak)
+        return Timing(name, cuda_event_median(fn, warmup, iters), peak)
     except torch.cuda.OutOfMemoryError as e:
         torch.cuda.empty_cache()
         return Timing(name, note=f"out of memory: {str(e).splitlines()[0]}")
@@ -270,21 +256,38 @@ def format_report(env: dict, shape: dict, timings: list[Timing], floor: Timing |
                   f"L in {list(SWEEP_L)}, D in {list(SWEEP_D)}, B in {list(SWEEP_B)}, k != v and k == v. "
                   "Statistic: max |out - ref| / max |ref|.", "",
                   "| implementation | dtype | cases | max rel. error | bound | NaN left | pass |", "|---|---|---|---|---|---|---|"]
-        for impl in sorted({r["impl"] for r in sweep}):
-            for dt in ("fp32", "fp16"):
-                rs = [r for r in sweep if r["impl"] == impl and r["dtype"] == dt]
-                if not rs:
-                    continue
-                worst = max(r["err"] for r in rs)
-                nans = sum(r["nan"] for r in rs)
-                ok = worst < TOL[dt] and nans == 0
-                lines.append(f"| {impl} | {dt} | {len(rs)} | {worst:.2e} | {TOL[dt]:.0e} | {nans} | {'yes' if ok else 'NO'} |")
+        for r in sweep_summary(sweep):
+            lines.append(f"| {r['impl']} | {r['dtype']} | {r['cases']} | {r['max_rel_error']:.2e} | {r['bound']:.0e} | "
+                         f"{r['nan_left']} | {'yes' if r['pass'] else 'NO'} |")
         failed = [r for r in sweep if not (r["err"] < TOL[r["dtype"]])]
         if failed:
             lines += ["", "Failing cases:", ""]
             lines += [f"- {r['impl']} {r['dtype']} B={r['B']} L={r['L']} D={r['D']} kv_same={r['kv_same']}: "
                       f"{r['err']:.2e}" for r in failed[:50]]
     return "\n".join(lines) + "\n"
+
+
+def sweep_summary(sweep: list[dict]) -> list[dict]:
+    """One row per implementation and dtype: cases, worst relative error (inf where NaN was left),
+    its bound, NaN outputs left, pass."""
+    rows = []
+    for impl in sorted({r["impl"] for r in sweep}):
+        for dt in ("fp32", "fp16"):
+            rs = [r for r in sweep if r["impl"] == impl and r["dtype"] == dt]
+            if rs:
+                worst, nans = max(r["err"] for r in rs), sum(r["nan"] for r in rs)
+                rows.append({"impl": impl, "dtype": dt, "cases": len(rs), "max_rel_error": worst, "bound": TOL[dt],
+                             "nan_left": nans, "pass": worst < TOL[dt] and nans == 0})
+    return rows
+
+
+def report_figures(env: dict, shape: dict, timings: list[Timing], floor: Timing | None, sweep: list[dict]) -> dict:
+    """The report's figures as JSON-able data (a non-finite error is None)."""
+    summary = [{**r, "max_rel_error": r["max_rel_error"] if math.isfinite(r["max_rel_error"]) else None}
+               for r in sweep_summary(sweep)]
+    return {"env": env, "shape": shape, "floor": asdict(floor) if floor is not None else None,
+            "timings": [asdict(t) for t in timings], "sweep": summary,
+            "sweep_passed": sweep_passed(sweep) if sweep else None}
 
 
 def sweep_passed(sweep: list[dict]) -> bool:
@@ -355,7 +358,7 @@ def main(argv=None) -> int:
     else:
         timings.append(Timing("CUDA kernel (libtsi_attention.so)", note=cuda_note))
     run_floor, count = exp_floor(b * length, length, device)
-    floor = Timing("floor: B·L² exp2 only (no memory)", time_cuda(run_floor, args.warmup, args.iters), None,
+    floor = Timing("floor: B·L² exp2 only (no memory)", cuda_event_median(run_floor, args.warmup, args.iters), None,
                    f"{count:.3g} exp2")
     for t in [floor] + timings:
         log.info("%-40s %s ms  %s MiB  %s", t.name, f"{t.ms:.3f}" if t.ms else "—",
@@ -369,11 +372,11 @@ def main(argv=None) -> int:
         sweep = correctness_sweep(impls, device)
         log.info("sweep: %d runs, %s", len(sweep), "all within bounds" if sweep_passed(sweep) else "FAILURES")
 
-    report = format_report(env, {"B": b, "L": length, "D": d, "dtype": args.dtype, "scale": scale},
-                           timings, floor, sweep)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(report)
-    log.info("wrote %s", args.out)
+    shape = {"B": b, "L": length, "D": d, "dtype": args.dtype, "scale": scale}
+    atomic_write_text(args.out, format_report(env, shape, timings, floor, sweep))
+    atomic_write_text(args.out.with_suffix(".json"),
+                      json.dumps(report_figures(env, shape, timings, floor, sweep), indent=1) + "\n")
+    log.info("wrote %s and its .json", args.out)
     return 0 if sweep_passed(sweep) else 1
 
 

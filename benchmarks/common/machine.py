@@ -1,4 +1,5 @@
-"""What the benchmark ran on: processor, GPU, memory, library versions, load average.
+"""What the benchmark ran on: processor, GPU, memory, library versions, load average; and whether
+a GPU measurement can run here (None, or why not in one line).
 
 Everything here is read, never assumed: a library that is not importable is listed with the reason.
 """
@@ -93,6 +94,45 @@ def gpu_status() -> tuple[bool, str]:
         return False, f"no CUDA device ({build}; no GPU is lent to this machine)"
     p = torch.cuda.get_device_properties(0)
     return True, f"{p.name} ({p.total_memory / 2**30:.0f} GiB, sm_{p.major}{p.minor})"
+
+
+# ---- can a GPU part run here: None, or why not in one line ---------------------------------------
+
+def cuda_reason() -> str | None:
+    try:
+        import torch
+    except ImportError as e:
+        return f"torch not importable ({e})"
+    if torch.cuda.is_available():
+        return None
+    build = "a CPU-only build" if torch.version.cuda is None else f"built for CUDA {torch.version.cuda}"
+    return f"no CUDA device: torch.cuda.is_available() is False (torch {torch.__version__}, {build})"
+
+
+def module_reason(name: str) -> str | None:
+    try:
+        __import__(name)
+    except ImportError as e:
+        return f"{name} not importable ({e})"
+    return None
+
+
+def ort_cuda_reason() -> str | None:
+    why = module_reason("onnxruntime")
+    if why:
+        return why
+    import onnxruntime as ort
+
+    have = ort.get_available_providers()
+    if "CUDAExecutionProvider" in have:
+        return None
+    return (f"onnxruntime {ort.__version__} has no CUDAExecutionProvider (has {', '.join(have)}; "
+            "it comes with onnxruntime-gpu)")
+
+
+def trt_import_reason() -> str | None:
+    ok, why = tensorrt_status()
+    return None if ok else f"TensorRT {why}"
 
 
 def jetson_model() -> str | None:

@@ -4,6 +4,8 @@ Latency: ``warmup`` untimed calls, then ``repeats`` timed calls at batch 1 (wall
 ``time.perf_counter``; on CUDA the callable synchronises); p50 / p95 / mean over the timed calls.
 Throughput: clips per second at batch ``b``: one untimed call, then timed calls until ``min_time``
 seconds and at least ``min_runs`` calls have passed: ``b * calls / elapsed``.
+On CUDA, :func:`cuda_event_median`: ``warmup`` untimed calls, then ``iters`` calls each between two
+CUDA events (the end event waited on), the median of their elapsed times in ms.
 Peak memory: on the CPU the process's peak resident set (Linux ``VmHWM``, reset through
 ``/proc/self/clear_refs`` before the row, after ``malloc_trim``) minus its resident set before
 the backend was loaded: weights, graph, workspace and activations of the row; on CUDA
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import ctypes
 import gc
+import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -38,6 +41,26 @@ def measure_latency(fn: Callable[[], object], *, repeats: int, warmup: int = 1) 
         fn()
         times.append(1000.0 * (time.perf_counter() - t0))
     return latency_stats(times)
+
+
+def cuda_event_median(fn: Callable[[], object], warmup: int, iters: int) -> float:
+    """Median ms of ``iters`` calls of ``fn`` timed by CUDA events on the current stream."""
+    import torch
+
+    if iters < 1:
+        raise ValueError(f"iters must be >= 1 (got {iters})")
+    for _ in range(warmup):
+        fn()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(iters):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end))
+    return statistics.median(times)
 
 
 def measure_throughput(fn: Callable[[], object], batch: int, *, min_time: float = 1.0,

@@ -3,7 +3,8 @@ error line, no traceback), and a run at its smallest setting where that is short
 of the CLIs not run here are elsewhere: ``tsi-bench`` and ``tsi-bench-readme`` (suite/
 test_accuracy_latency.py), ``-online``, ``-online-sequences``, ``-crop-coverage``, ``-synthetic``
 (its tables; training is tsi.train's tests) in this folder, ``-int8`` in tests/calib/, and
-``-attention-gpu`` (GPU only: its refusal without one) in tests/kernels/."""
+``-attention-gpu`` (GPU only: its refusal without one) in tests/kernels/, ``tsi-gpu-check`` (its
+``--dry-run``) in test_gpu_check.py."""
 
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ BAD_ARGS = {
     "tsi-bench-data-loading": ["--videos", "no/such/folder", "--out", "{tmp}"],
     "tsi-bench-crop-coverage": ["--clips", "0"],
     "tsi-bench-unseen-motion": ["--out", "{tmp}", "--train", "0"],
+    "tsi-gpu-check": ["--parts", "no-such-part"],
 }
 
 

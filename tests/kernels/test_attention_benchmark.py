@@ -43,6 +43,12 @@ def test_report_table(bench):
     assert "| cuda | fp32 | 1 | inf | 1e-05 | 1 | NO |" in text
     assert "B=7 L=50 D=5" in text  # failing cases are listed
     assert not bench.sweep_passed(sweep)
+    figures = json.loads(json.dumps(bench.report_figures({"device": "GPU X"}, {"B": 1}, timings, floor, sweep),
+                                    allow_nan=False))  # the JSON gpu_check reads: no Infinity in it
+    assert figures["timings"][0] == {"name": "Triton", "ms": 1.5, "peak_mib": 3.0, "note": ""}
+    assert [(r["dtype"], r["max_rel_error"], r["nan_left"], r["pass"]) for r in figures["sweep"]] == [
+        ("fp32", None, 1, False), ("fp16", 1e-4, 0, True)]
+    assert figures["sweep_passed"] is False
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present: the benchmark would run")
