@@ -53,10 +53,19 @@ class ShortVideoError(VideoDecodeError):
         super().__init__(path, f"decoded {num_frames} frames, frame index {wanted} was requested")
 
 
+# control characters (a newline, a NUL) shown escaped, so a message naming a path stays one line
+_CONTROL = {c: f"\\x{c:02x}" for c in (*range(32), 127)} | {ord("\n"): "\\n", ord("\t"): "\\t", 0: "\\0"}
+
+
 def shown_path(path: str | os.PathLike) -> str:
-    """``path`` as text that can be printed: bytes that are not UTF-8 (kept by Python as surrogate
-    escapes) shown as ``\\xe9``."""
-    return os.fsencode(os.fspath(path)).decode("utf-8", "backslashreplace")
+    """``path`` as text that can be printed on one line: bytes that are not UTF-8 (kept by Python as
+    surrogate escapes) shown as ``\\xe9``, control characters as ``\\n``, ``\\0``, ``\\x1b``."""
+    text = os.fspath(path)
+    try:
+        raw = os.fsencode(text)
+    except UnicodeEncodeError:  # a lone surrogate no file system byte stands for (e.g. \ud800)
+        raw = text.encode("utf-8", "surrogatepass")
+    return raw.decode("utf-8", "backslashreplace").translate(_CONTROL)
 
 
 def check_openable_path(path: str | os.PathLike) -> str:
@@ -73,7 +82,7 @@ def check_openable_path(path: str | os.PathLike) -> str:
         raise VideoDecodeError(shown_path(text), "the file name is not valid UTF-8, which OpenCV "
                                "cannot open; rename it (e.g. convmv -f latin1 -t utf8)") from None
     if "\0" in text:
-        raise VideoDecodeError(shown_path(text).replace("\0", "\\0"), "the file name holds a NUL byte")
+        raise VideoDecodeError(shown_path(text), "the file name holds a NUL byte")
     return text
 
 

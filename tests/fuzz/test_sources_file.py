@@ -36,6 +36,8 @@ def _one_line(e: Exception) -> None:
 @given(lines)
 @example("../x=a.mp4")
 @example("caf\udce9.mp4")
+@example("/\n\x00")  # found by hypothesis: the path's newline once reached the message
+@example("\ud800")  # found by hypothesis: a lone surrogate once crashed the message's own encoding
 def test_any_line_splits_and_parses_or_is_a_usage_error(text):
     try:
         name, source, spec = _bounded(_parse, text)
