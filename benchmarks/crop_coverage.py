@@ -25,6 +25,7 @@ from benchmarks.common import unseen_scene
 from benchmarks.common.demo_geometry import demo_card
 from runtime.card import RESIZE_MODES, ModelCard
 from runtime.common.files import atomic_write_text
+from runtime.preprocess import resized_size
 from runtime.sampling import segment_indices
 from tsi.data.synthetic_scene import (CANONICAL, CLASSES, HARD_OBJECT_SCALE, sample_hard_format,
                                       sample_track)
@@ -73,11 +74,8 @@ def outside(setting: str, n: int, crop, card: ModelCard, seed: int = 0) -> tuple
     rng = np.random.default_rng(seed + 1)
     any_out, frac = [], []
     for (w, h), track, frames in clips(setting, n, seed):
-        if card.resize == "square":
-            sx, sy, rw, rh = card.resize_short / w, card.resize_short / h, card.resize_short, card.resize_short
-        else:
-            sx = sy = card.resize_short / min(w, h)
-            rw, rh = round(w * sx), round(h * sy)
+        rw, rh = resized_size(w, h, card)  # the frame TrainTransform crops, as the card resizes it
+        sx, sy = rw / w, rh / h
         if crop is None:
             x0, y0, cw, ch = (rw - card.input_size) // 2, (rh - card.input_size) // 2, card.input_size, card.input_size
         else:

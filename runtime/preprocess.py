@@ -13,25 +13,37 @@ import numpy as np
 from runtime.card import ModelCard
 
 
+def short_side_size(w: int, h: int, short: int) -> tuple[int, int]:
+    """(width, height) of a ``w`` x ``h`` frame whose shorter side is resized to ``short``."""
+    if h <= w:
+        return max(short, int(round(w * short / h))), short
+    return short, max(short, int(round(h * short / w)))
+
+
+def resized_size(w: int, h: int, card: ModelCard) -> tuple[int, int]:
+    """(width, height) of the frame the crops are cut from, as ``card.resize`` says."""
+    if card.resize == "square":
+        return card.resize_short, card.resize_short
+    return short_side_size(w, h, card.resize_short)
+
+
+def _resize_to(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    if frame.shape[1::-1] == size:
+        return frame
+    return cv2.resize(frame, size, interpolation=cv2.INTER_LINEAR)
+
+
 def resize_short_side(frame: np.ndarray, short: int) -> np.ndarray:
     """Resize so the shorter side is ``short`` pixels, keeping the aspect ratio (bilinear)."""
     h, w = frame.shape[:2]
-    if min(h, w) == short:
-        return frame
-    if h <= w:
-        nh, nw = short, max(short, int(round(w * short / h)))
-    else:
-        nh, nw = max(short, int(round(h * short / w))), short
-    return cv2.resize(frame, (nw, nh), interpolation=cv2.INTER_LINEAR)
+    return _resize_to(frame, short_side_size(w, h, short))
 
 
 def resize_frame(frame: np.ndarray, card: ModelCard) -> np.ndarray:
     """The frame the crops are cut from, as ``card.resize`` says: short side to ``resize_short``
-    (aspect kept) or the whole frame squashed to ``resize_short`` x ``resize_short``."""
-    if card.resize == "square":
-        s = card.resize_short
-        return frame if frame.shape[:2] == (s, s) else cv2.resize(frame, (s, s), interpolation=cv2.INTER_LINEAR)
-    return resize_short_side(frame, card.resize_short)
+    (aspect kept) or the whole frame squashed to ``resize_short`` x ``resize_short`` (bilinear)."""
+    h, w = frame.shape[:2]
+    return _resize_to(frame, resized_size(w, h, card))
 
 
 def center_crop(frame: np.ndarray, size: int) -> np.ndarray:
