@@ -337,11 +337,12 @@ def _collect(model, exclude, num_bins: int | None, progress: bool, n_runs: int, 
     return Histograms(hists, num_bins, n_runs)
 
 
-def ranges_from_amax(candidate: "Candidate", amax: dict[str, float], n_runs: int) -> Ranges:
-    """A :class:`Ranges` (symmetric, +-amax) for onnxruntime's ``quantize_static`` too."""
+def ranges_from_amax(candidate: "Candidate", amax: dict[str, float], n_runs: int, label: str = "") -> Ranges:
+    """A :class:`Ranges` (symmetric, +-amax) for onnxruntime's ``quantize_static`` too; ``label``
+    names them (the candidate's name when empty)."""
     from onnxruntime.quantization.calibrate import TensorData, TensorsData
 
     data = TensorsData(ort_method(candidate.method),
                        {k: TensorData(lowest=np.array(-v, np.float32), highest=np.array(v, np.float32))
                         for k, v in amax.items()})
-    return Ranges(candidate.method, amax, data, n_runs, label=str(candidate))
+    return Ranges(candidate.method, amax, data, n_runs, label=label or str(candidate))

@@ -42,7 +42,7 @@ INT8_LOSS_EXIT = 3  # the INT8 graph misses the bound (written and marked) and t
 def run(opts: Options) -> int:
     """Build everything ``opts`` asks for; returns 0, or :data:`INT8_LOSS_EXIT` (errors are raised)."""
     from export.pipeline import load_source, run_pipeline
-    from export.report import finish_lines, report_lines
+    from export.report import check_lines, finish_lines, report_lines
     from runtime.trt_version import capabilities, tensorrt_available
 
     t0 = time.perf_counter()
@@ -59,13 +59,19 @@ def run(opts: Options) -> int:
         (done, card), written = run_staged(
             opts.out, lambda stg: run_pipeline(opts, stg, source_card, sha, derived, caps), keep)
     finish = [] if caps is not None else finish_lines(opts, done.graphs, card, derived)
-    for line in report_lines(opts.out, written, done.notes, time.perf_counter() - t0, finish=finish):
+    check = check_lines(opts, done.graphs, done.quantization or {}) if derived is None else []
+    notes = done.notes + (check if caps is not None else [])  # with TensorRT here: the engines are built
+    for line in report_lines(opts.out, written, notes, time.perf_counter() - t0,
+                             finish=finish + (check if caps is None else [])):
         log.info("%s", line)
     q = done.quantization
     if q and not q["within_bound"] and not opts.accept_int8_loss:
         print(f"error: the INT8 graph misses the bound ({100 * q['top1_agreement']:.1f}% top-1 agreement, logit "
               f"error {q['logit_error']:.3f}; bound {opts.int8_bound}): written and marked in its card; pass "
-              "--accept-int8-loss to accept it, or --calib-dir with clips like the deployment's", file=sys.stderr)
+              "--accept-int8-loss to accept it, or --calib-dir with clips like the deployment's"
+              + (f"; last resort: tsi-train --finetune {opts.checkpoint} --qat {opts.out / done.graphs['int8'].name} ... (quantization-aware "
+                 "fine-tuning, docs/export.md)" if opts.checkpoint is not None and "int8" in done.graphs else ""),
+              file=sys.stderr)
         return INT8_LOSS_EXIT
     return 0
 

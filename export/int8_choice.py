@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from calib.ranges import METHODS, PERCENTILE, Candidate, Ranges
+from calib.ranges import METHODS, PERCENTILE, Candidate, Ranges, ranges_from_amax
+from runtime.common.errors import CalibrationError
 from export.parity import Agreement, compare_logits, ort_session, run_onnx
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,8 @@ AUTO = "auto"
 CHOICES = (AUTO, *METHODS)  # --calib-method
 AUTO_CANDIDATES = (Candidate("entropy"), Candidate("percentile", 99.9), Candidate("percentile", PERCENTILE),
                    Candidate("percentile", 99.999), Candidate("minmax"), Candidate("mse"))
+LEARNT = "learnt by quantization-aware fine-tuning"  # the candidate of a tsi-train --qat checkpoint
+LEARNT_BASE = Candidate("percentile", PERCENTILE)  # for the tensors the fine-tuning did not quantize
 HOLD_OUT = 3  # every 3rd calibration clip is held out to measure the INT8 graph
 MAX_FLOAT_FRACTION = 0.25  # at most this fraction of the quantized layers kept in float
 DEFAULT_MIN_AGREEMENT = 0.97  # top-1 agreement with FP32 on the held-out clips
@@ -78,10 +81,14 @@ class Choice:
     float_reasons: list[str] = field(default_factory=list)
     histograms: object = None  # calib.ranges.Histograms of the calibration part
     candidate: Candidate | None = None
+    learnt: dict[str, float] = field(default_factory=dict)  # tensor -> amax, when the learnt ranges won
 
     def all_ranges(self) -> Ranges:
         """The chosen method's ranges of every tensor (a TensorRT calibration cache lists them all)."""
-        return self.histograms.ranges(self.candidate)
+        ranges = self.histograms.ranges(self.candidate)
+        if not self.learnt:
+            return ranges
+        return ranges_from_amax(self.candidate, {**ranges.amax, **self.learnt}, ranges.num_clips, LEARNT)
 
     @property
     def within(self) -> bool:
@@ -92,6 +99,7 @@ class Choice:
         return {"method": self.best.label, "held_out_clips": self.held_out, "calibration_clips": self.calibrated,
                 "top1_agreement": round(self.best.agreement.top1, 4),
                 "logit_error": round(self.best.agreement.rel, 4), "within_bound": self.within,
+                "logit_range": round(self.best.agreement.logit_range, 4),  # FP32's, on the held-out clips
                 "min_agreement": self.bound.min_agreement, "max_logit_error": self.bound.max_logit_error,
                 "float_layers": list(self.best.float_layers)}
 
@@ -104,6 +112,12 @@ class Choice:
                                                        if self.best.float_layers else "") + f": {verdict}")
         lines += [f"  kept in float: {r}" for r in self.float_reasons]
         return lines
+
+
+def learnt_ranges(hist, quantized: set[str], overrides: dict[str, float]) -> Ranges:
+    """The quantized tensors' ranges with ``overrides`` (learnt) over :data:`LEARNT_BASE`'s."""
+    base = hist.ranges(LEARNT_BASE, only=quantized)
+    return ranges_from_amax(LEARNT_BASE, {**base.amax, **overrides}, base.num_clips, LEARNT)
 
 
 def split_clips(clips: np.ndarray, hold_out: int = HOLD_OUT) -> tuple[np.ndarray, np.ndarray]:
@@ -123,11 +137,13 @@ def _score(t: Trial, bound: Bound) -> tuple:
 
 
 def choose_int8(standard: str | os.PathLike, clips: np.ndarray, *, method: str = AUTO, bound: Bound = Bound(),
-                progress: bool = True) -> Choice:
+                progress: bool = True, learnt: list[dict] | None = None) -> Choice:
     """Calibrate ``standard`` (the FP32 ONNX file) on part of ``clips``, measure on the rest, choose
     (see the module's docstring). The attention stays in float (``export.variants``). The Q/DQ graph
     is made once; the candidates only change its activation scales (``calib.qdq.with_ranges``) and
-    the fallback only removes the pairs in front of the float layers (``calib.qdq.keep_in_float``)."""
+    the fallback only removes the pairs in front of the float layers (``calib.qdq.keep_in_float``).
+    ``learnt``: the ranges a quantization-aware fine-tuning learnt (its points, ``tsi.qat``), one
+    more candidate (:data:`LEARNT`; the tensors it does not cover take the default percentile's)."""
     from calib.layer_error import layer_errors
     from calib.qdq import checked_qdq, keep_in_float, with_ranges
     from calib.ranges import collect_histograms
@@ -143,6 +159,14 @@ def choose_int8(standard: str | os.PathLike, clips: np.ndarray, *, method: str =
     quantized = {n.input[0] for n in base.graph.node if n.op_type == "QuantizeLinear"}
     cands = candidates_for(method)
     all_ranges = [hist.ranges(c, only=quantized, progress=progress) for c in cands]
+    overrides: dict[str, float] = {}
+    if learnt:
+        from calib.qat_points import tensor_amax
+
+        overrides = tensor_amax(base, learnt)
+        if not overrides:
+            raise CalibrationError("the checkpoint's learnt INT8 ranges (tsi-train --qat) name no layer of this graph")
+        cands, all_ranges = (LEARNT_BASE, *cands), [learnt_ranges(hist, quantized, overrides), *all_ranges]
 
     def trial(ranges: Ranges, float_layers=()) -> tuple[Trial, object]:
         qdq = with_ranges(base, ranges)
@@ -169,6 +193,6 @@ def choose_int8(standard: str | os.PathLike, clips: np.ndarray, *, method: str =
                 break
             k = min(2 * k, limit) if k < limit else limit + 1
     choice = Choice(ranges, checked_qdq(qdq, [*attention, *best.float_layers], str(standard)), best, trials, bound,
-                    len(calib), len(held), reasons, hist, cand)
+                    len(calib), len(held), reasons, hist, cand, overrides if ranges.label == LEARNT else {})
     log.debug("%s", "\n".join(choice.notes()))
     return choice

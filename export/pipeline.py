@@ -168,15 +168,25 @@ def calibration_clips(calib_dir: Path, card: ModelCard, max_clips: int | None):
         return load_calibration_clips(calib_dir, card, max_clips=max_clips)
 
 
+def learnt_ranges(checkpoint: Path | None) -> list | None:
+    """The INT8 ranges a quantization-aware fine-tuning of ``checkpoint`` learnt (``tsi.qat``), if any."""
+    if checkpoint is None:
+        return None
+    from tsi.qat import learnt_points
+
+    return learnt_points(checkpoint)
+
+
 def int8_stage(stg: Path, name: str, standard: Path, card: ModelCard, sme: int | None, caps, *, clips,
-               method: str, bound, cache: bool, plugin: bool) -> Written:
+               method: str, bound, cache: bool, plugin: bool, learnt: list | None = None) -> Written:
     """Calibrate on part of ``clips`` (:func:`calibration_clips`) and choose by measuring on the rest
-    (``export.int8_choice``; the attention stays in float), then the Q/DQ graph or, with ``cache``,
-    the keyed calibration cache of the same choice."""
+    (``export.int8_choice``; the attention stays in float; ``learnt``: the ranges of a
+    quantization-aware fine-tuning, one more candidate), then the Q/DQ graph or, with ``cache``, the
+    keyed calibration cache of the same choice."""
     from export.int8_choice import choose_int8
 
     with stage(f"INT8 calibration ({method}), measured on held-out clips"):
-        choice = choose_int8(standard, clips.clips, method=method, bound=bound)
+        choice = choose_int8(standard, clips.clips, method=method, bound=bound, learnt=learnt)
     out = Written(notes=choice.notes(), quantization=choice.card_entry())
     if cache:
         from calib.cache import DEFAULT_VERSION_INT, key_path, write_cache
@@ -315,7 +325,8 @@ def run_pipeline(opts: Options, stg: Path, card: ModelCard | None, sha: str, der
         done += reuse_cache_stage(opts.out, stg, opts.name, opts.onnx, card, caps)
     elif clips is not None:
         done += int8_stage(stg, opts.name, standard, card, sme, caps, clips=clips, method=opts.calib_method,
-                           bound=opts.int8_bound, cache=opts.calib_cache, plugin=opts.plugin is not None)
+                           bound=opts.int8_bound, cache=opts.calib_cache, plugin=opts.plugin is not None,
+                           learnt=learnt_ranges(opts.checkpoint))
     check_graphs(done.graphs, dla=dla)
     if caps is not None:
         done += engines_stage(stg, opts.name, done.graphs, card, standard, engine_targets(opts, done.graphs, caps),

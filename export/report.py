@@ -44,3 +44,19 @@ def finish_lines(opts: Options, graphs: dict[str, Path], card: ModelCard, derive
         calib_cache=opts.calib_cache, plugin=opts.plugin, dla_core=opts.dla_core,
         workspace=opts.workspace, timing_cache=opts.timing_cache, profile=opts.profile,
         dynamic_batch=opts.dynamic_batch)
+
+
+def check_lines(opts: Options, graphs: dict[str, Path], quantization: dict) -> list[str]:
+    """The Polygraphy commands that check the engines against FP32 on the held-out calibration clips
+    (``export.polygraphy_check``); none without an INT8 choice (no calibration clips, no range)."""
+    from export import names
+    from export.polygraphy_check import check_commands
+
+    if not quantization.get("logit_range") or "int8" not in graphs:
+        return []
+    calib = opts.calib_dir if opts.calib_dir is not None else opts.out / names.DEMO_CALIB_VIDEOS / "train"
+    final = {k: opts.out / v.name for k, v in graphs.items()}
+    return ["Check the engines against FP32 with Polygraphy (the held-out calibration clips; the logit-error half "
+            "of the INT8 bound, its top-1 half is in the report above):",
+            *check_commands(final, out=opts.out, name=opts.name, calib_dir=calib, max_clips=opts.calib_clips,
+                            logit_range=quantization["logit_range"], int8_bound=quantization["max_logit_error"])]

@@ -28,8 +28,9 @@ MODEL = {"arch": ("card", "arch"), "frames": ("config", "frames"), "input_size":
          "resize_short": ("card", "resize_short"), "resize": ("card", "resize"),
          "no_zero_init": ("args", "no_zero_init"),
          "optimizer": ("args", "optimizer")}
-# a new model's initialisation: meaningless for a run that has its weights
-INIT = ("pretrained", "finetune", "init")
+# a new model's initialisation: meaningless for a run that has its weights (--qat's quantizers and
+# their learnt ranges are in the checkpoint too)
+INIT = ("pretrained", "finetune", "init", "qat")
 RECIPE = ("epochs", "batch_size", "lr", "lr_steps", "warmup_epochs", "momentum", "weight_decay",
           "clip_grad", "max_steps", "seed", "eval_every", "flip", "flip_map", "crop_scales")
 # changing these leaves the epochs already run as they would have been

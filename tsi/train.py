@@ -236,6 +236,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "(motion), the model's own (scratch), or motion when one of this geometry is "
                         "shipped (auto, the default; see tsi/init.py)")
     m.add_argument("--finetune", help="initialise from this checkpoint (head re-initialised if classes differ)")
+    m.add_argument("--qat", metavar="GRAPH",
+                   help="quantization-aware fine-tuning of --finetune's model at the Q/DQ points of GRAPH, the "
+                        "builder's INT8 graph of it (*.int8.qdq.onnx): the last resort when INT8 misses its bound "
+                        "(docs/export.md)")
     m.add_argument("--pretrained", metavar="PATH",
                    help="ImageNet ResNet weights (torchvision/timm .pth/.pt/.safetensors) for the backbone; "
                         "SME/CTI and the head keep their own initialisation (see tsi/pretrained.py)")
@@ -358,12 +362,17 @@ def _train(args, given: set[str], dist_: Dist, out: Path, stop: threading.Event 
             init_from(model, args.finetune)
         elif shipped:
             init_from(model, shipped, shipped_ckpt)
+    qat = quantization_aware(args, model, card, ckpt)
     train_ds, val_ds = make_datasets(args, card)
     check_classes(train_ds, card.labels, "--train-list" if args.train_list else "--data")
     check_classes(val_ds, card.labels, "--val-list" if args.val_list else "--data")
     dead = {"train": check_decodable(train_ds, "--train-list" if args.train_list else "--data", refuse_classes=True),
             "val": check_decodable(val_ds, "--val-list" if args.val_list else "--data", refuse_classes=False)}
     model.to(dist_.device)
+    params = [{"params": model.parameters()}]
+    if qat is not None:
+        qat.quantizers.to(dist_.device)
+        params.append({"params": list(qat.parameters()), "weight_decay": 0.0})
     net: nn.Module = model
     if dist_.world > 1:
         net = DistributedDataParallel(model, device_ids=[dist_.local_rank] if dist_.device.type == "cuda" else None)
@@ -371,10 +380,10 @@ def _train(args, given: set[str], dist_: Dist, out: Path, stop: threading.Event 
     global_batch = args.batch_size * dist_.world
     lr = scaled_lr(args.lr, global_batch)
     if args.optimizer == "sgd":
-        optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=args.momentum,
+        optimizer = torch.optim.SGD(params, lr=lr, momentum=args.momentum,
                                     weight_decay=args.weight_decay)
     else:  # AdamW: for small from-scratch runs (no ImageNet/Kinetics initialisation)
-        optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=args.weight_decay)
+        optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=args.weight_decay)
     scaler = torch.amp.GradScaler(dist_.device.type, enabled=dist_.device.type == "cuda")
     start_epoch, best = 0, 0.0
     if ckpt is not None:
@@ -421,6 +430,8 @@ def _train(args, given: set[str], dist_: Dist, out: Path, stop: threading.Event 
             best = max(best, top1)
             state = dict(epoch=epoch, best_top1=best, optimizer=optimizer.state_dict(),
                          scaler=scaler.state_dict(), args=vars(args))
+            if qat is not None:
+                state["qat"] = qat.state()
             save_checkpoint(last, model, card, **state)
             if is_best:
                 save_checkpoint(out / "best.pt", model, card, **state)
@@ -556,6 +567,23 @@ def append_log(out: Path, row: dict[str, Any]) -> None:
     w.writeheader()
     w.writerows(rows)
     atomic_write_text(out / "log.csv", buf.getvalue())
+
+
+def quantization_aware(args, model: TSINet, card, ckpt: dict | None):
+    """The fake quantizers of ``--qat`` (``tsi.qat``), or of the fine-tuning being resumed; None without."""
+    from tsi.qat import Qat, QatError, graph_points
+
+    try:
+        if ckpt is not None:
+            return Qat(model, ckpt["qat"]["points"], ckpt["qat"]["graph"]) if ckpt.get("qat") else None
+        if not args.qat:
+            return None
+        if not args.finetune:
+            raise UsageError("--qat fine-tunes a trained model: give it with --finetune CHECKPOINT (the model GRAPH "
+                             "was built from)")
+        return Qat(model, graph_points(args.qat, card), Path(args.qat).name)
+    except QatError as e:
+        raise UsageError(str(e)) from None
 
 
 def init_from(model: TSINet, path: str | Path, ckpt: dict | None = None) -> None:

@@ -74,14 +74,17 @@ def test_entropy_alone_keeps_the_costly_layer_in_float(tmp_path):
     assert quantized and not any(q.startswith("clip") for q in quantized)  # fc's input stays float
 
 
-def test_outside_the_bound_is_written_marked_and_exits_3(tmp_path, tiny_ckpt, calib_dir, caplog):  # noqa: F811
+def test_outside_the_bound_is_written_marked_and_exits_3(tmp_path, tiny_ckpt, calib_dir, caplog, capsys):  # noqa: F811
     out = tmp_path / "out"
-    argv = ["--checkpoint", tiny_ckpt, "--out", out, "--int8", "--calib-dir", calib_dir,
+    # one method (the auto search is test_entropy_clipping_outliers_is_not_chosen's): the float fallback
+    argv = ["--checkpoint", tiny_ckpt, "--out", out, "--int8", "--calib-dir", calib_dir, "--calib-method", "minmax",
             "--int8-min-agreement", "1", "--int8-max-logit-error", "1e-9"]
     caplog.clear()
     with caplog.at_level(logging.INFO):
         rc = be.main([str(a) for a in argv])
     assert rc == be.INT8_LOSS_EXIT
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"--qat {out / 'tiny.int8.qdq.onnx'}" in err[0]  # the last resort, named
     assert "tiny.int8.qdq.onnx" in listing(out)
     q = read_card_from_onnx(out / "tiny.int8.qdq.onnx").quantization
     assert q["within_bound"] is False and q["min_agreement"] == 1
