@@ -34,7 +34,7 @@ def test_demo_model_logits_equal_onnxruntime():
             np.testing.assert_allclose(vino.infer(x), ort.infer(x), atol=1e-4, rtol=0)
 
 
-def test_dynamic_batch_and_clip_checks(tmp_path):
+def test_dynamic_batch_clip_checks_and_the_throughput_hint(tmp_path):
     card = make_card()
     with open_backend(make_onnx(tmp_path / "m.onnx", card=card), "openvino") as vino:
         assert vino.fixed_batch is None
@@ -45,6 +45,13 @@ def test_dynamic_batch_and_clip_checks(tmp_path):
         assert not np.shares_memory(out, vino.infer(x))  # a copy, not the request's buffer
         with pytest.raises(ValueError, match="float32"):
             vino.infer(x.astype(np.float64))
+    from runtime.backends.openvino_backend import OpenVINOBackend
+
+    with OpenVINOBackend(hint="throughput").load(tmp_path / "m.onnx") as many:
+        assert many.compiled.get_property("PERFORMANCE_HINT") == "THROUGHPUT"
+        np.testing.assert_allclose(many.infer(x), reference_logits(x), atol=1e-5)
+    with pytest.raises(BackendError, match="unknown OpenVINO performance hint 'fast'"):
+        OpenVINOBackend(hint="fast")
 
 
 def test_tsi_live_events_equal_onnxruntime(tmp_path, caplog):
