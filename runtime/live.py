@@ -70,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     d = LiveOptions()  # the library's defaults
     p = OneLineParser(prog="tsi-live", description=__doc__.split("\n\n")[0])
     io = p.add_argument_group("model and sources")
-    io.add_argument("--model", help=f".onnx, .engine/.plan or .pt (default: {DEFAULT_MODEL}, else the shipped demo model)")
+    io.add_argument("--model", help=f".onnx, .engine/.plan, .xml (OpenVINO IR) or .pt (default: {DEFAULT_MODEL}, else the shipped demo model)")
     io.add_argument("--card", help="model card JSON overriding the one found with the model")
     io.add_argument("--source", dest="sources", action="append", metavar="[NAME=]SOURCE",
                     help="camera index, video file, rtsp/http URL or a GStreamer pipeline "
@@ -79,11 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
     io.add_argument("--sources", dest="sources_file", metavar="FILE",
                     help="a text file of sources, one per line ([NAME=]SOURCE; # comments)")
     io.add_argument("--backend", default=d.backend, choices=["auto", *BACKENDS],
-                    help="default: from the model's suffix")
+                    help="default: from the model's suffix (openvino also reads .onnx)")
     io.add_argument("--providers", type=lambda s: [x for x in s.split(",") if x],
                     help="onnxruntime providers, comma separated: cpu,cuda,tensorrt")
-    io.add_argument("--threads", type=_positive_int, help="onnxruntime intra-op threads "
-                    "(default: one per core)")
+    io.add_argument("--threads", type=_positive_int, help="onnxruntime intra-op / OpenVINO inference "
+                    "threads (default: one per core)")
     io.add_argument("--plugin", metavar="LIB", help="TensorRT plugin library (.so) to load")
     io.add_argument("--cuda-graph", action="store_true", help="TensorRT: replay a CUDA graph")
     io.add_argument("--realtime", action=argparse.BooleanOptionalAction, default=d.realtime,

@@ -8,7 +8,10 @@ suffix             classes (clip, online)                  needs
 ``.onnx``          OnnxRuntimeBackend, OnnxRuntimeStep     onnxruntime (CPU / CUDA / TensorRT EP)
 ``.engine .plan``  TensorRTBackend, TensorRTStep           tensorrt, cuda-python (or pycuda)
 ``.pt .pth``       TorchDevBackend                         torch + tsi (development only)
+``.xml`` (IR)      OpenVINOBackend, OpenVINOStep           openvino (``pip install ".[openvino]"``)
 =================  ======================================  ======================================
+
+An ``.onnx`` file runs in OpenVINO with ``--backend openvino`` (``kind="openvino"``).
 
 Every heavy package is imported inside ``load``; importing this package needs NumPy and OpenCV only.
 """

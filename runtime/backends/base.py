@@ -8,7 +8,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Collection, Sequence
 
 import numpy as np
 
@@ -22,10 +22,12 @@ __all__ = [
     "OnlineModelError",
     "ModelOptions",
     "OpenedCard",
+    "check_clip_io",
     "check_clip_model",
     "check_model_file",
     "check_model_matches_card",
     "resolve_card",
+    "warn_if_tensorrt_graph",
 ]
 
 
@@ -45,16 +47,25 @@ def check_clip_model(model_path: Path, card: ModelCard, card_source: str) -> Non
                                "run it online (runtime.backends.open_model; tsi-live picks it from the card)")
 
 
+def warn_if_tensorrt_graph(model_path: Path, card: ModelCard, runner: str) -> None:
+    """One warning when a backend other than TensorRT opens an INT8 graph (card precision int8:
+    the exporter's Q/DQ graph, written for TensorRT to build an INT8 engine from); it still runs."""
+    if card.precision == "int8":
+        log.warning("%s is an INT8 Q/DQ graph (card precision int8) meant for TensorRT "
+                    "(tsi-build-engine); %s runs its quantize/dequantize nodes as they are",
+                    model_path.name, runner)
+
+
 @dataclass(frozen=True)
 class ModelOptions:
     """How to open a model, whatever its kind; :func:`runtime.backends.check_backend_options`
     refuses the options that do not apply to the file's backend."""
 
     providers: Sequence[str] | None = None  # onnxruntime
-    threads: int | None = None  # onnxruntime
+    threads: int | None = None  # onnxruntime, OpenVINO
     plugin: str | os.PathLike | None = None  # TensorRT
     cuda_graph: bool = False  # TensorRT
-    device: str | int | None = None  # TensorRT (GPU index), torch (device name)
+    device: str | int | None = None  # TensorRT (GPU index), torch and OpenVINO (device name)
 
 
 @dataclass(frozen=True)
@@ -200,3 +211,21 @@ def check_model_matches_card(model_path: Path, card: ModelCard, card_source: str
     if problems:
         raise CardError(f"model {model_path} does not match its card {card_source}: "
                         + "; ".join(problems))
+
+
+def check_clip_io(model_path: Path, card: ModelCard, card_source: str,
+                  inputs: Sequence[tuple[str, Sequence[int | None], str]],
+                  outputs: Sequence[tuple[str, Sequence[int | None], str]], floats: Collection[str]) -> None:
+    """A clip graph's I/O, each tensor ``(name, shape (None: dynamic), element type as the framework
+    names it)``: one input of a type in ``floats``, a first output ``(N, classes)``, and both as the
+    card says (:func:`check_model_matches_card`); else a :class:`CardError`."""
+    if len(inputs) != 1:
+        raise CardError(f"model {model_path} has {len(inputs)} inputs "
+                        f"({[i[0] for i in inputs]}); the card describes one clip input")
+    (in_name, in_shape, in_type), (out_name, out_shape, _) = inputs[0], outputs[0]
+    if in_type not in floats:
+        raise CardError(f"model {model_path}: input {in_name!r} is {in_type}, expected float or float16")
+    if len(out_shape) != 2:
+        raise CardError(f"model {model_path}: output {out_name!r} has shape {list(out_shape)}, expected "
+                        f"(N, classes) for card {card_source}")
+    check_model_matches_card(model_path, card, card_source, in_shape, out_shape[1])

@@ -10,8 +10,8 @@ from typing import Sequence
 import numpy as np
 
 from runtime.card import ONNX_METADATA_KEY, CardError, ModelCard
-from runtime.backends.base import (Backend, BackendError, ModelOptions, OpenedCard, check_clip_model,
-                                   check_model_file, check_model_matches_card, resolve_card)
+from runtime.backends.base import (Backend, BackendError, ModelOptions, OpenedCard, check_clip_io,
+                                   check_clip_model, check_model_file, resolve_card, warn_if_tensorrt_graph)
 
 log = logging.getLogger(__name__)
 
@@ -130,21 +130,16 @@ class OnnxRuntimeBackend(Backend):
         check_clip_model(path, card, source)
 
         inputs, outputs = session.get_inputs(), session.get_outputs()
-        if len(inputs) != 1:
-            raise CardError(f"model {path} has {len(inputs)} inputs "
-                            f"({[i.name for i in inputs]}); the card describes one clip input")
+        def io(tensors) -> list[tuple[str, list[int | None], str]]:
+            return [(t.name, [_dim(d) for d in t.shape], t.type) for t in tensors]
+
+        check_clip_io(path, card, source, io(inputs), io(outputs), FLOAT_TYPES)
         inp, out = inputs[0], outputs[0]
-        if inp.type not in FLOAT_TYPES:
-            raise CardError(f"model {path}: input {inp.name!r} is {inp.type}, expected float or "
-                            "float16")
-        out_shape = list(out.shape)
-        if len(out_shape) != 2:
-            raise CardError(f"model {path}: output {out.name!r} has shape {out_shape}, expected "
-                            f"(N, classes) for card {source}")
-        check_model_matches_card(path, card, source, [_dim(d) for d in inp.shape], _dim(out_shape[1]))
         for kind, t in [("input", inp)] + [("output", o) for o in outputs]:
             log.info("onnx %s %s: %s %s", kind, t.name, list(t.shape), t.type)
         log.info("onnxruntime %s on %s", path.name, ", ".join(session.get_providers()))
+        if "TensorrtExecutionProvider" not in session.get_providers():
+            warn_if_tensorrt_graph(path, card, "onnxruntime")
         self.session, self.card, self.model_path, self.card_source = session, card, path, source
         self._in_name, self._out_name = inp.name, out.name
         self._in_dtype = FLOAT_TYPES[inp.type]

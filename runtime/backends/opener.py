@@ -3,13 +3,16 @@
 
 - ``("onnx", "clip")``: OnnxRuntimeBackend, a clip graph in onnxruntime;
 - ``("onnx", "online")``: OnnxRuntimeStep, a step graph in onnxruntime;
+- ``("openvino", "clip")`` / ``("openvino", "online")``: OpenVINOBackend / OpenVINOStep, an
+  ``.xml`` IR or (``--backend openvino``) an ``.onnx`` graph in OpenVINO;
 - ``("engine", "clip")``: TensorRTBackend, a clip engine;
 - ``("engine", "online")``: TensorRTStep, a step engine (its state on the GPU);
 - ``("torch", "clip")``: TorchDevBackend, a checkpoint (development only).
 
 How the card is read depends on the file kind (:data:`CARD_READERS`): an ``.onnx`` graph is opened
 once in onnxruntime (its card is in the graph's metadata or beside it) and that session is handed
-on; an engine's card is the JSON beside it; a checkpoint's card is inside it (the torch backend
+on; a model opened in OpenVINO is read once there and handed on the same way (an IR's card is the
+JSON beside it); an engine's card is the JSON beside it; a checkpoint's card is inside it (the torch backend
 reads it; the torch backend runs clip checkpoints only). Every class has ``open(path, opened,
 options)``. Importing this module needs NumPy and OpenCV only: every heavy package is imported
 inside ``load``.
@@ -25,6 +28,8 @@ from runtime.backends.base import (Backend, BackendError, ModelOptions, OpenedCa
                                    resolve_card)
 from runtime.backends.onnxruntime_backend import OnnxRuntimeBackend, read_onnx_card
 from runtime.backends.onnxruntime_step import OnnxRuntimeStep
+from runtime.backends.openvino_backend import OpenVINOBackend, read_openvino_card
+from runtime.backends.openvino_step import OpenVINOStep
 from runtime.backends.tensorrt_backend import TensorRTBackend
 from runtime.backends.tensorrt_step import TensorRTStep
 from runtime.backends.torch_dev import TorchDevBackend
@@ -43,11 +48,13 @@ __all__ = [
     "open_step",
 ]
 
-# backend name -> model file suffixes it reads
+# backend name -> model file suffixes it reads; a suffix takes the first backend that reads it
+# unless another is asked for
 BACKENDS: dict[str, tuple[str, ...]] = {
     "onnxruntime": (".onnx",),
     "tensorrt": (".engine", ".plan"),
     "torch": (".pt", ".pth"),
+    "openvino": (".xml", ".onnx"),
 }
 
 
@@ -56,7 +63,7 @@ def backend_for_path(model_path: str | os.PathLike) -> str:
     for name, suffixes in BACKENDS.items():
         if suffix in suffixes:
             return name
-    known = ", ".join(s for v in BACKENDS.values() for s in v)
+    known = ", ".join(dict.fromkeys(s for v in BACKENDS.values() for s in v))
     raise BackendError(f"no backend for {model_path}: expected one of {known}")
 
 
@@ -64,28 +71,29 @@ def check_backend_options(path: Path, kind: str = "auto", *, providers: Sequence
                           threads: int | None = None, plugin: str | os.PathLike | None = None,
                           cuda_graph: bool = False) -> str:
     """The backend for ``path``: the one its suffix calls for (``kind="auto"``) or ``kind``, which
-    must agree with the suffix; options that do not apply to that backend are refused."""
+    must read that suffix; options that do not apply to that backend are refused."""
     expected = backend_for_path(path)
     if kind == "auto":
         kind = expected
     elif kind not in BACKENDS:
         raise BackendError(f"unknown backend {kind!r}: expected auto or one of {', '.join(BACKENDS)}")
-    elif kind != expected:
+    elif path.suffix.lower() not in BACKENDS[kind]:
         extra = (" (for TensorRT through onnxruntime use --backend onnxruntime --providers tensorrt)"
                  if kind == "tensorrt" and expected == "onnxruntime" else "")
+        readers = " or ".join(repr(n) for n, s in BACKENDS.items() if path.suffix.lower() in s)
         raise BackendError(f"backend {kind!r} cannot read {path.name}: {path.suffix} files take "
-                           f"the {expected!r} backend{extra}")
+                           f"the {readers} backend{extra}")
     if providers and kind != "onnxruntime":
         raise BackendError(f"--providers applies to the onnxruntime backend only, not {kind!r}")
-    if threads and kind != "onnxruntime":
-        raise BackendError(f"--threads applies to the onnxruntime backend only, not {kind!r}")
+    if threads and kind not in ("onnxruntime", "openvino"):
+        raise BackendError(f"--threads applies to the onnxruntime and openvino backends only, not {kind!r}")
     if (plugin or cuda_graph) and kind != "tensorrt":
         raise BackendError(f"--plugin and --cuda-graph apply to the tensorrt backend only, not {kind!r}")
     return kind
 
 
 # backend name -> the kind of file it reads
-FILE_KINDS = {"onnxruntime": "onnx", "tensorrt": "engine", "torch": "torch"}
+FILE_KINDS = {"onnxruntime": "onnx", "tensorrt": "engine", "torch": "torch", "openvino": "openvino"}
 
 CardArg = ModelCard | str | os.PathLike | None
 
@@ -109,6 +117,7 @@ CARD_READERS: dict[str, Callable[[Path, CardArg, ModelOptions], OpenedCard]] = {
     "onnx": read_onnx_card,
     "engine": _card_beside,
     "torch": _card_in_checkpoint,
+    "openvino": read_openvino_card,
 }
 
 # (file kind, card mode) -> the class that runs it
@@ -118,6 +127,8 @@ MODEL_CLASSES: dict[tuple[str, str], Any] = {
     ("engine", "clip"): TensorRTBackend,
     ("engine", "online"): TensorRTStep,
     ("torch", "clip"): TorchDevBackend,
+    ("openvino", "clip"): OpenVINOBackend,
+    ("openvino", "online"): OpenVINOStep,
 }
 
 
@@ -141,8 +152,9 @@ def open_model(model_path: str | os.PathLike, kind: str = "auto", *, card: CardA
         mode = opened.card.mode if opened.card is not None else "clip"
     cls = MODEL_CLASSES.get((file_kind, mode))
     if cls is None:
-        raise BackendError(f"{path.name}: an online step model is an .onnx step graph or a TensorRT engine "
-                           "built from one (.engine/.plan); the torch backend runs clip models only")
+        raise BackendError(f"{path.name}: an online step model is an .onnx step graph (or its OpenVINO IR) "
+                           "or a TensorRT engine built from one (.engine/.plan); the torch backend runs "
+                           "clip models only")
     return cls.open(path, opened, options)
 
 
@@ -152,7 +164,7 @@ def open_backend(model_path: str | os.PathLike, kind: str = "auto", *, card: Car
                  threads: int | None = None) -> Backend:
     """A clip model (:func:`open_model` with ``mode="clip"``): a card that says ``mode: online``
     is an :class:`~runtime.backends.base.OnlineModelError`. ``threads``: onnxruntime's intra-op
-    threads (default: onnxruntime's, one per core)."""
+    threads or OpenVINO's inference threads (default: the backend's, one per core)."""
     return open_model(model_path, kind, card=card, providers=providers, threads=threads, plugin=plugin,
                       cuda_graph=cuda_graph, device=device, mode="clip")
 

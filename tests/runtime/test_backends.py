@@ -267,6 +267,8 @@ def test_onnx_batches_static_and_dynamic(tmp_path):
 def test_the_model_table_has_a_class_per_file_kind_and_mode():
     from runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
     from runtime.backends.onnxruntime_step import OnnxRuntimeStep
+    from runtime.backends.openvino_backend import OpenVINOBackend
+    from runtime.backends.openvino_step import OpenVINOStep
     from runtime.backends.opener import CARD_READERS, FILE_KINDS, MODEL_CLASSES
     from runtime.backends.tensorrt_backend import TensorRTBackend
     from runtime.backends.tensorrt_step import TensorRTStep
@@ -274,7 +276,8 @@ def test_the_model_table_has_a_class_per_file_kind_and_mode():
 
     assert MODEL_CLASSES == {("onnx", "clip"): OnnxRuntimeBackend, ("onnx", "online"): OnnxRuntimeStep,
                              ("engine", "clip"): TensorRTBackend, ("engine", "online"): TensorRTStep,
-                             ("torch", "clip"): TorchDevBackend}
+                             ("torch", "clip"): TorchDevBackend, ("openvino", "clip"): OpenVINOBackend,
+                             ("openvino", "online"): OpenVINOStep}
     assert set(CARD_READERS) == set(FILE_KINDS.values()) == {kind for kind, _ in MODEL_CLASSES}
 
 

@@ -26,7 +26,8 @@ BLOCKED_IMPORTS = textwrap.dedent(
     for name in names:
         importlib.import_module(name)
     assert {"runtime.trt_version", "runtime.common.errors", "runtime.backends.torch_dev"} <= set(names), names
-    heavy = [m for m in ("torch", "tsi", "export", "calib", "onnxruntime", "onnx", "tensorrt", "pycuda", "cuda")
+    heavy = [m for m in ("torch", "tsi", "export", "calib", "onnxruntime", "onnx", "openvino", "tensorrt", "pycuda",
+                         "cuda")
              if m in sys.modules]
     assert not heavy, heavy
 
