@@ -39,6 +39,8 @@ MD_ONLY = [
     ("int8_bare_demo.md", "INT8 Q/DQ of the bare `--int8` (chosen by measurement) vs FP32: the demo model"),
     ("int8_bare_hard.md", "INT8 Q/DQ of the bare `--int8` vs FP32: TSI-R18 fine-tuned on the hard setting"),
     ("int8_bare_unseen.md", "INT8 Q/DQ of the bare `--int8` vs FP32: TSI-R18 fine-tuned on the unseen generator's data"),
+    ("int8_qat_unseen.md", "INT8 Q/DQ vs FP32 after quantization-aware fine-tuning (`tsi-train --qat`) of the model "
+                           "of `int8_bare_unseen.md`"),
     ("int8_bare_unseen_init.md", "INT8 Q/DQ of the bare `--int8` vs FP32: TSI-R18 fine-tuned on the unseen "
                                  "generator's data from the shipped motion initialisation"),
     ("unseen_motion_scratch_baselines.md", "TSN-R18 and TSM-R18 from scratch on the unseen generator's data"),
