@@ -133,3 +133,15 @@ def test_bad_combinations_are_refused_in_one_line(built, tiny_ckpt, tmp_path, ex
     assert message in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "o").exists()
 
+
+
+def test_benchmark_writes_its_table_with_its_command(built, tmp_path):
+    from benchmarks.cpu_int8 import main
+
+    out, *_ = built
+    table = tmp_path / "t.md"
+    assert main(["--dir", str(out), "--name", "tiny", "--calls", "2", "--warmup", "1", "--profile-calls", "0",
+                 "--out", str(table)]) == 0
+    text = table.read_text()
+    assert f"Command: `python -m benchmarks.cpu_int8 --dir {out} --name tiny" in text
+    assert "| `tiny.int8.cpu.xml` (int8) |" in text and "| `tiny.onnx` (fp32) |" in text
