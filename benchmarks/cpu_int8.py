@@ -102,7 +102,13 @@ def main(argv: list[str] | None = None) -> int:
                    help="calls per model counted by PERF_COUNT for the per-kernel table (0: no table)")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = p.parse_args(argv)
+    if min(args.calls, args.threads) < 1 or min(args.warmup, args.profile_calls) < 0:
+        p.error("--calls and --threads must be >= 1, --warmup and --profile-calls >= 0")
     paths = {"int8": args.dir / cpu_int8_ir(args.name), "fp32": args.dir / standard_graph(args.name)}
+    missing = [str(x) for x in paths.values() if not x.is_file()]
+    if missing:
+        p.error(f"{', '.join(missing)} not found: build them with python export/build_engine.py --int8 "
+                f"--int8-target cpu --out {args.dir}")
     loads = [load_average()]
     times = measure(paths, threads=args.threads, warmup=args.warmup, calls=args.calls,
                     profile_calls=args.profile_calls)
