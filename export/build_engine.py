@@ -11,7 +11,9 @@ also ``<name>.json``) -> onnxruntime vs PyTorch parity -> plugin variant ``<name
 precision graphs (``<name>.fp16.onnx``, ``<name>.int8.qdq.onnx`` or the keyed calibration cache
 ``<name>.int8.calib.cache``) -> ``export.trt_check`` on each graph -> with TensorRT: engines
 ``<name>.<precision>.engine`` with their card ``<name>.<precision>.json``; without TensorRT: exit 0 with
-the list of files and the commands that finish the job on the target.
+the list of files and the commands that finish the job on the target. ``--int8 --int8-target cpu``
+makes the INT8 model for CPUs instead (``export.cpu_int8``: NNCF, an OpenVINO IR ``<name>.int8.cpu.xml``
+with its card ``<name>.int8.cpu.json``), measured against the same bound.
 
 The options are checked before any work starts. Everything is built in a staging folder inside
 ``--out`` and renamed into place at the end: a bad input (missing/corrupt checkpoint or ONNX, empty

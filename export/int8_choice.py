@@ -56,6 +56,18 @@ class Bound:
         return f"top-1 agreement >= {100 * self.min_agreement:g}%, logit error <= {self.max_logit_error:g}"
 
 
+def card_entry(method: str, agreement: Agreement, bound: Bound, calibrated: int, held_out: int,
+               float_layers=()) -> dict:
+    """A card's ``quantization`` (flat: scalars and lists of strings): how an INT8 model was made and
+    how it agrees with FP32 on the held-out clips (the Q/DQ route's and ``export.cpu_int8``'s)."""
+    return {"method": method, "held_out_clips": held_out, "calibration_clips": calibrated,
+            "top1_agreement": round(agreement.top1, 4), "logit_error": round(agreement.rel, 4),
+            "within_bound": bound.holds(agreement),
+            "logit_range": round(agreement.logit_range, 4),  # FP32's, on the held-out clips
+            "min_agreement": bound.min_agreement, "max_logit_error": bound.max_logit_error,
+            "float_layers": list(float_layers)}
+
+
 @dataclass
 class Trial:
     label: str
@@ -95,13 +107,9 @@ class Choice:
         return self.bound.holds(self.best.agreement)
 
     def card_entry(self) -> dict:
-        """The card's ``quantization`` (flat: scalars and lists of strings)."""
-        return {"method": self.best.label, "held_out_clips": self.held_out, "calibration_clips": self.calibrated,
-                "top1_agreement": round(self.best.agreement.top1, 4),
-                "logit_error": round(self.best.agreement.rel, 4), "within_bound": self.within,
-                "logit_range": round(self.best.agreement.logit_range, 4),  # FP32's, on the held-out clips
-                "min_agreement": self.bound.min_agreement, "max_logit_error": self.bound.max_logit_error,
-                "float_layers": list(self.best.float_layers)}
+        """The card's ``quantization`` (:func:`card_entry`)."""
+        return card_entry(self.best.label, self.best.agreement, self.bound, self.calibrated, self.held_out,
+                          self.best.float_layers)
 
     def notes(self) -> list[str]:
         lines = [f"INT8 choice on {self.held_out} held-out calibration clips (calibrated on the other "

@@ -6,6 +6,7 @@ Clip build (``export.build_engine``), for a file stem ``<n>``::
     <n>.plugin.onnx                        its plugin variant (any graph: <graph>.plugin.onnx)
     <n>.fp16.onnx  <n>.int8.qdq.onnx       the precision graphs (and their .plugin variants)
     <n>.int8.calib.cache(.json)            the keyed calibration cache (the key: calib.cache.key_path)
+    <n>.int8.cpu.xml/.bin  <n>.int8.cpu.json   INT8 for CPUs (--int8-target cpu): OpenVINO IR and its card
     <n>.<precision>.engine  <n>.<precision>.json   engines and their cards
     calib_videos/                          the demo's synthetic calibration videos
 
@@ -29,6 +30,8 @@ ONLINE_TAG = ".online"  # <n>.online*: a step graph and what is built from it
 PRECISION_GRAPH_TAGS = {"fp16": ".fp16", "int8": ".int8.qdq"}  # <n><tag>.onnx
 CALIB_CACHE_SUFFIX = ".int8.calib.cache"
 ENGINE_SUFFIX = ".engine"
+CPU_INT8_TAG = ".int8.cpu"  # <n>.int8.cpu.xml: the OpenVINO IR NNCF quantized for CPUs (export.cpu_int8)
+IR_SUFFIX, IR_WEIGHTS_SUFFIX = ".xml", ".bin"  # an OpenVINO IR: the graph and its weights beside it
 DEMO_CALIB_VIDEOS = "calib_videos"  # the demo's synthetic calibration videos, a folder in --out
 PRECISIONS = ("fp32", "fp16", "int8")
 
@@ -68,6 +71,16 @@ def calib_cache(name: str) -> str:
     return name + CALIB_CACHE_SUFFIX
 
 
+def cpu_int8_ir(name: str) -> str:
+    """``<n>.int8.cpu.xml`` (its weights: :func:`ir_weights`, its card: ``runtime.card.card_path_for``)."""
+    return name + CPU_INT8_TAG + IR_SUFFIX
+
+
+def ir_weights(xml: str | Path) -> str:
+    """The weights file beside an IR ``.xml``."""
+    return Path(xml).with_suffix(IR_WEIGHTS_SUFFIX).name
+
+
 def engine(name: str, precision: str) -> str:
     return f"{name}.{precision}{ENGINE_SUFFIX}"
 
@@ -87,7 +100,8 @@ def standard_beside(graph: Path) -> Path:
 def output_names(name: str) -> list[str]:
     """Every file a build for stem ``name`` may write (checked against --out before any work)."""
     graphs = [standard_graph(name), *(precision_graph(name, p) for p in PRECISION_GRAPH_TAGS)]
-    cache = calib_cache(name)
+    cache, ir = calib_cache(name), cpu_int8_ir(name)
     return [graphs[0], card_file(name), *(plugin_graph(g) for g in graphs[:1]),
             *(n for g in graphs[1:] for n in (g, plugin_graph(g))), cache, key_path(Path(cache)).name,
+            ir, ir_weights(ir), card_path_for(ir).name,
             *(n for p in PRECISIONS for n in (engine(name, p), engine_card(name, p)))]

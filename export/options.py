@@ -15,13 +15,16 @@ from typing import Callable
 
 from calib.clips import DEFAULT_MAX_CLIPS
 from export.int8_choice import AUTO, CHOICES, DEFAULT_MAX_LOGIT_ERROR, DEFAULT_MIN_AGREEMENT, Bound
-from export.names import calib_cache, stem_of
+from export.names import calib_cache, cpu_int8_ir, stem_of
 from export.trt_build import DEFAULT_BATCH_PROFILE, DEFAULT_WORKSPACE_MIB
 from runtime.common.errors import ExportError
 
 DEMO_NAME = "tsi_demo"
 DEMO_OUT = Path("artifacts") / "demo"  # relative to the current directory
 DEMO_CALIB_PER_CLASS = 12  # synthetic calibration videos per class (11 classes -> 132 clips)
+# --int8-target: TensorRT (the Q/DQ graph or the calibration cache) or CPUs (export.cpu_int8: an OpenVINO IR)
+TENSORRT, CPU = "tensorrt", "cpu"
+INT8_TARGETS = (TENSORRT, CPU)
 
 
 class UsageError(ExportError):
@@ -44,6 +47,9 @@ def build_parser(prog: str = "tsi-build-engine", description: str | None = None)
     p.add_argument("--calib-cache", action="store_true",
                    help="INT8 by implicit calibration instead (TensorRT 10.x, and DLA): "
                         f"write/use {calib_cache('<name>')}")
+    p.add_argument("--int8-target", choices=INT8_TARGETS, default=None,
+                   help=f"where the INT8 model runs (default {TENSORRT}); {CPU}: quantized by NNCF for OpenVINO on "
+                        f"CPUs, written as {cpu_int8_ir('<name>')}, the attention kept in float")
     p.add_argument("--calib-dir", type=Path, help="folder of calibration videos (recursive)")
     p.add_argument("--calib-method", choices=CHOICES, default=None,
                    help=f"activation ranges (default {AUTO}: try each method on clips held out of the calibration "
@@ -81,6 +87,7 @@ class Options:
     name: str
     fp16: bool
     int8: bool
+    int8_target: str
     calib_cache: bool
     calib_dir: Path | None
     calib_method: str
@@ -127,6 +134,15 @@ class Rule:
 
 RULES: dict[str, Rule] = {
     "cache_needs_int8": Rule(lambda a: a.calib_cache and not a.int8, "--calib-cache makes INT8 engines: add --int8"),
+    "int8_target_needs_int8": Rule(lambda a: a.int8_target is not None and not a.int8,
+                                   "--int8-target says where the INT8 model runs: add --int8"),
+    "cpu_int8_calibration": Rule(lambda a: a.int8_target == CPU and (a.calib_cache or a.calib_method is not None),
+                                 "--int8-target cpu calibrates with NNCF: --calib-cache and --calib-method are "
+                                 "TensorRT's INT8 calibration (drop them)"),
+    "cpu_int8_tensorrt_options": Rule(lambda a: a.int8_target == CPU and (a.plugin is not None
+                                                                          or a.dla_core is not None),
+                                      "--int8-target cpu writes an OpenVINO IR for CPUs: --plugin and --dla-core "
+                                      "are TensorRT options (drop them, or build the TensorRT INT8 separately)"),
     "calib_dir_needs_int8": Rule(lambda a: a.calib_dir is not None and not a.int8,
                                  "--calib-dir is for INT8 calibration: add --int8"),
     "calib_method_needs_int8": Rule(lambda a: a.calib_method is not None and not a.int8,
@@ -184,6 +200,8 @@ RULES: dict[str, Rule] = {
     "step_graph_calibration": Rule(None, "{onnx} is the {precision} graph, built as it is: calibration options do "
                                          "not apply (calibrate a step graph with python -m export.stream_export "
                                          "--int8 --calib-dir)"),
+    "cpu_int8_needs_standard": Rule(None, "{onnx} is the {precision} graph, built as it is: --int8-target cpu "
+                                          "quantizes the standard FP32 graph (pass <name>.onnx)"),
     "derived_calibration": Rule(None, "{onnx} is the {precision} graph, built as it is: calibration options do "
                                       "not apply (pass the standard <name>.onnx to calibrate)"),
 }
@@ -233,7 +251,7 @@ def resolve(args: argparse.Namespace, argv_empty: bool) -> Options:
         raise refusal("derived_name", source=src.name)
     out = args.out or (DEMO_OUT if demo else Path("artifacts") / name)
     return Options(checkpoint=checkpoint, onnx=args.onnx, out=out, name=name, fp16=a.fp16, int8=a.int8,
-                   calib_cache=args.calib_cache, calib_dir=args.calib_dir,
+                   int8_target=args.int8_target or TENSORRT, calib_cache=args.calib_cache, calib_dir=args.calib_dir,
                    calib_method=args.calib_method or AUTO, calib_clips=args.calib_clips or DEFAULT_MAX_CLIPS,
                    int8_bound=Bound(DEFAULT_MIN_AGREEMENT if args.int8_min_agreement is None else args.int8_min_agreement,
                                     DEFAULT_MAX_LOGIT_ERROR if args.int8_max_logit_error is None

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Callable
 
 from calib.cache import key_path
-from export.names import CALIB_CACHE_SUFFIX, output_names
+from export.names import CALIB_CACHE_SUFFIX, ENGINE_SUFFIX, IR_SUFFIX, IR_WEIGHTS_SUFFIX, output_names
 from runtime.common.errors import ExportError
 from runtime.card import CardError, ModelCard, card_path_for
 from runtime.common.files import remove_stale_temps
@@ -101,7 +101,7 @@ def source_of(path: Path) -> str | None:
             return json.loads(key_path(path).read_text())["card"]["source_sha256"] or None
         if path.name.endswith(key_path(Path(CALIB_CACHE_SUFFIX)).name):
             return json.loads(path.read_text())["card"]["source_sha256"] or None
-        if path.suffix == ".engine":
+        if path.suffix in (ENGINE_SUFFIX, IR_SUFFIX, IR_WEIGHTS_SUFFIX):  # the card beside them
             return ModelCard.load(card_path_for(path)).source_sha256 or None
         if path.suffix == ".json":
             return ModelCard.load(path).source_sha256 or None

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from export import names
-from export.options import DEMO_CALIB_PER_CLASS, Options, check_dla_precision, refusal
+from export.options import CPU, DEMO_CALIB_PER_CLASS, TENSORRT, Options, check_dla_precision, refusal
 from export.outputs import Written, stage
 from export.variants import fp16_graph, load_graph, plugin_variant, write_graph
 from runtime.trt_version import TARGET_TRT
@@ -64,6 +64,8 @@ def derived_graph(opts: Options, proto, card: ModelCard) -> str | None:
         if opts.dla_core is not None:
             check_dla_precision(opts.fp16, opts.int8, opts.calib_cache)
         return None
+    if opts.int8 and opts.int8_target == CPU:
+        raise refusal("cpu_int8_needs_standard", onnx=opts.onnx, precision=card.precision)
     wanted = "int8" if opts.int8 else "fp16" if opts.fp16 else None
     if wanted is not None and wanted != card.precision:
         raise refusal("step_graph_precision" if online else "derived_precision", onnx=opts.onnx,
@@ -213,6 +215,17 @@ def int8_stage(stg: Path, name: str, standard: Path, card: ModelCard, sme: int |
     return out
 
 
+def cpu_int8_stage(stg: Path, name: str, standard: Path, card: ModelCard, *, clips, bound) -> Written:
+    """INT8 for CPUs (``export.cpu_int8``): the OpenVINO IR NNCF quantized on part of ``clips``,
+    measured on the rest on the runtime's OpenVINO backend."""
+    from export.cpu_int8 import build_cpu_int8
+
+    with stage("INT8 for CPUs (NNCF, OpenVINO IR), measured on held-out clips") as files:
+        built = build_cpu_int8(standard, clips.clips, stg / names.cpu_int8_ir(name), card, bound=bound)
+        files += built.files
+    return Written(built.files, {"int8.cpu": built.files[0]}, built.notes, built.entry)
+
+
 def reuse_cache_stage(out: Path, stg: Path, name: str, onnx: Path, card: ModelCard, caps) -> Written:
     """--onnx + --int8 --calib-cache without --calib-dir: the keyed cache already in --out."""
     from calib.cache import check_key, key_path
@@ -248,10 +261,10 @@ def engine_targets(opts: Options, graphs: dict[str, Path], caps) -> list[tuple[s
     if opts.fp16:
         route = caps.precision_route("fp16") if caps else "flags"
         targets.append(("fp16", graphs[("fp16" if route == "strongly_typed" else "fp32") + plugin], False))
-    if opts.int8:
+    if opts.int8 and opts.int8_target == TENSORRT:
         targets.append(("int8", graphs["fp32" + plugin], True) if opts.calib_cache
                        else ("int8", graphs["int8" + plugin], False))
-    if not targets:
+    if not targets and not opts.int8:  # --int8-target cpu alone: no engine
         targets.append(("fp32", graphs["fp32" + plugin], False))
     return targets
 
@@ -323,6 +336,8 @@ def run_pipeline(opts: Options, stg: Path, card: ModelCard | None, sha: str, der
         done += fp16_stage(stg, opts.name, standard, card, sme, plugin=opts.plugin is not None)
     if reuse:
         done += reuse_cache_stage(opts.out, stg, opts.name, opts.onnx, card, caps)
+    elif clips is not None and opts.int8_target == CPU:
+        done += cpu_int8_stage(stg, opts.name, standard, card, clips=clips, bound=opts.int8_bound)
     elif clips is not None:
         done += int8_stage(stg, opts.name, standard, card, sme, caps, clips=clips, method=opts.calib_method,
                            bound=opts.int8_bound, cache=opts.calib_cache, plugin=opts.plugin is not None,

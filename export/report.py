@@ -36,11 +36,16 @@ def finish_lines(opts: Options, graphs: dict[str, Path], card: ModelCard, derive
     """The commands that build the engines of a clip build (or of an --onnx graph) on the target."""
     from export.target_commands import build_engine_cmd, finish_commands
 
+    from export.options import TENSORRT
+
+    tensorrt_int8 = opts.int8 and opts.int8_target == TENSORRT
+    if derived is None and opts.int8 and not (tensorrt_int8 or opts.fp16):
+        return []  # --int8-target cpu alone: nothing for TensorRT to build
     if derived is not None:
         return [build_engine_cmd(opts.onnx, opts.out, opts.name, ["--plugin", str(opts.plugin)] if opts.plugin else [])]
     final = {k: opts.out / v.name for k, v in graphs.items()}
     return finish_commands(
-        final, card, out=opts.out, name=opts.name, fp16=opts.fp16, int8=opts.int8,
+        final, card, out=opts.out, name=opts.name, fp16=opts.fp16, int8=tensorrt_int8,
         calib_cache=opts.calib_cache, plugin=opts.plugin, dla_core=opts.dla_core,
         workspace=opts.workspace, timing_cache=opts.timing_cache, profile=opts.profile,
         dynamic_batch=opts.dynamic_batch)

@@ -5,7 +5,7 @@ home and every other module imports it. A restatement elsewhere fails the test, 
 - the ONNX opset ``OPSET`` (export/names.py);
 - the target TensorRT version ``TARGET_TRT`` (runtime/trt_version.py; also as the cache header's int);
 - the artefact names: the tags and suffixes of export/names.py (``.plugin``, ``.online``, ``.fp16``,
-  ``.int8.qdq``, ``.int8.calib.cache``), as a value or inside a file name;
+  ``.int8.qdq``, ``.int8.calib.cache``, ``.int8.cpu``), as a value or inside a file name;
 - the video suffixes ``VIDEO_SUFFIXES`` (runtime/common/video.py).
 
 Counted as a restatement: a name assigned one of those literal values (``OPSET = 17``,
@@ -57,7 +57,7 @@ def facts(root: Path = ROOT) -> dict:
         "opset": names["OPSET"],
         "trt": trt["TARGET_TRT"],
         "trt_int": major * 10000 + minor * 100,
-        "tags": {names["PLUGIN_TAG"], names["ONLINE_TAG"], names["CALIB_CACHE_SUFFIX"],
+        "tags": {names["PLUGIN_TAG"], names["ONLINE_TAG"], names["CALIB_CACHE_SUFFIX"], names["CPU_INT8_TAG"],
                  *names["PRECISION_GRAPH_TAGS"].values()},
         "video": set(video["VIDEO_SUFFIXES"]),
     }
@@ -86,7 +86,7 @@ def _mentions_opset(node: ast.AST | None) -> bool:
 def restatements(root: Path = ROOT, packages=PACKAGES) -> list[str]:
     f = facts(ROOT)
     version = re.compile(rf"(?<![\d.]){re.escape(f['trt'])}(?![\d])")
-    file_name = re.compile("(" + "|".join(re.escape(t) for t in sorted(f["tags"])) + r")(\.[\w{}]+)*\.(onnx|engine|json|cache)$")
+    file_name = re.compile("(" + "|".join(re.escape(t) for t in sorted(f["tags"])) + r")(\.[\w{}]+)*\.(onnx|engine|json|cache|xml|bin)$")
     bad = []
     for pkg in packages:
         for path in sorted((root / pkg).rglob("*.py")):

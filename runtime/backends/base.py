@@ -48,9 +48,10 @@ def check_clip_model(model_path: Path, card: ModelCard, card_source: str) -> Non
 
 
 def warn_if_tensorrt_graph(model_path: Path, card: ModelCard, runner: str) -> None:
-    """One warning when a backend other than TensorRT opens an INT8 graph (card precision int8:
-    the exporter's Q/DQ graph, written for TensorRT to build an INT8 engine from); it still runs."""
-    if card.precision == "int8":
+    """One warning when a backend other than TensorRT opens an INT8 ``.onnx`` graph (card precision
+    int8: the exporter's Q/DQ graph, written for TensorRT to build an INT8 engine from); it still
+    runs. An INT8 OpenVINO IR (``.xml``, ``export.cpu_int8``) is meant for CPUs: no warning."""
+    if card.precision == "int8" and model_path.suffix.lower() == ".onnx":
         log.warning("%s is an INT8 Q/DQ graph (card precision int8) meant for TensorRT "
                     "(tsi-build-engine); %s runs its quantize/dequantize nodes as they are",
                     model_path.name, runner)

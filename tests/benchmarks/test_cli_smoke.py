@@ -2,9 +2,9 @@
 error line, no traceback), and a run at its smallest setting where that is short. The smallest runs
 of the CLIs not run here are elsewhere: ``tsi-bench`` and ``tsi-bench-readme`` (suite/
 test_accuracy_latency.py), ``-online``, ``-online-sequences``, ``-crop-coverage``, ``-synthetic``
-(its tables; training is tsi.train's tests) in this folder, ``-int8`` in tests/calib/, and
-``-attention-gpu`` (GPU only: its refusal without one) in tests/kernels/, ``tsi-gpu-check`` (its
-``--dry-run``) in test_gpu_check.py."""
+(its tables; training is tsi.train's tests) in this folder, ``-int8`` in tests/calib/,
+``-attention-gpu`` (GPU only: its refusal without one) in tests/kernels/, ``-cpu-int8`` in
+tests/export/test_cpu_int8.py, and ``tsi-gpu-check`` (its ``--dry-run``) in test_gpu_check.py."""
 
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ BAD_ARGS = {
     "tsi-bench-synthetic": ["--seed-runs", "a", "b"],  # --seed-runs needs --table-only
     "tsi-bench-attention-gpu": ["--dtype", "fp8"],
     "tsi-bench-fp16": ["--onnx", "no/such/graph.onnx"],
+    "tsi-bench-cpu-int8": ["--dir", "no/such/folder"],
     "tsi-bench-multistream": ["--streams", "0"],
     "tsi-bench-online": ["--frames", "eight"],
     "tsi-bench-online-sequences": ["--archs", "tsi_r18"],  # no --runs
