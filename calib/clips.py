@@ -147,3 +147,12 @@ def load_calibration_clips(folder: str | os.PathLike, card: ModelCard, *, max_cl
                     "INT8 ranges", len(clips), folder, recommended)
     log.info("calibration: %d clips of %s from %s", len(clips), card.input_shape, folder)
     return ClipSet(np.stack(clips), sources, skipped + short, folder)
+
+
+HOLD_OUT = 3  # every 3rd calibration clip is held out to measure an INT8 model (export.int8_choice)
+
+
+def split_clips(clips: np.ndarray, hold_out: int = HOLD_OUT) -> tuple[np.ndarray, np.ndarray]:
+    """(calibration clips, held-out clips): every ``hold_out``-th clip is held out."""
+    held = np.arange(len(clips)) % hold_out == hold_out - 1
+    return clips[~held], clips[held]

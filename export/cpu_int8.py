@@ -3,7 +3,7 @@
 The Q/DQ graph of ``export.int8_choice`` is written for TensorRT; on a CPU it runs slower than FP32.
 Here the standard FP32 ONNX is read by OpenVINO and quantized by NNCF's post-training quantization
 (``nncf.quantize``, target device CPU) on the calibration part of the clips, split as
-``export.int8_choice.split_clips`` splits them; the attention (MatMul-Softmax-MatMul,
+``calib.clips.split_clips`` splits them; the attention (MatMul-Softmax-MatMul,
 ``export.plugin_graph.attention_node_names``, with the reshapes and the scaling on its way in:
 :func:`attention_float_scope`) stays in float through NNCF's ignored scope, and the
 weights keep NNCF's overflow fix on every layer (:data:`OVERFLOW_FIX`: 7-bit weight ranges, so the
@@ -23,7 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from export.int8_choice import Bound, card_entry, split_clips
+from calib.clips import split_clips
+from export.int8_choice import Bound, card_entry
 from export.names import ir_weights
 from export.parity import Agreement, compare_logits, ort_session, run_onnx
 from runtime.card import ModelCard, card_path_for

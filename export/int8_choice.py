@@ -1,6 +1,6 @@
 """INT8 chosen by measurement: the calibration that keeps the model, on clips it was not calibrated on.
 
-The calibration clips are split: every :data:`HOLD_OUT`-th clip (the clips are interleaved by class,
+The calibration clips are split: every ``calib.clips.HOLD_OUT``-th clip (the clips are interleaved by class,
 ``calib.clips``) is held out, the rest calibrate. The activation histograms are collected once
 (``calib.ranges.collect_histograms``) and every candidate range method of :data:`AUTO_CANDIDATES`
 (entropy as TensorRT's ``IInt8EntropyCalibrator2``, percentiles, min-max, an MSE search) gives its
@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from calib.clips import split_clips
 from calib.ranges import METHODS, PERCENTILE, Candidate, Ranges, ranges_from_amax
 from runtime.common.errors import CalibrationError
 from export.parity import Agreement, compare_logits, ort_session, run_onnx
@@ -38,7 +39,6 @@ AUTO_CANDIDATES = (Candidate("entropy"), Candidate("percentile", 99.9), Candidat
                    Candidate("percentile", 99.999), Candidate("minmax"), Candidate("mse"))
 LEARNT = "learnt by quantization-aware fine-tuning"  # the candidate of a tsi-train --qat checkpoint
 LEARNT_BASE = Candidate("percentile", PERCENTILE)  # for the tensors the fine-tuning did not quantize
-HOLD_OUT = 3  # every 3rd calibration clip is held out to measure the INT8 graph
 MAX_FLOAT_FRACTION = 0.25  # at most this fraction of the quantized layers kept in float
 DEFAULT_MIN_AGREEMENT = 0.97  # top-1 agreement with FP32 on the held-out clips
 DEFAULT_MAX_LOGIT_ERROR = 0.15  # max |logit diff| / FP32 logit range on the held-out clips
@@ -126,12 +126,6 @@ def learnt_ranges(hist, quantized: set[str], overrides: dict[str, float]) -> Ran
     """The quantized tensors' ranges with ``overrides`` (learnt) over :data:`LEARNT_BASE`'s."""
     base = hist.ranges(LEARNT_BASE, only=quantized)
     return ranges_from_amax(LEARNT_BASE, {**base.amax, **overrides}, base.num_clips, LEARNT)
-
-
-def split_clips(clips: np.ndarray, hold_out: int = HOLD_OUT) -> tuple[np.ndarray, np.ndarray]:
-    """(calibration clips, held-out clips): every ``hold_out``-th clip is held out."""
-    held = np.arange(len(clips)) % hold_out == hold_out - 1
-    return clips[~held], clips[held]
 
 
 def candidates_for(method: str) -> tuple[Candidate, ...]:

@@ -1,7 +1,7 @@
 """The check of a built engine against FP32 with NVIDIA's Polygraphy, as the builder prints it.
 
 Two ``polygraphy run`` calls over the clips the INT8 choice measured on (the held-out calibration
-clips, ``export.int8_choice.split_clips``), fed by :func:`load_data` through Polygraphy's
+clips, ``calib.clips.split_clips``), fed by :func:`load_data` through Polygraphy's
 ``--data-loader-script``:
 
 1. the FP32 graph on onnxruntime (``--onnxrt``), saving its logits (``--save-outputs``);
@@ -11,7 +11,7 @@ clips, ``export.int8_choice.split_clips``), fed by :func:`load_data` through Pol
 
 The other half of the builder's bound, top-1 agreement over the clips, is not a Polygraphy
 comparison (Polygraphy fails a clip on any difference): the builder's report gives it. The same
-commands with ``--onnxrt`` in place of the TensorRT flags run anywhere (tests/export/test_polygraphy_check.py).
+commands with ``--onnxrt`` in place of the TensorRT flags run anywhere (tests/export/polygraphy_checks.py).
 The loader reads the calibration folder and the model card from the environment
 (:data:`ENV_CALIB_DIR`, :data:`ENV_CARD`, :data:`ENV_MAX_CLIPS`), which the printed commands set.
 """
@@ -35,8 +35,7 @@ TRT_FLAGS = {"fp16": ("--trt --fp16", "--trt --strongly-typed"), "int8": ("--trt
 
 def load_data():
     """Polygraphy's data loader: the held-out calibration clips, one ``{input: (1, T, 3, S, S)}`` each."""
-    from calib.clips import load_calibration_clips
-    from export.int8_choice import split_clips
+    from calib.clips import load_calibration_clips, split_clips
     from export.onnx_export import INPUT_NAME
     from runtime.card import ModelCard
 

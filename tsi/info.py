@@ -46,21 +46,26 @@ DEFAULTS = field_defaults()
 
 def measure(name: str, frames: int = DEFAULTS["frames"], size: int = DEFAULTS["input_size"],
             num_classes: int = DEFAULTS["num_classes"]) -> Cost:
-    """One view (1 clip of T frames at size², batch 1). Attention counted in its matmul form."""
-    model = create_model(name, frames=frames, num_classes=num_classes, input_size=size,
-                         attention="matmul").eval()
+    """One view (1 clip of T frames at size², batch 1). Attention counted in its matmul form; the
+    model is built on the meta device (shapes only: the counts without the arithmetic)."""
+    with torch.device("meta"):
+        model = create_model(name, frames=frames, num_classes=num_classes, input_size=size,
+                             attention="matmul").eval()
     return count_model(model, name)
 
 
 def count_cost(cfg: TSIConfig, name: str | None = None) -> Cost:
     """:func:`measure` for any config (e.g. a checkpoint's, with its own width)."""
-    return count_model(TSINet(cfg.replace(attention="matmul")).eval(), name or arch_name(cfg))
+    with torch.device("meta"):
+        model = TSINet(cfg.replace(attention="matmul")).eval()
+    return count_model(model, name or arch_name(cfg))
 
 
 def count_model(model: torch.nn.Module, name: str) -> Cost:
     """Params and MACs of one view of ``model`` (its config's T and input size, batch 1)."""
     frames, size = model.cfg.frames, model.cfg.input_size
-    conv_fc, attn = count_macs(model, torch.zeros(1, frames, 3, size, size))
+    device = next(model.parameters()).device  # "meta" from measure / count_cost
+    conv_fc, attn = count_macs(model, torch.zeros(1, frames, 3, size, size, device=device))
     params = sum(p.numel() for p in model.parameters())
     return Cost(name, frames, size, params / 1e6, conv_fc / 1e9, attn / 1e9)
 

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import export.build_engine as be
+from tests.export.polygraphy_checks import check_printed_commands
 from calib.cache import key_path, parse_cache
 from export.onnx_export import read_card_from_onnx
 from runtime.card import ModelCard
@@ -55,6 +56,7 @@ def test_end_to_end_without_tensorrt(tmp_path, tiny_ckpt, calib_dir, caplog):
     assert q["method"] == "percentile 99.99" and q["held_out_clips"] == 3 and q["calibration_clips"] == 7
     assert isinstance(q["within_bound"], bool) and 0 <= q["top1_agreement"] <= 1
     assert not [p for d in (tmp_path, out) for p in d.iterdir() if p.name.startswith(".")], "staging left behind"
+    check_printed_commands(text)  # the Polygraphy checks it printed, on onnxruntime
     # the same source may replace its own outputs
     rc, _ = run(["--checkpoint", tiny_ckpt, "--out", out], caplog)
     assert rc == 0

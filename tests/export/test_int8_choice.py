@@ -74,7 +74,11 @@ def test_entropy_alone_keeps_the_costly_layer_in_float(tmp_path):
     assert quantized and not any(q.startswith("clip") for q in quantized)  # fc's input stays float
 
 
-def test_outside_the_bound_is_written_marked_and_exits_3(tmp_path, tiny_ckpt, calib_dir, caplog, capsys):  # noqa: F811
+def test_outside_the_bound_is_written_marked_and_exits_3(tmp_path, tiny_ckpt, calib_dir, caplog, capsys,  # noqa: F811
+                                                         monkeypatch):
+    import export.int8_choice
+
+    monkeypatch.setattr(export.int8_choice, "MAX_FLOAT_FRACTION", 0.01)  # one fallback try: the bound cannot hold
     out = tmp_path / "out"
     # one method (the auto search is test_entropy_clipping_outliers_is_not_chosen's): the float fallback
     argv = ["--checkpoint", tiny_ckpt, "--out", out, "--int8", "--calib-dir", calib_dir, "--calib-method", "minmax",
