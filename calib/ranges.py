@@ -139,15 +139,17 @@ def entropy_amax(hist: np.ndarray, edges: np.ndarray, *, num_quant_bins: int = N
     kl = np.empty(len(cands))
     for c0 in range(0, len(cands), chunk):
         ii = cands[c0:c0 + chunk][:, None]  # (m, 1) candidate bin counts
-        inside = j[None, :] < ii  # (m, n)
+        w = int(ii[-1, 0])  # the bins past the chunk's largest candidate are outside every one of them
+        jj, h = j[None, :w], hist[None, :w]
+        inside = jj < ii  # (m, w)
         # level of bin j when i bins are merged into num_quant_bins: floor(j * L / i)
-        level = np.minimum((j[None, :] * num_quant_bins) // ii, num_quant_bins - 1)
+        level = np.minimum((jj * num_quant_bins) // ii, num_quant_bins - 1)
         bounds = -((-np.arange(num_quant_bins + 1)[None, :] * ii) // num_quant_bins)  # ceil(g*i/L)
         gsum = cum[bounds[:, 1:]] - cum[bounds[:, :-1]]
         gnz = cum_nz[bounds[:, 1:]] - cum_nz[bounds[:, :-1]]
         dens = np.divide(gsum, gnz, out=np.zeros_like(gsum), where=gnz > 0)
-        q = np.where(inside & (hist[None, :] > 0), np.take_along_axis(dens, level, axis=1), 0.0)
-        p = np.where(inside, hist[None, :], 0.0)
+        q = np.where(inside & (h > 0), np.take_along_axis(dens, level, axis=1), 0.0)
+        p = np.where(inside, h, 0.0)
         p[np.arange(len(ii)), ii[:, 0] - 1] += total - cum[ii[:, 0]]  # outliers into the last bin
         p /= p.sum(1, keepdims=True)
         qs = q.sum(1, keepdims=True)

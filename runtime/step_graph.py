@@ -109,3 +109,16 @@ class StepModel(abc.ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class HostStateStep(StepModel, abc.ABC):
+    """A step model whose state is host NumPy arrays, one per :attr:`state_spec` entry (onnxruntime,
+    OpenVINO)."""
+
+    def new_state(self) -> dict[str, np.ndarray]:
+        return {n: np.zeros(shape, dt) for n, (shape, dt) in self.state_spec.items()}
+
+    def reset_state(self, state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        for a in state.values():
+            a.fill(0)
+        return state

@@ -146,6 +146,14 @@ class Backend(abc.ABC):
         if clip.dtype != np.float32:
             raise ValueError(f"{self.name}: expected a float32 clip, got {clip.dtype}")
 
+    def batch_input(self, clip: np.ndarray) -> np.ndarray:
+        """``clip`` checked (:meth:`check_clip`; the graph's static batch, ``self._batch``, if it has
+        one) and in the graph's input type (``self._in_dtype``): what a host-memory backend feeds."""
+        self.check_clip(clip)
+        if self._batch is not None and clip.shape[0] != self._batch:
+            raise ValueError(f"{self.model_path} takes batch {self._batch}, got {clip.shape[0]}")
+        return clip if self._in_dtype is np.float32 else clip.astype(self._in_dtype)
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self.model_path)!r})"
 

@@ -147,10 +147,7 @@ class OnnxRuntimeBackend(Backend):
         return self
 
     def infer(self, clip: np.ndarray) -> np.ndarray:
-        self.check_clip(clip)
-        if self._batch is not None and clip.shape[0] != self._batch:
-            raise ValueError(f"{self.model_path} takes batch {self._batch}, got {clip.shape[0]}")
-        x = clip if self._in_dtype is np.float32 else clip.astype(self._in_dtype)
+        x = self.batch_input(clip)
         (logits,) = self.session.run([self._out_name], {self._in_name: x})
         logits = np.asarray(logits, dtype=np.float32)
         if logits.shape != (clip.shape[0], self.card.num_classes):

@@ -12,12 +12,12 @@ import numpy as np
 from runtime.backends.base import ModelOptions, OpenedCard, check_model_file
 from runtime.backends.onnxruntime_backend import FLOAT_TYPES, open_session, session_card
 from runtime.card import ModelCard
-from runtime.step_graph import FRAME_INPUT, LOGITS_OUTPUT, STATE_OUT_SUFFIX, StepModel, check_step_io
+from runtime.step_graph import FRAME_INPUT, LOGITS_OUTPUT, STATE_OUT_SUFFIX, HostStateStep, check_step_io
 
 __all__ = ["OnnxRuntimeStep"]
 
 
-class OnnxRuntimeStep(StepModel):
+class OnnxRuntimeStep(HostStateStep):
     """A step graph in onnxruntime (CPU, CUDA or TensorRT execution provider); the state is a dict of
     NumPy arrays, the graph's ``.next`` outputs of the previous call."""
 
@@ -48,14 +48,6 @@ class OnnxRuntimeStep(StepModel):
         """The step model of a card :func:`runtime.backends.open_model` read (its session reused)."""
         return cls(path, opened.card, providers=options.providers, threads=options.threads,
                    session=opened.session, card_source=opened.source)
-
-    def new_state(self) -> dict[str, np.ndarray]:
-        return {n: np.zeros(shape, dt) for n, (shape, dt) in self.state_spec.items()}
-
-    def reset_state(self, state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        for a in state.values():
-            a.fill(0)
-        return state
 
     def run(self, frame: np.ndarray, state: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         x = frame.reshape(1, *frame.shape[-3:]).astype(self.frame_dtype, copy=False)

@@ -126,10 +126,7 @@ class OpenVINOBackend(Backend):
         return self
 
     def infer(self, clip: np.ndarray) -> np.ndarray:
-        self.check_clip(clip)
-        if self._batch is not None and clip.shape[0] != self._batch:
-            raise ValueError(f"{self.model_path} takes batch {self._batch}, got {clip.shape[0]}")
-        x = clip if self._in_dtype is np.float32 else clip.astype(self._in_dtype)
+        x = self.batch_input(clip)
         result = self._request.infer({0: x})
         logits = np.array(result[self.compiled.outputs[0]], dtype=np.float32)  # a copy: the request reuses its buffer
         if logits.shape != (clip.shape[0], self.card.num_classes):

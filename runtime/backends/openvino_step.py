@@ -13,12 +13,12 @@ import numpy as np
 from runtime.backends.base import ModelOptions, OpenedCard, check_model_file
 from runtime.backends.openvino_backend import FLOAT_TYPES, compile_model, model_card, read_model, tensor_info
 from runtime.card import ModelCard
-from runtime.step_graph import FRAME_INPUT, LOGITS_OUTPUT, STATE_OUT_SUFFIX, StepModel, check_step_io
+from runtime.step_graph import FRAME_INPUT, LOGITS_OUTPUT, STATE_OUT_SUFFIX, HostStateStep, check_step_io
 
 __all__ = ["OpenVINOStep"]
 
 
-class OpenVINOStep(StepModel):
+class OpenVINOStep(HostStateStep):
     """A step graph compiled by OpenVINO; the state is a dict of NumPy arrays, the graph's ``.next``
     outputs of the previous call."""
 
@@ -52,14 +52,6 @@ class OpenVINOStep(StepModel):
         device = "CPU" if options.device is None else str(options.device)
         return cls(path, opened.card, threads=options.threads, device=device, model=opened.session,
                    card_source=opened.source)
-
-    def new_state(self) -> dict[str, np.ndarray]:
-        return {n: np.zeros(shape, dt) for n, (shape, dt) in self.state_spec.items()}
-
-    def reset_state(self, state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        for a in state.values():
-            a.fill(0)
-        return state
 
     def run(self, frame: np.ndarray, state: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         x = frame.reshape(1, *frame.shape[-3:]).astype(self.frame_dtype, copy=False)
