@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from calib.qdq import QMAX
 from runtime.common.errors import CalibrationError
 from runtime.card import ModelCard
 from runtime.common.files import atomic_write_bytes, atomic_write_text
@@ -44,7 +45,7 @@ _LINE = re.compile(r"^(.+): ([0-9a-fA-F]{8})$")
 
 def amax_to_hex(amax: float) -> str:
     """Big-endian float32 bits of amax / 127, as 8 hex digits."""
-    return struct.pack(">f", np.float32(np.float32(amax) / np.float32(127.0))).hex()
+    return struct.pack(">f", np.float32(np.float32(amax) / np.float32(QMAX))).hex()
 
 
 def hex_to_scale(text: str) -> np.float32:
@@ -59,7 +60,7 @@ def format_cache(amax: dict[str, float], *, version_int: int = DEFAULT_VERSION_I
         if not np.isfinite(a) or a <= 0:
             # an all-zero tensor has no range; any positive scale is exact for it
             log.debug("tensor %s has amax %r; writing the smallest scale instead", name, a)
-            a = 127.0 * float(np.finfo(np.float32).tiny)
+            a = QMAX * float(np.finfo(np.float32).tiny)
         if "\n" in name or ": " in name:
             raise CalibrationError(f"tensor name {name!r} cannot be written to a calibration cache")
         lines.append(f"{name}: {amax_to_hex(a)}")

@@ -5,7 +5,7 @@ The TorchScript exporter names a node after the module that made it:
 ``/backbone/stages/stages.2/stages.2.1/unit/motion/pyramid.0/Conv`` is the Conv of the module
 ``backbone.stages.2.1.unit.motion.pyramid.0`` (a container's children repeat its name as a prefix,
 ``stages.2`` then ``stages.2.1``). An activation's range is the scale of its ``QuantizeLinear``
-times 127 (symmetric int8, as :func:`calib.qdq.with_ranges` writes it).
+times ``calib.qdq.QMAX`` (symmetric int8, as :func:`calib.qdq.with_ranges` writes it).
 """
 
 from __future__ import annotations
@@ -15,10 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from calib.graph_maps import graph_maps
-from calib.qdq import QUANT_OP_TYPES
+from calib.qdq import QMAX, QUANT_OP_TYPES
 from runtime.common.errors import CalibrationError
 
-QMAX = 127
 
 
 def module_of_node(name: str) -> str | None:

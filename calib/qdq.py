@@ -36,6 +36,7 @@ EXTRA_OPTIONS = {"ActivationSymmetric": True, "WeightSymmetric": True, "AddQDQPa
                  "DedicatedQDQPair": True, "QuantizeBias": False,
                  # TensorRT's placement: Q/DQ on the inputs of weighted layers, never on their outputs
                  "OpTypesToExcludeOutputQuantization": list(QUANT_OP_TYPES)}
+QMAX = 127  # symmetric int8: scale = amax / QMAX (activations and weights, as TensorRT reads them)
 FUSABLE_OP_TYPES = ("Conv",)  # TensorRT fuses Conv + (residual) Add when the Conv output has one consumer
 
 
@@ -128,7 +129,7 @@ def place_residual_qdq(proto, ranges: Ranges) -> tuple[int, int]:
                 if amax is None:
                     log.warning("residual Add %s: no range for its identity %s; left in float", add_name, identity)
                     continue
-                scale = np.float32(max(float(amax), float(np.finfo(np.float32).tiny) * 127) / 127.0)
+                scale = np.float32(max(float(amax), float(np.finfo(np.float32).tiny) * QMAX) / QMAX)
                 p = f"{add_name}/identity"
                 g.initializer.append(numpy_helper.from_array(np.array(scale, np.float32), f"{p}/scale"))
                 if added == 0:
@@ -173,7 +174,7 @@ def _drop_unused_qdq(g) -> None:
 
 
 def with_ranges(qdq, ranges: Ranges):
-    """A copy of the Q/DQ graph ``qdq`` with every activation scale set from ``ranges`` (amax / 127,
+    """A copy of the Q/DQ graph ``qdq`` with every activation scale set from ``ranges`` (amax / :data:`QMAX`,
     as ``quantize_static`` and :func:`place_residual_qdq` set them): the graph another range method
     gives, without quantizing again (the Q/DQ nodes do not depend on the ranges)."""
     import onnx
@@ -185,7 +186,7 @@ def with_ranges(qdq, ranges: Ranges):
     for n in out.graph.node:
         amax = ranges.amax.get(n.input[0]) if n.op_type == "QuantizeLinear" else None
         if amax is not None and amax > 0 and n.input[1] in inits:
-            inits[n.input[1]].CopyFrom(numpy_helper.from_array(np.array(amax / 127.0, np.float32), n.input[1]))
+            inits[n.input[1]].CopyFrom(numpy_helper.from_array(np.array(amax / QMAX, np.float32), n.input[1]))
     return out
 
 

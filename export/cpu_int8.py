@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from calib.clips import split_clips
+from calib.graph_maps import graph_maps
 from export.int8_choice import Bound, card_entry
 from export.names import ir_weights
 from export.parity import Agreement, compare_logits, ort_session, run_onnx
@@ -61,7 +62,7 @@ def attention_float_scope(proto, attention: list[str]) -> list[str]:
     """The ``attention`` nodes and the ops that only reshape or scale a tensor on its way into one of
     its MatMuls (Reshape, Transpose, ..., a Mul/Div by a constant: the query's scaling): NNCF quantizes
     a Multiply's input, so without them a FakeQuantize would sit upstream of the attention's query."""
-    producer = {o: n for n in proto.graph.node for o in n.output}
+    producer, _ = graph_maps(proto)
     consts = {i.name for i in proto.graph.initializer} | {o for n in proto.graph.node if n.op_type == "Constant"
                                                           for o in n.output}
     nodes = {n.name: n for n in proto.graph.node}

@@ -33,6 +33,12 @@ ENGINE_SUFFIX = ".engine"
 CPU_INT8_TAG = ".int8.cpu"  # <n>.int8.cpu.xml: the OpenVINO IR NNCF quantized for CPUs (export.cpu_int8)
 IR_SUFFIX, IR_WEIGHTS_SUFFIX = ".xml", ".bin"  # an OpenVINO IR: the graph and its weights beside it
 DEMO_CALIB_VIDEOS = "calib_videos"  # the demo's synthetic calibration videos, a folder in --out
+
+
+def demo_calibration_videos(folder: Path) -> Path:
+    """Where the demo's calibration clips are read from in ``folder`` (--out or its staging folder):
+    the training split of :data:`DEMO_CALIB_VIDEOS`."""
+    return folder / DEMO_CALIB_VIDEOS / "train"
 PRECISIONS = ("fp32", "fp16", "int8")
 
 

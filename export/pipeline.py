@@ -152,14 +152,12 @@ def demo_calibration_dir(out: Path, stg: Path) -> Path:
     once into ``--out/calib_videos`` (through the staging folder, like every output)."""
     from tsi.data.synthetic import MARKER, generate
 
-    final = out / names.DEMO_CALIB_VIDEOS
-    marker = final / MARKER
+    marker = out / names.DEMO_CALIB_VIDEOS / MARKER
     if marker.is_file() and json.loads(marker.read_text()).get("complete") is True:
-        return final / "train"
-    root = stg / names.DEMO_CALIB_VIDEOS
+        return names.demo_calibration_videos(out)
     with stage("synthetic calibration videos"):
-        generate(root, train=DEMO_CALIB_PER_CLASS, val=0, seed=1)
-    return root / "train"
+        generate(stg / names.DEMO_CALIB_VIDEOS, train=DEMO_CALIB_PER_CLASS, val=0, seed=1)
+    return names.demo_calibration_videos(stg)
 
 
 def calibration_clips(calib_dir: Path, card: ModelCard, max_clips: int | None):

@@ -33,7 +33,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from calib.qat_points import QMAX  # noqa: E402  (symmetric int8, the builder's)
+from calib.qdq import QMAX  # symmetric int8, the builder's
 
 MIN_AMAX = 1e-6
 
@@ -152,8 +152,9 @@ class Qat:
 
 
 def graph_points(graph: str | os.PathLike, card) -> list[dict]:
-    """``{"readers", "source", "amax"}`` of every quantized activation of the Q/DQ graph ``graph`` (the builder's ``*.int8.qdq.onnx``), checked to be a
-    graph of the model ``card`` describes (same architecture and labels)."""
+    """``{"readers", "source", "amax"}`` of every quantized activation of the Q/DQ graph ``graph`` (the
+    builder's ``*.int8.qdq.onnx``), checked to be a graph of the model ``card`` describes (same
+    architecture and labels)."""
     import onnx
 
     from calib.qat_points import activation_points
