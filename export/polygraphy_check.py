@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import sys
 from pathlib import Path
 
 from export import names
@@ -39,10 +40,22 @@ def load_data():
     from export.onnx_export import INPUT_NAME
     from runtime.card import ModelCard
 
-    card = ModelCard.load(os.environ[ENV_CARD])
-    limit = os.environ.get(ENV_MAX_CLIPS)
-    clips = load_calibration_clips(os.environ[ENV_CALIB_DIR], card, max_clips=int(limit) if limit else None,
-                                   progress=False).clips
+    from runtime.card import CardError
+    from runtime.common.errors import CalibrationError
+
+    missing = [v for v in (ENV_CALIB_DIR, ENV_CARD) if not os.environ.get(v)]
+    limit = os.environ.get(ENV_MAX_CLIPS, "")
+    try:
+        if missing:
+            raise ValueError(f"{' and '.join(missing)} not set: run the commands as the build printed them")
+        if limit and not limit.isdigit():
+            raise ValueError(f"{ENV_MAX_CLIPS}={limit!r} is not a whole number")
+        card = ModelCard.load(os.environ[ENV_CARD])
+        clips = load_calibration_clips(os.environ[ENV_CALIB_DIR], card, max_clips=int(limit) if limit else None,
+                                       progress=False).clips
+    except (ValueError, OSError, CardError, CalibrationError) as e:  # one line, not a traceback in Polygraphy's
+        print(f"error: {LOADER}: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
     for clip in split_clips(clips)[1]:
         yield {INPUT_NAME: clip[None]}
 
