@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import time
 
 import cv2
-import numpy as np
 import pytest
 
 pytest.importorskip("prometheus_client")
