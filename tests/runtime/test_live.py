@@ -109,6 +109,7 @@ def test_stop_event_ends_a_live_run_cleanly(tmp_path):
 def test_ctrl_c_finishes_and_writes_the_outputs(tmp_path, model):
     video = write_video(tmp_path / "long.mp4", ["blue"] * 300)  # 10 s in real time
     jsonl = tmp_path / "events.jsonl"
+    before = signal.getsignal(signal.SIGINT)  # the default, or SIG_IGN in a pytest-xdist worker
     timer = threading.Timer(0.8, os.kill, (os.getpid(), signal.SIGINT))
     timer.start()
     t0 = time.monotonic()
@@ -118,7 +119,7 @@ def test_ctrl_c_finishes_and_writes_the_outputs(tmp_path, model):
     finally:
         timer.cancel()
     assert rc == 0 and time.monotonic() - t0 < 5
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGINT) is before
     lines = read_jsonl(jsonl)
     assert lines[-1]["summary"]["reason"] == "stopped"
     assert lines[0]["label"] == "blue"
