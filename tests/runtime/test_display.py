@@ -124,3 +124,21 @@ def test_reset_closes_the_open_event_and_starts_the_window_again(tmp_path):
     assert display.pressed and summary.reason == "end_of_stream"
     assert plain.events == 1 and rec.events == 2  # the red event closed at the reset, a new one after
     assert rec.inferences < plain.inferences  # the window filled up again before scoring
+
+
+def test_the_docs_state_the_window_s_numbers_as_the_code_has_them():
+    """docs/runtime.md repeats these for the reader: it must follow the code."""
+    from pathlib import Path
+
+    from runtime.display import GUI_EXTRA, KEYS
+    from runtime.overlay import MAX_BOX_FRACTION, MIN_FONT_SCALE
+    from runtime.screen import DEFAULT_SCREEN
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "runtime.md").read_text(encoding="utf-8")
+    section = doc[doc.index("**The window**"):]
+    section = " ".join(section.split())  # across line breaks
+    for said in (f"{FIT_FRACTION:.0%} of the screen", f"covers at most {MAX_BOX_FRACTION:.0%}",
+                 f"never below {MIN_FONT_SCALE}", "{}x{} screen".format(*DEFAULT_SCREEN),
+                 f'pip install ".[{GUI_EXTRA}]"'):
+        assert said in doc or said in section, said
+    assert {chr(k) for k in KEYS if k != 27} == {"q", " ", "p", "r"} and "Esc" in section
