@@ -1,8 +1,11 @@
 """The live window under a real X server: Xvfb started here on a display it picks, the demo run in
 the Python whose OpenCV has a GUI ($TSI_GUI_PYTHON; .ci/run makes one), the window grabbed with
-xwd: its size is the source's (scaled down to fit the screen) and the overlay's text is on it."""
+xwd: its size is the source's (scaled down to fit the screen) and the overlay's text is on it; keys
+typed with XTEST pause, resume, reset and quit it."""
 
 from __future__ import annotations
+
+import time
 
 import numpy as np
 import pytest
@@ -10,7 +13,8 @@ import pytest
 from runtime.overlay import MAX_BOX_FRACTION
 from runtime.screen import fit
 from tests.runtime.helpers import make_card, make_onnx, write_video
-from tests.runtime.xserver import GUI_PYTHON_ENV, Xvfb, gui_python, missing_tools, watch_window
+from tests.runtime.xserver import (GUI_PYTHON_ENV, LiveWindow, Xvfb, gui_python, missing_tools, missing_xtest,
+                                  watch_window)
 
 SCREEN = (1024, 768)
 pytestmark = pytest.mark.skipif(bool(missing_tools()), reason=f"{' and '.join(missing_tools())} not "
@@ -63,3 +67,31 @@ def test_the_window_is_the_source_size_and_shows_the_overlay(python, tmp_path, s
     assert first_line >= 8, "the best label's text is too small to read"
     covered = ~_blue(image)  # the box darkens the frame
     assert covered.mean() <= MAX_BOX_FRACTION + 0.02
+
+
+def _red(image: np.ndarray) -> np.ndarray:
+    return (image[..., 2] > 200) & (image[..., 1] < 60) & (image[..., 0] < 60)
+
+
+@pytest.mark.skipif(missing_xtest(), reason="no libXtst to type keys into the window (apt-get install libxtst6)")
+def test_the_keys_pause_reset_and_quit(python, tmp_path):
+    model = make_onnx(tmp_path / "colour.onnx", card=make_card(frames=4, size=16, span=8))
+    video = write_video(tmp_path / "clip.avi", (["blue"] * 10 + ["red"] * 10) * 45, size=(160, 120))  # 30 s
+    with Xvfb(*SCREEN) as x, LiveWindow(python, x, ["--model", str(model), "--source", str(video),
+                                                    "--stride", "2"], tmp_path / "window.xwd") as live:
+        assert live.wait(_shown) is not None, "no window"
+        live.press("p")
+        time.sleep(1.0)  # paused within a frame
+        paused = live.wait(lambda image: True)
+        time.sleep(1.5)  # unpaused, the clip would turn from blue to red and back in a second
+        assert np.array_equal(live.wait(lambda image: True), paused), "the window went on while paused"
+        live.press("space")  # resume
+        assert live.wait(lambda image: _blue(image).mean() > 0.3, 10) is not None
+        assert live.wait(lambda image: _red(image).mean() > 0.3, 10) is not None, "not resumed"
+        live.press("r")
+        time.sleep(0.5)
+        live.press("Escape")
+        assert live.ended(20), "Esc did not end the run"
+    assert live.returncode == 0, live.output[-2000:]
+    assert "reset by the window's r key" in live.output
+    assert "stopped (quit)" in live.output, live.output[-2000:]

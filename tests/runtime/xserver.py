@@ -5,11 +5,14 @@ GUI, which runs the window (``$TSI_GUI_PYTHON``; .ci/run makes one)."""
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
-import select
+import random
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -42,8 +45,10 @@ def gui_python() -> str | None:
 
 
 class Xvfb:
-    """``Xvfb`` on a free display (``-displayfd``: the server picks the number and says it once
-    it accepts connections), ``width`` x ``height`` x 24, black root; stopped on exit."""
+    """``Xvfb`` on a free display, ``width`` x ``height`` x 24, black root; stopped on exit. The
+    number is drawn at random above 100 and the server checked to be this one (its screen's size
+    through ``xwd``): a low number such as :0 may be another job's on a shared machine (the
+    abstract socket namespace is shared), which ``-displayfd`` does not see."""
 
     def __init__(self, width: int = 1024, height: int = 768) -> None:
         self.size = (width, height)
@@ -51,30 +56,33 @@ class Xvfb:
         self.display = ""
 
     def __enter__(self) -> "Xvfb":
-        r, w = os.pipe()
-        try:
+        rng = random.Random()
+        for _ in range(8):
+            number = rng.randrange(100, 30000)
+            if Path(f"/tmp/.X{number}-lock").exists() or Path(f"/tmp/.X11-unix/X{number}").exists():
+                continue
+            self.display = f":{number}"
             self.proc = subprocess.Popen(
-                ["Xvfb", "-displayfd", str(w), "-screen", "0", f"{self.size[0]}x{self.size[1]}x24",
-                 "-br", "-nolisten", "tcp"], pass_fds=(w,), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-            os.close(w)
-            w = -1
-            ready, _, _ = select.select([r], [], [], 30)
-            number = os.read(r, 32).decode().strip() if ready else ""
-        finally:
-            os.close(r)
-            if w >= 0:
-                os.close(w)
-        if not number:
+                ["Xvfb", self.display, "-screen", "0", f"{self.size[0]}x{self.size[1]}x24", "-br",
+                 "-nolisten", "tcp"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            for _ in range(100):  # up within 10 s, or it exited (the number was taken)
+                if self.proc.poll() is not None:
+                    break
+                if self._ours():
+                    return self
+                time.sleep(0.1)
             self.__exit__()
-            raise RuntimeError("Xvfb did not start")
-        self.display = f":{number}"
-        for _ in range(100):  # connectable (xwd says so) within 10 s
-            if subprocess.run(["xwd", "-root", "-silent", "-out", os.devnull], env=self.env(),
-                              capture_output=True, timeout=30).returncode == 0:
-                return self
-            time.sleep(0.1)
-        self.__exit__()
-        raise RuntimeError(f"Xvfb on {self.display} accepts no connection")
+        raise RuntimeError("Xvfb did not start on a free display (8 tries)")
+
+    def _ours(self) -> bool:
+        """The server on :attr:`display` answers and has this screen's size."""
+        with tempfile.NamedTemporaryFile(suffix=".xwd") as f:
+            r = subprocess.run(["xwd", "-root", "-silent", "-out", f.name], env=self.env(),
+                               capture_output=True, timeout=30)
+            if r.returncode != 0:
+                return False
+            header = np.frombuffer(Path(f.name).read_bytes()[:100], ">u4")
+        return len(header) == 25 and (int(header[4]), int(header[5])) == self.size
 
     def env(self) -> dict[str, str]:
         """This process's environment, on this display (no Wayland, no Qt plugin surprises)."""
@@ -134,31 +142,99 @@ def read_xwd(data: bytes) -> np.ndarray:
     return out
 
 
+class LiveWindow:
+    """``python -m runtime.live ARGS`` on ``x``'s display (from this checkout), its window named
+    ``title``: :meth:`wait` grabs it until a condition holds, :meth:`press` types a key into it;
+    on exit the run is stopped (SIGTERM: a clean stop) unless it ended; :attr:`output` is then
+    what it printed and :attr:`returncode` its exit status."""
+
+    def __init__(self, python: str, x: Xvfb, args: list[str], scratch: Path, title: str = "TSI live") -> None:
+        self.x, self.scratch, self.title = x, scratch, title
+        env = x.env()
+        env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+        env.setdefault("OMP_NUM_THREADS", "1")
+        self.proc = subprocess.Popen([python, "-m", "runtime.live", *args], cwd=ROOT, env=env,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.image: np.ndarray | None = None  # the last grab
+        self.output = ""
+        self.returncode: int | None = None
+
+    def __enter__(self) -> "LiveWindow":
+        return self
+
+    def wait(self, ready, timeout_s: float = 60.0) -> np.ndarray | None:
+        """Grab the window until ``ready(image)`` (returns that image) or ``timeout_s`` or the run
+        ends (returns None; :attr:`image` is the last grab)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            got = grab(self.x, self.scratch, self.title)
+            if got is not None:
+                self.image = got
+                if ready(got):
+                    return got
+            time.sleep(0.2)
+        return None
+
+    def press(self, key: str) -> None:
+        """Type ``key`` (an X keysym name: "q", "space", "Escape") with the pointer on the window."""
+        press_key(self.x, key)
+
+    def ended(self, timeout_s: float) -> bool:
+        """True once the run ended by itself within ``timeout_s``."""
+        try:
+            self.proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        try:
+            self.output, _ = self.proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.output, _ = self.proc.communicate()
+        self.returncode = self.proc.returncode
+
+
 def watch_window(python: str, x: Xvfb, args: list[str], ready, out: Path, timeout_s: float = 60.0,
                  title: str = "TSI live") -> tuple[np.ndarray | None, str]:
-    """Run ``python -m runtime.live ARGS`` on ``x``'s display (from this checkout) and grab its
-    window named ``title`` until ``ready(image)``; then stop the run (SIGTERM: a clean stop).
-    Returns (the last image grabbed or None, the run's output)."""
-    env = x.env()
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    env.setdefault("OMP_NUM_THREADS", "1")
-    proc = subprocess.Popen([python, "-m", "runtime.live", *args], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    image = None
+    """Run the window (:class:`LiveWindow`) until ``ready(image)`` and stop it. Returns (the last
+    image grabbed or None, the run's output)."""
+    with LiveWindow(python, x, args, out, title) as live:
+        live.wait(ready, timeout_s)
+    return live.image, live.output
+
+
+def press_key(x: Xvfb, key: str, at: tuple[int, int] = (10, 10)) -> None:
+    """Move the pointer to ``at`` (there is no window manager: the keyboard follows the pointer)
+    and press and release ``key`` there, with the XTEST extension (libXtst)."""
+    x11 = ctypes.CDLL(ctypes.util.find_library("X11") or "libX11.so.6")
+    xtst = ctypes.CDLL(ctypes.util.find_library("Xtst") or "libXtst.so.6")
+    x11.XOpenDisplay.restype = ctypes.c_void_p
+    x11.XOpenDisplay.argtypes = [ctypes.c_char_p]
+    x11.XStringToKeysym.restype = ctypes.c_ulong
+    x11.XStringToKeysym.argtypes = [ctypes.c_char_p]
+    x11.XKeysymToKeycode.restype = ctypes.c_ubyte
+    x11.XKeysymToKeycode.argtypes = [ctypes.c_void_p, ctypes.c_ulong]
+    x11.XFlush.argtypes = x11.XSync.argtypes = x11.XCloseDisplay.argtypes = [ctypes.c_void_p]
+    xtst.XTestFakeMotionEvent.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_ulong]
+    xtst.XTestFakeKeyEvent.argtypes = [ctypes.c_void_p, ctypes.c_uint, ctypes.c_int, ctypes.c_ulong]
+    dpy = x11.XOpenDisplay(x.display.encode())
+    if not dpy:
+        raise RuntimeError(f"cannot connect to {x.display}")
     try:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline and proc.poll() is None:
-            got = grab(x, out, title)
-            if got is not None:
-                image = got
-                if ready(got):
-                    break
-            time.sleep(0.2)
+        code = x11.XKeysymToKeycode(dpy, x11.XStringToKeysym(key.encode()))
+        if not code:
+            raise ValueError(f"no key {key!r} on {x.display}")
+        xtst.XTestFakeMotionEvent(dpy, -1, at[0], at[1], 0)
+        xtst.XTestFakeKeyEvent(dpy, code, 1, 0)
+        xtst.XTestFakeKeyEvent(dpy, code, 0, 0)
+        x11.XSync(dpy, 0)
     finally:
-        proc.terminate()
-        try:
-            output, _ = proc.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            output, _ = proc.communicate()
-    return image, output
+        x11.XCloseDisplay(dpy)
+
+
+def missing_xtest() -> bool:
+    return ctypes.util.find_library("Xtst") is None
