@@ -47,8 +47,8 @@ def gui_python() -> str | None:
 class Xvfb:
     """``Xvfb`` on a free display, ``width`` x ``height`` x 24, black root; stopped on exit. The
     number is drawn at random above 100 and the server checked to be this one (its screen's size
-    through ``xwd``): a low number such as :0 may be another job's on a shared machine (the
-    abstract socket namespace is shared), which ``-displayfd`` does not see."""
+    through ``xwd``): with ``-displayfd`` Xvfb took :0, which on a shared machine twice refused
+    connections (why was not found; perhaps another job's server on :0)."""
 
     def __init__(self, width: int = 1024, height: int = 768) -> None:
         self.size = (width, height)
