@@ -47,8 +47,9 @@ def gui_python() -> str | None:
 class Xvfb:
     """``Xvfb`` on a free display, ``width`` x ``height`` x 24, black root; stopped on exit. The
     number is drawn at random above 100 and the server checked to be this one (its screen's size
-    through ``xwd``): with ``-displayfd`` Xvfb took :0, which on a shared machine twice refused
-    connections (why was not found; perhaps another job's server on :0)."""
+    through ``xwd``). ``-noreset``: an X server otherwise resets when its last client leaves and
+    refuses connections meanwhile (the check's ``xwd`` and the runtime's screen probe are such
+    clients: Qt then failed to connect)."""
 
     def __init__(self, width: int = 1024, height: int = 768) -> None:
         self.size = (width, height)
@@ -64,7 +65,7 @@ class Xvfb:
             self.display = f":{number}"
             self.proc = subprocess.Popen(
                 ["Xvfb", self.display, "-screen", "0", f"{self.size[0]}x{self.size[1]}x24", "-br",
-                 "-nolisten", "tcp"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                 "-noreset", "-nolisten", "tcp"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             for _ in range(100):  # up within 10 s, or it exited (the number was taken)
                 if self.proc.poll() is not None:
                     break
