@@ -4,6 +4,7 @@ keys (:data:`KEYS`): q / Esc quit, space / p pause, r reset the streams' state."
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 
@@ -50,14 +51,15 @@ class WindowDisplay:
         self.title = title
         if not has_gui():
             raise _no_gui()
-        try:
-            self.screen = screen or screen_size()
-        except NoDisplayError as e:  # checked first: Qt aborts the process without a display
-            raise DisplayUnavailableError(f"{e}: {_HEADLESS}, or run it on a desktop (or ssh -X)") from None
-        try:
-            cv2.namedWindow(title, _FLAGS)
-        except cv2.error as e:
-            raise _no_gui(f" [{str(e).strip().splitlines()[0][:120]}]") from None
+        with contextlib.ExitStack() as held:
+            try:  # checked first: Qt aborts the process without a display
+                self.screen = screen or held.enter_context(screen_size())
+            except NoDisplayError as e:
+                raise DisplayUnavailableError(f"{e}: {_HEADLESS}, or run it on a desktop (or ssh -X)") from None
+            try:
+                cv2.namedWindow(title, _FLAGS)  # Qt connects while the probe's connection is held
+            except cv2.error as e:
+                raise _no_gui(f" [{str(e).strip().splitlines()[0][:120]}]") from None
         self._open = True
         self._size: tuple[int, int] | None = None  # of the last image shown
 

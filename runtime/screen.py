@@ -4,9 +4,11 @@ window showing a ``w`` x ``h`` image gets on it (:func:`fit`): the image's own, 
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import os
+from typing import Iterator
 
 __all__ = ["DEFAULT_SCREEN", "FIT_FRACTION", "NoDisplayError", "fit", "screen_size"]
 
@@ -18,18 +20,23 @@ class NoDisplayError(RuntimeError):
     """There is no screen to open a window on."""
 
 
-def screen_size() -> tuple[int, int]:
-    """(width, height) of the default screen of ``$DISPLAY``; :data:`DEFAULT_SCREEN` on Wayland
-    without X11 or without libX11. Raises :class:`NoDisplayError` when there is no display at all
-    or ``$DISPLAY`` cannot be connected to (checked here: Qt would abort the process instead)."""
+@contextlib.contextmanager
+def screen_size() -> Iterator[tuple[int, int]]:
+    """``with screen_size() as (width, height)``: the default screen of ``$DISPLAY``, its
+    connection held open for the block (open the window inside: an X server whose last client
+    leaves resets, refusing connections for a moment). :data:`DEFAULT_SCREEN` on Wayland without
+    X11 or without libX11. Raises :class:`NoDisplayError` when there is no display at all or
+    ``$DISPLAY`` cannot be connected to (checked here: Qt would abort the process instead)."""
     display = os.environ.get("DISPLAY")
     if not display:
         if os.environ.get("WAYLAND_DISPLAY"):
-            return DEFAULT_SCREEN
+            yield DEFAULT_SCREEN
+            return
         raise NoDisplayError("there is no display to open a window on ($DISPLAY is not set)")
     name = ctypes.util.find_library("X11")
     if name is None:
-        return DEFAULT_SCREEN
+        yield DEFAULT_SCREEN
+        return
     x11 = ctypes.CDLL(name)
     x11.XOpenDisplay.restype = ctypes.c_void_p
     x11.XOpenDisplay.argtypes = [ctypes.c_char_p]
@@ -40,7 +47,7 @@ def screen_size() -> tuple[int, int]:
         raise NoDisplayError(f"cannot connect to the X display {display!r} ($DISPLAY)")
     try:
         screen = x11.XDefaultScreen(dpy)
-        return int(x11.XDisplayWidth(dpy, screen)), int(x11.XDisplayHeight(dpy, screen))
+        yield int(x11.XDisplayWidth(dpy, screen)), int(x11.XDisplayHeight(dpy, screen))
     finally:
         x11.XCloseDisplay(dpy)
 
