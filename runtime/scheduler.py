@@ -41,7 +41,8 @@ def run_streams(backend: Any, streams: Sequence[tuple[Any, FrameSource]], *,
     together in one batch. A stream ends on its own (end of file, lost stream: the others go on);
     ``max_frames`` counts per stream; ``duration``, ``stop``, quitting the window or Ctrl-C end
     them all. ``display``: a :class:`runtime.display.WindowDisplay` (its pause stops every stream
-    until resumed, its reset resets every stream's state). Returns one summary per stream (in order), each also written to its outputs. With
+    until resumed, its reset resets every stream's state). Returns one summary per stream (in
+    order), each also written to its outputs. With
     ``raise_errors``, the first stream error is re-raised after every summary is written; an
     output that could not be written (:class:`OutputWriteError`) always is. ``board``: a
     :class:`runtime.serve.board.Board` given each stream's state after every loop (and its newest

@@ -31,16 +31,15 @@ def gui_python() -> str | None:
     """``$TSI_GUI_PYTHON`` (its OpenCV must have a GUI: a ValueError otherwise), else this Python
     when its OpenCV has one, else None."""
     given = os.environ.get(GUI_PYTHON_ENV)
-    candidates = [given] if given else [sys.executable]
-    for python in candidates:
-        try:
-            rc = subprocess.run([python, "-c", _HAS_GUI], cwd=ROOT, capture_output=True, timeout=60).returncode
-        except OSError as e:
-            raise ValueError(f"${GUI_PYTHON_ENV}={python}: {e.strerror or e}") from None
-        if rc == 0:
-            return python
-        if given:
-            raise ValueError(f"${GUI_PYTHON_ENV}={python}: its OpenCV has no GUI (rc {rc})")
+    python = given or sys.executable
+    try:
+        rc = subprocess.run([python, "-c", _HAS_GUI], cwd=ROOT, capture_output=True, timeout=60).returncode
+    except OSError as e:
+        raise ValueError(f"${GUI_PYTHON_ENV}={python}: {e.strerror or e}") from None
+    if rc == 0:
+        return python
+    if given:
+        raise ValueError(f"${GUI_PYTHON_ENV}={python}: its OpenCV has no GUI (rc {rc})")
     return None
 
 
