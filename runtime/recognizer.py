@@ -70,6 +70,7 @@ class LiveRecognizer:
         self.backend, self.card = backend, card
         self.name = name
         self.outputs = outputs
+        self.listener: Any = None  # told of events opening and closing (runtime.serve.board)
         self.pad_short = pad_short
         self.window = WINDOWS[card.mode](backend, card, stride)
         self.stride, self.span = self.window.stride, self.window.span
@@ -166,9 +167,13 @@ class LiveRecognizer:
     def _scores(self, probs: np.ndarray, newest: Frame) -> None:
         smoothed = self.smoother.update(probs)
         self.scores[:] = smoothed
+        before = self.detector.current
         event = self.detector.update(smoothed, newest.index, newest.pts_s)
         if event is not None:
             self._event(event)
+        current = self.detector.current
+        if self.listener is not None and current is not None and (before is None or event is not None):
+            self.listener.opened(self, current[0], current[1], newest.index, newest.pts_s)
         self.top = topk(smoothed, self.card.labels, self.k)
         self.scored += 1
         self.latency.add("end_to_end", (time.monotonic() - newest.timestamp) * 1e3)
@@ -179,10 +184,14 @@ class LiveRecognizer:
             self._ended.append(event)
         if self.outputs is not None:
             self.outputs.event(event)
+        if self.listener is not None:
+            self.listener.closed(self, event)
 
-    def _on_gap(self, frame: Frame) -> None:
-        """An outage before ``frame``: close the open event, reset the window and smoother."""
-        gap = frame.gap
+    def reset(self) -> None:
+        """Forget the stream so far (a gap, or the window's r key): the open event is closed, the
+        window and the smoother start again, and an inference still due is dropped (its input
+        came from the window forgotten)."""
+        self._due = None
         event = self.detector.flush()
         if event is not None:
             self._event(event)
@@ -190,6 +199,11 @@ class LiveRecognizer:
         self.smoother.reset()
         self.top = []
         self.scores.fill(0.0)
+
+    def _on_gap(self, frame: Frame) -> None:
+        """An outage before ``frame``: close the open event, reset the window and smoother."""
+        gap = frame.gap
+        self.reset()
         self.gaps += 1
         record = {**gap.to_dict(), "frame": frame.index}
         log.warning("%s%s: gap of %.2fs (%s) before frame %d: event closed, %s and smoothing "

@@ -4,6 +4,7 @@ clips, an online model's steps) is inferred together in one batch (:func:`run_st
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from typing import Any, Sequence
@@ -12,10 +13,13 @@ import numpy as np
 
 from runtime.capture import FrameSource
 from runtime.frames import EndOfStream
-from runtime.outputs import OutputWriteError, WindowDisplay
+from runtime.display import PAUSE, QUIT, RESET, WindowDisplay
+from runtime.outputs import OutputWriteError
 from runtime.overlay import mosaic
 from runtime.sources import SourceError
 from runtime.summary import RunSummary, log_summary
+
+log = logging.getLogger(__name__)
 
 __all__ = ["run_streams"]
 
@@ -31,14 +35,18 @@ class _Stream:
 def run_streams(backend: Any, streams: Sequence[tuple[Any, FrameSource]], *,
                 max_frames: int | None = None, duration: float | None = None,
                 stop: threading.Event | None = None, display: WindowDisplay | None = None,
-                poll_s: float = 0.25, raise_errors: bool = False) -> list[RunSummary]:
+                poll_s: float = 0.25, raise_errors: bool = False, board: Any = None) -> list[RunSummary]:
     """Run several streams (sources already started) on one model: each has its own window,
     smoothing, events and outputs; the clips (online: the steps) due over the streams are inferred
-    together in one batch, round by round (an online step per stream and round). A stream ends on its own (end of file, lost stream: the others go on);
-    ``max_frames`` counts per stream; ``duration``, ``stop``, quitting the window or Ctrl-C end
-    them all. Returns one summary per stream (in order), each also written to its outputs. With
-    ``raise_errors``, the first stream error is re-raised after every summary is written; an
-    output that could not be written (:class:`OutputWriteError`) always is."""
+    together in one batch, round by round (an online step per stream and round). A stream ends on
+    its own (end of file, lost stream: the others go on); ``max_frames`` counts per stream;
+    ``duration``, ``stop``, quitting the window or Ctrl-C end them all. ``display``: a
+    :class:`runtime.display.WindowDisplay` (its pause stops every stream until resumed, its reset
+    resets every stream's state). Returns one summary per stream (in order), each also written to
+    its outputs. With ``raise_errors``, the first stream error is re-raised after every summary is
+    written; an output that could not be written (:class:`OutputWriteError`) always is.
+    ``board``: a :class:`runtime.serve.board.Board` given each stream's state after every loop
+    (and its newest annotated frame while someone watches)."""
     if not streams:
         raise ValueError("no streams")
     card = streams[0][0].card
@@ -79,6 +87,8 @@ def run_streams(backend: Any, streams: Sequence[tuple[Any, FrameSource]], *,
                 st.write_error = e
         summaries[id(st)] = summary
         active.remove(st)
+        if board is not None:
+            board.ended(all_streams.index(st), rec, st.src, st.reason)
 
     def end_all(reason: str, error: BaseException | None = None) -> None:
         for st in list(active):
@@ -126,17 +136,30 @@ def run_streams(backend: Any, streams: Sequence[tuple[Any, FrameSource]], *,
                     for i, st in enumerate(due):
                         st.rec.apply(logits[i], ms, carried[i])
                     inferred = True
+                shown = display is not None or (board is not None and board.watchers > 0)
                 for st in active:
-                    st.rec.emit(display is not None)
+                    st.rec.emit(shown)
                 if not due or not any(st.rec.pending for st in active):
                     break
+            if board is not None:
+                for i, st in enumerate(all_streams):
+                    if st in active:
+                        board.publish(i, st.rec, st.src, st.rec.last_image if board.watchers else None)
             if display is not None and (got or inferred):
                 recs = [st.rec for st in all_streams]
                 image = (recs[0].last_image if len(recs) == 1 else
                          mosaic([r.last_image for r in recs], [r.name or str(i) for i, r in enumerate(recs)]))
-                if image is not None and not display.show(image):
+                action = display.show(image) if image is not None else None
+                if action == PAUSE:
+                    action = display.pause(stop)
+                if action == QUIT:
                     end_all("quit")
                     break
+                if action == RESET:
+                    for st in active:
+                        st.rec.reset()
+                    log.info("reset by the window's r key: every stream's events closed, %s and smoothing reset",
+                             all_streams[0].rec.window.resets_what)
             if not got and not inferred and active and all(st.src.realtime for st in active):
                 wake.wait(poll_s)
     except KeyboardInterrupt:
