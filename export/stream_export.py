@@ -163,10 +163,16 @@ def check_batched_step(path, frames: np.ndarray) -> float:
     3, S, S) together (``runtime``'s :meth:`~runtime.step_graph.StepModel.run_batch`: the states
     gathered into one batch, each stream's row handed back; stream i joins at step i, so the
     batches grow and each row carries its own history) against each stream stepped alone; returns
-    the largest logit difference, ExportError beyond :data:`BATCH_TOL`."""
+    the largest logit difference, ExportError beyond :data:`BATCH_TOL` or for a graph of batch 1
+    (whose run_batch steps the streams one by one: nothing batched to check)."""
     from runtime.backends.onnxruntime_step import OnnxRuntimeStep
 
+    if frames.ndim != 5 or len(frames) < 2:
+        raise ValueError(f"frames must be (streams >= 2, steps, 3, S, S); got {tuple(frames.shape)}")
     step = OnnxRuntimeStep(path)
+    if step.fixed_batch is not None:
+        raise ExportError(f"{path}: a step graph of batch {step.fixed_batch}, not a dynamic batch: "
+                          "export it with --dynamic-batch to step several streams in one inference")
     n, steps = frames.shape[:2]
     alone = [step.new_state() for _ in range(n)]
     together = [step.new_state() for _ in range(n)]
