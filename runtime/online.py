@@ -11,7 +11,7 @@ the model's card says ``mode: online``:
   arrays fed back each call) and :class:`runtime.backends.tensorrt_step.TensorRTStep`
   (``.engine``/``.plan`` built from a step graph; the state stays on the GPU in two buffers per
   tensor that swap roles each call). Both implement :class:`runtime.step_graph.StepModel`
-  (``new_state``, ``reset_state``, ``run``).
+  (``new_state``, ``reset_state``, ``run``; ``run_batch`` for several streams at once).
 - **Sampling as in training.** The model was trained on frames ``card.frame_step`` source frames
   apart, so each state must see frames that far apart. An output every ``stride`` source frames
   (``stride`` dividing ``frame_step``) therefore keeps ``P = frame_step / stride`` interleaved

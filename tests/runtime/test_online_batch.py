@@ -1,5 +1,5 @@
 """Online steps batched across streams (a ``--dynamic-batch`` step graph): one inference per tick
-for N streams, each row equal to that stream stepped alone (onnxruntime and PyTorch's
+for N streams, each row equal to that stream stepped alone (onnxruntime, OpenVINO and PyTorch's
 ``tsi.streaming``), whatever each stream's history; ``export.stream_export.check_batched_step``;
 ``tsi-live`` on several streams giving what each stream gives alone."""
 
@@ -44,18 +44,36 @@ def frames(n, seed):
     return np.random.default_rng(seed).standard_normal((n, 3, 64, 64)).astype(np.float32)
 
 
-class SessionSpy:
-    """An onnxruntime session that counts its ``run`` calls and the batch of each."""
+class Spy:
+    """An onnxruntime session (``run``) or an OpenVINO infer request (``infer``) that counts its
+    calls and the batch of each."""
 
-    def __init__(self, session):
-        self.session, self.batches = session, []
+    def __init__(self, target):
+        self.target, self.batches = target, []
 
     def run(self, outputs, feeds, *a, **k):
         self.batches.append(len(feeds["frame"]))
-        return self.session.run(outputs, feeds, *a, **k)
+        return self.target.run(outputs, feeds, *a, **k)
+
+    def infer(self, feeds, *a, **k):
+        self.batches.append(len(feeds["frame"]))
+        return self.target.infer(feeds, *a, **k)
 
     def __getattr__(self, name):
-        return getattr(self.session, name)
+        return getattr(self.target, name)
+
+
+def host_step(backend, path):
+    """(the host step model of ``backend`` on ``path``, its inference calls counted)."""
+    if backend == "onnxruntime":
+        step = OnnxRuntimeStep(path)
+        spy = step.session = Spy(step.session)
+    else:
+        from runtime.backends.openvino_step import OpenVINOStep
+
+        step = OpenVINOStep(path)
+        spy = step._request = Spy(step._request)
+    return step, spy
 
 
 def batched_against_alone(one, batch, new_state, reset):
@@ -108,11 +126,11 @@ def assert_rows_equal(results):
         assert primed == [0.0 if f else 1.0 for f in first], t
 
 
-def test_onnxruntime_batched_step_equals_each_stream_alone_in_one_run_per_tick(graphs):
+@pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
+def test_host_batched_step_equals_each_stream_alone_in_one_inference_per_tick(graphs, backend):
     dynamic, static, _ = graphs
-    step, ref = OnnxRuntimeStep(dynamic), OnnxRuntimeStep(dynamic)
+    (step, spy), (ref, _) = host_step(backend, dynamic), host_step(backend, dynamic)
     assert step.fixed_batch is None
-    spy = step.session = SessionSpy(step.session)
     calls = []
 
     def batch(tick, states):
@@ -123,11 +141,10 @@ def test_onnxruntime_batched_step_equals_each_stream_alone_in_one_run_per_tick(g
 
     results = batched_against_alone(ref.run, batch, ref.new_state, step.reset_state)
     assert_rows_equal(results)
-    assert calls == [[len(HISTORY)]] * TICKS  # one session.run of N rows per tick
-    # the batch-1 graph is the per-stream route: N runs of one row each per tick
-    one = OnnxRuntimeStep(static)
+    assert calls == [[len(HISTORY)]] * TICKS  # one inference of N rows per tick
+    # the batch-1 graph is the per-stream route: N inferences of one row each per tick
+    one, spy1 = host_step(backend, static)
     assert one.fixed_batch == 1
-    spy1 = one.session = SessionSpy(one.session)
     tick = frames(len(HISTORY), seed=1)
     logits, _ = one.run_batch(tick, [one.new_state() for _ in HISTORY])
     assert spy1.batches == [1] * len(HISTORY)
