@@ -31,9 +31,13 @@ def random_causal_model(seed: int = 0):
 def export_step_graphs(folder: Path, seed: int = 0) -> dict[str, Path]:
     """``{"batched": the step graph with a dynamic batch (--dynamic-batch), "per_stream": the
     same model's batch-1 graph}`` written into ``folder``."""
+    from export import names
     from export.stream_export import export_step_onnx
 
     model, card = random_causal_model(seed)
-    return {kind: export_step_onnx(model, card, folder / f"random_causal_{kind}.online.onnx",
-                                   source_sha256=f"random weights, seed {seed}", dynamic_batch=kind == "batched")
-            for kind in ("batched", "per_stream")}
+    out = {}
+    for kind in ("batched", "per_stream"):
+        path = folder / names.standard_graph(names.online_stem(f"random_causal_{kind}"))
+        out[kind] = export_step_onnx(model, card, path, source_sha256=f"random weights, seed {seed}",
+                                     dynamic_batch=kind == "batched")
+    return out
