@@ -34,6 +34,7 @@ COMMAND = "python -m benchmarks.suite.results_doc"
 MD_ONLY = [
     ("online.md", "online step vs sliding window: MACs, latency and `tsi-live` frames/s per output"),
     ("online_streams.md", "8 online streams at 30 fps in `tsi-live`: batched steps vs a step per stream"),
+    ("online_streams_stride4.md", "the same at the default online stride (the frame step)"),
     ("int8_accuracy.md", "INT8 Q/DQ vs FP32 of the demo model in onnxruntime, per calibration method"),
     ("int8_bare_build.md", "INT8 Q/DQ of the bare `python export/build_engine.py --int8` vs FP32 (entropy, before "
                            "the choice by measurement)"),
