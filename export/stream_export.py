@@ -1,7 +1,9 @@
 """Export the streaming step of a causal model (``tsi.streaming``) to ONNX, with its state as
 explicit graph inputs and outputs (as TSM's online demo does).
 
-The graph (opset ``export.names.OPSET``, batch 1, every shape static):
+The graph (opset ``export.names.OPSET``, batch 1, every shape static; with ``--dynamic-batch`` the
+first axis N of every input and output is dynamic, one row per stream, for one step over several
+streams):
 
     inputs   frame (1, 3, S, S) float32, then every state tensor by name (tsi.streaming.state_spec)
     outputs  logits (1, classes): frame t's logits, then every state as ``<name>.next``
@@ -64,9 +66,10 @@ def online_card(card: ModelCard) -> ModelCard:
 
 
 def export_step_onnx(model, card: ModelCard, out_path: str | os.PathLike, *, source_sha256: str,
-                     opset: int = OPSET, simplify: bool = True) -> Path:
+                     opset: int = OPSET, simplify: bool = True, dynamic_batch: bool = False) -> Path:
     """Export the streaming step of ``model`` (a causal TSINet, export-friendly, eval) to
-    ``out_path``; the card is written with ``mode="online"``, ``precision="fp32"``."""
+    ``out_path``; the card is written with ``mode="online"``, ``precision="fp32"``.
+    ``dynamic_batch``: the first axis of every input and output is dynamic (``N``)."""
     import onnx
     import torch
 
@@ -82,14 +85,17 @@ def export_step_onnx(model, card: ModelCard, out_path: str | os.PathLike, *, sou
     if model.cfg.input_size != s:
         raise ValueError(f"card input_size {s} does not match the model's {model.cfg.input_size}")
     step = StreamingTSI(model).eval()
-    state = step.zero_state(1)
+    batch = 2 if dynamic_batch else 1  # (a traced batch of 1 could bake 1 into a reshape)
+    state = step.zero_state(batch)
     names = step.state_names
-    dummy = (torch.randn(1, 3, s, s), *state.values())
+    dummy = (torch.randn(batch, 3, s, s), *state.values())
+    io_names = [FRAME_INPUT, *names, LOGITS_OUTPUT, *(n + STATE_OUT_SUFFIX for n in names)]
     buf = io.BytesIO()
     with torchscript_export():
         torch.onnx.export(step, dummy, buf, input_names=[FRAME_INPUT, *names],
                           output_names=[LOGITS_OUTPUT, *(n + STATE_OUT_SUFFIX for n in names)],
-                          opset_version=opset, do_constant_folding=True, dynamo=False)
+                          opset_version=opset, do_constant_folding=True, dynamo=False,
+                          dynamic_axes={n: {0: "N"} for n in io_names} if dynamic_batch else None)
     proto = onnx.load_from_string(buf.getvalue())
     if simplify:
         proto = simplify_onnx(proto)
@@ -97,16 +103,18 @@ def export_step_onnx(model, card: ModelCard, out_path: str | os.PathLike, *, sou
     if got != [FRAME_INPUT, *names]:  # a state the step never reads would be pruned by the exporter
         raise ExportError(f"the exported step graph's inputs {got[:4]}... are not frame + the {len(names)} states")
     proto.producer_name = "tsi-edge"
-    proto.doc_string = (f"{card.arch} online step: {FRAME_INPUT} (1,3,{s},{s}) + {len(names)} state tensors "
+    proto.doc_string = (f"{card.arch} online step: {FRAME_INPUT} ({'N' if dynamic_batch else 1},3,{s},{s}) + "
+                        f"{len(names)} state tensors "
                         f"-> {LOGITS_OUTPUT} + each state as <name>{STATE_OUT_SUFFIX}")
     set_card(proto, online_card(card).replace(source_sha256=source_sha256, precision="fp32"))
     return save_onnx(proto, out_path)
 
 
 def state_inputs(session) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
-    """``{state name: (shape, dtype)}`` of a step graph's onnxruntime session (every input but the frame)."""
+    """``{state name: (shape, dtype)}`` of a step graph's onnxruntime session (every input but the
+    frame; a dynamic batch axis as 1: one stream)."""
     dtypes = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
-    return {i.name: (tuple(i.shape), dtypes[i.type]) for i in session.get_inputs() if i.name != FRAME_INPUT}
+    return {i.name: ((1, *i.shape[1:]), dtypes[i.type]) for i in session.get_inputs() if i.name != FRAME_INPUT}
 
 
 def run_step_onnx(session, frames: np.ndarray) -> np.ndarray:
@@ -145,6 +153,42 @@ def check_step_parity(onnx_path, model, frames: np.ndarray, *, tol: float | None
         raise ExportError(f"{onnx_path}: onnxruntime disagrees with PyTorch over {len(frames)} steps "
                           f"({agreement}; tolerance {tol:g} of the logit range, 100% top-1)")
     return agreement
+
+
+BATCH_TOL = 1e-5  # the batched step against each stream stepped alone: largest |logit difference|
+
+
+def check_batched_step(path, frames: np.ndarray) -> float:
+    """The dynamic-batch step graph ``path`` stepping the streams of ``frames`` (streams, steps,
+    3, S, S) together (``runtime``'s :meth:`~runtime.step_graph.StepModel.run_batch`: the states
+    gathered into one batch, each stream's row handed back; stream i joins at step i, so the
+    batches grow and each row carries its own history) against each stream stepped alone; returns
+    the largest logit difference, ExportError beyond :data:`BATCH_TOL` or for a graph of batch 1
+    (whose run_batch steps the streams one by one: nothing batched to check)."""
+    from runtime.backends.onnxruntime_step import OnnxRuntimeStep
+
+    if frames.ndim != 5 or len(frames) < 2:
+        raise ValueError(f"frames must be (streams >= 2, steps, 3, S, S); got {tuple(frames.shape)}")
+    step = OnnxRuntimeStep(path)
+    if step.fixed_batch is not None:
+        raise ExportError(f"{path}: a step graph of batch {step.fixed_batch}, not a dynamic batch: "
+                          "export it with --dynamic-batch to step several streams in one inference")
+    n, steps = frames.shape[:2]
+    alone = [step.new_state() for _ in range(n)]
+    together = [step.new_state() for _ in range(n)]
+    worst = 0.0
+    for t in range(steps + n - 1):
+        rows = [i for i in range(n) if 0 <= t - i < steps]
+        batch = np.stack([frames[i, t - i] for i in rows])
+        logits, states = step.run_batch(batch, [together[i] for i in rows])
+        for r, i in enumerate(rows):
+            ref, alone[i] = step.run(batch[r], alone[i])
+            together[i] = states[r]
+            worst = max(worst, float(np.abs(logits[r] - ref).max()))
+    if worst > BATCH_TOL:
+        raise ExportError(f"{path}: the batched step differs from the per-stream steps by {worst:.2e} "
+                          f"(tolerance {BATCH_TOL:g})")
+    return worst
 
 
 def compare_step_onnx(ref_path, test_path, frames: np.ndarray):
@@ -195,7 +239,8 @@ def int8_step_graph(base: Path, card: ModelCard, clips: np.ndarray, out_path: Pa
 
 
 def online_graphs(stg: Path, checkpoint: Path, stem: str, *, fp16: bool, plugin: bool, int8: bool,
-                  calib_dir: Path | None, calib_method: str, calib_clips: int | None) -> tuple[Written]:
+                  calib_dir: Path | None, calib_method: str, calib_clips: int | None,
+                  dynamic_batch: bool = False) -> tuple[Written]:
     """Every online graph of ``checkpoint`` into the staging folder ``stg`` (file stem ``stem``)."""
     from export.friendly import count_sme_modules, export_friendly_model
     from export.onnx_export import read_card_from_onnx
@@ -214,13 +259,18 @@ def online_graphs(stg: Path, checkpoint: Path, stem: str, *, fp16: bool, plugin:
     base = stg / names.standard_graph(stem)
     done = Written(graphs={"fp32": base})
     with stage("export step ONNX") as files:
-        export_step_onnx(model, card, base, source_sha256=file_sha256(checkpoint))
+        export_step_onnx(model, card, base, source_sha256=file_sha256(checkpoint), dynamic_batch=dynamic_batch)
         card_online = read_card_from_onnx(base)
         files += [base, card_online.save(card_path_for(base))]
         done.files += files
     frames = random_frames(card, 2 * card.frames)
     with stage("step parity onnxruntime vs PyTorch"):
         done.notes.append(f"FP32 step parity ({len(frames)} steps): {check_step_parity(base, model, frames)}")
+    if dynamic_batch:
+        with stage("batched step vs per-stream steps"):
+            streams = frames.reshape(2, card.frames, *frames.shape[1:])
+            done.notes.append(f"batched step ({len(streams)} streams x {card.frames} steps) vs per-stream steps: "
+                              f"max |logit difference| {check_batched_step(base, streams):.1e}")
     if plugin:
         with stage("plugin step ONNX") as files:
             path = plugin_variant(base, card_online, count_sme_modules(model))
@@ -245,7 +295,7 @@ def online_graphs(stg: Path, checkpoint: Path, stem: str, *, fp16: bool, plugin:
 
 
 def export_online(checkpoint: str | os.PathLike, out: str | os.PathLike, name: str, *, fp16: bool = False,
-                  plugin: bool = False, force: bool = False, int8: bool = False,
+                  plugin: bool = False, force: bool = False, int8: bool = False, dynamic_batch: bool = False,
                   calib_dir: str | os.PathLike | None = None, calib_method: str = DEFAULT_METHOD,
                   calib_clips: int | None = DEFAULT_CALIB_CLIPS) -> dict[str, Path]:
     """Checkpoint of a causal model -> the online graphs in ``out`` (see the module docstring), built
@@ -277,7 +327,7 @@ def export_online(checkpoint: str | os.PathLike, out: str | os.PathLike, name: s
             raise ExportError(f"would overwrite {', '.join(existing)}; pass --force or another --out/--name")
         (done,), written = run_staged(out, lambda stg: online_graphs(
             stg, checkpoint, stem, fp16=fp16, plugin=plugin, int8=int8, calib_dir=calib_dir,
-            calib_method=calib_method, calib_clips=calib_clips))
+            calib_method=calib_method, calib_clips=calib_clips, dynamic_batch=dynamic_batch))
     final = {kind: out / path.name for kind, path in done.graphs.items()}
     finish = [build_engine_cmd(p, out, stem, ["--plugin", "LIB"] if kind.endswith(names.PLUGIN_TAG) else [])
               for kind, p in final.items()]
@@ -293,6 +343,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--checkpoint", required=True, type=Path, help="checkpoint of a causal model")
     ap.add_argument("--out", type=Path, default=Path("artifacts/online"))
     ap.add_argument("--name", default=None, help="file name stem (default: the checkpoint's)")
+    ap.add_argument("--dynamic-batch", action="store_true",
+                    help="a dynamic batch axis N: one step over several streams (tsi-live batches them)")
     ap.add_argument("--fp16", action="store_true", help="also the FP16 step graph")
     ap.add_argument("--plugin", action="store_true", help="also the saliency-attention plugin variant")
     ap.add_argument("--int8", action="store_true", help="also the INT8 Q/DQ step graph, calibrated on --calib-dir")
@@ -309,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
         export_online(args.checkpoint, args.out, args.name or args.checkpoint.stem,
                                 fp16=args.fp16, plugin=args.plugin, force=args.force, int8=args.int8,
                                 calib_dir=args.calib_dir, calib_method=args.calib_method,
-                                calib_clips=args.calib_clips)
+                                calib_clips=args.calib_clips, dynamic_batch=args.dynamic_batch)
     except user_errors() + (ValueError,) as e:
         log.error("error: %s", str(e).splitlines()[0])
         return 2

@@ -146,12 +146,13 @@ def build_engine(spec: EngineSpec) -> Path:
         config.default_device_type = trt.DeviceType.DLA
         config.DLA_core = int(spec.dla_core)
         config.set_flag(trt.BuilderFlag.GPU_FALLBACK)
-    inp = network.get_input(0)
-    if any(d < 0 for d in inp.shape):
+    dynamic = [network.get_input(i) for i in range(network.num_inputs) if any(d < 0 for d in network.get_input(i).shape)]
+    if dynamic:  # a clip graph's one input, or every input of a dynamic-batch step graph: one profile
         lo, opt, hi = spec.batch_profile or DEFAULT_BATCH_PROFILE
-        rest = tuple(inp.shape)[1:]
         profile = builder.create_optimization_profile()
-        profile.set_shape(inp.name, (lo, *rest), (opt, *rest), (hi, *rest))
+        for inp in dynamic:
+            rest = tuple(inp.shape)[1:]
+            profile.set_shape(inp.name, (lo, *rest), (opt, *rest), (hi, *rest))
         config.add_optimization_profile(profile)
     timing = None
     if spec.timing_cache is not None:

@@ -11,7 +11,7 @@ the model's card says ``mode: online``:
   arrays fed back each call) and :class:`runtime.backends.tensorrt_step.TensorRTStep`
   (``.engine``/``.plan`` built from a step graph; the state stays on the GPU in two buffers per
   tensor that swap roles each call). Both implement :class:`runtime.step_graph.StepModel`
-  (``new_state``, ``reset_state``, ``run``).
+  (``new_state``, ``reset_state``, ``run``; ``run_batch`` for several streams at once).
 - **Sampling as in training.** The model was trained on frames ``card.frame_step`` source frames
   apart, so each state must see frames that far apart. An output every ``stride`` source frames
   (``stride`` dividing ``frame_step``) therefore keeps ``P = frame_step / stride`` interleaved
@@ -43,7 +43,7 @@ from runtime.stream_window import Pushed, ShortStream, StreamWindow
 
 log = logging.getLogger(__name__)
 
-__all__ = ["OnlineRecognizer", "OnlineWindow"]
+__all__ = ["OnlineRecognizer", "OnlineWindow", "StepBatch"]
 
 
 class _Phase:
@@ -75,7 +75,7 @@ class OnlineRecognizer:
         self.phases = [_Phase(step, card.frames) for _ in range(self.frame_step // self.stride)]
         self.max_gap = self.frame_step if max_gap is None else int(max_gap)
         self.preprocess = FramePreprocessor(card)
-        self._frame = np.zeros((3, card.input_size, card.input_size), np.float32)
+        self.frame = np.zeros((3, card.input_size, card.input_size), np.float32)  # the sampled frame
         self._last_index: int | None = None
         self._count = 0  # frames pushed since the reset (the index when the source gives none)
         self.inferences = self.resets = 0
@@ -88,7 +88,10 @@ class OnlineRecognizer:
         self._count = 0
         self.resets += 1
 
-    def push(self, frame_bgr: np.ndarray, index: int | None = None) -> np.ndarray | None:
+    def advance(self, frame_bgr: np.ndarray, index: int | None = None) -> _Phase | None:
+        """The frame's bookkeeping (a gap resets every phase) and, when it is a sampled frame, its
+        preprocessing into :attr:`frame`: returns the phase whose step is due (run it on
+        :attr:`frame` and pass the logits to :meth:`stepped`), else None."""
         self.last_ms = {}
         if index is None:
             index = self._count if self._last_index is None else self._last_index + 1
@@ -102,17 +105,30 @@ class OnlineRecognizer:
         k = index - self._origin
         if k % self.stride:
             return None
-        phase = self.phases[(k // self.stride) % len(self.phases)]
         t0 = time.perf_counter()
-        self.preprocess(frame_bgr, out=self._frame)
-        t1 = time.perf_counter()
-        logits, phase.state = self.step.run(self._frame, phase.state)
-        self.last_ms = {"preprocess": (t1 - t0) * 1e3, "inference": (time.perf_counter() - t1) * 1e3}
+        self.preprocess(frame_bgr, out=self.frame)
+        self.last_ms = {"preprocess": (time.perf_counter() - t0) * 1e3}
+        return self.phases[(k // self.stride) % len(self.phases)]
+
+    def stepped(self, phase: _Phase, logits: np.ndarray, state: object) -> np.ndarray | None:
+        """A due step's result: the phase's next ``state`` and the frame's ``logits``; returns the
+        softmax of the mean of the phase's last T logits, or None before it has T."""
+        phase.state = state
         self.inferences += 1
         phase.logits.append(logits)
         if len(phase.logits) < self.card.frames:
             return None
         return softmax(np.mean(phase.logits, axis=0))
+
+    def push(self, frame_bgr: np.ndarray, index: int | None = None) -> np.ndarray | None:
+        """:meth:`advance`, then the due step run alone: the probabilities, or None."""
+        phase = self.advance(frame_bgr, index)
+        if phase is None:
+            return None
+        t0 = time.perf_counter()
+        logits, state = self.step.run(self.frame, phase.state)
+        self.last_ms["inference"] = (time.perf_counter() - t0) * 1e3
+        return self.stepped(phase, logits, state)
 
     def partial(self) -> tuple[np.ndarray, int] | None:
         """(softmax of the mean logits, frames) of the phase with the most frames, when none has T
@@ -123,12 +139,33 @@ class OnlineRecognizer:
         return softmax(np.mean(best.logits, axis=0)), len(best.logits)
 
 
+class StepBatch:
+    """The due steps of several streams' :class:`OnlineWindow` as one
+    :meth:`~runtime.step_graph.StepModel.run_batch` (one inference where the step model takes a
+    dynamic batch); the logits, one row per window, and each window's next state handed back with
+    them (:meth:`OnlineWindow.scores`)."""
+
+    def __init__(self, step: StepModel, streams: int) -> None:
+        s = step.card.input_size
+        self.step = step
+        self._frames = np.zeros((streams, 3, s, s), np.float32)
+
+    def __call__(self, windows: list[OnlineWindow]) -> tuple[np.ndarray, list[object]]:
+        frames = self._frames[:len(windows)]
+        for w, row in zip(windows, frames):
+            w.clip_into(row)
+        return self.step.run_batch(frames, [w.due_state for w in windows])
+
+
 class OnlineWindow(StreamWindow):
-    """An online model's stream: every frame through the :class:`OnlineRecognizer` (each sampled
-    frame must advance its state, so none is skipped); its scores come as they are computed and
-    nothing waits for a batch (no clip is ever due)."""
+    """An online model's stream: every frame through the :class:`OnlineRecognizer`; a sampled frame
+    makes a step due, which must run before the next frame is pushed (it advances the state), so
+    none is skipped. The scheduler runs the due steps of every stream in one batch
+    (:class:`StepBatch`)."""
 
     resets_what = "online state"
+    every_due = True
+    batch = StepBatch
 
     def __init__(self, step: StepModel, stride: int | None = None) -> None:
         self.online = OnlineRecognizer(step, stride=stride)
@@ -136,17 +173,33 @@ class OnlineWindow(StreamWindow):
         self.stride, self.span = self.online.stride, card.span_frames or card.frames
         self.frames = card.frames
         self._last: Frame | None = None  # the newest frame pushed
+        self._due = None  # the phase whose step is due
 
     def describe(self) -> tuple[str, str]:
         return "online: one step per sampled frame", f" ({len(self.online.phases)} phase(s) per stream)"
 
     def push(self, frame: Frame) -> Pushed:
-        probs = self.online.push(frame.image, frame.index)
+        self._due = self.online.advance(frame.image, frame.index)
         self._last = frame
-        return Pushed(False, probs, self.online.last_ms)
+        return Pushed(self._due is not None, self.online.last_ms)
 
     def reset(self) -> None:
         self.online.reset()
+        self._due = None
+
+    def clip_into(self, out: np.ndarray) -> np.ndarray:
+        """The due step's frame written into ``out`` ``(3, S, S)`` (a row of a batch)."""
+        out[...] = self.online.frame
+        return out
+
+    @property
+    def due_state(self) -> object:
+        return self._due.state
+
+    def scores(self, logits: np.ndarray, carried: object = None) -> np.ndarray | None:
+        """``carried``: the phase's next state (:class:`StepBatch` returns it with the logits)."""
+        phase, self._due = self._due, None
+        return self.online.stepped(phase, logits, carried)
 
     def finish_short(self, pad: bool, infer: Callable[[np.ndarray], np.ndarray], who: str
                      ) -> ShortStream | None:

@@ -23,7 +23,7 @@ from runtime.online import OnlineWindow
 from runtime.overlay import draw_overlay
 from runtime.scheduler import run_streams
 from runtime.sink import LiveOutputs
-from runtime.smoothing import ActionEvent, EventDetector, make_smoother, softmax, topk
+from runtime.smoothing import ActionEvent, EventDetector, make_smoother, topk
 from runtime.step_graph import StepModel
 from runtime.stream_window import StreamWindow
 from runtime.summary import RunSummary
@@ -90,7 +90,7 @@ class LiveRecognizer:
         self._due: Frame | None = None
         self._ended: list[ActionEvent] = []
         self._collect = False
-        self._clip: np.ndarray | None = None  # process()'s batch of one, made on first use
+        self._batch: Any = None  # process()'s batch of one (the window's Batch), made on first use
         self.last_summary: RunSummary | None = None
 
     @property
@@ -121,10 +121,10 @@ class LiveRecognizer:
     def step(self, latest_only: bool = True) -> bool:
         """Push queued frames into the window. ``latest_only`` (live: never work on stale
         windows): every queued frame, then a clip is due if one fell due on the way; otherwise
-        (offline, deterministic) up to the next frame at which a clip is due. True when a clip is
-        due: fill it with :meth:`clip_into`, then :meth:`apply` its logits (until then the clip
-        stays due and no more frames are consumed). Scores the window computes itself (online)
-        are applied as they come."""
+        (offline, deterministic), or when the window needs every due inference (an online step),
+        up to the next frame at which one is due. True when one is due: run it with the window's
+        batch (:meth:`clip_into` fills a row), then :meth:`apply` its logits (until then it stays
+        due and no more frames are consumed)."""
         if self._due is not None:
             return True
         due = None
@@ -138,34 +138,33 @@ class LiveRecognizer:
             self.latency.add("capture", f.decode_ms)
             self.frames += 1
             self._consumed.append(f)
-            if "inference" in pushed.ms:
-                self.inferences += 1
-            if pushed.probs is not None:
-                self._scores(pushed.probs, f, pushed.ms["inference"])
             if pushed.due:
                 due = f
-                if not latest_only:
+                if not latest_only or self.window.every_due:
                     break
-        if due is not None and latest_only:
+        if due is not None and latest_only and not self.window.every_due:
             due = self._consumed[-1]
         self._due = due
         return due is not None
 
     def clip_into(self, out: np.ndarray) -> np.ndarray:
-        """The due clip written into ``out`` ``(T, 3, S, S)`` (a row of a batch)."""
+        """The due input written into ``out`` (a row of a batch: a clip ``(T, 3, S, S)``, a frame)."""
         return self.window.clip_into(out)
 
-    def apply(self, logits: np.ndarray, inference_ms: float) -> None:
-        """The due clip's logits ``(classes,)`` -> smoothing, events, top-k, latencies."""
+    def apply(self, logits: np.ndarray, inference_ms: float, carried: Any = None) -> None:
+        """The due inference's logits ``(classes,)`` (and what the batch returned with them: an
+        online step's next state) -> smoothing, events, top-k, latencies."""
         newest = self._due
         if newest is None:
-            raise RuntimeError("no clip is due")
+            raise RuntimeError("no inference is due")
         self._due = None
         self.inferences += 1
-        self._scores(softmax(logits), newest, inference_ms)
-
-    def _scores(self, probs: np.ndarray, newest: Frame, inference_ms: float) -> None:
         self.latency.add("inference", inference_ms)
+        probs = self.window.scores(logits, carried)
+        if probs is not None:
+            self._scores(probs, newest)
+
+    def _scores(self, probs: np.ndarray, newest: Frame) -> None:
         smoothed = self.smoother.update(probs)
         self.scores[:] = smoothed
         before = self.detector.current
@@ -190,7 +189,9 @@ class LiveRecognizer:
 
     def reset(self) -> None:
         """Forget the stream so far (a gap, or the window's r key): the open event is closed, the
-        window and the smoother start again."""
+        window and the smoother start again, and an inference still due is dropped (its input
+        came from the window forgotten)."""
+        self._due = None
         event = self.detector.flush()
         if event is not None:
             self._event(event)
@@ -242,13 +243,11 @@ class LiveRecognizer:
         try:
             self.feed(frames)
             while self.step(latest_only):
-                if self._clip is None:
-                    self._clip = np.zeros((1, *self.card.input_shape), np.float32)
-                clip = self._clip
-                self.clip_into(clip[0])
+                if self._batch is None:
+                    self._batch = self.window.batch(self.backend, 1)
                 t = time.perf_counter()
-                logits = self.backend.infer(clip)
-                self.apply(logits[0], (time.perf_counter() - t) * 1e3)
+                logits, carried = self._batch([self.window])
+                self.apply(logits[0], (time.perf_counter() - t) * 1e3, carried[0])
         finally:
             self._collect = False
         self._consumed.clear()
@@ -270,7 +269,8 @@ class LiveRecognizer:
                 if short.inferred:
                     self.inferences += 1
                 newest = Frame(short.index, time.monotonic(), short.pts_s, np.empty(0))
-                self._scores(short.probs, newest, short.inference_ms)
+                self.latency.add("inference", short.inference_ms)
+                self._scores(short.probs, newest)
                 self.padded = True
         event = self.detector.flush()
         if event is not None:

@@ -1,6 +1,6 @@
 """Several streams on one model: each stream's recogniser (:class:`runtime.recognizer.LiveRecognizer`)
-has its own window, smoothing, events and outputs; the clips of the streams whose windows are due
-are inferred together in one batch (:func:`run_streams`)."""
+has its own window, smoothing, events and outputs; what is due over the streams (a clip model's
+clips, an online model's steps) is inferred together in one batch (:func:`run_streams`)."""
 
 from __future__ import annotations
 
@@ -37,30 +37,30 @@ def run_streams(backend: Any, streams: Sequence[tuple[Any, FrameSource]], *,
                 stop: threading.Event | None = None, display: WindowDisplay | None = None,
                 poll_s: float = 0.25, raise_errors: bool = False, board: Any = None) -> list[RunSummary]:
     """Run several streams (sources already started) on one model: each has its own window,
-    smoothing, events and outputs; the clips of the streams whose windows are due are inferred
-    together in one batch. A stream ends on its own (end of file, lost stream: the others go on);
-    ``max_frames`` counts per stream; ``duration``, ``stop``, quitting the window or Ctrl-C end
-    them all. ``display``: a :class:`runtime.display.WindowDisplay` (its pause stops every stream
-    until resumed, its reset resets every stream's state). Returns one summary per stream (in
-    order), each also written to its outputs. With
-    ``raise_errors``, the first stream error is re-raised after every summary is written; an
-    output that could not be written (:class:`OutputWriteError`) always is. ``board``: a
-    :class:`runtime.serve.board.Board` given each stream's state after every loop (and its newest
-    annotated frame while someone watches)."""
+    smoothing, events and outputs; the clips (online: the steps) due over the streams are inferred
+    together in one batch, round by round (an online step per stream and round). A stream ends on
+    its own (end of file, lost stream: the others go on); ``max_frames`` counts per stream;
+    ``duration``, ``stop``, quitting the window or Ctrl-C end them all. ``display``: a
+    :class:`runtime.display.WindowDisplay` (its pause stops every stream until resumed, its reset
+    resets every stream's state). Returns one summary per stream (in order), each also written to
+    its outputs. With ``raise_errors``, the first stream error is re-raised after every summary is
+    written; an output that could not be written (:class:`OutputWriteError`) always is.
+    ``board``: a :class:`runtime.serve.board.Board` given each stream's state after every loop
+    (and its newest annotated frame while someone watches)."""
     if not streams:
         raise ValueError("no streams")
     card = streams[0][0].card
     for rec, _ in streams:
         if rec.card.input_shape != card.input_shape:
             raise ValueError("every stream must use the same model card geometry")
-    def infer(clips: np.ndarray) -> np.ndarray:  # (a clip model's; an online one has no clip due)
+    def infer(clips: np.ndarray) -> np.ndarray:  # a short clip's padded window (a clip model's)
         return backend.infer_batch(clips)
 
     wake = threading.Event()
     all_streams = [_Stream(rec, src) for rec, src in streams]
     for st in all_streams:
         st.src.set_notify(wake)
-    batch = np.zeros((len(all_streams),) + card.input_shape, dtype=np.float32)
+    batch = type(all_streams[0].rec.window).batch(backend, len(all_streams))  # the mode's batched inference
     active = list(all_streams)
     summaries: dict[int, RunSummary] = {}
     t0 = time.monotonic()
@@ -125,18 +125,16 @@ def run_streams(backend: Any, streams: Sequence[tuple[Any, FrameSource]], *,
                     st.rec.feed(frames)
                     got = True
             inferred = False
-            while True:  # rounds: one batched inference over the streams whose clip is due
+            while True:  # rounds: one batched inference over the streams with a clip or step due
                 due = [st for st in active if st.rec.step(latest_only=st.src.realtime)]
                 if due and any(not st.src.realtime and not st.rec.due for st in active):
                     break  # offline: an active stream needs more frames first (lock-step batches)
                 if due:
-                    for i, st in enumerate(due):
-                        st.rec.clip_into(batch[i])
                     t = time.perf_counter()
-                    logits = infer(batch[:len(due)])
+                    logits, carried = batch([st.rec.window for st in due])
                     ms = (time.perf_counter() - t) * 1e3
                     for i, st in enumerate(due):
-                        st.rec.apply(logits[i], ms)
+                        st.rec.apply(logits[i], ms, carried[i])
                     inferred = True
                 shown = display is not None or (board is not None and board.watchers > 0)
                 for st in active:

@@ -1,29 +1,36 @@
 """What a recogniser feeds a stream's frames into: the interface the sliding window
-(:class:`runtime.window.SlidingWindow`, clips inferred in the scheduler's batches) and the online
-step (:class:`runtime.online.OnlineWindow`, one inference per sampled frame, run as it comes) both
-implement, so :class:`runtime.recognizer.LiveRecognizer` has no mode of its own."""
+(:class:`runtime.window.SlidingWindow`, a clip due every stride) and the online step
+(:class:`runtime.online.OnlineWindow`, a step due every sampled frame) both implement, so
+:class:`runtime.recognizer.LiveRecognizer` has no mode of its own. What is due, the scheduler runs
+for every stream at once with the window's :attr:`StreamWindow.batch` (one batched inference)."""
 
 from __future__ import annotations
 
 import abc
-from typing import Callable, NamedTuple
+from typing import Any, Callable, ClassVar, NamedTuple, Protocol, Sequence
 
 import numpy as np
 
 from runtime.frames import Frame
 
-__all__ = ["Pushed", "ShortStream", "StreamWindow"]
+__all__ = ["Batch", "Pushed", "ShortStream", "StreamWindow"]
 
 
 class Pushed(NamedTuple):
-    """What one frame pushed did: ``due``: a clip is due (the scheduler infers it in its batch:
-    :meth:`StreamWindow.clip_into`, then the recogniser's ``apply``); ``probs``: the class
-    probabilities the window computed itself (an online step), else None; ``ms``: the stages it
-    timed (``preprocess``; ``inference`` when it ran one)."""
+    """What one frame pushed did: ``due``: an inference is due (the scheduler runs it in its batch:
+    :attr:`StreamWindow.batch`, then the recogniser's ``apply``); ``ms``: the stages it timed
+    (``preprocess``)."""
 
     due: bool
-    probs: np.ndarray | None
     ms: dict[str, float]
+
+
+class Batch(Protocol):
+    """Made once per run as ``batch(model, streams)``; called with the windows whose inference is
+    due, returns (logits, one row per window, and what each window's :meth:`StreamWindow.scores`
+    takes with them: a step's next state, or None)."""
+
+    def __call__(self, windows: Sequence["StreamWindow"]) -> tuple[np.ndarray, Sequence[Any]]: ...
 
 
 class ShortStream(NamedTuple):
@@ -39,13 +46,17 @@ class ShortStream(NamedTuple):
 
 
 class StreamWindow(abc.ABC):
-    """Frames of one stream in; clips due, or scores, out. ``stride``: source frames between two
-    scores; ``span``: source frames one score sees; ``resets_what``: what a gap resets (for the
-    log)."""
+    """Frames of one stream in; inferences due, then scores, out. ``stride``: source frames between
+    two scores; ``span``: source frames one score sees; ``resets_what``: what a gap resets (for the
+    log); ``every_due``: each due inference must run before the next frame is pushed (a step
+    advances a state), else a live stream may skip to its newest due clip; ``batch``: what runs
+    the due inferences of several streams."""
 
     stride: int
     span: int
     resets_what: str
+    every_due: ClassVar[bool] = False
+    batch: ClassVar[Callable[[Any, int], Batch]]
 
     @abc.abstractmethod
     def describe(self) -> tuple[str, str]:
@@ -59,9 +70,14 @@ class StreamWindow(abc.ABC):
     def reset(self) -> None:
         """Forget the stream so far (a gap)."""
 
+    @abc.abstractmethod
     def clip_into(self, out: np.ndarray) -> np.ndarray:
-        """The due clip written into ``out`` ``(T, 3, S, S)`` (a row of a batch)."""
-        raise RuntimeError(f"{type(self).__name__} never has a clip due")
+        """The due input written into ``out`` (a row of a batch: a clip ``(T, 3, S, S)``, a frame)."""
+
+    @abc.abstractmethod
+    def scores(self, logits: np.ndarray, carried: Any = None) -> np.ndarray | None:
+        """The due inference's ``logits`` (classes,) (and what the batch returned with them) ->
+        the class probabilities to score, or None (not yet: an online phase before T frames)."""
 
     @abc.abstractmethod
     def finish_short(self, pad: bool, infer: Callable[[np.ndarray], np.ndarray], who: str

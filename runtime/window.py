@@ -31,7 +31,7 @@ from runtime.stream_window import Pushed, ShortStream, StreamWindow
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ClipWindow", "SlidingWindow", "WINDOW_STRIDE"]
+__all__ = ["ClipBatch", "ClipWindow", "SlidingWindow", "WINDOW_STRIDE"]
 
 WINDOW_STRIDE = 4  # the sliding window's default: a clip every 4 source frames
 
@@ -127,11 +127,27 @@ class ClipWindow:
         return int(self._indices[slot]), float(self._times[slot])
 
 
+class ClipBatch:
+    """The due clips of several streams' :class:`SlidingWindow` as one batch through the backend
+    (``Backend.infer_batch``: chunks where its batch is fixed)."""
+
+    def __init__(self, backend, streams: int) -> None:
+        self.backend = backend
+        self._clips = np.zeros((streams, *backend.card.input_shape), np.float32)
+
+    def __call__(self, windows) -> tuple[np.ndarray, list[None]]:
+        clips = self._clips[:len(windows)]
+        for w, row in zip(windows, clips):
+            w.clip_into(row)
+        return self.backend.infer_batch(clips), [None] * len(windows)
+
+
 class SlidingWindow(StreamWindow):
     """A clip model's stream: every frame preprocessed into a :class:`ClipWindow`; a clip is due
     every ``stride`` frames once the window is full (the scheduler infers it)."""
 
     resets_what = "window"
+    batch = ClipBatch
 
     def __init__(self, card: ModelCard, stride: int | None = None) -> None:
         self.window = ClipWindow(card, WINDOW_STRIDE if stride is None else stride)
@@ -143,13 +159,16 @@ class SlidingWindow(StreamWindow):
     def push(self, frame: Frame) -> Pushed:
         t = time.perf_counter()
         due = self.window.push(frame.image, frame.index, frame.pts_s)
-        return Pushed(due, None, {"preprocess": (time.perf_counter() - t) * 1e3})
+        return Pushed(due, {"preprocess": (time.perf_counter() - t) * 1e3})
 
     def reset(self) -> None:
         self.window.reset()
 
     def clip_into(self, out: np.ndarray) -> np.ndarray:
         return self.window.clip(out=out)
+
+    def scores(self, logits: np.ndarray, carried: object = None) -> np.ndarray:
+        return softmax(logits)
 
     def finish_short(self, pad: bool, infer: Callable[[np.ndarray], np.ndarray], who: str
                      ) -> ShortStream | None:

@@ -33,6 +33,8 @@ COMMAND = "python -m benchmarks.suite.results_doc"
 # wrote, or (the quick and rerun accuracy-vs-latency runs) a side run of a benchmark rendered above
 MD_ONLY = [
     ("online.md", "online step vs sliding window: MACs, latency and `tsi-live` frames/s per output"),
+    ("online_streams.md", "8 online streams at 30 fps in `tsi-live`: batched steps vs a step per stream"),
+    ("online_streams_stride4.md", "the same at the default online stride (the frame step)"),
     ("int8_accuracy.md", "INT8 Q/DQ vs FP32 of the demo model in onnxruntime, per calibration method"),
     ("int8_bare_build.md", "INT8 Q/DQ of the bare `python export/build_engine.py --int8` vs FP32 (entropy, before "
                            "the choice by measurement)"),

@@ -36,8 +36,8 @@ class OnnxRuntimeStep(HostStateStep):
         def io(args) -> dict[str, tuple[tuple, Any]]:  # dtype None: not float32/float16
             return {a.name: (tuple(a.shape), FLOAT_TYPES.get(a.type)) for a in args}
 
-        self.state_spec = check_step_io(path, self.card, self.card_source, io(session.get_inputs()),
-                                        io(session.get_outputs()))
+        self._checked_io(check_step_io(path, self.card, self.card_source, io(session.get_inputs()),
+                                       io(session.get_outputs())))
         self.model_path, self.session = path, session
         self.frame_dtype = next(FLOAT_TYPES[a.type] for a in session.get_inputs() if a.name == FRAME_INPUT)
         self._outputs = [LOGITS_OUTPUT, *(n + STATE_OUT_SUFFIX for n in self.state_spec)]
@@ -49,7 +49,6 @@ class OnnxRuntimeStep(HostStateStep):
         return cls(path, opened.card, providers=options.providers, threads=options.threads,
                    session=opened.session, card_source=opened.source)
 
-    def run(self, frame: np.ndarray, state: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        x = frame.reshape(1, *frame.shape[-3:]).astype(self.frame_dtype, copy=False)
-        res = self.session.run(self._outputs, {FRAME_INPUT: x, **state})
-        return np.asarray(res[0][0], np.float32), dict(zip(self.state_spec, res[1:]))
+    def _infer(self, frames: np.ndarray, state: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        res = self.session.run(self._outputs, {FRAME_INPUT: frames.astype(self.frame_dtype, copy=False), **state})
+        return np.asarray(res[0], np.float32), dict(zip(self.state_spec, res[1:]))

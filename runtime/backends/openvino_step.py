@@ -38,7 +38,7 @@ class OpenVINOStep(HostStateStep):
             return {name: (tuple(shape), FLOAT_TYPES.get(kind)) for name, shape, kind in map(tensor_info, ports)}
 
         inputs = io(model.inputs)
-        self.state_spec = check_step_io(path, self.card, self.card_source, inputs, io(model.outputs))
+        self._checked_io(check_step_io(path, self.card, self.card_source, inputs, io(model.outputs)))
         self.model_path = path
         self.frame_dtype = inputs[FRAME_INPUT][1]
         self.compiled = compile_model(path, model, device, "LATENCY", threads)
@@ -53,11 +53,10 @@ class OpenVINOStep(HostStateStep):
         return cls(path, opened.card, threads=options.threads, device=device, model=opened.session,
                    card_source=opened.source)
 
-    def run(self, frame: np.ndarray, state: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        x = frame.reshape(1, *frame.shape[-3:]).astype(self.frame_dtype, copy=False)
-        res = self._request.infer({FRAME_INPUT: x, **state})
+    def _infer(self, frames: np.ndarray, state: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        res = self._request.infer({FRAME_INPUT: frames.astype(self.frame_dtype, copy=False), **state})
         out = [np.array(res[name]) for name in self._outputs]  # copies: the request reuses its buffers
-        return np.asarray(out[0][0], np.float32), dict(zip(self.state_spec, out[1:]))
+        return np.asarray(out[0], np.float32), dict(zip(self.state_spec, out[1:]))
 
     def close(self) -> None:
         self.compiled = self._request = None

@@ -29,7 +29,7 @@ import numpy as np
 
 from runtime.backends.base import check_model_file, resolve_card
 from runtime.backends.tensorrt_backend import EngineHolder, engine_io, open_engine
-from runtime.card import ModelCard
+from runtime.card import CardError, ModelCard
 from runtime.step_graph import FRAME_INPUT, LOGITS_OUTPUT, STATE_OUT_SUFFIX, StepModel, check_step_io
 
 log = logging.getLogger(__name__)
@@ -83,10 +83,19 @@ class TensorRTStep(EngineHolder, StepModel):
 
         self.card, self.card_source, self.model_path = card, source, path
         ins, outs = spec(inputs), spec(outputs)
-        self.state_spec = check_step_io(path, card, source, ins, outs)
+        io = check_step_io(path, card, source, ins, outs)
+        self.state_spec = io.state_spec  # run_batch steps the streams one by one (fixed_batch 1)
+        if io.dynamic_batch:  # an engine of a --dynamic-batch step graph: bound at batch 1
+            for n in inputs:
+                one = (1, *ins[n][0][1:])
+                if not self._context.set_input_shape(n, one):
+                    raise CardError(f"engine {path} input {n} {list(ins[n][0])} cannot take batch 1 "
+                                    "(outside its optimisation profile?)")
+            log.warning("%s: a dynamic-batch step engine runs here at batch 1, one stream after another "
+                        "(batched TensorRT steps are not implemented)", path.name)
         cuda = self._cuda
-        self._io_buffer(FRAME_INPUT, *ins[FRAME_INPUT])
-        self._io_buffer(LOGITS_OUTPUT, *outs[LOGITS_OUTPUT])
+        self._io_buffer(FRAME_INPUT, (1, *ins[FRAME_INPUT][0][1:]), ins[FRAME_INPUT][1])
+        self._io_buffer(LOGITS_OUTPUT, (1, *outs[LOGITS_OUTPUT][0][1:]), outs[LOGITS_OUTPUT][1])
         if self.cuda_graph:  # TensorRT's lazy set-up must not happen inside a capture: run once first
             scratch = self.new_state()
             try:

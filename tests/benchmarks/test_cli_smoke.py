@@ -1,8 +1,8 @@
 """Every benchmark CLI of setup.cfg's console scripts: its ``--help``, a bad argument (exit 2, one
 error line, no traceback), and a run at its smallest setting where that is short. The smallest runs
 of the CLIs not run here are elsewhere: ``tsi-bench`` and ``tsi-bench-readme`` (suite/
-test_accuracy_latency.py), ``-online``, ``-online-sequences``, ``-crop-coverage``, ``-synthetic``
-(its tables; training is tsi.train's tests) in this folder, ``-int8`` in tests/calib/,
+test_accuracy_latency.py), ``-online``, ``-online-sequences``, ``-online-streams``,
+``-crop-coverage``, ``-synthetic`` (its tables; training is tsi.train's tests) in this folder, ``-int8`` in tests/calib/,
 ``-attention-gpu`` (GPU only: its refusal without one) in tests/kernels/, ``-cpu-int8`` in
 tests/export/test_cpu_int8.py, and ``tsi-gpu-check`` (its ``--dry-run``) in test_gpu_check.py."""
 
@@ -35,6 +35,7 @@ BAD_ARGS = {
     "tsi-bench-serve-clients": ["--clients", "0"],
     "tsi-bench-online": ["--frames", "eight"],
     "tsi-bench-online-sequences": ["--archs", "tsi_r18"],  # no --runs
+    "tsi-bench-online-streams": ["--streams", "1"],  # no batch
     "tsi-bench-data-loading": ["--videos", "no/such/folder", "--out", "{tmp}"],
     "tsi-bench-crop-coverage": ["--clips", "0"],
     "tsi-bench-unseen-motion": ["--out", "{tmp}", "--train", "0"],

@@ -161,6 +161,22 @@ def test_live_recognizer_online_scores_equal_the_causal_clip_model(step_graph):
     np.testing.assert_allclose(rec.scores, clip_probs(model, step.card, frames[16:32:4]), atol=1e-5)
 
 
+def test_a_reset_while_a_step_is_due_drops_it(step_graph):
+    """The window's r key can reset a stream whose step waits for its batch (offline lock-step):
+    the step is dropped with the state it would have advanced, and the stream starts again."""
+    from runtime.frames import Frame
+    from runtime.recognizer import LiveRecognizer
+
+    rec = LiveRecognizer(OnnxRuntimeStep(step_graph[0]), smoothing="mean", smooth_n=1, threshold=1.0)
+    frames = [Frame(i, 0.0, i / 30, f) for i, f in enumerate(video(17, seed=4))]
+    rec.feed(frames[:1])
+    assert rec.step(latest_only=False) and rec.due
+    rec.reset()
+    assert not rec.due and not rec.step(latest_only=False)
+    rec.process(frames[1:])  # frames 1..16: 4 steps from frame 4 on (a fresh origin at 1 samples 1, 5, ...)
+    assert rec.inferences == 4 and rec.scored == 1
+
+
 @pytest.mark.parametrize("pad", [True, False])
 def test_a_stream_shorter_than_t_sampled_frames(step_graph, tmp_path, pad):
     import json
