@@ -105,6 +105,7 @@ class FrameSource:
         self._thread: threading.Thread | None = None
         self._generation = 0  # the current reader; older ones were abandoned (stalled)
         self._blocked_since: float | None = None  # when the current reader entered read()/open
+        self._connecting = False  # the reader is (re)connecting a live stream
         self._stats = CaptureStats()
         self._ended = False
         self._error: BaseException | None = None
@@ -184,6 +185,11 @@ class FrameSource:
     def ended(self) -> bool:
         with self._cond:
             return self._ended and not self._buf
+
+    @property
+    def connecting(self) -> bool:
+        """A live stream being (re)connected now (not up at start, dropped or stalled)."""
+        return self._connecting
 
     @property
     def buffered(self) -> int:
@@ -401,9 +407,14 @@ class FrameSource:
             elif generation == self._generation:
                 self._blocked_since = None
 
-        got = connect_with_backoff(self.spec, self._opener, self.reconnect, reason,
-                                   current=lambda: self._current(generation),
-                                   wait=self._stop.wait, blocked=blocked)
+        self._connecting = True
+        try:
+            got = connect_with_backoff(self.spec, self._opener, self.reconnect, reason,
+                                       current=lambda: self._current(generation),
+                                       wait=self._stop.wait, blocked=blocked)
+        finally:
+            if generation == self._generation:
+                self._connecting = False
         if got is None:
             return None, None
         cap, attempts = got

@@ -41,6 +41,15 @@ class LatencyStats:
         n = self._count[stage]
         return float(self._samples[stage][(n - 1) % self.window]) if n else None
 
+    def since(self, stage: str, count: int) -> np.ndarray:
+        """The samples of ``stage`` added after the first ``count`` (at most the last ``window``)."""
+        n = self._count[stage]
+        new = min(n - count, self.window, n)
+        if new <= 0:
+            return self._samples[stage][:0]
+        idx = np.arange(n - new, n) % self.window
+        return self._samples[stage][idx]
+
     def summary(self) -> dict[str, dict[str, float]]:
         """stage -> {n, mean_ms, p50_ms, p95_ms, max_ms} (stages with samples only)."""
         out = {}

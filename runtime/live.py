@@ -32,6 +32,7 @@ from runtime.gstreamer import GStreamerUnavailableError
 from runtime.outputs import DisplayUnavailableError, OutputWriteError
 from runtime.plan import DEFAULT_MODEL, DEFAULT_SOURCES, LiveOptions
 from runtime.run import run_live
+from runtime.serve.address import LOOPBACK, TOKEN_ENV
 from runtime.sources import OPENCV_READ_TIMEOUT_S, SourceError
 from runtime.summary import RunSummary
 from runtime.window import WINDOW_STRIDE
@@ -121,6 +122,15 @@ def build_parser() -> argparse.ArgumentParser:
                      "summary (.jsonl); with several sources put {name} or {index} in the name")
     out.add_argument("--max-frames", type=_positive_int, help="stop after N frames (per stream)")
     out.add_argument("--duration", type=float, help="stop after N seconds")
+    web = p.add_argument_group("serving (see docs/serve.md)")
+    web.add_argument("--serve", metavar="[HOST:]PORT", help="serve a page of the live video, top-k and "
+                     f"events, /metrics, /healthz and /events on PORT ({LOOPBACK} unless HOST is given)")
+    web.add_argument("--serve-token", metavar="TOKEN", help="require this token on every request "
+                     f"(?token= or Authorization: Bearer; default: ${TOKEN_ENV} if set)")
+    web.add_argument("--serve-fps", type=float, default=d.serve_fps, metavar="N",
+                     help="the most video frames a second sent to a browser (%(default)s)")
+    web.add_argument("--serve-down-limit", type=float, default=d.serve_down_limit, metavar="S",
+                     help="/healthz turns unhealthy once every stream has been down S seconds (%(default)s)")
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return p
 

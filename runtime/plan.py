@@ -18,6 +18,9 @@ from runtime.capture import BUFFER_SIZE, STALL_TIMEOUT_S
 from runtime.common.video import VideoDecodeError, check_openable_path, shown_path
 from runtime.outputs import JSONL_SUFFIXES, WRITABLE_VIDEO_SUFFIXES, check_output_path
 from runtime.reconnect import ReconnectPolicy, check_attempts, check_limit
+from runtime.serve.board import DOWN_LIMIT_S
+from runtime.serve.jpeg import SERVE_FPS
+from runtime.serve.start import check_serve
 from runtime.sources import SourceSpec, check_realtime, check_stall_timeout, parse_source
 
 __all__ = [
@@ -87,6 +90,10 @@ class LiveOptions:
     out_jsonl: str | None = None
     max_frames: int | None = None
     duration: float | None = None
+    serve: str | None = None  # [HOST:]PORT (runtime.serve)
+    serve_token: str | None = None  # else $TSI_SERVE_TOKEN
+    serve_fps: float = SERVE_FPS
+    serve_down_limit: float = DOWN_LIMIT_S
 
 
 class UsageError(ValueError):
@@ -246,6 +253,7 @@ def _check_numbers(opts: LiveOptions) -> None:
         raise ValueError("--stall-timeout must be a number of seconds")
     check_attempts(opts.reconnect_attempts, "--reconnect-attempts", unlimited="inf")
     check_limit(opts.reconnect_limit, "--reconnect-limit", unlimited="inf")
+    check_serve(opts)
 
 
 def _parse(text: str) -> tuple[str | None, str, SourceSpec]:

@@ -70,6 +70,7 @@ class LiveRecognizer:
         self.backend, self.card = backend, card
         self.name = name
         self.outputs = outputs
+        self.listener: Any = None  # told of events opening and closing (runtime.serve.board)
         self.pad_short = pad_short
         self.window = WINDOWS[card.mode](backend, card, stride)
         self.stride, self.span = self.window.stride, self.window.span
@@ -167,9 +168,13 @@ class LiveRecognizer:
         self.latency.add("inference", inference_ms)
         smoothed = self.smoother.update(probs)
         self.scores[:] = smoothed
+        before = self.detector.current
         event = self.detector.update(smoothed, newest.index, newest.pts_s)
         if event is not None:
             self._event(event)
+        current = self.detector.current
+        if self.listener is not None and current is not None and (before is None or event is not None):
+            self.listener.opened(self, current[0], current[1], newest.index, newest.pts_s)
         self.top = topk(smoothed, self.card.labels, self.k)
         self.scored += 1
         self.latency.add("end_to_end", (time.monotonic() - newest.timestamp) * 1e3)
@@ -180,6 +185,8 @@ class LiveRecognizer:
             self._ended.append(event)
         if self.outputs is not None:
             self.outputs.event(event)
+        if self.listener is not None:
+            self.listener.closed(self, event)
 
     def _on_gap(self, frame: Frame) -> None:
         """An outage before ``frame``: close the open event, reset the window and smoother."""

@@ -17,6 +17,7 @@ from runtime.plan import LiveOptions, check_options, resolve_model_path
 from runtime.reconnect import ReconnectPolicy
 from runtime.recognizer import LiveRecognizer
 from runtime.scheduler import run_streams
+from runtime.serve.start import serving, watchdog
 from runtime.sink import LiveOutputs
 from runtime.summary import RunSummary
 
@@ -49,11 +50,12 @@ def run_live(opts: LiveOptions, stop: threading.Event | None = None) -> list[Run
             for flag, out in (("--out-jsonl", pl.out_jsonl), ("--out-video", pl.out_video)):
                 if out is not None:
                     _hold(stack, out, flag)
+        board = stack.enter_context(serving(opts, [pl.name for pl in plans]))  # listening now
         display = None
         if not opts.headless:
             display = WindowDisplay()  # fail before loading anything if there is no GUI
             stack.callback(display.close)
-        elif not (opts.out_video or opts.out_jsonl):
+        elif not (opts.out_video or opts.out_jsonl or board):
             log.warning("--headless without --out-video / --out-jsonl: results are only logged")
         backend = stack.enter_context(open_model(
             model, opts.backend, card=opts.card, providers=opts.providers, plugin=opts.plugin,
@@ -64,6 +66,7 @@ def run_live(opts: LiveOptions, stop: threading.Event | None = None) -> list[Run
                                  smooth_n=opts.smooth_n, ema_alpha=opts.ema_alpha,
                                  threshold=opts.threshold, topk=opts.topk, pad_short=opts.pad_short,
                                  name=pl.name)
+            rec.listener = board
             recognizers.append(rec)
         first = recognizers[0]
         how, detail = first.window.describe()
@@ -79,6 +82,7 @@ def run_live(opts: LiveOptions, stop: threading.Event | None = None) -> list[Run
                                       fps=None if src.spec.live else src.fps,
                                       stream=pl.name if len(plans) > 1 else None)
             stack.callback(rec.outputs.close)
+        stack.enter_context(watchdog(board))
         return run_streams(backend, list(zip(recognizers, sources)), max_frames=opts.max_frames,
-                           duration=opts.duration, stop=stop, display=display)
+                           duration=opts.duration, stop=stop, display=display, board=board)
     raise AssertionError("unreachable")  # pragma: no cover

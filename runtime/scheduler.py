@@ -31,14 +31,16 @@ class _Stream:
 def run_streams(backend: Any, streams: Sequence[tuple[Any, FrameSource]], *,
                 max_frames: int | None = None, duration: float | None = None,
                 stop: threading.Event | None = None, display: WindowDisplay | None = None,
-                poll_s: float = 0.25, raise_errors: bool = False) -> list[RunSummary]:
+                poll_s: float = 0.25, raise_errors: bool = False, board: Any = None) -> list[RunSummary]:
     """Run several streams (sources already started) on one model: each has its own window,
     smoothing, events and outputs; the clips of the streams whose windows are due are inferred
     together in one batch. A stream ends on its own (end of file, lost stream: the others go on);
     ``max_frames`` counts per stream; ``duration``, ``stop``, quitting the window or Ctrl-C end
     them all. Returns one summary per stream (in order), each also written to its outputs. With
     ``raise_errors``, the first stream error is re-raised after every summary is written; an
-    output that could not be written (:class:`OutputWriteError`) always is."""
+    output that could not be written (:class:`OutputWriteError`) always is. ``board``: a
+    :class:`runtime.serve.board.Board` given each stream's state after every loop (and its newest
+    annotated frame while someone watches)."""
     if not streams:
         raise ValueError("no streams")
     card = streams[0][0].card
@@ -79,6 +81,8 @@ def run_streams(backend: Any, streams: Sequence[tuple[Any, FrameSource]], *,
                 st.write_error = e
         summaries[id(st)] = summary
         active.remove(st)
+        if board is not None:
+            board.ended(all_streams.index(st), rec, st.src, st.reason)
 
     def end_all(reason: str, error: BaseException | None = None) -> None:
         for st in list(active):
@@ -128,10 +132,15 @@ def run_streams(backend: Any, streams: Sequence[tuple[Any, FrameSource]], *,
                     for i, st in enumerate(due):
                         st.rec.apply(logits[i], ms)
                     inferred = True
+                shown = display is not None or (board is not None and board.watchers > 0)
                 for st in active:
-                    st.rec.emit(display is not None)
+                    st.rec.emit(shown)
                 if not due or not any(st.rec.pending for st in active):
                     break
+            if board is not None:
+                for i, st in enumerate(all_streams):
+                    if st in active:
+                        board.publish(i, st.rec, st.src, st.rec.last_image if board.watchers else None)
             if display is not None and (got or inferred):
                 recs = [st.rec for st in all_streams]
                 image = (recs[0].last_image if len(recs) == 1 else

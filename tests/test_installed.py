@@ -110,6 +110,10 @@ def test_console_scripts(venv):
         assert "usage:" in _run([script, "--help"], cwd=work, env=env).stdout, script
 
 
+# slow: the demo build is test_build_engine's no-argument build, the installed scripts are
+# test_console_scripts, and the installed runtime recognising the demo graph's actions is
+# test_runtime_only_install_runs_the_demo_without_torch; this runs all of them in one venv
+@pytest.mark.slow
 def test_main_job_from_the_installed_package(venv):
     """`tsi-build-engine` with no arguments writes the demo artefacts into ./artifacts/demo; the live
     runtime recognises the actions of a synthetic video; `tsi-events` reports them."""

@@ -52,3 +52,20 @@ def test_the_example_sources_file_parses():
     entries = [_split_name(x) for x in read_sources_file(DEPLOY / "sources.txt")]
     assert [n for n, _ in entries] == ["door", "yard", "csi0"]
     assert [parse_source(s).kind for _, s in entries] == ["url", "url", "pipeline"]
+
+
+def test_the_unit_and_the_container_check_health_on_the_served_port():
+    from runtime.serve.address import parse_address
+
+    u = unit()
+    assert u["Type"] == ["notify"] and int(u["WatchdogSec"][0]) > 0
+    env = dict(line.split("=", 1) for line in (DEPLOY / "tsi-live.env").read_text().splitlines()
+               if line and not line.startswith("#"))
+    assert "--serve ${TSI_SERVE}" in u["ExecStart"][0]
+    assert parse_address(env["TSI_SERVE"]) == ("127.0.0.1", 8080)
+    docker = (DEPLOY / "Dockerfile.l4t").read_text()
+    entry = re.search(r'^ENTRYPOINT (\[.*\])', docker, re.M).group(1)
+    argv = __import__("json").loads(entry)
+    host, port = parse_address(argv[argv.index("--serve") + 1])
+    check = re.search(r"^HEALTHCHECK .*?CMD (.*?)\n\S", docker.replace("\\\n", " "), re.M | re.S).group(1)
+    assert f"http://{host}:{port}/healthz" in check and "TSI_SERVE_TOKEN" in check
