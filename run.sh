@@ -36,7 +36,9 @@ case "${1:-}" in
   test)
     shift
     install
-    exec "$PY" -m pytest "$@"
+    # one worker per CPU core (TSI_TEST_WORKERS to choose, 0 for none); a test file's tests stay in
+    # one worker, so its module fixtures are built once
+    exec "$PY" -m pytest -n "${TSI_TEST_WORKERS:-auto}" --dist loadfile "$@"
     ;;
   *)
     echo "usage: ./run.sh main|test [args...]" >&2

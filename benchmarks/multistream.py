@@ -36,29 +36,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 
+from benchmarks.common.panning_clip import write_video
 from runtime.common.files import atomic_write_text
 
 log = logging.getLogger("bench.multistream")
 RESULTS = Path("benchmarks") / "results"
-
-
-def write_video(path: Path, frames: int, seed: int, size=(320, 240), fps: float = 30.0) -> Path:
-    """A textured background panning at a few pixels per frame (real decoding and resizing work)."""
-    rng = np.random.default_rng(seed)
-    w, h = size
-    tex = cv2.resize(rng.integers(0, 255, (h // 8, 2 * w // 8, 3), dtype=np.uint8), (2 * w, h),
-                     interpolation=cv2.INTER_LINEAR)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
-    if not writer.isOpened():
-        raise RuntimeError(f"cannot write {path}")
-    for i in range(frames):
-        x = (3 * i) % w
-        writer.write(np.ascontiguousarray(tex[:, x:x + w]))
-    writer.release()
-    return path
 
 
 def demo_dynamic_onnx(out: Path) -> Path:

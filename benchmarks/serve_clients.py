@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from benchmarks.common.machine import cpu_model, load_average
-from benchmarks.multistream import write_video
+from benchmarks.common.panning_clip import write_video
 from runtime.common.files import atomic_write_text
 from runtime.plan import LiveOptions
 from runtime.run import run_live
@@ -101,6 +101,10 @@ def main(argv=None) -> int:
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--out", type=Path, default=OUT)
     args = p.parse_args(argv)
+    if args.frames < 1 or args.clients < 1 or args.repeats < 1:
+        p.error("--frames, --clients and --repeats must be positive")
+    if args.model and not Path(args.model).is_file():
+        p.error(f"--model {args.model}: no such file")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         video = write_video(Path(tmp) / "clip.avi", args.frames, seed=0)

@@ -29,7 +29,8 @@ from runtime.common.files import OutputLockedError
 from runtime.common.video import VideoDecodeError
 from runtime.cli import OneLineParser, install_stop_handlers
 from runtime.gstreamer import GStreamerUnavailableError
-from runtime.outputs import DisplayUnavailableError, OutputWriteError
+from runtime.display import DisplayUnavailableError
+from runtime.outputs import OutputWriteError
 from runtime.plan import DEFAULT_MODEL, DEFAULT_SOURCES, LiveOptions
 from runtime.run import run_live
 from runtime.serve.address import LOOPBACK, TOKEN_ENV

@@ -1,4 +1,5 @@
-"""Where the live runtime's results go: a JSONL of events, an annotated video, a window.
+"""Where the live runtime's results go: a JSONL of events, an annotated video (the window:
+:mod:`runtime.display`).
 
 * The JSONL is written under its final name from the start, one line at a time, each line flushed
   (``tail -f`` works during a run, and every line written survives a kill).
@@ -30,16 +31,12 @@ from runtime.common.video import VideoDecodeError, check_openable_path, shown_pa
 
 log = logging.getLogger(__name__)
 
-__all__ = ["AtomicVideoWriter", "DisplayUnavailableError", "JSONL_SUFFIXES", "JsonlWriter",
-           "OutputPathError", "OutputWriteError", "WRITABLE_VIDEO_SUFFIXES", "WindowDisplay", "check_output_path"]
+__all__ = ["AtomicVideoWriter", "JSONL_SUFFIXES", "JsonlWriter", "OutputPathError", "OutputWriteError",
+           "WRITABLE_VIDEO_SUFFIXES", "check_output_path"]
 
 _FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
 WRITABLE_VIDEO_SUFFIXES = tuple(_FOURCC)  # what the annotated video may be written as
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
-
-
-class DisplayUnavailableError(RuntimeError):
-    """This OpenCV cannot open a window."""
 
 
 class OutputPathError(ValueError):
@@ -256,39 +253,3 @@ class AtomicVideoWriter:
         log.info("wrote %s (%d frames at %.2f fps%s)", self.path, self.frames, self.fps,
                  ", measured" if self.measured else "")
         return self.path
-
-
-class WindowDisplay:
-    """A ``cv2.imshow`` window; :meth:`show` returns False once 'q' or Esc was pressed."""
-
-    def __init__(self, title: str = "TSI live") -> None:
-        self.title = title
-        try:
-            cv2.namedWindow(title, cv2.WINDOW_NORMAL)
-        except cv2.error as e:
-            raise DisplayUnavailableError(
-                "this OpenCV has no GUI support (opencv-python-headless, or built without GTK/Qt), "
-                "so it cannot open a window: run with --headless --out-video out.mp4 --out-jsonl "
-                "events.jsonl, or pip install opencv-python (on a Jetson use JetPack's OpenCV, "
-                f"which has GTK) [{str(e).strip().splitlines()[0][:120]}]"
-            ) from None
-        self._open = True
-
-    def show(self, frame: np.ndarray) -> bool:
-        cv2.imshow(self.title, frame)
-        key = cv2.waitKey(1) & 0xFF
-        if key in (ord("q"), 27):
-            return False
-        try:  # the user closed the window
-            return cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) >= 1
-        except cv2.error:
-            return False
-
-    def close(self) -> None:
-        if self._open:
-            self._open = False
-            try:
-                cv2.destroyWindow(self.title)
-                cv2.waitKey(1)
-            except cv2.error:
-                pass  # window already gone

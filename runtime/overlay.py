@@ -3,17 +3,48 @@ tile the frames of several streams into one mosaic for the window."""
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import cv2
 import numpy as np
 
-__all__ = ["draw_overlay", "mosaic", "STAGE_NAMES"]
+__all__ = ["MAX_BOX_FRACTION", "MIN_FONT_SCALE", "STAGE_NAMES", "draw_overlay", "mosaic", "text_style"]
 
 # short names shown on the frame for the latency stages
 STAGE_NAMES = {"capture": "cap", "preprocess": "pre", "inference": "inf", "end_to_end": "e2e"}
+MIN_FONT_SCALE = 0.4  # the smallest text drawn: Hershey simplex about 9 pixels high, still legible
+MAX_BOX_FRACTION = 0.35  # the most of a frame the overlay's box may cover
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 _WHITE, _GREEN, _GREY = (255, 255, 255), (80, 220, 80), (170, 170, 170)
+
+
+def text_style(height: int) -> tuple[float, int]:
+    """(font scale, thickness) of the overlay on a frame ``height`` pixels high: the scale grows
+    with the height (0.8 at 720 lines) and never goes below :data:`MIN_FONT_SCALE`."""
+    scale = max(MIN_FONT_SCALE, height / 720.0 * 0.8)
+    return scale, max(1, int(round(scale * 2)))
+
+
+def _spacing(scale: float) -> tuple[int, int]:
+    """(line height, padding) in pixels at font ``scale``."""
+    return int(round(44 * scale)) + 4, int(round(8 * scale)) + 2
+
+
+def _box(lines: Sequence[tuple[str, Any, Any]], scale: float, thick: int) -> tuple[int, int]:
+    """(width, height) of the box around ``lines``."""
+    line_h, pad = _spacing(scale)
+    text_w = max(cv2.getTextSize(t, _FONT, scale, thick)[0][0] for t, _, _ in lines)
+    return text_w + 2 * pad, line_h * len(lines) + pad
+
+
+def _layouts(labels: list, full: list, short: list) -> Iterator[list]:
+    """What to draw, richest first: every label and every stat; every label and the FPS; fewer
+    labels and the FPS; the best label alone."""
+    yield labels + full
+    yield labels + short
+    for n in range(len(labels) - 1, 0, -1):
+        yield labels[:n] + short
+    yield labels[:1]
 
 
 def draw_overlay(
@@ -27,30 +58,35 @@ def draw_overlay(
 ) -> np.ndarray:
     """Annotate a BGR uint8 frame in place and return it. ``top``: (label, score) best first;
     ``action``: the label currently recognised as an event (drawn green); ``latencies_ms``: stage ->
-    milliseconds (``capture``, ``preprocess``, ``inference``, ``end_to_end``)."""
-    h, w = frame.shape[:2]
-    scale = max(0.4, min(1.0, h / 720.0 * 0.8))
-    thick = 1 if scale < 0.6 else 2
-    line_h = int(round(44 * scale)) + 4
-    pad = int(round(8 * scale)) + 2
+    milliseconds (``capture``, ``preprocess``, ``inference``, ``end_to_end``).
 
-    lines: list[tuple[str, tuple[int, int, int], float | None]] = []
-    for label, score in top:
-        colour = _GREEN if label == action else _WHITE
-        lines.append((f"{label} {score:.2f}", colour, score))
-    stats = []
-    if fps is not None:
-        stats.append(f"{fps:.1f} FPS")
+    The text is sized from the frame's height (:func:`text_style`) and its box covers at most
+    :data:`MAX_BOX_FRACTION` of the frame: on a small frame the latencies, then the lower labels
+    are left out; a frame too small for even the best label at the smallest size gets nothing."""
+    h, w = frame.shape[:2]
+    scale, thick = text_style(h)
+    line_h, pad = _spacing(scale)
+
+    labels: list[tuple[str, tuple[int, int, int], float | None]] = [
+        (f"{label} {score:.2f}", _GREEN if label == action else _WHITE, score) for label, score in top]
+    short = [(f"{fps:.1f} FPS", _GREY, None)] if fps is not None else []
+    stats = [t for t, _, _ in short]
     if latencies_ms:
         stats.extend(f"{STAGE_NAMES.get(k, k)} {v:.1f}" for k, v in latencies_ms.items())
-    if stats:
-        lines.append(((" | ".join(stats)) + (" ms" if latencies_ms else ""), _GREY, None))
-    if not lines:
+    full = [(" | ".join(stats) + (" ms" if latencies_ms else ""), _GREY, None)] if stats else []
+    if not labels:  # nothing recognised yet: the stats alone
+        labels, full, short = full, [], []
+    lines: list | None = None
+    for candidate in _layouts(labels, full, short):
+        if not candidate:
+            continue
+        box_w, box_h = _box(candidate, scale, thick)
+        if box_w <= w and box_h <= h and box_w * box_h <= MAX_BOX_FRACTION * w * h:
+            lines = candidate
+            break
+    if lines is None:
         return frame
 
-    text_w = max(cv2.getTextSize(t, _FONT, scale, thick)[0][0] for t, _, _ in lines)
-    box_w = min(w, text_w + 2 * pad)
-    box_h = min(h, line_h * len(lines) + pad)
     roi = frame[:box_h, :box_w]
     np.multiply(roi, 1.0 - alpha, out=roi, casting="unsafe")  # darken: translucent black box
     for i, (text, colour, score) in enumerate(lines):

@@ -188,9 +188,9 @@ class LiveRecognizer:
         if self.listener is not None:
             self.listener.closed(self, event)
 
-    def _on_gap(self, frame: Frame) -> None:
-        """An outage before ``frame``: close the open event, reset the window and smoother."""
-        gap = frame.gap
+    def reset(self) -> None:
+        """Forget the stream so far (a gap, or the window's r key): the open event is closed, the
+        window and the smoother start again."""
         event = self.detector.flush()
         if event is not None:
             self._event(event)
@@ -198,6 +198,11 @@ class LiveRecognizer:
         self.smoother.reset()
         self.top = []
         self.scores.fill(0.0)
+
+    def _on_gap(self, frame: Frame) -> None:
+        """An outage before ``frame``: close the open event, reset the window and smoother."""
+        gap = frame.gap
+        self.reset()
         self.gaps += 1
         record = {**gap.to_dict(), "frame": frame.index}
         log.warning("%s%s: gap of %.2fs (%s) before frame %d: event closed, %s and smoothing "

@@ -12,7 +12,8 @@ from pathlib import Path
 from runtime.backends import open_model
 from runtime.capture import FrameSource
 from runtime.common.files import OutputLockedError, exclusive
-from runtime.outputs import OutputPathError, WindowDisplay
+from runtime.display import WindowDisplay
+from runtime.outputs import OutputPathError
 from runtime.plan import LiveOptions, check_options, resolve_model_path
 from runtime.reconnect import ReconnectPolicy
 from runtime.recognizer import LiveRecognizer

@@ -4,6 +4,7 @@ are inferred together in one batch (:func:`run_streams`)."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from typing import Any, Sequence
@@ -12,10 +13,13 @@ import numpy as np
 
 from runtime.capture import FrameSource
 from runtime.frames import EndOfStream
-from runtime.outputs import OutputWriteError, WindowDisplay
+from runtime.display import PAUSE, QUIT, RESET, WindowDisplay
+from runtime.outputs import OutputWriteError
 from runtime.overlay import mosaic
 from runtime.sources import SourceError
 from runtime.summary import RunSummary, log_summary
+
+log = logging.getLogger(__name__)
 
 __all__ = ["run_streams"]
 
@@ -36,7 +40,9 @@ def run_streams(backend: Any, streams: Sequence[tuple[Any, FrameSource]], *,
     smoothing, events and outputs; the clips of the streams whose windows are due are inferred
     together in one batch. A stream ends on its own (end of file, lost stream: the others go on);
     ``max_frames`` counts per stream; ``duration``, ``stop``, quitting the window or Ctrl-C end
-    them all. Returns one summary per stream (in order), each also written to its outputs. With
+    them all. ``display``: a :class:`runtime.display.WindowDisplay` (its pause stops every stream
+    until resumed, its reset resets every stream's state). Returns one summary per stream (in
+    order), each also written to its outputs. With
     ``raise_errors``, the first stream error is re-raised after every summary is written; an
     output that could not be written (:class:`OutputWriteError`) always is. ``board``: a
     :class:`runtime.serve.board.Board` given each stream's state after every loop (and its newest
@@ -145,9 +151,17 @@ def run_streams(backend: Any, streams: Sequence[tuple[Any, FrameSource]], *,
                 recs = [st.rec for st in all_streams]
                 image = (recs[0].last_image if len(recs) == 1 else
                          mosaic([r.last_image for r in recs], [r.name or str(i) for i, r in enumerate(recs)]))
-                if image is not None and not display.show(image):
+                action = display.show(image) if image is not None else None
+                if action == PAUSE:
+                    action = display.pause(stop)
+                if action == QUIT:
                     end_all("quit")
                     break
+                if action == RESET:
+                    for st in active:
+                        st.rec.reset()
+                    log.info("reset by the window's r key: every stream's events closed, %s and smoothing reset",
+                             all_streams[0].rec.window.resets_what)
             if not got and not inferred and active and all(st.src.realtime for st in active):
                 wake.wait(poll_s)
     except KeyboardInterrupt:

@@ -31,6 +31,7 @@ BAD_ARGS = {
     "tsi-bench-fp16": ["--onnx", "no/such/graph.onnx"],
     "tsi-bench-cpu-int8": ["--dir", "no/such/folder"],
     "tsi-bench-multistream": ["--streams", "0"],
+    "tsi-bench-serve-clients": ["--clients", "0"],
     "tsi-bench-online": ["--frames", "eight"],
     "tsi-bench-online-sequences": ["--archs", "tsi_r18"],  # no --runs
     "tsi-bench-data-loading": ["--videos", "no/such/folder", "--out", "{tmp}"],

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from runtime import run
+from runtime.display import QUIT
 from runtime.live import main
 from runtime.overlay import mosaic
 from tests.runtime.helpers import BGR, make_card, make_onnx, write_video
@@ -247,7 +248,7 @@ def test_the_window_shows_one_mosaic_of_every_stream_and_quitting_stops_all(tmp_
 
         def show(self, image):
             self.shown.append(image.copy())
-            return len(self.shown) < 5  # the user presses q at the fifth image
+            return QUIT if len(self.shown) == 5 else None  # the user presses q at the fifth image
 
     backend = FakeBackend(make_card())
     videos = [write_video(tmp_path / f"{c}.mp4", [c] * 60) for c in ("red", "blue")]
