@@ -1,6 +1,8 @@
 """Several streams on one model: each stream's recogniser (:class:`runtime.recognizer.LiveRecognizer`)
 has its own window, smoothing, events and outputs; the clips of the streams whose windows are due
-are inferred together in one batch (:func:`run_streams`)."""
+are inferred together in one batch (:func:`run_streams`). When a served model's server went away
+and came back meanwhile (the backend sent the requests again: no window is lost), every stream gets
+a ``server_down`` gap."""
 
 from __future__ import annotations
 
@@ -143,6 +145,10 @@ def run_streams(backend: Any, streams: Sequence[tuple[Any, FrameSource]], *,
                     st.rec.emit(shown)
                 if not due or not any(st.rec.pending for st in active):
                     break
+            outage = backend.take_outage()  # a served model's server went away and came back
+            if outage is not None:
+                for st in active:
+                    st.rec.server_gap(outage.attempts)
             if board is not None:
                 for i, st in enumerate(all_streams):
                     if st in active:

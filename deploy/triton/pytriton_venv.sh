@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The virtual environment of the test Triton server (tests/runtime/triton_server.py): PyPI's
-# nvidia-pytriton bundles a tritonserver binary whose Python backend stub links the system
-# Python's libpython, and pytriton needs numpy<2, so it lives apart from the project's environment.
+# The virtual environment of the test Triton server (deploy/triton/pytriton_serve.py, started by
+# benchmarks/common/triton_server.py): PyPI's nvidia-pytriton bundles a tritonserver binary whose
+# Python backend stub links the system Python's libpython, and pytriton needs numpy<2, so it lives
+# apart from the project's environment.
 # Created once and reused: ${TSI_PYTRITON_VENV:-~/.cache/tsi-edge/pytriton-venv}; prints its path.
 set -euo pipefail
 VENV=${TSI_PYTRITON_VENV:-$HOME/.cache/tsi-edge/pytriton-venv}

@@ -67,6 +67,8 @@ class ModelOptions:
     plugin: str | os.PathLike | None = None  # TensorRT
     cuda_graph: bool = False  # TensorRT
     device: str | int | None = None  # TensorRT (GPU index), torch and OpenVINO (device name)
+    reconnect: Any = None  # Triton: the runtime.reconnect.ReconnectPolicy of a server that goes away
+    stop: Any = None  # Triton: a threading.Event that ends a wait for the server
 
 
 @dataclass(frozen=True)
@@ -128,6 +130,11 @@ class Backend(abc.ABC):
 
     def close(self) -> None:
         """Free the backend's resources (idempotent)."""
+
+    def take_outage(self) -> Any:
+        """A served model's outage (:class:`runtime.backends.triton_client.Outage`) since the last
+        call, which the scheduler reports as every stream's gap; None (a local model has none)."""
+        return None
 
     def __enter__(self) -> "Backend":
         return self
