@@ -24,6 +24,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from export.names import PRECISIONS, engine, plugin_graph, standard_graph
 from export.triton_config import BACKENDS, ModelIO, ServingOptions, Tensor, add_serving_options, model_config, \
     model_config_text, serving_options
 from runtime.backends.base import check_clip_io, resolve_card
@@ -33,7 +34,8 @@ from runtime.step_graph import check_step_io
 
 log = logging.getLogger("export.triton_repo")
 
-__all__ = ["VERSION", "graph_io", "main", "model_name", "plugin_command", "write_model"]
+__all__ = ["VERSION", "build_models", "check_build_targets", "graph_io", "main", "model_name", "plugin_command",
+           "write_build", "write_model"]
 
 VERSION = "1"  # the one version folder written
 _TYPES = {1: "FP32", 10: "FP16"}  # onnx.TensorProto element type -> Triton data type
@@ -164,6 +166,40 @@ def write_model(repo: Path, model: Path, *, graph: Path | None = None, name: str
     if plugin is not None:
         log.info("the server loads the plugin library: %s", plugin_command(repo, plugin))
     return target
+
+
+def build_models(name: str, precisions=PRECISIONS) -> list[str]:
+    """The model names a build of stem ``name`` writes into --triton-repo: ``<name>`` (the graph)
+    and ``<name>_<precision>`` (each engine)."""
+    return [name, *(f"{name}_{p}" for p in precisions)]
+
+
+def check_build_targets(repo: Path, name: str, *, force: bool) -> None:
+    """Before a build: its models in ``repo`` are not there (unless ``force``)."""
+    if repo.exists() and not repo.is_dir():
+        raise ExportError(f"--triton-repo {repo}: a file, not a folder")
+    there = [m for m in build_models(name) if (repo / m).exists()]
+    if there and not force:
+        raise ExportError(f"--triton-repo {repo} holds {', '.join(there)}: pass --force to replace, or choose "
+                          "another --triton-repo")
+
+
+def write_build(opts, derived: str | None) -> list[Path]:
+    """The models of a finished ``tsi-build-engine`` (its :class:`export.options.Options`) in
+    ``opts.triton_repo``: the graph (the standard one, or an --onnx graph built as it is) and each
+    engine in ``opts.out`` built from it (its I/O read from that graph; a plugin engine's from the
+    plugin variant)."""
+    graph = opts.out / standard_graph(opts.name) if derived is None else opts.onnx
+    plugin_only = derived is not None and opts.plugin is not None  # an --onnx plugin variant: TensorRT only
+    done = [] if plugin_only else [write_model(opts.triton_repo, graph, name=opts.name, opts=opts.triton,
+                                               force=opts.force)]
+    io_graph = opts.out / plugin_graph(graph) if opts.plugin is not None and derived is None else graph
+    for precision in PRECISIONS:
+        path = opts.out / engine(opts.name, precision)
+        if path.is_file():
+            done.append(write_model(opts.triton_repo, path, graph=io_graph, name=f"{opts.name}_{precision}",
+                                    opts=opts.triton, plugin=opts.plugin, force=opts.force))
+    return done
 
 
 def _umask() -> int:

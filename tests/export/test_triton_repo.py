@@ -119,3 +119,23 @@ def test_a_graph_that_does_not_match_its_card_is_refused(tmp_path, capsys):
     model = make_onnx(tmp_path / "m.onnx", card=make_card(frames=8), frames=4)
     assert main(["--model", str(model), "--out", str(tmp_path / "repo")]) == 2
     assert "frames T: model 4, card 8" in capsys.readouterr().err
+
+
+def test_the_builder_writes_the_repository_of_what_it_built(tmp_path, tiny_ckpt, capsys):
+    import export.build_engine as be
+
+    out, repo = tmp_path / "out", tmp_path / "repo"
+    argv = ["--checkpoint", str(tiny_ckpt), "--out", str(out), "--dynamic-batch", "--triton-repo", str(repo),
+            "--triton-max-batch", "4", "--triton-instance-kind", "cpu"]
+    assert be.main(argv) == 0
+    cfg = parse(repo / "tiny")
+    assert cfg.max_batch_size == 4 and cfg.backend == "onnxruntime"
+    assert (repo / "tiny" / "1" / "model.onnx").read_bytes() == (out / "tiny.onnx").read_bytes()
+    assert ModelCard.from_json(cfg.parameters[ONNX_METADATA_KEY].string_value) == ModelCard.load(out / "tiny.json")
+    assert sorted(p.name for p in repo.iterdir()) == ["tiny"]  # no engine without TensorRT
+    capsys.readouterr()
+    assert be.main(argv) == 2  # the model is there: refused before any work
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "holds tiny: pass --force" in err
+    assert be.main(["--checkpoint", str(tiny_ckpt), "--out", str(out), "--triton-max-batch", "4"]) == 2
+    assert "are for --triton-repo: add it" in capsys.readouterr().err
