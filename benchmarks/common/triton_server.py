@@ -6,6 +6,7 @@ started again on the same ports."""
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -16,6 +17,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 VENV_SCRIPT = ROOT / "deploy" / "triton" / "pytriton_venv.sh"
 SERVE_SCRIPT = ROOT / "deploy" / "triton" / "pytriton_serve.py"
+ACCESS_HEADER = "triton-access-token"  # over HTTP; over gRPC the header is GRPC_ACCESS_HEADER
+GRPC_ACCESS_HEADER = "triton-grpc-protocol-" + ACCESS_HEADER
 SYSTEM_PYTHON = Path(os.environ.get("TSI_PYTRITON_PYTHON", "/usr/bin/python3.11"))
 
 
@@ -45,6 +48,7 @@ class TritonServer:
         self.python, self.repo, self.log = python, repo, log
         self.ports = {"grpc": free_port(), "http": free_port(), "metrics": free_port()}
         self.proc: subprocess.Popen | None = None
+        self.token = secrets.token_urlsafe(16)  # PyTriton's protected endpoints (statistics): header ACCESS_HEADER
         self.models = sorted(p.name for p in repo.iterdir() if (p / "config.pbtxt").is_file())
 
     def url(self, name: str, protocol: str = "grpc") -> str:
@@ -57,7 +61,8 @@ class TritonServer:
         cmd = [str(self.python), str(SERVE_SCRIPT), "--repo", str(self.repo), "--grpc-port", str(self.ports["grpc"]),
                "--http-port", str(self.ports["http"]), "--metrics-port", str(self.ports["metrics"])]
         with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                         env={**os.environ, "TSI_TRITON_ACCESS_TOKEN": self.token})
         client = http.InferenceServerClient(f"127.0.0.1:{self.ports['http']}")
         t0 = time.monotonic()
         try:

@@ -7,13 +7,16 @@ full server's onnxruntime/tensorrt backends; the config is the same.
 
     python pytriton_serve.py --repo DIR --grpc-port P --http-port P --metrics-port P
 
-Binds 127.0.0.1 only; prints "ready" once every model is loaded; serves until killed. Needs the
+Binds 127.0.0.1 only; prints "ready" once every model is loaded; serves until killed. PyTriton's
+default protected endpoints (statistics, model-repository, ...) take the token in
+$TSI_TRITON_ACCESS_TOKEN (header ``triton-access-token``; PyTriton makes up one if unset). Needs the
 venv's Python (pytriton, numpy<2, onnxruntime, tritonclient's model_config_pb2)."""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -23,7 +26,7 @@ from google.protobuf import text_format
 from pytriton.decorators import batch
 from pytriton.model_config import DynamicBatcher, ModelConfig, Tensor
 from pytriton.models.model import Model
-from pytriton.triton import Triton, TritonConfig
+from pytriton.triton import Triton, TritonConfig, TritonSecurityConfig
 from tritonclient.grpc import model_config_pb2 as pb
 
 DTYPES = {pb.TYPE_FP32: np.float32, pb.TYPE_FP16: np.float16}
@@ -82,7 +85,8 @@ def main() -> int:
     logging.basicConfig(level=logging.WARNING)
     config = TritonConfig(http_address="127.0.0.1", http_port=args.http_port, grpc_address="127.0.0.1",
                           grpc_port=args.grpc_port, metrics_address="127.0.0.1", metrics_port=args.metrics_port)
-    with Triton(config=config) as triton:
+    security = TritonSecurityConfig(access_token=os.environ.get("TSI_TRITON_ACCESS_TOKEN") or None)
+    with Triton(config=config, security_config=security) as triton:
         names = [bind(triton, d) for d in sorted(args.repo.iterdir()) if (d / "config.pbtxt").is_file()]
         triton.run()
         print("ready", " ".join(names), flush=True)
