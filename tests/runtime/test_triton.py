@@ -31,6 +31,27 @@ from benchmarks.common.triton_server import TritonServer, free_port, pytriton_py
 ORDERS = [("red", "green", "blue"), ("green", "blue", "red"), ("blue", "red", "green"), ("red", "blue", "green")]
 
 
+def test_a_server_that_does_not_come_back_is_given_up_or_stopped_in_one_line():
+    import numpy as np
+
+    from runtime.backends.triton_client import TritonConnection
+    from runtime.reconnect import ReconnectPolicy
+
+    x = {"clip": np.zeros((1, 4, 3, 16, 16), np.float32)}
+    address = TritonAddress("grpc", "127.0.0.1", free_port(), "colour")
+    conn = TritonConnection(address, ReconnectPolicy(initial_delay=0.01, max_delay=0.02, max_retries=2))
+    with pytest.raises(BackendError, match=r"went away and did not come back after 2 attempt\(s\)"):
+        conn.infer(x, ["logits"], 1)
+    stop = threading.Event()
+    conn = TritonConnection(address, ReconnectPolicy(max_retries=None, timeout=None), stop)
+    threading.Timer(0.3, stop.set).start()
+    t0 = time.monotonic()
+    with pytest.raises(BackendError, match="stopped while waiting for the server"):
+        conn.infer(x, ["logits"], 1)
+    assert time.monotonic() - t0 < 3.0
+    assert conn.take_outage() is None and conn.requests == 0
+
+
 def test_addresses():
     assert TritonAddress.parse("triton://10.0.0.5:9001/tsi_demo") == TritonAddress("grpc", "10.0.0.5", 9001, "tsi_demo")
     assert TritonAddress.parse("triton+http://gpu-1/m") == TritonAddress("http", "gpu-1", 8000, "m")
@@ -127,14 +148,37 @@ def colour_of(start, end):
     return best[0]
 
 
-@pytest.fixture()
-def alone(served, tmp_path):
+@pytest.fixture(scope="module")
+def alone(served, tmp_path_factory):
     """A server of the clip model alone (it restarts in ~4 s; the module's three models take ~11 s)."""
-    shared, _, _, tmp = served
-    repo = tmp_path / "repo"
-    shutil.copytree(shared.repo / "colour", repo / "colour")
-    with TritonServer(shared.python, repo, tmp_path / "server.log") as server:
+    shared, _, _, _ = served
+    tmp = tmp_path_factory.mktemp("alone")
+    shutil.copytree(shared.repo / "colour", tmp / "repo" / "colour")
+    with TritonServer(shared.python, tmp / "repo", tmp / "server.log") as server:
         yield server
+
+
+def test_over_http_the_request_sent_while_the_server_is_down_gets_its_logits(alone):
+    import numpy as np
+
+    from runtime.backends import open_model
+    from runtime.reconnect import ReconnectPolicy
+
+    backend = open_model(alone.url("colour", "http"), reconnect=ReconnectPolicy(initial_delay=0.2, max_delay=0.5))
+    clips = np.random.default_rng(0).random((3, 4, 3, 16, 16), dtype=np.float32)
+    before = backend.infer(clips)
+    alone.kill()
+    restart = threading.Thread(target=lambda: (time.sleep(0.5), alone.start()))
+    restart.start()
+    try:
+        during = backend.infer(clips)  # sent while the server is down: waited for, sent again
+    finally:
+        restart.join()
+    np.testing.assert_array_equal(during, before)
+    outage = backend.take_outage()
+    assert outage is not None and outage.end - outage.start > 0.5 and outage.attempts >= 2
+    assert backend.take_outage() is None
+    backend.close()
 
 
 def test_the_server_killed_and_restarted_mid_run_is_a_gap_for_every_stream(alone, tmp_path):
