@@ -5,14 +5,17 @@ and 8 streams, and how the requests were batched.
 
 For each number of streams N, ``tsi-live`` (the real program, a subprocess) recognises N synthetic
 30 fps videos (320x240, panning texture) with every frame (``--no-realtime``: as fast as the CPU
-allows), one process for all N streams, two ways, alternating (in-process, Triton, in-process, ...):
+allows), three ways, each run first in turn:
 
-* ``in-process``: ``--model M.onnx``, onnxruntime on the CPU (its default threads);
+* ``in-process``: one ``tsi-live`` of the N streams, ``--model M.onnx``, onnxruntime on the CPU (its
+  default threads);
 * ``Triton``: ``--model triton://127.0.0.1:PORT/NAME`` (gRPC), the same graph in a model repository
   written by :mod:`export.triton_repo`, served on this machine by PyTriton's tritonserver
   (deploy/triton/pytriton_serve.py: Triton's Python backend running onnxruntime on the CPU; the
   full server would use its onnxruntime or TensorRT backend), in the venv
-  deploy/triton/pytriton_venv.sh makes.
+  deploy/triton/pytriton_venv.sh makes; one ``tsi-live`` of the N streams;
+* ``Triton, a process per stream`` (N > 1): N ``tsi-live`` at once, one stream each, as N devices
+  would: a request carries one clip, and only the server's dynamic batching can batch them.
 
 windows/s: the windows of all streams / the longest run loop. Inference p50 / p95: each stream's
 ``inference`` stage (the batched call: in-process the onnxruntime run, through Triton the request's
@@ -45,7 +48,9 @@ from runtime.common.files import atomic_write_text
 
 log = logging.getLogger("bench.triton_serving")
 OUT = Path("benchmarks") / "results" / "triton_serving"
-SIDES = ("in-process", "Triton")
+# in-process onnxruntime, Triton with every stream in one tsi-live (the client batches), Triton with a
+# tsi-live per stream (as many devices: only the server's dynamic batching can batch them)
+SIDES = ("in-process", "Triton", "Triton, a process per stream")
 NAME = "tsi"  # the model's name in the benchmark's repository
 
 
@@ -62,18 +67,23 @@ def server_counts(server: TritonServer) -> dict[str, int]:
             "requests": int(stats.get("inference_stats", {}).get("success", {}).get("count", 0))}
 
 
-def run_once(model: str, videos: list[Path], work: Path) -> dict:
-    """One ``tsi-live`` over ``videos``: windows/s and the inference latency of its summaries."""
+def run_once(model: str, groups: list[list[Path]], work: Path) -> dict:
+    """``tsi-live`` over each group of videos (one process per group, all at once): windows/s over
+    every stream and the inference latency of their summaries."""
     out = Path(tempfile.mkdtemp(dir=work))
-    cmd = [sys.executable, "-m", "runtime.live", "--model", model, "--headless", "--no-realtime",
-           "--log-level", "WARNING", "--out-jsonl", str(out / "{name}.jsonl")]
-    for i, v in enumerate(videos):
-        cmd += ["--source", f"s{i}={v}"]
+    procs = []
     load0 = load_average()
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    if r.returncode != 0:
-        raise RuntimeError(f"tsi-live failed ({r.returncode}): {r.stderr[-2000:]}")
-    summaries = [json.loads((out / f"s{i}.jsonl").read_text().splitlines()[-1])["summary"] for i in range(len(videos))]
+    for g, videos in enumerate(groups):
+        cmd = [sys.executable, "-m", "runtime.live", "--model", model, "--headless", "--no-realtime",
+               "--log-level", "WARNING", "--out-jsonl", str(out / "{name}.jsonl")]
+        for i, v in enumerate(videos):
+            cmd += ["--source", f"g{g}s{i}={v}"]
+        procs.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True))
+    for p in procs:
+        _, err = p.communicate()
+        if p.returncode != 0:
+            raise RuntimeError(f"tsi-live failed ({p.returncode}): {err[-2000:]}")
+    summaries = [json.loads(f.read_text().splitlines()[-1])["summary"] for f in sorted(out.glob("*.jsonl"))]
     windows = sum(s["inferences"] for s in summaries)
     loop_s = max(s["wall_s"] for s in summaries)
     inf = [s["latency_ms"]["inference"] for s in summaries]
@@ -88,12 +98,15 @@ def measure(model: Path, server: TritonServer, streams: list[int], frames: int, 
     url = server.url(NAME)
     rows = []
     for n in streams:
-        runs: dict[str, list[dict]] = {s: [] for s in SIDES}
+        sides = SIDES if n > 1 else SIDES[:2]
+        runs: dict[str, list[dict]] = {s: [] for s in sides}
         for k in range(repeats):
-            order = SIDES if k % 2 == 0 else SIDES[::-1]  # sides alternate first
+            order = sides[k % len(sides):] + sides[:k % len(sides)]  # each side runs first in turn
             for side in order:
-                before = server_counts(server) if side == "Triton" else None
-                row = run_once(url if side == "Triton" else str(model), videos[:n], work)
+                served = side != SIDES[0]
+                before = server_counts(server) if served else None
+                groups = [[v] for v in videos[:n]] if side == SIDES[2] else [videos[:n]]
+                row = run_once(url if served else str(model), groups, work)
                 if before is not None:
                     after = server_counts(server)
                     d = {key: after[key] - before[key] for key in after}
@@ -102,7 +115,7 @@ def measure(model: Path, server: TritonServer, streams: list[int], frames: int, 
                     row["requests"] = d["requests"]
                 log.info("%d stream(s), %s: %s", n, side, row)
                 runs[side].append(row)
-        for side in SIDES:
+        for side in sides:
             done = sorted(runs[side], key=lambda r: r["windows_per_s"])
             median = dict(done[len(done) // 2], streams=n, side=side,
                           repeats=[r["windows_per_s"] for r in runs[side]])
@@ -118,12 +131,13 @@ def render(rows: list[dict], meta: dict) -> str:
         "",
         f"Machine: {meta['cpu']}, {meta['cpu_count']} CPU cores (client and server share them), model "
         f"`{meta['model']}` (dynamic batch), {meta['frames']} frames per stream (320x240, 30 fps), every frame "
-        "(`--no-realtime`), all streams in one `tsi-live` process. Triton: PyTriton "
+        "(`--no-realtime`); all streams in one `tsi-live` process but in \"a process per stream\" (N `tsi-live` "
+        "at once, as N devices). Triton: PyTriton "
         f"{meta['pytriton']}'s tritonserver on 127.0.0.1, gRPC, the graph run by onnxruntime inside Triton's "
         "Python backend (deploy/triton/pytriton_serve.py), the repository from `export.triton_repo` "
         f"(max_batch_size {meta['max_batch']}, dynamic batching, {meta['queue_delay_us']} µs queue delay).",
         "",
-        f"Each side ran {meta['repeats']} time(s), the sides alternating which runs first; each row is the median "
+        f"Each side ran {meta['repeats']} time(s), each side running first in turn; each row is the median "
         "run by windows/s. Inference p50: the mean over the streams of each stream's p50 of the batched call "
         "(through Triton: the request's round trip); p95: the worst stream's.",
         "",
@@ -139,8 +153,9 @@ def render(rows: list[dict], meta: dict) -> str:
     lines.append("")
     for n in sorted({r["streams"] for r in rows}):
         side = {r["side"]: r for r in rows if r["streams"] == n}
-        ratio = side["Triton"]["windows_per_s"] / side["in-process"]["windows_per_s"]
-        lines.append(f"- {n} stream(s): Triton / in-process windows/s = {ratio:.2f}")
+        ratios = "; ".join(f"{name} / in-process = {side[name]['windows_per_s'] / side[SIDES[0]]['windows_per_s']:.2f}"
+                           for name in SIDES[1:] if name in side)
+        lines.append(f"- {n} stream(s), windows/s: {ratios}")
     busy = [r for r in rows if r["loadavg_before"][0] > meta["cpu_count"]]
     lines += ["", "Load: " + (
         f"{len(busy)} of {len(rows)} runs started with a 1-minute load average above the {meta['cpu_count']} cores "

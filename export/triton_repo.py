@@ -150,8 +150,11 @@ def write_model(repo: Path, model: Path, *, graph: Path | None = None, name: str
     target = repo / name
     if target.exists() and not force:
         raise ExportError(f"{target} exists: pass --force to replace it, or choose another --name/--out")
-    repo.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=repo))
+    try:
+        repo.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=repo))
+    except OSError as e:
+        raise ExportError(f"--out {repo}: cannot write there ({e.strerror or e})") from None
     try:
         (staging / VERSION).mkdir()
         shutil.copyfile(model, staging / VERSION / file_name)

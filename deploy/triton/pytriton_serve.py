@@ -31,7 +31,7 @@ from tritonclient.grpc import model_config_pb2 as pb
 
 DTYPES = {pb.TYPE_FP32: np.float32, pb.TYPE_FP16: np.float16}
 _PARAMETERS: dict[str, dict[str, str]] = {}  # model name -> the parameters of its config.pbtxt
-_original = Model._get_triton_model_config
+_original = Model._get_triton_model_config  # PyTriton 0.7.0's (pinned by pytriton_venv.sh): no public hook
 
 
 def _with_parameters(self):

@@ -143,7 +143,7 @@ def _open_served(url: str, kind: str, card: CardArg, mode: str | None, reconnect
     """A ``triton://`` model: the options of a local backend are refused."""
     if kind not in ("auto", "triton"):
         raise BackendError(f"--backend {kind} cannot read {url}: a triton:// model takes --backend auto or triton")
-    given = [k for k, v in local.items() if v]
+    given = ["--" + k.replace("_", "-") for k, v in local.items() if v]
     if given:
         raise BackendError(f"{', '.join(given)} apply to a local model, not {url} (the server runs it)")
     if card is not None and not isinstance(card, ModelCard):

@@ -155,9 +155,11 @@ def test_triton_serving_smallest_run(tmp_path):
     assert entry("tsi-bench-triton")(["--model", str(model), "--streams", "1", "2", "--frames", "16",
                                       "--repeats", "1", "--out", str(out)]) == 0
     rows = json.loads(out.with_suffix(".json").read_text())["runs"]
+    per_stream = "Triton, a process per stream"
     assert [(r["streams"], r["side"]) for r in rows] == [(1, "in-process"), (1, "Triton"), (2, "in-process"),
-                                                          (2, "Triton")]
+                                                          (2, "Triton"), (2, per_stream)]
     assert all(r["windows"] == 3 * r["streams"] for r in rows)  # 16 frames, span 8, stride 4: frames 7, 11, 15
-    triton = [r for r in rows if r["side"] == "Triton"]
-    assert [r["clips_per_request"] for r in triton] == [1.0, 2.0] and [r["requests"] for r in triton] == [3, 3]
-    assert "| 2 | Triton |" in out.with_suffix(".md").read_text()
+    served = [r for r in rows if r["side"] != "in-process"]
+    assert [r["clips_per_request"] for r in served] == [1.0, 2.0, 1.0]
+    assert [r["requests"] for r in served] == [3, 3, 6]
+    assert "| 2 | Triton, a process per stream |" in out.with_suffix(".md").read_text()

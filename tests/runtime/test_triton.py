@@ -59,6 +59,12 @@ def test_addresses():
     for bad in ("triton://h:8001/", "triton://:8001/m", "triton://h:x/m", "triton://h/a/b", "triton://h/m?v=1"):
         with pytest.raises(BackendError, match="expected triton://HOST:PORT/NAME"):
             TritonAddress.parse(bad)
+    from runtime.backends import open_model
+
+    with pytest.raises(BackendError, match="takes --backend auto or triton"):
+        open_model("triton://127.0.0.1:1/m", "onnxruntime")
+    with pytest.raises(BackendError, match="--providers, --threads apply to a local model"):
+        open_model("triton://127.0.0.1:1/m", providers=["cpu"], threads=2)
 
 
 @pytest.fixture(scope="module")
