@@ -8,7 +8,8 @@ from typing import Any, Iterator, Mapping, Sequence
 import cv2
 import numpy as np
 
-__all__ = ["MAX_BOX_FRACTION", "MIN_FONT_SCALE", "STAGE_NAMES", "draw_overlay", "mosaic", "text_style"]
+__all__ = ["MAX_BOX_FRACTION", "MIN_FONT_SCALE", "MOSAIC_CANVAS", "STAGE_NAMES", "draw_overlay", "mosaic",
+           "mosaic_tile", "text_style"]
 
 # short names shown on the frame for the latency stages
 STAGE_NAMES = {"capture": "cap", "preprocess": "pre", "inference": "inf", "end_to_end": "e2e"}
@@ -99,29 +100,45 @@ def draw_overlay(
     return frame
 
 
+MOSAIC_CANVAS = (1920, 1080)  # the largest mosaic (width, height): the window then scales it to the screen
+
+
+def mosaic_tile(images: Sequence[np.ndarray | None], cols: int, rows: int) -> tuple[int, int]:
+    """The (width, height) cell of a ``cols`` x ``rows`` mosaic: the largest frame's size, shrunk
+    (aspect kept) so the grid fits :data:`MOSAIC_CANVAS` — a few large sources keep most of their
+    pixels, and their overlay text its size; many share the canvas."""
+    sizes = [img.shape[1::-1] for img in images if img is not None] or [(640, 360)]
+    w, h = max(sizes, key=lambda s: s[0] * s[1])
+    scale = min(1.0, MOSAIC_CANVAS[0] / (cols * w), MOSAIC_CANVAS[1] / (rows * h))
+    return max(1, int(w * scale)), max(1, int(h * scale))
+
+
 def mosaic(images: Sequence[np.ndarray | None], names: Sequence[str] | None = None,
-           tile: tuple[int, int] = (480, 270), cols: int | None = None) -> np.ndarray:
+           tile: tuple[int, int] | None = None, cols: int | None = None) -> np.ndarray:
     """The frames of several streams in a grid (``cols`` columns, default about square), each
-    resized to fit a ``tile`` (width, height) cell keeping its aspect ratio and labelled with its
-    name; ``None`` (no frame yet) is a black cell marked "waiting"."""
+    resized to fit a ``tile`` (width, height) cell (default :func:`mosaic_tile`) keeping its aspect
+    ratio and labelled with its name at the overlay's text size for the cell; ``None`` (no frame
+    yet) is a black cell marked "waiting"."""
     n = len(images)
     if n == 0:
         raise ValueError("mosaic of no images")
     cols = cols or int(np.ceil(np.sqrt(n)))
     rows = int(np.ceil(n / cols))
-    tw, th = tile
+    tw, th = tile or mosaic_tile(images, cols, rows)
+    scale, thick = text_style(th)
+    _, pad = _spacing(scale)
     out = np.zeros((rows * th, cols * tw, 3), np.uint8)
     for i, img in enumerate(images):
         r, c = divmod(i, cols)
         cell = out[r * th:(r + 1) * th, c * tw:(c + 1) * tw]
         name = names[i] if names is not None else str(i)
         if img is None:
-            cv2.putText(cell, f"{name}: waiting", (8, th // 2), _FONT, 0.6, _GREY, 1, cv2.LINE_AA)
+            cv2.putText(cell, f"{name}: waiting", (pad, th // 2), _FONT, scale, _GREY, thick, cv2.LINE_AA)
             continue
         h, w = img.shape[:2]
-        scale = min(tw / w, th / h)
-        nw, nh = max(1, int(w * scale)), max(1, int(h * scale))
+        fit = min(tw / w, th / h)
+        nw, nh = max(1, int(w * fit)), max(1, int(h * fit))
         y0, x0 = (th - nh) // 2, (tw - nw) // 2
         cell[y0:y0 + nh, x0:x0 + nw] = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA)
-        cv2.putText(cell, name, (8, th - 10), _FONT, 0.6, _GREEN, 1, cv2.LINE_AA)
+        cv2.putText(cell, name, (pad, th - pad), _FONT, scale, _GREEN, thick, cv2.LINE_AA)
     return out

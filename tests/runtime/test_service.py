@@ -264,8 +264,8 @@ def test_the_window_shows_one_mosaic_of_every_stream_and_quitting_stops_all(tmp_
             src.stop()
     assert [s.reason for s in summaries] == ["quit", "quit"] and len(display.shown) == 5
     last = display.shown[-1]
-    assert last.shape == (270, 960, 3)  # two 480x270 cells side by side
-    left, right = last[135, 240].astype(int), last[135, 720].astype(int)  # (under the overlay box)
+    assert last.shape == (48, 128, 3)  # two 64x48 cells side by side (small sources are not enlarged)
+    left, right = last[40, 32].astype(int), last[40, 96].astype(int)  # (under the overlay box)
     assert left[2] > 2 * left[0] + 40 and right[0] > 2 * right[2] + 40  # red | blue
 
 
@@ -277,3 +277,24 @@ def test_a_bad_option_is_one_line_and_exit_2(args, capsys):
     assert info.value.code == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and err.startswith("tsi-live: error:")
+
+
+def test_mosaic_keeps_a_few_large_sources_large_and_fits_many_into_the_canvas():
+    from runtime.overlay import MOSAIC_CANVAS, text_style
+
+    hd = np.full((720, 1280, 3), 90, np.uint8)
+    four = mosaic([hd] * 4, list("ABCD"))
+    assert four.shape == (1080, 1920, 3)  # 2 x 2 cells of 960 x 540: 3/4 of each frame's size
+    sixteen = mosaic([hd] * 16)
+    assert sixteen.shape[0] <= MOSAIC_CANVAS[1] and sixteen.shape[1] <= MOSAIC_CANVAS[0]
+    small = mosaic([np.zeros((120, 160, 3), np.uint8)] * 2, ["x", "y"])
+    assert small.shape == (120, 320, 3)  # never enlarged
+    # the name is written at the overlay's size for the cell: taller text in the larger cells
+    assert text_style(540)[0] > text_style(120)[0]
+    label = four[:540, :960]
+    green = (label[..., 1] > 200) & (label[..., 0] < 120)
+    ys = np.nonzero(green.any(axis=1))[0]
+    assert 12 <= ys.max() - ys.min() + 1 <= 40  # the "A" label: readable, not a few pixels high
+    tiny = mosaic([hd] * 16, [str(i) for i in range(16)])[:sixteen.shape[0] // 4, :sixteen.shape[1] // 4]
+    tiny_ys = np.nonzero(((tiny[..., 1] > 200) & (tiny[..., 0] < 120)).any(axis=1))[0]
+    assert tiny_ys.max() - tiny_ys.min() + 1 < ys.max() - ys.min() + 1  # smaller in a smaller cell

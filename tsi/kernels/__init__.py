@@ -1,6 +1,7 @@
 """Fused saliency-attention kernels for the PyTorch path, and their NumPy references.
 
-``saliency_attention(q, k, v, scale, impl)``: Triton on CUDA tensors, torch SDPA elsewhere. The CUDA
+``saliency_attention(q, k, v, scale, impl)``: Triton on CUDA tensors, the C++ kernel for CPU inference
+(``saliency_cpu``), torch SDPA elsewhere. The CUDA
 C++ kernel for TensorRT lives in ``export/plugin/``; ``reference.py`` mirrors it in NumPy.
 Importing this package does not import triton.
 """

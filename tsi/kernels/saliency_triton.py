@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 LOG2E = 1.4426950408889634
 MAX_HEAD = 128
-IMPLS = ("auto", "triton", "sdpa")
+IMPLS = ("auto", "triton", "cpu", "sdpa")
 _TRITON_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 
@@ -185,18 +185,24 @@ def saliency_attention(
 ) -> torch.Tensor:
     """softmax(q @ k^T * scale) @ v for (B, L, D) tensors; differentiable.
 
-    impl: ``"auto"`` (Triton for CUDA tensors when Triton imports and D <= 128, SDPA otherwise),
-    ``"triton"`` (the Triton kernel or an error; CPU tensors only under TRITON_INTERPRET=1), or
-    ``"sdpa"`` (torch's scaled_dot_product_attention).
+    impl: ``"auto"`` (Triton for CUDA tensors when Triton imports and D <= 128, the C++ kernel of
+    :mod:`tsi.kernels.saliency_cpu` for CPU inference where it applies, SDPA otherwise),
+    ``"triton"`` (the Triton kernel or an error; CPU tensors only under TRITON_INTERPRET=1),
+    ``"cpu"`` (the C++ kernel or an error; no gradient) or ``"sdpa"`` (torch's
+    scaled_dot_product_attention).
     """
     if impl not in IMPLS:
         raise ValueError(f"impl must be one of {IMPLS} (got {impl!r})")
     _check(q, k, v)
     if not math.isfinite(scale):
         raise ValueError(f"scale must be finite (got {scale})")
+    from tsi.kernels import saliency_cpu
+
     if impl == "auto":
         use_triton = q.is_cuda and q.dtype in _TRITON_DTYPES and q.shape[-1] <= MAX_HEAD and triton_available()
-        impl = "triton" if use_triton else "sdpa"
+        impl = "triton" if use_triton else "cpu" if saliency_cpu.applies(q, k, v) else "sdpa"
+    if impl == "cpu":
+        return saliency_cpu.saliency_attention_cpu(q, k, v, float(scale))
     if impl == "sdpa":
         return sdpa(q, k, v, scale)
     if torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v)):

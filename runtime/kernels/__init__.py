@@ -1,0 +1,1 @@
+"""Compiled CPU kernels of the runtime (built on the machine that runs them)."""

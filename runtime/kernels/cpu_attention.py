@@ -1,0 +1,147 @@
+"""The CPU saliency attention (``saliency_attention.cpp``): compiled once per machine with the
+system's C++ compiler, cached, and called through ctypes on float32 numpy arrays.
+
+The library is built with ``-O3`` for the CPU it runs on (``-march=native``, ``-mcpu=native`` on Arm)
+into :func:`cache_dir` under a name keyed by the source, the compiler, the flags and the CPU, written
+to a temporary name there and renamed (two processes building at once both end with one whole file).
+Without a compiler, or with ``TSI_CPU_ATTENTION=0``, :func:`available` is False and callers keep
+their MatMul-Softmax-MatMul form; :func:`unavailable_reason` says why in one line.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import hashlib
+import logging
+import os
+import platform
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+
+from runtime.common.files import atomic_path
+
+log = logging.getLogger(__name__)
+
+__all__ = ["KernelError", "available", "cache_dir", "library", "saliency_attention", "unavailable_reason"]
+
+SOURCE = Path(__file__).with_name("saliency_attention.cpp")
+VERSION = 1  # tsi_saliency_attention_version() of the source
+MAX_HEAD = 64  # the largest head size the kernel takes
+DISABLE_ENV = "TSI_CPU_ATTENTION"  # "0": never build or use the kernel
+CACHE_ENV = "TSI_KERNEL_CACHE"  # where built libraries go (default ~/.cache/tsi-edge/kernels)
+_COMPILERS = ("c++", "g++", "clang++")
+
+
+class KernelError(RuntimeError):
+    """The kernel cannot be built or loaded, or was called with arrays it does not take."""
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "tsi-edge" / "kernels")
+
+
+def _flags() -> list[str]:
+    arch = "-mcpu=native" if platform.machine().lower() in ("aarch64", "arm64") else "-march=native"
+    return ["-O3", arch, "-fno-math-errno", "-fPIC", "-shared", "-std=c++17"]
+
+
+def _cpu_id() -> str:
+    """The CPU's model and feature flags (so a cache shared by two machines keeps one build each)."""
+    try:
+        info = Path("/proc/cpuinfo").read_text(errors="replace").splitlines()
+    except OSError:
+        return platform.processor() or platform.machine()
+    keep = [line for line in info if line.split(":")[0].strip() in ("model name", "flags", "Features", "CPU part")]
+    return "\n".join(dict.fromkeys(keep))
+
+
+def _compiler() -> str:
+    for name in [os.environ.get("CXX", "")] + list(_COMPILERS):
+        if name and shutil.which(name):
+            return shutil.which(name)
+    raise KernelError("no C++ compiler found (c++, g++ or clang++; or set CXX): "
+                      "install one (apt-get install g++) to build the CPU attention kernel")
+
+
+def _build(compiler: str) -> Path:
+    flags = _flags()
+    version = subprocess.run([compiler, "--version"], capture_output=True, text=True).stdout
+    key = hashlib.sha256("\0".join([SOURCE.read_text(), compiler, version, *flags, _cpu_id()]).encode()).hexdigest()
+    lib = cache_dir() / f"saliency_attention-{key[:16]}.so"
+    if lib.exists():
+        return lib
+    log.info("building the CPU attention kernel: %s", lib)
+    with atomic_path(lib, suffix=".so") as tmp:
+        done = subprocess.run([compiler, *flags, str(SOURCE), "-o", str(tmp)], capture_output=True, text=True)
+        if done.returncode != 0:
+            detail = (done.stderr.strip().splitlines() or ["no message"])[0][:200]
+            raise KernelError(f"{Path(compiler).name} could not build {SOURCE.name}: {detail}")
+    return lib
+
+
+@functools.lru_cache(maxsize=1)
+def _load() -> tuple[ctypes.CDLL | None, str]:
+    if os.environ.get(DISABLE_ENV, "1") == "0":
+        return None, f"disabled by {DISABLE_ENV}=0"
+    try:
+        lib = ctypes.CDLL(str(_build(_compiler())))
+    except (KernelError, OSError) as e:
+        return None, str(e)
+    if lib.tsi_saliency_attention_version() != VERSION:
+        return None, f"the built kernel reports interface {lib.tsi_saliency_attention_version()}, not {VERSION}"
+    fn = lib.tsi_saliency_attention
+    fn.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_int] * 4 + [ctypes.c_float]
+    fn.restype = ctypes.c_int
+    return lib, ""
+
+
+def available() -> bool:
+    """The kernel is built (or buildable now) and loaded. Never raises."""
+    return _load()[0] is not None
+
+
+def unavailable_reason() -> str:
+    """Why :func:`available` is False (empty when it is True)."""
+    return _load()[1]
+
+
+def library() -> ctypes.CDLL:
+    lib, reason = _load()
+    if lib is None:
+        raise KernelError(f"the CPU attention kernel is unavailable: {reason}")
+    return lib
+
+
+def _check(name: str, a: np.ndarray) -> None:
+    if not isinstance(a, np.ndarray) or a.dtype != np.float32 or a.ndim != 3 or not a.flags.c_contiguous:
+        got = f"{a.dtype} {a.shape}" if isinstance(a, np.ndarray) else type(a).__name__
+        raise KernelError(f"{name} must be a C-contiguous float32 array (B, L, D), got {got}")
+
+
+def saliency_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, scale: float,
+                       out: np.ndarray | None = None) -> np.ndarray:
+    """softmax(q k^T * scale) v: q (B, Lq, D), k and v (B, Lk, D), float32, C-contiguous; returns
+    (B, Lq, D) (into ``out`` when given). The GIL is released while it runs."""
+    for name, a in (("q", q), ("k", k), ("v", v)):
+        _check(name, a)
+    (b, lq, d), (bk, lk, dk) = q.shape, k.shape
+    if (bk, dk) != (b, d) or v.shape != k.shape:
+        raise KernelError(f"q {q.shape}, k {k.shape} and v {v.shape} do not match: (B, Lq, D), (B, Lk, D), (B, Lk, D)")
+    if not 1 <= d <= MAX_HEAD:
+        raise KernelError(f"head size {d} is outside 1..{MAX_HEAD}")
+    if out is None:
+        out = np.empty_like(q)
+    else:
+        _check("out", out)
+        if out.shape != q.shape:
+            raise KernelError(f"out {out.shape} must have the shape of q {q.shape}")
+    code = library().tsi_saliency_attention(q.ctypes.data, k.ctypes.data, v.ctypes.data, out.ctypes.data,
+                                            b, lq, lk, d, float(scale))
+    if code:
+        raise KernelError(f"the CPU attention kernel failed (code {code}: "
+                          f"{'head size' if code == 1 else 'out of memory'})")
+    return out

@@ -1,0 +1,145 @@
+"""The CPU saliency attention kernel (runtime/kernels): against the float64 definition, its one-line
+refusals, its build cache, and its use by PyTorch inference (tsi.kernels.saliency_cpu)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from runtime.kernels import cpu_attention
+
+pytestmark = pytest.mark.skipif(not cpu_attention.available(),
+                                reason=f"no CPU attention kernel: {cpu_attention.unavailable_reason()}")
+
+
+def definition(q, k, v, scale):
+    """softmax(q k^T * scale) v in float64 (keys may outnumber or undernumber queries)."""
+    scores = np.einsum("bld,bmd->blm", q.astype(np.float64), k.astype(np.float64)) * scale
+    p = np.exp(scores - scores.max(axis=-1, keepdims=True))
+    return np.einsum("blm,bmd->bld", p / p.sum(axis=-1, keepdims=True), v.astype(np.float64))
+
+
+def arrays(b, lq, lk, d, magnitude=1.0, seed=0):
+    rng = np.random.default_rng(seed)
+    q = (rng.standard_normal((b, lq, d)) * magnitude).astype(np.float32)
+    k, v = (rng.standard_normal((b, lk, d)).astype(np.float32) for _ in range(2))
+    return q, k, v
+
+
+@pytest.mark.parametrize("b,lq,lk,d,magnitude", [
+    (1, 1, 1, 1, 1.0), (2, 7, 9, 3, 1.0), (3, 49, 49, 4, 1.0), (2, 50, 50, 5, 3.0), (1, 196, 196, 8, 2.0),
+    (1, 33, 17, 16, 1.0), (2, 64, 100, 32, 1.0), (1, 10, 300, 64, 1.0), (1, 3136, 3136, 4, 1.0),
+    (2, 40, 40, 4, 60.0),  # scores spanning hundreds: most exponentials clamp, the max still rules
+])
+def test_matches_the_float64_definition(b, lq, lk, d, magnitude):
+    q, k, v = arrays(b, lq, lk, d, magnitude, seed=lq + d)
+    scale = 1.0 / math.sqrt(d)
+    out = cpu_attention.saliency_attention(q, k, v, scale)
+    ref = definition(q, k, v, scale)
+    assert out.shape == q.shape and out.dtype == np.float32
+    assert np.abs(out - ref).max() <= 1e-5 * max(1.0, np.abs(ref).max())
+
+
+def test_equal_scores_average_the_values_and_out_is_written_in_place():
+    q = np.zeros((1, 3, 4), np.float32)
+    k = np.random.default_rng(1).standard_normal((1, 20, 4)).astype(np.float32)
+    out = np.full_like(q, np.nan)
+    assert cpu_attention.saliency_attention(q, k, k, 0.5, out=out) is out
+    assert np.allclose(out, k.mean(axis=1, keepdims=True).repeat(3, axis=1), atol=1e-6)
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda q, k, v: (q.astype(np.float64), k, v), "q must be a C-contiguous float32 array"),
+    (lambda q, k, v: (q, k.transpose(0, 2, 1).copy().transpose(0, 2, 1), v), "k must be a C-contiguous"),
+    (lambda q, k, v: (q, k, v[:, :-1].copy()), "do not match"),
+    (lambda q, k, v: (q[:1].copy(), k, v), "do not match"),
+    (lambda q, k, v: (q[0], k, v), "(B, L, D), got float32 (8, 4)"),
+])
+def test_bad_arrays_are_refused_in_one_line(change, message):
+    with pytest.raises(cpu_attention.KernelError) as e:
+        cpu_attention.saliency_attention(*change(*arrays(2, 8, 8, 4)), 0.5)
+    assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_head_size_above_the_kernels_is_refused():
+    q, k, v = arrays(1, 4, 4, cpu_attention.MAX_HEAD + 1)
+    with pytest.raises(cpu_attention.KernelError, match="head size 65 is outside 1..64"):
+        cpu_attention.saliency_attention(q, k, v, 1.0)
+
+
+@pytest.fixture
+def fresh(monkeypatch, tmp_path):
+    """A build cache of its own and a loader that has not loaded yet (restored after)."""
+    monkeypatch.setenv(cpu_attention.CACHE_ENV, str(tmp_path / "kernels"))
+    cpu_attention._load.cache_clear()
+    yield tmp_path / "kernels"
+    cpu_attention._load.cache_clear()
+
+
+def test_the_build_is_cached_per_source_and_reused(fresh):
+    assert cpu_attention.available()
+    built = list(fresh.glob("saliency_attention-*.so"))
+    assert len(built) == 1 and not list(fresh.glob(".*"))  # one whole library, no temporary left
+    stamp = built[0].stat().st_mtime_ns
+    cpu_attention._load.cache_clear()
+    assert cpu_attention.available() and built[0].stat().st_mtime_ns == stamp  # reused, not rebuilt
+
+
+def test_no_compiler_and_the_switch_make_it_unavailable_with_a_reason(fresh, monkeypatch):
+    monkeypatch.setenv("PATH", str(fresh))  # an empty folder: no c++, g++ or clang++
+    monkeypatch.delenv("CXX", raising=False)
+    assert not cpu_attention.available()
+    assert cpu_attention.unavailable_reason().startswith("no C++ compiler found")
+    with pytest.raises(cpu_attention.KernelError, match="unavailable: no C\\+\\+ compiler"):
+        cpu_attention.saliency_attention(*arrays(1, 2, 2, 4), 1.0)
+    cpu_attention._load.cache_clear()
+    monkeypatch.setenv(cpu_attention.DISABLE_ENV, "0")
+    assert not cpu_attention.available() and "TSI_CPU_ATTENTION=0" in cpu_attention.unavailable_reason()
+
+
+def test_a_compile_error_is_one_line_and_leaves_no_file(fresh, monkeypatch, tmp_path):
+    broken = tmp_path / "broken.cpp"
+    broken.write_text("this is not C++\n")
+    monkeypatch.setattr(cpu_attention, "SOURCE", broken)
+    assert not cpu_attention.available()
+    assert " could not build broken.cpp: " in cpu_attention.unavailable_reason()
+    assert not fresh.exists() or not any(fresh.iterdir())
+
+
+def test_pytorch_inference_uses_the_kernel_and_training_keeps_sdpa(monkeypatch):
+    from tsi.kernels import saliency_cpu
+    from tsi.modules.attention import ATTENTION_IMPLS
+
+    calls = []
+    real = cpu_attention.saliency_attention
+    monkeypatch.setattr(cpu_attention, "saliency_attention", lambda *a, **kw: calls.append(1) or real(*a, **kw))
+    g = torch.Generator().manual_seed(0)
+    q, k = (torch.randn(3, 49, 4, generator=g) for _ in range(2))
+    ref = ATTENTION_IMPLS["matmul"](q.double(), k.double(), k.double())
+    for name in ("sdpa", "fused"):
+        with torch.no_grad():
+            out = ATTENTION_IMPLS[name](q, k, k)
+        assert torch.allclose(out.double(), ref, atol=1e-6)
+    assert len(calls) == 2
+    qg = q.clone().requires_grad_()
+    assert not saliency_cpu.applies(qg, k, k)
+    ATTENTION_IMPLS["sdpa"](qg, k, k).sum().backward()  # differentiable: torch's SDPA, not the kernel
+    assert qg.grad is not None and len(calls) == 2
+    assert not saliency_cpu.applies(q.double(), k.double(), k.double())
+
+
+def test_a_tsi_model_in_eval_equals_its_exported_matmul_form():
+    from tsi.config import TSIConfig
+    from tsi.model import TSINet
+
+    cfg = TSIConfig(depth=18, base_width=16, frames=4, input_size=32, num_classes=5, attention="sdpa")
+    torch.manual_seed(0)
+    net = TSINet(cfg).eval()
+    twin = TSINet(cfg.replace(attention="matmul")).eval()
+    twin.load_state_dict(net.state_dict())
+    x = torch.randn(2, cfg.frames, 3, cfg.input_size, cfg.input_size)
+    with torch.no_grad():
+        assert torch.allclose(net(x), twin(x), rtol=1e-5, atol=1e-5)
