@@ -159,8 +159,8 @@ def render(rows: list[dict], meta: dict) -> str:
     busy = [r for r in rows if r["loadavg_before"][0] > meta["cpu_count"]]
     lines += ["", "Load: " + (
         f"{len(busy)} of {len(rows)} runs started with a 1-minute load average above the {meta['cpu_count']} cores "
-        "(other work shares this CPU): absolute figures are disturbed; compare the two backends of one stream "
-        "count." if busy else f"every run started with a 1-minute load average at or below the {meta['cpu_count']} "
+        "(the average trails: it counts this benchmark's previous runs, up to 8 processes and the server, as well "
+        "as other work on this shared CPU): compare the backends of one stream count, and the repeats." if busy else f"every run started with a 1-minute load average at or below the {meta['cpu_count']} "
         "cores."), ""]
     return "\n".join(lines)
 
