@@ -218,8 +218,10 @@ class TritonConnection:
         now = time.monotonic()
         log.warning("%s: the server is back after %.2fs (%d attempt(s))", self.address, now - t_lost, attempts)
         if self._card is not None:
+            before = self._card
             card = self.card(self.config())
-            if card != self._card:
+            self._card = before
+            if card != before:
                 raise CardError(f"{self.address}: the server came back with another model card")
         prev = self._outage
         self._outage = Outage(prev.start if prev else t_lost, now, attempts + (prev.attempts if prev else 0))

@@ -25,9 +25,11 @@ from runtime.backends import BackendError  # noqa: E402
 from runtime.backends.triton_client import TritonAddress  # noqa: E402
 from runtime.card import ONNX_METADATA_KEY, ModelCard  # noqa: E402
 from runtime.live import main  # noqa: E402
+from runtime.reconnect import ReconnectPolicy  # noqa: E402
 from tests.runtime.helpers import make_card, make_onnx, make_step_onnx, write_video  # noqa: E402
 from benchmarks.common.triton_server import TritonServer, free_port, pytriton_python  # noqa: E402
 
+SOON = ReconnectPolicy(initial_delay=0.2, max_delay=0.5, max_retries=None, timeout=60.0)  # a server restarting
 ORDERS = [("red", "green", "blue"), ("green", "blue", "red"), ("blue", "red", "green"), ("red", "blue", "green")]
 
 
@@ -35,7 +37,6 @@ def test_a_server_that_does_not_come_back_is_given_up_or_stopped_in_one_line():
     import numpy as np
 
     from runtime.backends.triton_client import TritonConnection
-    from runtime.reconnect import ReconnectPolicy
 
     x = {"clip": np.zeros((1, 4, 3, 16, 16), np.float32)}
     address = TritonAddress("grpc", "127.0.0.1", free_port(), "colour")
@@ -168,9 +169,8 @@ def test_over_http_the_request_sent_while_the_server_is_down_gets_its_logits(alo
     import numpy as np
 
     from runtime.backends import open_model
-    from runtime.reconnect import ReconnectPolicy
 
-    backend = open_model(alone.url("colour", "http"), reconnect=ReconnectPolicy(initial_delay=0.2, max_delay=0.5))
+    backend = open_model(alone.url("colour", "http"), reconnect=SOON)
     clips = np.random.default_rng(0).random((3, 4, 3, 16, 16), dtype=np.float32)
     before = backend.infer(clips)
     alone.kill()
@@ -236,3 +236,28 @@ def test_a_wrong_name_a_model_that_is_not_its_card_and_no_server_are_one_line(se
             rc = main(["--model", model, "--source", str(video), "--headless", "--no-realtime"])
         errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
         assert rc == 2 and len(errors) == 1 and message in errors[0] and "\n" not in errors[0], (model, errors)
+
+
+def test_a_server_that_comes_back_with_another_card_is_refused(alone):
+    import numpy as np
+
+    from runtime.backends import open_model
+    from runtime.card import CardError
+
+    backend = open_model(alone.url("colour"), reconnect=SOON)
+    clips = np.zeros((1, 4, 3, 16, 16), np.float32)
+    backend.infer(clips)
+    alone.kill()
+    config = alone.repo / "colour" / "config.pbtxt"
+    cfg = text_format.Parse(config.read_text(), pb.ModelConfig())
+    card = ModelCard.from_json(cfg.parameters[ONNX_METADATA_KEY].string_value)
+    cfg.parameters[ONNX_METADATA_KEY].string_value = card.replace(labels=("rot", "gruen", "blau")).to_json()
+    config.write_text(text_format.MessageToString(cfg))
+    restart = threading.Thread(target=lambda: (time.sleep(0.5), alone.start()))
+    restart.start()
+    try:
+        with pytest.raises(CardError, match="came back with another model card"):
+            backend.infer(clips)  # sent while the server is down; the card is read again once it is back
+    finally:
+        restart.join()
+    backend.close()
