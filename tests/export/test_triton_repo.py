@@ -139,3 +139,15 @@ def test_the_builder_writes_the_repository_of_what_it_built(tmp_path, tiny_ckpt,
     assert err.count("\n") == 1 and "holds tiny: pass --force" in err
     assert be.main(["--checkpoint", str(tiny_ckpt), "--out", str(out), "--triton-max-batch", "4"]) == 2
     assert "are for --triton-repo: add it" in capsys.readouterr().err
+    # on the target the build also wrote engines (stand-ins here: TensorRT is not installed): each is a
+    # tensorrt model beside the graph's
+    from export.options import build_parser, resolve
+    from export.triton_repo import write_build
+
+    (out / "tiny.fp16.engine").write_bytes(b"an FP16 engine")
+    ModelCard.load(out / "tiny.json").replace(precision="fp16").save(out / "tiny.fp16.json")
+    opts = resolve(build_parser().parse_args([*argv, "--fp16", "--force"]), argv_empty=False)
+    assert [p.name for p in write_build(opts, None)] == ["tiny", "tiny_fp16"]
+    cfg = parse(repo / "tiny_fp16")
+    assert cfg.backend == "tensorrt" and cfg.max_batch_size == 4 and list(cfg.input[0].dims) == [4, 3, 64, 64]
+    assert (repo / "tiny_fp16" / "1" / "model.plan").read_bytes() == b"an FP16 engine"
