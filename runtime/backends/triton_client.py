@@ -6,9 +6,9 @@ Triton clip backend and step model share.
 ``max_batch_size`` and the model card (``parameters``, key :data:`runtime.card.ONNX_METADATA_KEY`,
 written by ``export.triton_repo``).
 
-A request that fails because the server went away (connection refused or reset, gRPC UNAVAILABLE,
-a request timeout, or, once connected, the model not loaded yet after a restart) is sent again
-under the reconnect policy's back-off (:class:`runtime.reconnect.ReconnectPolicy`, tsi-live's
+A request that fails because the server went away (connection refused, reset or closed, gRPC
+UNAVAILABLE, a request timeout, or, once connected, the model not loaded yet after a restart) is
+sent again under the reconnect policy's back-off (:class:`runtime.reconnect.ReconnectPolicy`, tsi-live's
 ``--reconnect-attempts`` / ``--reconnect-limit``) until the server answers or the policy gives up
 (a :class:`BackendError`): the request's outputs are never dropped. The outage is kept
 (:meth:`TritonConnection.take_outage`) for the scheduler to report as every stream's gap. After an
@@ -19,6 +19,7 @@ or shape) is one :class:`BackendError` at once. tritonclient is imported here on
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import threading
@@ -126,7 +127,7 @@ class TritonConnection:
     # -- what the server says ----------------------------------------------------------------------
     def _gone(self, e: Exception, connected: bool) -> bool:
         """``e`` says the server is not there (or, once it was, not serving the model yet)."""
-        if isinstance(e, OSError):
+        if isinstance(e, (OSError, http.client.HTTPException)):  # refused, reset; HTTP: a pooled connection closed
             return True
         if not isinstance(e, self._error):
             return False
