@@ -13,6 +13,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from runtime.backends.base import BackendStopped
 from runtime.capture import FrameSource
 from runtime.frames import EndOfStream
 from runtime.display import PAUSE, QUIT, RESET, WindowDisplay
@@ -172,6 +173,10 @@ def run_streams(backend: Any, streams: Sequence[tuple[Any, FrameSource]], *,
                 wake.wait(poll_s)
     except KeyboardInterrupt:
         end_all("interrupted")
+    except BackendStopped as e:  # stopped while the backend waited for a served model's server
+        log.warning("%s", e)
+        stopped_by = getattr(stop, "signal_name", None)
+        end_all("stopped")
     except Exception as e:  # noqa: BLE001 - e.g. the backend failed: summarised, then re-raised
         end_all("error", e)
         raise

@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 __all__ = [
     "Backend",
     "BackendError",
+    "BackendStopped",
     "OnlineModelError",
     "ModelOptions",
     "OpenedCard",
@@ -33,6 +34,11 @@ __all__ = [
 
 class BackendError(RuntimeError):
     """A backend that cannot be loaded or run (missing package, bad engine, CUDA error...)."""
+
+
+class BackendStopped(BackendError):
+    """A wait inside the backend (for a served model's server to come back) ended by the run's stop
+    event: the scheduler ends the streams as stopped, not as failed."""
 
 
 class OnlineModelError(CardError):

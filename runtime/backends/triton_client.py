@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from runtime.backends.base import BackendError
+from runtime.backends.base import BackendError, BackendStopped
 from runtime.card import ONNX_METADATA_KEY, CardError, ModelCard
 from runtime.reconnect import ReconnectPolicy
 
@@ -209,7 +209,7 @@ class TritonConnection:
         if p.timeout is not None and elapsed + delay > p.timeout:
             raise BackendError(f"{self.address}: the server went away and did not come back within {p.timeout:g}s")
         if self.stop.wait(delay):
-            raise BackendError(f"{self.address}: stopped while waiting for the server")
+            raise BackendStopped(f"{self.address}: stopped while waiting for the server")
         if self.address.protocol == "http":  # a fresh connection pool after a reset
             self._client.close()
             self._client = self._connect()

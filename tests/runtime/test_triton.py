@@ -261,3 +261,24 @@ def test_a_server_that_comes_back_with_another_card_is_refused(alone):
     finally:
         restart.join()
     backend.close()
+
+
+def test_a_stop_while_the_server_is_down_ends_the_streams_as_stopped(alone, tmp_path):
+    from runtime.plan import LiveOptions
+    from runtime.run import run_live
+
+    sources = [write_video(tmp_path / f"v{i}.mp4", ["red"] * 300) for i in range(2)]
+    stop = threading.Event()
+    opts = LiveOptions(model=alone.url("colour"), sources=tuple(f"s{i}={v}" for i, v in enumerate(sources)),
+                       headless=True, out_jsonl=str(tmp_path / "{name}.jsonl"), reconnect_attempts=None)
+    killer = threading.Thread(target=lambda: (time.sleep(1.0), alone.kill(), time.sleep(1.5), stop.set()))
+    killer.start()
+    t0 = time.monotonic()
+    try:
+        summaries = run_live(opts, stop=stop)
+    finally:
+        killer.join()
+    assert time.monotonic() - t0 < 6.0  # not the 10 s of video: the wait for the server ended at the stop
+    assert [s.reason for s in summaries] == ["stopped", "stopped"] and all(s.error is None for s in summaries)
+    lines = [json.loads(x) for x in (tmp_path / "s0.jsonl").read_text().splitlines()]
+    assert lines[-1]["summary"]["reason"] == "stopped"
