@@ -22,6 +22,8 @@ or too small calibration folder, a card that does not match the checkpoint, ...)
 ``--out`` as it was. Files in ``--out`` made from another source are not replaced without ``--force``.
 The build holds ``--out`` from start to end: a second build into it meanwhile is refused at once.
 ``--onnx`` needs neither torch nor (for the FP16/Q/DQ graphs) onnxruntime: it runs on a Jetson.
+``--triton-repo DIR`` then writes a Triton model repository of what was built
+(:func:`export.triton_repo.write_build`; docs/serving.md).
 """
 
 from __future__ import annotations
@@ -54,12 +56,20 @@ def run(opts: Options) -> int:
             raise ExportError(f"plugin library not found: {opts.plugin}")
         log.warning("plugin library %s is not here; the commands below need it on the target", opts.plugin)
     with claim_out(opts.out, output_names(opts.name)):  # held until the files are in place
+        if opts.triton_repo is not None:
+            from export.triton_repo import check_build_targets
+
+            check_build_targets(opts.triton_repo, opts.name, force=opts.force)
         source_card, sha, derived = load_source(opts)
         keep = opts.onnx if opts.onnx is not None and (opts.out / opts.onnx.name).resolve() == opts.onnx.resolve() \
             else None
         check_out(opts.out, opts.name, sha, force=opts.force, keep=keep)
         (done, card), written = run_staged(
             opts.out, lambda stg: run_pipeline(opts, stg, source_card, sha, derived, caps), keep)
+        if opts.triton_repo is not None:
+            from export.triton_repo import write_build
+
+            write_build(opts, derived)
     finish = [] if caps is not None else finish_lines(opts, done.graphs, card, derived)
     check = check_lines(opts, done.graphs, done.quantization or {}) if derived is None else []
     notes = done.notes + (check if caps is not None else [])  # with TensorRT here: the engines are built

@@ -16,6 +16,7 @@ from typing import Callable
 from calib.clips import DEFAULT_MAX_CLIPS
 from export.int8_choice import AUTO, CHOICES, DEFAULT_MAX_LOGIT_ERROR, DEFAULT_MIN_AGREEMENT, Bound
 from export.names import calib_cache, cpu_int8_ir, stem_of
+from export.triton_config import ServingOptions, add_serving_options, serving_options
 from export.trt_build import DEFAULT_BATCH_PROFILE, DEFAULT_WORKSPACE_MIB
 from runtime.common.errors import ExportError
 
@@ -72,7 +73,12 @@ def build_parser(prog: str = "tsi-build-engine", description: str | None = None)
     p.add_argument("--dynamic-batch", action="store_true", help="export with a dynamic batch axis N")
     p.add_argument("--batch", help=f"min,opt,max batch of the optimisation profile (dynamic batch; default "
                                    f"{','.join(map(str, DEFAULT_BATCH_PROFILE))})")
-    p.add_argument("--force", action="store_true", help="replace files in --out made from another source")
+    p.add_argument("--force", action="store_true", help="replace files in --out made from another source "
+                   "(and the models in --triton-repo)")
+    p.add_argument("--triton-repo", type=Path, metavar="DIR",
+                   help="also write a Triton model repository (export.triton_repo): DIR/<name> serves the "
+                        "standard graph (onnxruntime backend), DIR/<name>_<precision> each engine built here")
+    add_serving_options(p)
     p.add_argument("-v", "--verbose", action="store_true")
     return p
 
@@ -102,6 +108,8 @@ class Options:
     profile: tuple[int, int, int] | None
     force: bool
     demo: bool
+    triton_repo: Path | None = None
+    triton: ServingOptions | None = None
 
 
 def _profile(text: str | None) -> tuple[int, ...] | None:
@@ -183,6 +191,13 @@ RULES: dict[str, Rule] = {
                            "INT8 on DLA needs implicit calibration (a calibration cache): add --calib-cache"),
     "onnx_not_dynamic": Rule(lambda a: a.onnx is not None and a.dynamic_batch,
                              "--dynamic-batch is an export option; an --onnx graph keeps its own batch axis"),
+    "triton_needs_repo": Rule(lambda a: a.triton_repo is None and any(
+        v is not None for v in (a.triton_max_batch, a.triton_preferred_batch, a.triton_queue_delay_us)),
+        "--triton-max-batch, --triton-preferred-batch and --triton-queue-delay-us are for --triton-repo: add it"),
+    "triton_repo_not_out": Rule(lambda a: a.triton_repo is not None and a.out is not None
+                                and a.triton_repo.resolve() == a.out.resolve(),
+                                "--triton-repo must be another folder than --out (a model repository holds "
+                                "one folder per model)"),
     "plain_name": Rule(lambda a: a.name is not None and not _plain_stem(a.name),
                        "--name must be a plain file stem (got {name!r})"),
     "onnx_exists": Rule(lambda a: a.onnx is not None and not a.onnx.is_file(), "ONNX file not found: {onnx}"),
@@ -259,4 +274,5 @@ def resolve(args: argparse.Namespace, argv_empty: bool) -> Options:
                    accept_int8_loss=args.accept_int8_loss,
                    plugin=args.plugin, dla_core=args.dla_core, timing_cache=args.timing_cache,
                    workspace=args.workspace, dynamic_batch=args.dynamic_batch, profile=a.profile, force=args.force,
-                   demo=demo)
+                   demo=demo, triton_repo=args.triton_repo,
+                   triton=serving_options(args) if args.triton_repo is not None else None)

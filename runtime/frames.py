@@ -41,8 +41,8 @@ class CaptureStats:
 @dataclass(frozen=True, slots=True)
 class Gap:
     """An outage of a live stream, carried by the first frame after it. ``reason``: ``dropped``
-    (reads failed), ``stalled`` (a read blocked for ``stall_timeout``) or ``not_up`` (not up at
-    start); ``start_s`` / ``end_s``: stream times (``pts_s``) of the last frame before it (the
+    (reads failed), ``stalled`` (a read blocked for ``stall_timeout``), ``not_up`` (not up at
+    start) or ``server_down`` (a served model's server went away: ``runtime.scheduler``); ``start_s`` / ``end_s``: stream times (``pts_s``) of the last frame before it (the
     source's start if none) and of the frame after it; ``attempts``: connection attempts made."""
 
     reason: str

@@ -72,7 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     d = LiveOptions()  # the library's defaults
     p = OneLineParser(prog="tsi-live", description=__doc__.split("\n\n")[0])
     io = p.add_argument_group("model and sources")
-    io.add_argument("--model", help=f".onnx, .engine/.plan, .xml (OpenVINO IR) or .pt (default: {DEFAULT_MODEL}, else the shipped demo model)")
+    io.add_argument("--model", help=".onnx, .engine/.plan, .xml (OpenVINO IR), .pt or a served model "
+                    "triton://HOST:PORT/NAME (gRPC; triton+http:// for HTTP; docs/serving.md) "
+                    f"(default: {DEFAULT_MODEL}, else the shipped demo model)")
     io.add_argument("--card", help="model card JSON overriding the one found with the model")
     io.add_argument("--source", dest="sources", action="append", metavar="[NAME=]SOURCE",
                     help="camera index, video file, rtsp/http URL or a GStreamer pipeline "

@@ -14,6 +14,7 @@ import cv2
 
 from runtime import recognizer
 from runtime.assets import demo_model
+from runtime.backends.triton_client import is_triton_url
 from runtime.capture import BUFFER_SIZE, STALL_TIMEOUT_S
 from runtime.common.video import VideoDecodeError, check_openable_path, shown_path
 from runtime.outputs import JSONL_SUFFIXES, WRITABLE_VIDEO_SUFFIXES, check_output_path
@@ -38,9 +39,10 @@ DEFAULT_MODEL = Path("artifacts/demo/tsi_demo.onnx")
 BUILD_COMMAND = "python export/build_engine.py"
 
 
-def resolve_model_path(model: str | Path | None) -> Path:
+def resolve_model_path(model: str | Path | None) -> Path | str:
     """``model``, or the demo model when None (``DEFAULT_MODEL`` if built here, else the one the
-    runtime package ships); a clear error when the file is missing."""
+    runtime package ships); a clear error when the file is missing. A ``triton://`` address (a
+    served model) is returned as it is."""
     if model is None:
         demo = demo_model(DEFAULT_MODEL)
         if demo is None:
@@ -49,6 +51,8 @@ def resolve_model_path(model: str | Path | None) -> Path:
                 f"`{BUILD_COMMAND}` (from the repository root), or pass --model PATH"
             )
         return demo
+    if is_triton_url(model):
+        return str(model)
     path = Path(model)
     if not path.is_file():
         raise FileNotFoundError(f"model file not found: {path}")

@@ -17,7 +17,7 @@ import numpy as np
 
 from runtime.backends.base import Backend
 from runtime.card import ModelCard
-from runtime.frames import Frame
+from runtime.frames import Frame, Gap
 from runtime.latency import LatencyStats
 from runtime.online import OnlineWindow
 from runtime.overlay import draw_overlay
@@ -92,6 +92,8 @@ class LiveRecognizer:
         self._collect = False
         self._batch: Any = None  # process()'s batch of one (the window's Batch), made on first use
         self.last_summary: RunSummary | None = None
+        self._server_gap: Gap | None = None  # a served model's outage, carried by the next frame
+        self._last_pts: float | None = None
 
     @property
     def who(self) -> str:
@@ -130,6 +132,11 @@ class LiveRecognizer:
         due = None
         while self._pending:
             f = self._pending.popleft()
+            if self._server_gap is not None:
+                if f.gap is None:
+                    f.gap = self._server_gap.ending_at(f.pts_s)
+                self._server_gap = None
+            self._last_pts = f.pts_s
             if f.gap is not None:
                 self._on_gap(f)
             pushed = self.window.push(f)
@@ -199,6 +206,13 @@ class LiveRecognizer:
         self.smoother.reset()
         self.top = []
         self.scores.fill(0.0)
+
+    def server_gap(self, attempts: int) -> None:
+        """A served model's server was away (the scheduler learnt it from the backend): the next
+        frame carries a ``server_down`` gap from the newest frame consumed (as a stream's own
+        outage does: the event closes, the window and smoother reset)."""
+        start = self._last_pts if self._last_pts is not None else 0.0
+        self._server_gap = Gap("server_down", start, start, attempts)
 
     def _on_gap(self, frame: Frame) -> None:
         """An outage before ``frame``: close the open event, reset the window and smoother."""

@@ -60,7 +60,8 @@ def run_live(opts: LiveOptions, stop: threading.Event | None = None) -> list[Run
             log.warning("--headless without --out-video / --out-jsonl: results are only logged")
         backend = stack.enter_context(open_model(
             model, opts.backend, card=opts.card, providers=opts.providers, plugin=opts.plugin,
-            cuda_graph=opts.cuda_graph, threads=opts.threads))  # the card's mode picks clip or online
+            cuda_graph=opts.cuda_graph, threads=opts.threads, reconnect=policy,
+            stop=stop))  # the card's mode picks clip or online; a triton:// server waited for under the policy
         recognizers = []
         for pl in plans:
             rec = LiveRecognizer(backend, stride=opts.stride, smoothing=opts.smoothing,

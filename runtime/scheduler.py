@@ -1,6 +1,8 @@
 """Several streams on one model: each stream's recogniser (:class:`runtime.recognizer.LiveRecognizer`)
 has its own window, smoothing, events and outputs; what is due over the streams (a clip model's
-clips, an online model's steps) is inferred together in one batch (:func:`run_streams`)."""
+clips, an online model's steps) is inferred together in one batch (:func:`run_streams`). When a
+served model's server went away and came back meanwhile (the backend sent the requests again: no
+window is lost), every stream gets a ``server_down`` gap."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from runtime.backends.base import BackendStopped
 from runtime.capture import FrameSource
 from runtime.frames import EndOfStream
 from runtime.display import PAUSE, QUIT, RESET, WindowDisplay
@@ -141,6 +144,10 @@ def run_streams(backend: Any, streams: Sequence[tuple[Any, FrameSource]], *,
                     st.rec.emit(shown)
                 if not due or not any(st.rec.pending for st in active):
                     break
+            outage = backend.take_outage()  # a served model's server went away and came back
+            if outage is not None:
+                for st in active:
+                    st.rec.server_gap(outage.attempts)
             if board is not None:
                 for i, st in enumerate(all_streams):
                     if st in active:
@@ -164,6 +171,10 @@ def run_streams(backend: Any, streams: Sequence[tuple[Any, FrameSource]], *,
                 wake.wait(poll_s)
     except KeyboardInterrupt:
         end_all("interrupted")
+    except BackendStopped as e:  # stopped while the backend waited for a served model's server
+        log.warning("%s", e)
+        stopped_by = getattr(stop, "signal_name", None)
+        end_all("stopped")
     except Exception as e:  # noqa: BLE001 - e.g. the backend failed: summarised, then re-raised
         end_all("error", e)
         raise

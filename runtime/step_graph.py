@@ -116,7 +116,8 @@ class StepModel(abc.ABC):
         return sum(int(np.prod(shape)) * np.dtype(dt).itemsize for shape, dt in self.state_spec.values())
 
     def _loaded(self, kind: str) -> None:
-        log.info("online step %s (%s): %d state tensors, %.1f KiB per stream, %s", self.model_path.name, kind,
+        name = getattr(self.model_path, "name", self.model_path)  # a file, or a served model's address
+        log.info("online step %s (%s): %d state tensors, %.1f KiB per stream, %s", name, kind,
                  len(self.state_spec), self.state_bytes / 1024,
                  "batch 1" if self.fixed_batch else "dynamic batch (one inference per tick over the streams)")
 
@@ -143,6 +144,10 @@ class StepModel(abc.ABC):
 
     def close(self) -> None:
         """Release what the model holds (GPU buffers); a no-op by default."""
+
+    def take_outage(self) -> Any:
+        """A served model's outage since the last call (see :meth:`runtime.backends.base.Backend.take_outage`)."""
+        return None
 
     def __enter__(self) -> "StepModel":
         return self

@@ -106,7 +106,7 @@ def test_console_scripts(venv):
     out = _run(["tsi-info", "--models", "tsn_r18", "tsi_r18", "--frames", "8", "--size", "64"], cwd=work, env=env).stdout
     assert "| tsi_r18 | 8 | 64² |" in out and "| tsn_r18 | 8 | 64² |" in out
     for script in ("tsi-live", "tsi-build-engine", "tsi-train", "tsi-evaluate", "tsi-synthetic", "tsi-events",
-                   "tsi-trt-check"):
+                   "tsi-trt-check", "tsi-triton-repo"):
         assert "usage:" in _run([script, "--help"], cwd=work, env=env).stdout, script
 
 

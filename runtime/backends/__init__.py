@@ -9,9 +9,11 @@ suffix             classes (clip, online)                  needs
 ``.engine .plan``  TensorRTBackend, TensorRTStep           tensorrt, cuda-python (or pycuda)
 ``.pt .pth``       TorchDevBackend                         torch + tsi (development only)
 ``.xml`` (IR)      OpenVINOBackend, OpenVINOStep           openvino (``pip install ".[openvino]"``)
+``triton://``      TritonBackend, TritonStep               tritonclient (``pip install ".[triton]"``)
 =================  ======================================  ======================================
 
-An ``.onnx`` file runs in OpenVINO with ``--backend openvino`` (``kind="openvino"``).
+An ``.onnx`` file runs in OpenVINO with ``--backend openvino`` (``kind="openvino"``). A
+``triton://HOST:PORT/NAME`` address is a model on a Triton Inference Server (not a file).
 
 Every heavy package is imported inside ``load``; importing this package needs NumPy and OpenCV only.
 """

@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 __all__ = [
     "Backend",
     "BackendError",
+    "BackendStopped",
     "OnlineModelError",
     "ModelOptions",
     "OpenedCard",
@@ -33,6 +34,11 @@ __all__ = [
 
 class BackendError(RuntimeError):
     """A backend that cannot be loaded or run (missing package, bad engine, CUDA error...)."""
+
+
+class BackendStopped(BackendError):
+    """A wait inside the backend (for a served model's server to come back) ended by the run's stop
+    event: the scheduler ends the streams as stopped, not as failed."""
 
 
 class OnlineModelError(CardError):
@@ -67,6 +73,8 @@ class ModelOptions:
     plugin: str | os.PathLike | None = None  # TensorRT
     cuda_graph: bool = False  # TensorRT
     device: str | int | None = None  # TensorRT (GPU index), torch and OpenVINO (device name)
+    reconnect: Any = None  # Triton: the runtime.reconnect.ReconnectPolicy of a server that goes away
+    stop: Any = None  # Triton: a threading.Event that ends a wait for the server
 
 
 @dataclass(frozen=True)
@@ -128,6 +136,11 @@ class Backend(abc.ABC):
 
     def close(self) -> None:
         """Free the backend's resources (idempotent)."""
+
+    def take_outage(self) -> Any:
+        """A served model's outage (:class:`runtime.backends.triton_client.Outage`) since the last
+        call, which the scheduler reports as every stream's gap; None (a local model has none)."""
+        return None
 
     def __enter__(self) -> "Backend":
         return self

@@ -7,7 +7,10 @@
   ``.xml`` IR or (``--backend openvino``) an ``.onnx`` graph in OpenVINO;
 - ``("engine", "clip")``: TensorRTBackend, a clip engine;
 - ``("engine", "online")``: TensorRTStep, a step engine (its state on the GPU);
-- ``("torch", "clip")``: TorchDevBackend, a checkpoint (development only).
+- ``("torch", "clip")``: TorchDevBackend, a checkpoint (development only);
+- a ``triton://HOST:PORT/NAME`` address (not a file): TritonBackend or TritonStep, the model on a
+  Triton Inference Server, its card read from the model's config
+  (:mod:`runtime.backends.triton_backend`).
 
 How the card is read depends on the file kind (:data:`CARD_READERS`): an ``.onnx`` graph is opened
 once in onnxruntime (its card is in the graph's metadata or beside it) and that session is handed
@@ -33,6 +36,8 @@ from runtime.backends.openvino_step import OpenVINOStep
 from runtime.backends.tensorrt_backend import TensorRTBackend
 from runtime.backends.tensorrt_step import TensorRTStep
 from runtime.backends.torch_dev import TorchDevBackend
+from runtime.backends.triton_backend import open_triton
+from runtime.backends.triton_client import is_triton_url
 from runtime.card import ModelCard
 from runtime.step_graph import StepModel
 
@@ -55,6 +60,7 @@ BACKENDS: dict[str, tuple[str, ...]] = {
     "tensorrt": (".engine", ".plan"),
     "torch": (".pt", ".pth"),
     "openvino": (".xml", ".onnx"),
+    "triton": (),  # a triton://HOST:PORT/NAME address, not a file
 }
 
 
@@ -132,15 +138,34 @@ MODEL_CLASSES: dict[tuple[str, str], Any] = {
 }
 
 
+def _open_served(url: str, kind: str, card: CardArg, mode: str | None, reconnect: Any, stop: Any,
+                 **local: Any) -> Backend | StepModel:
+    """A ``triton://`` model: the options of a local backend are refused."""
+    if kind not in ("auto", "triton"):
+        raise BackendError(f"--backend {kind} cannot read {url}: a triton:// model takes --backend auto or triton")
+    given = ["--" + k.replace("_", "-") for k, v in local.items() if v]
+    if given:
+        raise BackendError(f"{', '.join(given)} apply to a local model, not {url} (the server runs it)")
+    if card is not None and not isinstance(card, ModelCard):
+        card = resolve_card(Path(url), card)[0]
+    return open_triton(url, ModelOptions(reconnect=reconnect, stop=stop), card, mode)
+
+
 def open_model(model_path: str | os.PathLike, kind: str = "auto", *, card: CardArg = None,
                providers: Sequence[str] | None = None, threads: int | None = None,
                plugin: str | os.PathLike | None = None, cuda_graph: bool = False,
-               device: str | int | None = None, mode: str | None = None) -> Backend | StepModel:
+               device: str | int | None = None, mode: str | None = None, reconnect: Any = None,
+               stop: Any = None) -> Backend | StepModel:
     """The model as its card says: a clip :class:`Backend` for ``mode: clip``, a
     :class:`StepModel` for ``mode: online``. ``kind``: the backend (``auto``: from the file's
     suffix; another must agree with it; options of another backend are refused). ``mode``: the
     mode the caller runs (None: the card's); a card of the other mode is refused by the class
-    with an error naming both (see :func:`open_backend`, :func:`open_step`)."""
+    with an error naming both (see :func:`open_backend`, :func:`open_step`). A ``triton://``
+    address is a served model: ``reconnect`` (a :class:`runtime.reconnect.ReconnectPolicy`) and
+    ``stop`` (an event) say how long to wait for its server when it goes away."""
+    if is_triton_url(model_path):
+        return _open_served(str(model_path), kind, card, mode, reconnect, stop, providers=providers,
+                            threads=threads, plugin=plugin, cuda_graph=cuda_graph, device=device)
     path = check_model_file(model_path)
     backend = check_backend_options(path, kind, providers=providers, threads=threads, plugin=plugin,
                                     cuda_graph=cuda_graph)

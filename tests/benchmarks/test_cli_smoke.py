@@ -4,7 +4,8 @@ of the CLIs not run here are elsewhere: ``tsi-bench`` and ``tsi-bench-readme`` (
 test_accuracy_latency.py), ``-online``, ``-online-sequences``, ``-online-streams``,
 ``-crop-coverage``, ``-synthetic`` (its tables; training is tsi.train's tests) in this folder, ``-int8`` in tests/calib/,
 ``-attention-gpu`` (GPU only: its refusal without one) in tests/kernels/, ``-cpu-int8`` in
-tests/export/test_cpu_int8.py, and ``tsi-gpu-check`` (its ``--dry-run``) in test_gpu_check.py."""
+tests/export/test_cpu_int8.py, and ``tsi-gpu-check`` (its ``--dry-run``) in test_gpu_check.py;
+``tsi-bench-triton``'s smallest run is here (it starts a Triton server)."""
 
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ BAD_ARGS = {
     "tsi-bench-cpu-attention": ["--calls", "0"],
     "tsi-bench-multistream": ["--streams", "0"],
     "tsi-bench-serve-clients": ["--clients", "0"],
+    "tsi-bench-triton": ["--streams", "0"],
     "tsi-bench-online": ["--frames", "eight"],
     "tsi-bench-online-sequences": ["--archs", "tsi_r18"],  # no --runs
     "tsi-bench-online-streams": ["--streams", "1"],  # no batch
@@ -140,3 +142,26 @@ def test_data_loading_smallest_run(tmp_path):
     assert r["card"]["frames"] == demo.frames and r["card"]["input_size"] == demo.input_size
     assert len(r["rows"]) == 3 and all(x["train_steps"] == 1 for x in r["rows"])
     assert f"short side {demo.resize_short}" in text
+
+
+def test_triton_serving_smallest_run(tmp_path):
+    """`tsi-bench-triton` on the tiny colour model: one stream each way through a real Triton
+    server (skipped where deploy/triton/pytriton_venv.sh cannot make its venv)."""
+    from benchmarks.common.triton_server import pytriton_python
+    from tests.runtime.helpers import make_card, make_onnx
+
+    if pytriton_python()[0] is None:
+        pytest.skip(pytriton_python()[1])
+    model = make_onnx(tmp_path / "colour.onnx", card=make_card(frames=4, size=16, span=8))
+    out = tmp_path / "triton"
+    assert entry("tsi-bench-triton")(["--model", str(model), "--streams", "1", "2", "--frames", "16",
+                                      "--repeats", "1", "--out", str(out)]) == 0
+    rows = json.loads(out.with_suffix(".json").read_text())["runs"]
+    per_stream = "Triton, a process per stream"
+    assert [(r["streams"], r["side"]) for r in rows] == [(1, "in-process"), (1, "Triton"), (2, "in-process"),
+                                                          (2, "Triton"), (2, per_stream)]
+    assert all(r["windows"] == 3 * r["streams"] for r in rows)  # 16 frames, span 8, stride 4: frames 7, 11, 15
+    served = [r for r in rows if r["side"] != "in-process"]
+    assert [r["clips_per_request"] for r in served] == [1.0, 2.0, 1.0]
+    assert [r["requests"] for r in served] == [3, 3, 6]
+    assert "| 2 | Triton, a process per stream |" in out.with_suffix(".md").read_text()

@@ -1,5 +1,6 @@
-"""Bad inputs to the export commands (``export/build_engine.py`` = tsi-build-engine and
-``python -m export.stream_export`` = tsi-export-online), as a careless user types them: each case is
+"""Bad inputs to the export commands (``export/build_engine.py`` = tsi-build-engine,
+``python -m export.stream_export`` = tsi-export-online and ``python -m export.triton_repo`` =
+tsi-triton-repo), as a careless user types them: each case is
 a subprocess that must exit 2 with one line naming the problem (the message on one line of stderr:
 not also in the stage log; no traceback), found before the export starts, within 500 MB of peak
 memory. Then two builds into one
@@ -20,6 +21,7 @@ from tests.doors.helpers import _MEASURE, PEAK_MB, REPO
 
 BUILD = ["export/build_engine.py"]
 ONLINE = ["-m", "export.stream_export"]
+TRITON = ["-m", "export.triton_repo"]
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +47,11 @@ def files(tmp_path_factory):
     (root / "theirs").mkdir()
     (root / "theirs" / "ok.onnx").write_bytes(b"a user's own file")
     (root / "theirs" / "ok.online.onnx").write_bytes(b"a user's own file")
+    from tests.runtime.helpers import make_card as colour_card, make_onnx
+
+    make_onnx(root / "colour.onnx", card=colour_card())
+    (root / "x.engine").write_bytes(b"an engine")
+    (root / "repo" / "colour").mkdir(parents=True)  # a user's model folder
     return root
 
 
@@ -88,6 +95,21 @@ CASES = [
      "error: --out /sys/tsi_edge_doors/out: cannot write there"),
     ("online-existing-files", [*ONLINE, "--checkpoint", "{root}/ok.pt", "--out", "{root}/theirs"],
      "error: would overwrite {root}/theirs/ok.online.onnx; pass --force"),
+    ("triton-missing-model", [*TRITON, "--model", "{root}/nope.onnx", "--out", "{root}/r1"],
+     "error: model file not found: {root}/nope.onnx"),
+    ("triton-corrupt-onnx", [*TRITON, "--model", "{root}/bad.onnx", "--out", "{root}/r2"],
+     "error: cannot read the ONNX graph {root}/bad.onnx"),
+    ("triton-out-is-a-file", [*TRITON, "--model", "{root}/colour.onnx", "--out", "{root}/notes.txt"],
+     "error: --out {root}/notes.txt: a file, not a folder"),
+    ("triton-out-unwritable", [*TRITON, "--model", "{root}/colour.onnx", "--out", "/sys/tsi_edge_doors/repo"],
+     "error: --out /sys/tsi_edge_doors/repo: cannot write there"),
+    ("triton-existing-model", [*TRITON, "--model", "{root}/colour.onnx", "--out", "{root}/repo"],
+     "error: {root}/repo/colour exists: pass --force"),
+    ("triton-engine-without-graph", [*TRITON, "--model", "{root}/x.engine", "--out", "{root}/r3"],
+     "error: {root}/x.engine: an engine's inputs and outputs are read from the ONNX graph it was built from"),
+    ("build-triton-preferred-over-max", [*BUILD, "--checkpoint", "{root}/ok.pt", "--out", "{root}/b7", "--triton-repo",
+                                     "{root}/r4", "--triton-preferred-batch", "16"],
+     "error: --triton-preferred-batch sizes must be 1 to the max batch 8"),
 ]
 
 
@@ -115,6 +137,7 @@ def test_bad_input_is_one_line_and_exit_2(files, results, case, first):
     assert "[export" not in r.stderr, r.stderr[-1500:]  # found before the heavy work
     assert int(r.stdout.split()[-1]) / 1024 < PEAK_MB, f"{case}: peak RSS {int(r.stdout.split()[-1]) // 1024} MB"
     assert (files / "theirs" / "ok.onnx").read_bytes() == b"a user's own file"
+    assert not any((files / "repo" / "colour").iterdir())
 
 
 def test_two_builds_into_one_out(files, tmp_path):

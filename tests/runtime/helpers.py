@@ -57,6 +57,30 @@ def make_onnx(path: Path, frames: int = 4, size: int = 16, classes: int = 3,
     return path
 
 
+def make_step_onnx(path: Path, card: ModelCard, size: int = 16) -> Path:
+    """An online step graph: frame (1, 3, S, S), h (1, 3) -> logits = h + mean(frame) over H, W;
+    h.next = logits."""
+    from onnx import TensorProto, checker, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("ReduceMean", ["frame", "axes"], ["mean"], keepdims=0),
+         helper.make_node("Add", ["h", "mean"], ["logits"]),
+         helper.make_node("Identity", ["logits"], ["h.next"])],
+        "tiny_step",
+        [helper.make_tensor_value_info("frame", TensorProto.FLOAT, [1, 3, size, size]),
+         helper.make_tensor_value_info("h", TensorProto.FLOAT, [1, 3])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 3]),
+         helper.make_tensor_value_info("h.next", TensorProto.FLOAT, [1, 3])],
+        initializer=[helper.make_tensor("axes", TensorProto.INT64, [2], [2, 3])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 9
+    entry = model.metadata_props.add()
+    entry.key, entry.value = ONNX_METADATA_KEY, card.to_json()
+    checker.check_model(model)
+    path.write_bytes(model.SerializeToString())
+    return path
+
+
 def reference_logits(clip: np.ndarray, classes: int = 3) -> np.ndarray:
     w = np.zeros((3, classes), dtype=np.float32)
     for c in range(min(3, classes)):

@@ -15,7 +15,7 @@ from runtime.assets import DEMO_ONNX
 from runtime.backends import BackendError, backend_for_path, open_backend, open_model
 from runtime.card import CardError, card_path_for
 from runtime.live import main
-from tests.runtime.helpers import make_card, make_onnx, reference_logits, write_video
+from tests.runtime.helpers import make_card, make_onnx, make_step_onnx, reference_logits, write_video
 
 ov = pytest.importorskip("openvino", reason='OpenVINO is not installed (pip install ".[openvino]")')
 
@@ -129,36 +129,11 @@ def test_an_int8_graph_warns_once_that_it_is_meant_for_tensorrt(tmp_path, caplog
         assert len(warnings) == 1 and "meant for TensorRT" in warnings[0], warnings
 
 
-def step_graph(path, card, size=16):
-    """frame (1, 3, S, S), h (1, 3) -> logits = h + mean(frame) over H, W; h.next = logits."""
-    from onnx import TensorProto, checker, helper
-
-    from runtime.card import ONNX_METADATA_KEY
-
-    graph = helper.make_graph(
-        [helper.make_node("ReduceMean", ["frame", "axes"], ["mean"], keepdims=0),
-         helper.make_node("Add", ["h", "mean"], ["logits"]),
-         helper.make_node("Identity", ["logits"], ["h.next"])],
-        "tiny_step",
-        [helper.make_tensor_value_info("frame", TensorProto.FLOAT, [1, 3, size, size]),
-         helper.make_tensor_value_info("h", TensorProto.FLOAT, [1, 3])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 3]),
-         helper.make_tensor_value_info("h.next", TensorProto.FLOAT, [1, 3])],
-        initializer=[helper.make_tensor("axes", TensorProto.INT64, [2], [2, 3])])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
-    model.ir_version = 9
-    entry = model.metadata_props.add()
-    entry.key, entry.value = ONNX_METADATA_KEY, card.to_json()
-    checker.check_model(model)
-    path.write_bytes(model.SerializeToString())
-    return path
-
-
 def test_a_step_graph_runs_as_in_onnxruntime(tmp_path):
     from runtime.backends.openvino_step import OpenVINOStep
 
     card = make_card(mode="online")
-    path = step_graph(tmp_path / "m.online.onnx", card)
+    path = make_step_onnx(tmp_path / "m.online.onnx", card)
     vino, ort = open_model(path, "openvino"), open_model(path)
     assert isinstance(vino, OpenVINOStep) and vino.state_spec == ort.state_spec
     sv, so = vino.new_state(), ort.new_state()
