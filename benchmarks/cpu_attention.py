@@ -125,7 +125,7 @@ def model_rows(rounds: int) -> dict[str, float]:
     """Median ms per clip of TSN-R50, TSI-R50 (kernel) and TSI-R50 (SDPA), calls alternating."""
     import torch
 
-    from benchmarks.suite.models import R50, family_config
+    from benchmarks.common.r50 import R50, family_config
     from tsi.config import TSIConfig
     from tsi.model import TSINet
 

@@ -38,22 +38,12 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.common.demo_graph import demo_dynamic_onnx
 from benchmarks.common.panning_clip import write_video
-from runtime.common.files import atomic_write_text
+from benchmarks.common.results import write_results
 
 log = logging.getLogger("bench.multistream")
 RESULTS = Path("benchmarks") / "results"
-
-
-def demo_dynamic_onnx(out: Path) -> Path:
-    from export.friendly import export_friendly_model
-    from export.onnx_export import export_onnx
-
-    from runtime.common.files import file_sha256
-    from tsi.assets import DEMO_CHECKPOINT
-
-    model, card = export_friendly_model(DEMO_CHECKPOINT)
-    return export_onnx(model, card, out, source_sha256=file_sha256(DEMO_CHECKPOINT), dynamic_batch=True)
 
 
 def _live_cmd(model: Path, videos: list[Path], out: Path, realtime: bool, seconds: float,
@@ -226,10 +216,7 @@ def main(argv: list[str] | None = None) -> int:
             "model": a.model or "demo_tsi_r18 exported with --dynamic-batch", "stride": stride,
             "seconds": a.seconds, "frames_per_video": a.frames, "repeats": a.repeats,
             "date": time.strftime("%Y-%m-%d %H:%M:%S")}
-    out = Path(a.out)
-    atomic_write_text(out.with_suffix(".json"), json.dumps({"meta": meta, "runs": rows}, indent=2) + "\n")
-    atomic_write_text(out.with_suffix(".md"), render(rows, meta))
-    log.info("wrote %s.md and .json", out)
+    write_results(a.out, meta, rows, render(rows, meta))
     return 0
 
 

@@ -44,7 +44,7 @@ import numpy as np
 from benchmarks.common.machine import cpu_model, load_average
 from benchmarks.common.panning_clip import write_video
 from benchmarks.common.triton_server import GRPC_ACCESS_HEADER, TritonServer, pytriton_python
-from runtime.common.files import atomic_write_text
+from benchmarks.common.results import write_results
 
 log = logging.getLogger("bench.triton_serving")
 OUT = Path("benchmarks") / "results" / "triton_serving"
@@ -193,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         if a.model:
             model = Path(a.model)
         else:
-            from benchmarks.multistream import demo_dynamic_onnx
+            from benchmarks.common.demo_graph import demo_dynamic_onnx
 
             log.info("exporting the demo checkpoint with a dynamic batch axis")
             model = demo_dynamic_onnx(work / "demo_dynamic.onnx")
@@ -207,10 +207,7 @@ def main(argv: list[str] | None = None) -> int:
             "cpu_count": os.cpu_count(), "model": a.model or "demo_tsi_r18 exported with --dynamic-batch",
             "frames": a.frames, "repeats": a.repeats, "pytriton": pytriton, "max_batch": max_batch,
             "queue_delay_us": DEFAULT_QUEUE_DELAY_US, "date": time.strftime("%Y-%m-%d %H:%M:%S")}
-    out = Path(a.out)
-    atomic_write_text(out.with_suffix(".json"), json.dumps({"meta": meta, "runs": rows}, indent=2) + "\n")
-    atomic_write_text(out.with_suffix(".md"), render(rows, meta))
-    log.info("wrote %s.md and .json", out)
+    write_results(a.out, meta, rows, render(rows, meta))
     return 0
 
 

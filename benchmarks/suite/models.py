@@ -13,13 +13,12 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from benchmarks.common.r50 import R50, family_config
 from tsi.config import TSIConfig
-from tsi.model import FAMILIES
 
 log = logging.getLogger(__name__)
 
 BENCH_FAMILIES = ("tsn", "tsm", "tsi")
-R50 = dict(depth=50, input_size=224, num_classes=174)
 
 
 @dataclass(frozen=True)
@@ -37,10 +36,6 @@ class ModelSpec:
     @property
     def trained(self) -> bool:
         return self.checkpoint is not None
-
-
-def family_config(base: TSIConfig, family: str, **changes) -> TSIConfig:
-    return base.replace(**FAMILIES[family], **changes)
 
 
 def demo_specs(checkpoint: Path, frames: list[int], families=BENCH_FAMILIES) -> list[ModelSpec]:
