@@ -6,7 +6,7 @@ forms it replaces, alone and inside TSI-R50, with TSN-R50 as the yardstick.
 1. The attention alone at TSI-R50's four stages (7 frame pairs; L = 3136, 784, 196, 49 positions;
    head size 4, 8, 16, 32): torch SDPA, torch's explicit MatMul-Softmax-MatMul, onnxruntime on the
    exported MatMul-Softmax-MatMul and on ``com.microsoft.MultiHeadAttention``, and the kernel; the
-   candidates alternate call by call; median ms, and the error against float64.
+   candidates alternate call by call (the order flipping every round); median ms, and the error against float64.
 2. The whole model in PyTorch eager (224², T=8, batch 1, random weights): TSN-R50, TSI-R50 with the
    kernel (its CPU inference default) and TSI-R50 with torch SDPA (the default before it), calls
    alternating; TSI/TSN throughput ratios.
@@ -20,16 +20,15 @@ import argparse
 import contextlib
 import json
 import math
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 from unittest import mock
 
 import numpy as np
 
 from benchmarks.common.machine import cpu_model, cpus_usable, load_average, load_note
+from benchmarks.common.paired import paired_throughput
 from runtime.common.files import atomic_write_text
 
 DEFAULT_OUT = Path("benchmarks") / "results" / "cpu_attention.md"
@@ -102,16 +101,9 @@ def _definition(q: np.ndarray, k: np.ndarray) -> np.ndarray:
 
 
 def _alternate(fns: dict, calls: int) -> dict[str, float]:
-    """Median ms of each callable, after one untimed call each, the callables alternating."""
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for fn in fns.values():
-        fn()
-    for _ in range(calls):
-        for name, fn in fns.items():
-            t0 = time.perf_counter()
-            fn()
-            times[name].append(1000 * (time.perf_counter() - t0))
-    return {name: statistics.median(t) for name, t in times.items()}
+    """Median ms of each no-argument callable, alternated as :func:`paired_throughput` does."""
+    timed = paired_throughput({name: (lambda _x, fn=fn: fn()) for name, fn in fns.items()}, np.zeros(1), rounds=calls)
+    return {name: r["median_ms"] for name, r in timed.items()}
 
 
 @contextlib.contextmanager

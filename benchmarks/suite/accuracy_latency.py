@@ -331,7 +331,7 @@ class Bench:
         """TSI/TSN throughput with alternating calls, per backend (FP32, CPU), at the largest batch."""
         import numpy as np
 
-        from benchmarks.suite.paired import paired_throughput
+        from benchmarks.common.paired import paired_throughput
 
         a = self.args
         if a.pair_rounds < 1:

@@ -1,4 +1,5 @@
-"""TSI vs TSN throughput measured in alternation: the ratio that survives a shared CPU.
+"""Callables measured in alternation (TSI vs TSN in the suite; the attention forms of a study): the
+ratio that survives a shared CPU.
 
 The rows of the report time each model on its own, minutes apart; on a machine other jobs also use,
 the load changes in between and moves the ratio. Here both models are loaded at once and their
