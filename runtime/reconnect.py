@@ -57,6 +57,16 @@ class ReconnectPolicy:
     def delay(self, attempt: int) -> float:
         return min(self.max_delay, self.initial_delay * self.factor ** attempt)
 
+    def exhausted(self, attempt: int, elapsed: float, delay: float) -> str | None:
+        """Why to give up before attempt ``attempt`` (0-based), ``elapsed`` seconds into the outage
+        and ``delay`` seconds before it: "attempts" (``max_retries`` made), "timeout" (the wait would
+        pass ``timeout``), or None (go on)."""
+        if self.max_retries is not None and attempt >= self.max_retries:
+            return "attempts"
+        if self.timeout is not None and elapsed + delay > self.timeout:
+            return "timeout"
+        return None
+
     def describe(self) -> str:
         attempts = "unlimited attempts" if self.max_retries is None else f"at most {self.max_retries} attempts"
         limit = "no time limit" if self.timeout is None else f"for at most {self.timeout:g}s"
@@ -77,10 +87,11 @@ def connect_with_backoff(spec: SourceSpec, opener: Callable[[SourceSpec], Captur
     while current():
         elapsed = time.monotonic() - t_lost
         delay = policy.delay(attempt) if reason != "not_up" or attempt else 0.0
-        if policy.max_retries is not None and attempt >= policy.max_retries:
+        limit = policy.exhausted(attempt, elapsed, delay)
+        if limit == "attempts":
             raise StreamLostError(f"{spec.describe()} {what} after {attempt} connection attempt(s) over "
                                   f"{elapsed:.1f}s")
-        if policy.timeout is not None and elapsed + delay > policy.timeout:
+        if limit == "timeout":
             raise StreamLostError(f"{spec.describe()} {what} within {policy.timeout:.1f}s "
                                   f"({attempt} connection attempt(s))")
         if delay > 0:

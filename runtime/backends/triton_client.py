@@ -202,11 +202,12 @@ class TritonConnection:
     def _wait(self, t_lost: float, attempt: int) -> int:
         elapsed = time.monotonic() - t_lost
         p = self.policy
-        if p.max_retries is not None and attempt >= p.max_retries:
+        delay = p.delay(attempt)
+        limit = p.exhausted(attempt, elapsed, delay)
+        if limit == "attempts":
             raise BackendError(f"{self.address}: the server went away and did not come back after {attempt} "
                                f"attempt(s) over {elapsed:.1f}s")
-        delay = p.delay(attempt)
-        if p.timeout is not None and elapsed + delay > p.timeout:
+        if limit == "timeout":
             raise BackendError(f"{self.address}: the server went away and did not come back within {p.timeout:g}s")
         if self.stop.wait(delay):
             raise BackendStopped(f"{self.address}: stopped while waiting for the server")
