@@ -4,23 +4,17 @@ the live runtime runs it and run over a continuous video of the 11 synthetic act
 import json
 
 import pytest
-import torch
 
 from benchmarks.online_sequences import run
 
 
 def test_causal_and_offline_runs_through_the_live_runtime(tmp_path):
-    from tests.export.helpers import LABELS, TINY, make_checkpoint
-    from tests.tsi.test_causal import randomize
-    from tsi.checkpoint import make_card, save_checkpoint
-    from tsi.model import create_model
+    from tests.export.helpers import make_causal_checkpoint, make_checkpoint
 
     runs = tmp_path / "runs"
     (runs / "tiny-causal").mkdir(parents=True)
     (runs / "tiny").mkdir()
-    torch.manual_seed(0)
-    causal = randomize(create_model("tsi_r18", causal=True, zero_init_residual=False, **TINY))
-    save_checkpoint(runs / "tiny-causal" / "last.pt", causal, make_card(causal.cfg, list(LABELS), span_frames=16))
+    make_causal_checkpoint(runs / "tiny-causal" / "last.pt")
     make_checkpoint(runs / "tiny" / "last.pt")
     out = tmp_path / "seq.md"
     rows = run(["--runs", str(runs), "--archs", "tiny-causal", "tiny", "--sequences", "1", "--frames", "8",

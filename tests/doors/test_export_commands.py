@@ -33,13 +33,9 @@ def files(tmp_path_factory):
     wrong = torch.load(ckpt, weights_only=True)
     wrong["card"]["frames"] = 8
     torch.save(wrong, root / "wrong_card.pt")
-    from tests.tsi.test_causal import randomize
-    from tsi.checkpoint import make_card, save_checkpoint
-    from tsi.model import create_model
-    from tests.export.helpers import LABELS, TINY
+    from tests.export.helpers import make_causal_checkpoint
 
-    causal = randomize(create_model("tsi_r18", causal=True, zero_init_residual=False, **TINY))
-    save_checkpoint(root / "causal.pt", causal, make_card(causal.cfg, list(LABELS), span_frames=16))
+    make_causal_checkpoint(root / "causal.pt")
     (root / "bad.onnx").write_bytes(b"\x12\x34 not onnx" * 30)
     (root / "notes.txt").write_text("not a folder\n")
     for k in range(10):  # ten one-frame videos

@@ -1,5 +1,5 @@
-"""Tiny fixtures shared by tests/export and tests/calib: a small TSI checkpoint with non-trivial
-BatchNorm statistics, and a folder of short videos written with OpenCV."""
+"""Tiny fixtures shared by the tests: a small TSI checkpoint with non-trivial BatchNorm statistics,
+its causal (online) form, and a folder of short videos written with OpenCV."""
 
 from __future__ import annotations
 
@@ -50,6 +50,20 @@ def make_checkpoint(path: Path, seed: int = 0, span_frames: int = 16) -> Path:
         feats = model.pool(model.forward_features(structured_clips(16, seed=seed + 99))).flatten(1)
         model.fc.bias.copy_(-(feats.mean(0) @ model.fc.weight.T))
     return save_checkpoint(path, model, make_card(model.cfg, list(LABELS), span_frames=span_frames))
+
+
+def make_causal_checkpoint(path: Path, seed: int = 0, span_frames: int = 16):
+    """The TINY tsi_r18 in its causal (online) form with its temporal paths randomised
+    (``tests.tsi.test_causal.randomize``): (checkpoint path, model)."""
+    import torch
+
+    from tests.tsi.test_causal import randomize
+    from tsi.checkpoint import make_card, save_checkpoint
+    from tsi.model import create_model
+
+    torch.manual_seed(seed)
+    model = randomize(create_model("tsi_r18", causal=True, zero_init_residual=False, **TINY))
+    return save_checkpoint(path, model, make_card(model.cfg, list(LABELS), span_frames=span_frames)), model
 
 
 def structured_clips(n: int, seed: int = 1, frames: int = 4, size: int = 64):

@@ -11,9 +11,8 @@ from export.stream_export import (export_online, main,
                                   run_step_onnx)
 from export.trt_check import check_graph
 from runtime.common.errors import ExportError
-from tests.export.helpers import LABELS, TINY, make_checkpoint
-from tests.tsi.test_causal import randomize
-from tsi.checkpoint import load_model, make_card, save_checkpoint
+from tests.export.helpers import TINY, make_causal_checkpoint, make_checkpoint
+from tsi.checkpoint import load_model
 from tsi.model import create_model
 from tsi.streaming import frame_logits, state_spec
 
@@ -22,10 +21,7 @@ T = TINY["frames"]
 
 @pytest.fixture(scope="module")
 def causal_ckpt(tmp_path_factory):
-    torch.manual_seed(0)
-    model = randomize(create_model("tsi_r18", causal=True, zero_init_residual=False, **TINY))
-    return save_checkpoint(tmp_path_factory.mktemp("causal") / "online.pt", model,
-                           make_card(model.cfg, list(LABELS), span_frames=16))
+    return make_causal_checkpoint(tmp_path_factory.mktemp("causal") / "online.pt")[0]
 
 
 @pytest.fixture(scope="module")

@@ -18,15 +18,10 @@ T = 4  # TINY: 4 frames, span 16 -> frame step 4, 64x64 input
 @pytest.fixture(scope="module")
 def step_graph(tmp_path_factory):
     from export.stream_export import export_online
-    from tests.export.helpers import LABELS, TINY
-    from tests.tsi.test_causal import randomize
-    from tsi.checkpoint import make_card, save_checkpoint
-    from tsi.model import create_model
+    from tests.export.helpers import make_causal_checkpoint
 
-    torch.manual_seed(0)
-    model = randomize(create_model("tsi_r18", causal=True, zero_init_residual=False, **TINY))
     tmp = tmp_path_factory.mktemp("online_rt")
-    ckpt = save_checkpoint(tmp / "m.pt", model, make_card(model.cfg, list(LABELS), span_frames=16))
+    ckpt, model = make_causal_checkpoint(tmp / "m.pt")
     return export_online(ckpt, tmp, "m")["fp32"], model
 
 

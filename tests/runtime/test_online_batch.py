@@ -25,15 +25,10 @@ def graphs(tmp_path_factory):
     """(the step graph with a dynamic batch, the same model's batch-1 graph, the causal model)."""
     from export.friendly import export_friendly_model
     from export.stream_export import export_step_onnx
-    from tests.export.helpers import LABELS, TINY
-    from tests.tsi.test_causal import randomize
-    from tsi.checkpoint import make_card, save_checkpoint
-    from tsi.model import create_model
+    from tests.export.helpers import make_causal_checkpoint
 
-    torch.manual_seed(0)
-    model = randomize(create_model("tsi_r18", causal=True, zero_init_residual=False, **TINY))
     tmp = tmp_path_factory.mktemp("online_batch")
-    ckpt = save_checkpoint(tmp / "m.pt", model, make_card(model.cfg, list(LABELS), span_frames=16))
+    ckpt, model = make_causal_checkpoint(tmp / "m.pt")
     friendly, card = export_friendly_model(ckpt)
     dynamic = export_step_onnx(friendly, card, tmp / "m.online.onnx", source_sha256="t", dynamic_batch=True)
     static = export_step_onnx(friendly, card, tmp / "s.online.onnx", source_sha256="t")
