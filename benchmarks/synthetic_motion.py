@@ -9,8 +9,8 @@ Trains each architecture with identical data, schedule, width, input size and se
 which no single frame and no unordered set of frames can tell apart.
 
 An architecture spelled ``<arch>-causal`` is trained with ``--causal`` (every temporal operation
-looks backwards: the model that runs online, ``tsi.streaming``); its run folder and table row keep
-the suffix. Its 1-view clip accuracy is the online runtime's at its first output of a clip (T frames
+looks backwards: the model that runs online, ``tsi.streaming``), ``<arch>-causal-warm`` with
+``--causal --warm-state`` too (``tsi.warm_state``); its run folder and table row keep the suffix. Its 1-view clip accuracy is the online runtime's at its first output of a clip (T frames
 from the zero state), where the step equals the causal clip model.
 """
 
@@ -36,12 +36,15 @@ from tsi.data.synthetic_scene import REVERSED_PAIRS as SYNTHETIC_PAIRS
 log = logging.getLogger("bench.synthetic")
 
 CAUSAL_SUFFIX = "-causal"
+WARM_SUFFIX = "-warm"  # after the causal one: tsi-train --causal --warm-state (tsi.warm_state)
 
 
 def split_arch(name: str) -> tuple[str, bool]:
-    """``"tsi_r18-causal"`` -> ``("tsi_r18", True)``; a plain name -> ``(name, False)``."""
-    if name.endswith(CAUSAL_SUFFIX):
-        return name[: -len(CAUSAL_SUFFIX)], True
+    """``"tsi_r18-causal"`` (or ``"tsi_r18-causal-warm"``) -> ``("tsi_r18", True)``; a plain name ->
+    ``(name, False)``."""
+    stem = name[: -len(WARM_SUFFIX)] if name.endswith(CAUSAL_SUFFIX + WARM_SUFFIX) else name
+    if stem.endswith(CAUSAL_SUFFIX):
+        return stem[: -len(CAUSAL_SUFFIX)], True
     return name, False
 
 # pairs of classes that are time reversals of each other: the synthetic benchmark's, and the
@@ -113,7 +116,7 @@ def train_all(args) -> list[dict]:
                 "--eval-every", str(args.eval_every), "--warmup-epochs", str(args.warmup_epochs),
                 "--crop-scales", *[str(c) for c in args.crop_scales], "--resize", args.resize]
         if causal:
-            argv.append("--causal")
+            argv += ["--causal", *(["--warm-state"] if arch.endswith(WARM_SUFFIX) else [])]
         # a resumed run has its weights: --init is for a new one only
         argv += ["--resume"] if (out / "last.pt").exists() else ["--init", args.init]
         tsi_train.main(argv)

@@ -53,6 +53,7 @@ from tsi.data.transforms import TSN_SCALES
 from tsi.model import MODELS, TSINet, create_model, view_probabilities
 from tsi.pretrained import PretrainedError
 from tsi.resume import apply_checkpoint, given_options
+from tsi.warm_state import WarmStart, warm_loss
 
 log = logging.getLogger("tsi.train")
 
@@ -160,7 +161,10 @@ def run_epoch(model: nn.Module, loader: DataLoader, dist_: Dist, *, optimizer=No
         with torch.set_grad_enabled(train), torch.autocast(dist_.device.type, torch.float16, enabled=amp):
             # multi-view clips (N, views, T, 3, H, W): log of the views' averaged scores
             logits = model(clips) if clips.dim() == 5 else view_probabilities(model, clips).log()
-            loss = crit(logits.float(), labels)
+            if isinstance(logits, tuple):  # tsi.warm_state.WarmStart: scored on the warmed clips
+                loss, logits = warm_loss(crit, logits, labels), logits[1]
+            else:
+                loss = crit(logits.float(), labels)
         value = loss.item()
         if train:
             if lr_fn is not None:
@@ -231,6 +235,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="do not start residual branches at zero (their last BN gamma = 1)")
     m.add_argument("--causal", action="store_true",
                    help="causal model (every temporal op looks backwards): exportable online, tsi.streaming")
+    m.add_argument("--warm-state", action="store_true",
+                   help="with --causal: train each clip also after another clip of the batch, its state "
+                        "carried, as online on continuous video (tsi.warm_state; twice the compute)")
     m.add_argument("--init", default=tsi_init.CHOICES[0], choices=tsi_init.CHOICES,
                    help="where a new run's weights start: the shipped motion initialisation of the arch "
                         "(motion), the model's own (scratch), or motion when one of this geometry is "
@@ -362,6 +369,8 @@ def _train(args, given: set[str], dist_: Dist, out: Path, stop: threading.Event 
             init_from(model, args.finetune)
         elif shipped:
             init_from(model, shipped, shipped_ckpt)
+    if args.warm_state and not model.cfg.causal:
+        raise UsageError("--warm-state trains a causal model's carried state: add --causal")
     qat = quantization_aware(args, model, card, ckpt)
     train_ds, val_ds = make_datasets(args, card)
     check_classes(train_ds, card.labels, "--train-list" if args.train_list else "--data")
@@ -373,9 +382,9 @@ def _train(args, given: set[str], dist_: Dist, out: Path, stop: threading.Event 
     if qat is not None:
         qat.quantizers.to(dist_.device)
         params.append({"params": list(qat.parameters()), "weight_decay": 0.0})
-    net: nn.Module = model
+    net: nn.Module = WarmStart(model) if args.warm_state else model
     if dist_.world > 1:
-        net = DistributedDataParallel(model, device_ids=[dist_.local_rank] if dist_.device.type == "cuda" else None)
+        net = DistributedDataParallel(net, device_ids=[dist_.local_rank] if dist_.device.type == "cuda" else None)
 
     global_batch = args.batch_size * dist_.world
     lr = scaled_lr(args.lr, global_batch)

@@ -19,6 +19,8 @@ def fake_run(folder, arch, top1, conf):
 def test_split_arch():
     assert split_arch("tsi_r18-causal") == ("tsi_r18", True)
     assert split_arch("tsm_r18") == ("tsm_r18", False)
+    assert split_arch("tsi_r18-causal-warm") == ("tsi_r18", True)
+    assert split_arch("tsi_r18-warm") == ("tsi_r18-warm", False)  # warm needs causal: an unknown arch
 
 
 def test_seed_table_puts_runs_side_by_side_with_causal_minus_offline(tmp_path):

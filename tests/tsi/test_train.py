@@ -92,6 +92,16 @@ def test_causal_flag_trains_a_causal_model(data, tmp_path):
     assert model.cfg.causal is True and card.config["causal"] is True
 
 
+def test_warm_state_trains_a_causal_model_and_needs_one(data, tmp_path):
+    with pytest.raises(UsageError, match="--warm-state .*add --causal"):
+        tsi_train.run(train_args(data, tmp_path / "w0", 1, "--max-steps", "1", "--warm-state"))
+    tsi_train.run(train_args(data, tmp_path / "w", 1, "--max-steps", "1", "--causal", "--warm-state"))
+    ckpt = load_checkpoint(tmp_path / "w" / "last.pt")
+    assert ckpt["config"]["causal"] is True and ckpt["args"]["warm_state"] is True
+    tsi_train.run(train_args(data, tmp_path / "w", 2, "--max-steps", "1", "--causal", "--resume"))
+    assert load_checkpoint(tmp_path / "w" / "last.pt")["args"]["warm_state"] is True  # carried
+
+
 def test_warmup_and_crop_scales(data, tmp_path):
     assert tsi_train.warmup_fn(2, 10, 0.1, 1.0) is None
     f = tsi_train.warmup_fn(0, 10, 0.1, 1.5)
