@@ -98,6 +98,26 @@ def test_write_sequence_video(tmp_path):
     assert not (tmp_path / "x.mp4").exists()
 
 
+def test_sequence_video_with_lengths_per_action_and_an_idle_stretch(tmp_path):
+    """None is an idle stretch: the same scene and camera with nobody in it, left out of the ground
+    truth; every other segment is drawn exactly as with an action there."""
+    lengths = [6, 10, 8, 4]
+    idle = write_sequence_video(tmp_path / "idle.mp4", ["move_left", None, "approach", "move_left"], seed=5,
+                                frames_per_segment=lengths, size=(64, 48), fps=10)
+    assert idle == [{"label": "move_left", "start_frame": 0, "end_frame": 6},
+                    {"label": "approach", "start_frame": 16, "end_frame": 24},
+                    {"label": "move_left", "start_frame": 24, "end_frame": 28}]
+    write_sequence_video(tmp_path / "full.mp4", ["move_left", "no_motion", "approach", "move_left"], seed=5,
+                         frames_per_segment=lengths, size=(64, 48), fps=10)
+    a = np.stack(read_video(tmp_path / "idle.mp4")).astype(float)
+    b = np.stack(read_video(tmp_path / "full.mp4")).astype(float)
+    diff = np.abs(a - b).max(axis=(1, 2, 3))
+    assert diff[:6].max() == 0  # the same draws before the idle stretch
+    assert diff[6:16].min() > 40, diff  # the object (>= 80 levels off the background) is absent there
+    with pytest.raises(ValueError, match="3 lengths for 4 labels"):
+        write_sequence_video(tmp_path / "y.mp4", ["move_left"] * 4, seed=0, frames_per_segment=[6, 6, 6])
+
+
 def test_sequence_cli_writes_video_and_ground_truth(tmp_path):
     from runtime.common.video import count_frames
     from tsi.data.synthetic import run

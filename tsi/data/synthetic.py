@@ -54,36 +54,46 @@ SEQUENCE_STREAM = 7  # rng stream id of sequence videos, apart from the split id
 SETTINGS = ("easy", "hard")
 
 
-def write_sequence_video(path: str | os.PathLike, labels: Sequence[str], seed: int, *,
-                         frames_per_segment: int = 32, size: tuple[int, int] = (160, 128),
+def write_sequence_video(path: str | os.PathLike, labels: Sequence[str | None], seed: int, *,
+                         frames_per_segment: int | Sequence[int] = 32, size: tuple[int, int] = (160, 128),
                          fps: float = 30.0) -> list[dict[str, Any]]:
     """One video of consecutive actions ``labels`` over one background and a continuing camera path.
 
-    Each segment shows a new object doing its action. Returns the ground truth, one dict per segment:
-    ``{"label", "start_frame", "end_frame"}`` with ``end_frame`` exclusive (segment i covers frames
-    ``i * frames_per_segment`` up to ``(i + 1) * frames_per_segment``).
+    Each segment shows a new object doing its action; a ``None`` label is an idle stretch (the scene
+    and the camera go on, no object). ``frames_per_segment`` is one length for every segment or one
+    per label. Returns the ground truth, one dict per action (idle stretches are the gaps):
+    ``{"label", "start_frame", "end_frame"}`` with ``end_frame`` exclusive.
     """
     if not labels:
         raise ValueError("write_sequence_video needs at least one label")
-    if frames_per_segment < 2:
-        raise ValueError(f"frames_per_segment must be >= 2 (got {frames_per_segment})")
+    lengths = ([int(frames_per_segment)] * len(labels) if np.isscalar(frames_per_segment)
+               else [int(n) for n in frames_per_segment])
+    if len(lengths) != len(labels):
+        raise ValueError(f"frames_per_segment has {len(lengths)} lengths for {len(labels)} labels")
+    if min(lengths) < 2:
+        raise ValueError(f"frames_per_segment must be >= 2 (got {min(lengths)})")
     rng = np.random.default_rng([int(seed), SEQUENCE_STREAM])
-    total = len(labels) * frames_per_segment
+    starts = np.concatenate([[0], np.cumsum(lengths)]).astype(int)
+    total = int(starts[-1])
     background = new_scene(rng, size)
     cam = camera_path(rng, total)
     seeds, gains = frame_effects(rng, total)
     segments, objects = [], []
-    for i, label in enumerate(labels):
+    for i, (label, n) in enumerate(zip(labels, lengths)):
         sprite, mask = make_sprite(rng)
         sprite = contrast_against(sprite, background)
-        objects.append((sprite, mask, sample_track(label, rng, frames_per_segment, size)))
-        segments.append({"label": label, "start_frame": i * frames_per_segment,
-                         "end_frame": (i + 1) * frames_per_segment})
+        track = sample_track(CLASSES[0] if label is None else label, rng, n, size)
+        if label is None:
+            track["alpha"] = np.zeros(n)  # idle: nobody in the scene
+        else:
+            segments.append({"label": label, "start_frame": int(starts[i]), "end_frame": int(starts[i + 1])})
+        objects.append((sprite, mask, track))
 
     def frames() -> Iterable[np.ndarray]:
         for k in range(total):
-            sprite, mask, track = objects[k // frames_per_segment]
-            j = k % frames_per_segment
+            i = int(np.searchsorted(starts, k, side="right")) - 1
+            sprite, mask, track = objects[i]
+            j = k - starts[i]
             yield render_frame(background, cam[k], sprite, mask, {n: v[j] for n, v in track.items()},
                                seeds[k], gains[k], size)
 
