@@ -109,6 +109,10 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--stride", type=_positive_int, default=d.stride,
                      help=f"scores every N frames (default: {WINDOW_STRIDE} for a clip model; for an online "
                      "model the card's frame step, and N must divide it)")
+    rec.add_argument("--online-memory", type=_positive_int, default=d.online_memory, metavar="M",
+                     help="an online model forgets what it saw more than M sampled frames ago: two "
+                     "states per phase, reset in turn every M (even, >= 2T), twice the steps "
+                     "(runtime.online; default: no bound)")
     rec.add_argument("--smoothing", choices=["ema", "mean"], default=d.smoothing, help="(%(default)s)")
     rec.add_argument("--smooth-n", type=_positive_int, default=d.smooth_n, help="windows averaged by mean (%(default)s)")
     rec.add_argument("--ema-alpha", type=float, default=d.ema_alpha, help="factor of ema (%(default)s)")

@@ -21,6 +21,12 @@ the model's card says ``mode: online``:
 - **Outputs averaged over the last T.** A phase's scores are the softmax of the mean of its last T
   per-frame logits (the clip model's TSN consensus over T frames); nothing is reported before a
   phase has seen T frames since its reset (as the sliding window waits for a full window).
+- **Bounded memory** (``memory`` M, ``tsi-live --online-memory M``; default none). A state reaches
+  back to the phase's reset, so in a continuous video the last action is still in it when the next
+  begins, and the model was trained on clips of T frames from the zero state. With M (even, >= 2T)
+  each phase keeps two tracks (states) that forget in turn: each is reset every M sampled frames,
+  M/2 apart, and the phase reports the older one, which has seen between M/2 and M frames. A step
+  runs the frame on both (one batch of 2): twice the steps, still T/2 times fewer than the window.
 - **Reset on a stream gap.** When the source skips more than ``max_gap`` frames (dropped frames,
   a reconnect, a seek) every phase restarts from the zero state: the state would otherwise link
   frames the model never saw together. :meth:`OnlineRecognizer.reset` does it by hand.
@@ -46,15 +52,50 @@ log = logging.getLogger(__name__)
 __all__ = ["OnlineRecognizer", "OnlineWindow", "StepBatch"]
 
 
-class _Phase:
+class _Track:
+    """One state and the logits it gave since its reset."""
+
     def __init__(self, step: StepModel, frames: int) -> None:
-        self.step = step
         self.state = step.new_state()
         self.logits: deque[np.ndarray] = deque(maxlen=frames)
+        self.age = 0  # steps since its reset
+
+    def reset(self, step: StepModel) -> None:
+        self.state = step.reset_state(self.state)
+        self.logits.clear()
+        self.age = 0
+
+
+class _Phase:
+    """A phase's tracks: one whose state reaches back to the stream's start (``memory`` None), or two
+    that forget in turn, each reset every ``memory`` steps, ``memory / 2`` apart (see the module
+    docstring); a step runs the frame on every track."""
+
+    def __init__(self, step: StepModel, frames: int, memory: int | None) -> None:
+        self.step, self.memory = step, memory
+        self.tracks = [_Track(step, frames) for _ in range(1 if memory is None else 2)]
+        self.steps = 0  # steps since the phase's reset
 
     def reset(self) -> None:
-        self.state = self.step.reset_state(self.state)
-        self.logits.clear()
+        for t in self.tracks:
+            t.reset(self.step)
+        self.steps = 0
+
+    def due_states(self) -> list[object]:
+        """The tracks' states for the phase's next step, after its scheduled forgetting."""
+        half = None if self.memory is None else self.memory // 2
+        if half and self.steps and self.steps % half == 0:
+            self.tracks[(self.steps // half) % 2].reset(self.step)  # track 1 at M/2, 0 at M, 1 at 3M/2...
+        return [t.state for t in self.tracks]
+
+    def stepped(self, logits: np.ndarray, states: list[object]) -> deque[np.ndarray]:
+        """The step's logits (one row per track) and next states; returns the oldest track's logits."""
+        for t, row, state in zip(self.tracks, logits, states):
+            t.state = state
+            t.logits.append(row)
+            t.age += 1
+        self.steps += 1
+        return max(self.tracks, key=lambda t: t.age).logits
 
 
 class OnlineRecognizer:
@@ -64,7 +105,8 @@ class OnlineRecognizer:
     reset, else None (also None for frames between two strides, which are not even preprocessed).
     """
 
-    def __init__(self, step: StepModel, *, stride: int | None = None, max_gap: int | None = None) -> None:
+    def __init__(self, step: StepModel, *, stride: int | None = None, max_gap: int | None = None,
+                 memory: int | None = None) -> None:
         card = step.card
         self.step, self.card = step, card
         self.frame_step = card.frame_step
@@ -72,7 +114,11 @@ class OnlineRecognizer:
         if self.stride < 1 or self.frame_step % self.stride:
             raise ValueError(f"stride must divide the card's frame step {self.frame_step} "
                              f"(span {card.span_frames} / T {card.frames}); got {stride}")
-        self.phases = [_Phase(step, card.frames) for _ in range(self.frame_step // self.stride)]
+        if memory is not None and (memory < 2 * card.frames or memory % 2):
+            raise ValueError(f"online memory must be an even number of sampled frames >= 2T = {2 * card.frames} "
+                             f"(a forgetting track needs T steps before it reports); got {memory}")
+        self.memory = memory
+        self.phases = [_Phase(step, card.frames, memory) for _ in range(self.frame_step // self.stride)]
         self.max_gap = self.frame_step if max_gap is None else int(max_gap)
         self.preprocess = FramePreprocessor(card)
         self.frame = np.zeros((3, card.input_size, card.input_size), np.float32)  # the sampled frame
@@ -110,15 +156,15 @@ class OnlineRecognizer:
         self.last_ms = {"preprocess": (time.perf_counter() - t0) * 1e3}
         return self.phases[(k // self.stride) % len(self.phases)]
 
-    def stepped(self, phase: _Phase, logits: np.ndarray, state: object) -> np.ndarray | None:
-        """A due step's result: the phase's next ``state`` and the frame's ``logits``; returns the
-        softmax of the mean of the phase's last T logits, or None before it has T."""
-        phase.state = state
-        self.inferences += 1
-        phase.logits.append(logits)
-        if len(phase.logits) < self.card.frames:
+    def stepped(self, phase: _Phase, logits: np.ndarray, states: list[object]) -> np.ndarray | None:
+        """A due step's result: the frame's ``logits`` (one row per track of the phase,
+        :meth:`_Phase.due_states`) and the tracks' next ``states``; returns the softmax of the mean of
+        the last T logits of the phase's oldest track, or None before it has T."""
+        self.inferences += len(states)
+        last = phase.stepped(logits, states)
+        if len(last) < self.card.frames:
             return None
-        return softmax(np.mean(phase.logits, axis=0))
+        return softmax(np.mean(last, axis=0))
 
     def push(self, frame_bgr: np.ndarray, index: int | None = None) -> np.ndarray | None:
         """:meth:`advance`, then the due step run alone: the probabilities, or None."""
@@ -126,14 +172,19 @@ class OnlineRecognizer:
         if phase is None:
             return None
         t0 = time.perf_counter()
-        logits, state = self.step.run(self.frame, phase.state)
+        states = phase.due_states()
+        if len(states) == 1:
+            logits, state = self.step.run(self.frame, states[0])
+            logits, states = logits[None], [state]
+        else:
+            logits, states = self.step.run_batch(np.repeat(self.frame[None], len(states), 0), states)
         self.last_ms["inference"] = (time.perf_counter() - t0) * 1e3
-        return self.stepped(phase, logits, state)
+        return self.stepped(phase, logits, states)
 
     def partial(self) -> tuple[np.ndarray, int] | None:
         """(softmax of the mean logits, frames) of the phase with the most frames, when none has T
         yet and one has some: a stream shorter than T sampled frames, classified once at its end."""
-        best = max(self.phases, key=lambda p: len(p.logits))
+        best = max((t for p in self.phases for t in p.tracks), key=lambda t: len(t.logits))
         if not best.logits or len(best.logits) >= self.card.frames:
             return None
         return softmax(np.mean(best.logits, axis=0)), len(best.logits)
@@ -142,19 +193,28 @@ class OnlineRecognizer:
 class StepBatch:
     """The due steps of several streams' :class:`OnlineWindow` as one
     :meth:`~runtime.step_graph.StepModel.run_batch` (one inference where the step model takes a
-    dynamic batch); the logits, one row per window, and each window's next state handed back with
-    them (:meth:`OnlineWindow.scores`)."""
+    dynamic batch): a row per track of each window's due phase; each window's logits (one row per
+    track) and next states handed back together (:meth:`OnlineWindow.scores`)."""
 
     def __init__(self, step: StepModel, streams: int) -> None:
         s = step.card.input_size
         self.step = step
         self._frames = np.zeros((streams, 3, s, s), np.float32)
 
-    def __call__(self, windows: list[OnlineWindow]) -> tuple[np.ndarray, list[object]]:
-        frames = self._frames[:len(windows)]
-        for w, row in zip(windows, frames):
-            w.clip_into(row)
-        return self.step.run_batch(frames, [w.due_state for w in windows])
+    def __call__(self, windows: list[OnlineWindow]) -> tuple[list[np.ndarray], list[list[object]]]:
+        counts = [len(w.due_states) for w in windows]
+        if sum(counts) > len(self._frames):
+            self._frames = np.zeros((sum(counts), *self._frames.shape[1:]), np.float32)
+        frames = self._frames[:sum(counts)]
+        at = 0
+        for w, k in zip(windows, counts):
+            w.clip_into(frames[at])
+            frames[at + 1:at + k] = frames[at]
+            at += k
+        logits, states = self.step.run_batch(frames, [s for w in windows for s in w.due_states])
+        edges = np.cumsum([0, *counts])
+        return ([logits[a:b] for a, b in zip(edges[:-1], edges[1:])],
+                [states[a:b] for a, b in zip(edges[:-1], edges[1:])])
 
 
 class OnlineWindow(StreamWindow):
@@ -167,38 +227,39 @@ class OnlineWindow(StreamWindow):
     every_due = True
     batch = StepBatch
 
-    def __init__(self, step: StepModel, stride: int | None = None) -> None:
-        self.online = OnlineRecognizer(step, stride=stride)
+    def __init__(self, step: StepModel, stride: int | None = None, memory: int | None = None) -> None:
+        self.online = OnlineRecognizer(step, stride=stride, memory=memory)
         card = step.card
         self.stride, self.span = self.online.stride, card.span_frames or card.frames
         self.frames = card.frames
         self._last: Frame | None = None  # the newest frame pushed
         self._due = None  # the phase whose step is due
+        self.due_states: list[object] = []  # its tracks' states, taken once per step
 
     def describe(self) -> tuple[str, str]:
-        return "online: one step per sampled frame", f" ({len(self.online.phases)} phase(s) per stream)"
+        memory = ("" if self.online.memory is None else
+                  f", memory {self.online.memory} sampled frames: 2 forgetting tracks per phase")
+        return "online: one step per sampled frame", f" ({len(self.online.phases)} phase(s) per stream{memory})"
 
     def push(self, frame: Frame) -> Pushed:
         self._due = self.online.advance(frame.image, frame.index)
+        self.due_states = [] if self._due is None else self._due.due_states()
         self._last = frame
         return Pushed(self._due is not None, self.online.last_ms)
 
     def reset(self) -> None:
         self.online.reset()
-        self._due = None
+        self._due, self.due_states = None, []
 
     def clip_into(self, out: np.ndarray) -> np.ndarray:
         """The due step's frame written into ``out`` ``(3, S, S)`` (a row of a batch)."""
         out[...] = self.online.frame
         return out
 
-    @property
-    def due_state(self) -> object:
-        return self._due.state
-
-    def scores(self, logits: np.ndarray, carried: object = None) -> np.ndarray | None:
-        """``carried``: the phase's next state (:class:`StepBatch` returns it with the logits)."""
-        phase, self._due = self._due, None
+    def scores(self, logits: np.ndarray, carried: list[object] | None = None) -> np.ndarray | None:
+        """``logits``: one row per track of the due phase; ``carried``: the tracks' next states
+        (:class:`StepBatch` returns both)."""
+        phase, self._due, self.due_states = self._due, None, []
         return self.online.stepped(phase, logits, carried)
 
     def finish_short(self, pad: bool, infer: Callable[[np.ndarray], np.ndarray], who: str

@@ -43,9 +43,9 @@ TOPK = 3  # labels drawn on the frame
 PAD_SHORT = True  # a stream shorter than the model's span is classified once, padded
 
 # card mode -> the window a stream's frames go into
-WINDOWS: dict[str, Callable[[Any, ModelCard, int | None], StreamWindow]] = {
-    "clip": lambda model, card, stride: SlidingWindow(card, stride),
-    "online": lambda model, card, stride: OnlineWindow(model, stride),
+WINDOWS: dict[str, Callable[[Any, ModelCard, int | None, int | None], StreamWindow]] = {
+    "clip": lambda model, card, stride, memory: SlidingWindow(card, stride),
+    "online": lambda model, card, stride, memory: OnlineWindow(model, stride, memory),
 }
 
 
@@ -55,13 +55,14 @@ class LiveRecognizer:
     Driven by :func:`runtime.scheduler.run_streams` (one inference over the streams whose clips are
     due), by :meth:`run` (one source) or frame batch by frame batch with :meth:`process`. Events,
     gaps and the summary go to ``outputs`` when given. ``stride``: None is the window's default
-    (:data:`runtime.window.WINDOW_STRIDE` for a clip model, the card's frame step online)."""
+    (:data:`runtime.window.WINDOW_STRIDE` for a clip model, the card's frame step online); ``memory``:
+    an online model's bounded memory in sampled frames (:mod:`runtime.online`; None: unbounded)."""
 
     def __init__(self, backend: Backend | StepModel, card: ModelCard | None = None, *,
                  stride: int | None = None, smoothing: str = SMOOTHING, smooth_n: int = SMOOTH_N,
                  ema_alpha: float = EMA_ALPHA, threshold: float = THRESHOLD, topk: int = TOPK,
                  pad_short: bool = PAD_SHORT, name: str | None = None,
-                 outputs: LiveOutputs | None = None) -> None:
+                 outputs: LiveOutputs | None = None, memory: int | None = None) -> None:
         card = card or backend.card
         if card is None:
             raise ValueError("no model card: load the backend first or pass card=")
@@ -72,7 +73,9 @@ class LiveRecognizer:
         self.outputs = outputs
         self.listener: Any = None  # told of events opening and closing (runtime.serve.board)
         self.pad_short = pad_short
-        self.window = WINDOWS[card.mode](backend, card, stride)
+        if memory is not None and card.mode != "online":
+            raise ValueError(f"an online memory is for an online (step) model; this card's mode is {card.mode!r}")
+        self.window = WINDOWS[card.mode](backend, card, stride, memory)
         self.stride, self.span = self.window.stride, self.window.span
         self.smoother = make_smoother(smoothing, card.num_classes, smooth_n, ema_alpha)
         self.detector = EventDetector(card.labels, threshold)

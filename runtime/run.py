@@ -67,7 +67,7 @@ def run_live(opts: LiveOptions, stop: threading.Event | None = None) -> list[Run
             rec = LiveRecognizer(backend, stride=opts.stride, smoothing=opts.smoothing,
                                  smooth_n=opts.smooth_n, ema_alpha=opts.ema_alpha,
                                  threshold=opts.threshold, topk=opts.topk, pad_short=opts.pad_short,
-                                 name=pl.name)
+                                 name=pl.name, memory=opts.online_memory)
             rec.listener = board
             recognizers.append(rec)
         first = recognizers[0]
