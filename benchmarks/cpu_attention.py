@@ -40,6 +40,8 @@ def _ort_attention(op: str, b: int, length: int, d: int, threads: int, folder: P
     """An onnxruntime session of one attention: ``op`` "matmul" (the exported form) or "mha"."""
     import onnx
     import onnxruntime as ort
+
+    from runtime.backends.onnxruntime_backend import session_options
     from onnx import TensorProto, helper
 
     shape = [b, length, d]
@@ -56,9 +58,7 @@ def _ort_attention(op: str, b: int, length: int, d: int, threads: int, folder: P
                               [helper.make_tensor_value_info("o", TensorProto.FLOAT, shape)])
     path = folder / f"{op}_{length}_{d}.onnx"
     onnx.save(helper.make_model(graph, opset_imports=opsets), str(path))
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(str(path), session_options(threads), providers=["CPUExecutionProvider"])
 
 
 def attention_rows(threads: int, calls: int) -> list[dict]:

@@ -69,10 +69,9 @@ def macs_per_output(name: str, base_width: int, size: int, frames: int, classes:
 def _session(path: Path, threads: int):
     import onnxruntime as ort
 
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.log_severity_level = 3
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    from runtime.backends.onnxruntime_backend import session_options
+
+    return ort.InferenceSession(str(path), session_options(threads), providers=["CPUExecutionProvider"])
 
 
 def export_pair(args, tmp: Path, name: str, width: int, size: int) -> tuple[Path, Path, object]:

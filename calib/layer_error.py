@@ -61,6 +61,8 @@ def _marked_session(proto, tensors: list[str]):
     import onnx
     import onnxruntime as ort
 
+    from runtime.backends.onnxruntime_backend import session_options
+
     m = onnx.ModelProto()
     m.CopyFrom(proto)
     have = {o.name for o in m.graph.output}
@@ -68,7 +70,7 @@ def _marked_session(proto, tensors: list[str]):
         if t not in have:
             m.graph.output.append(onnx.helper.make_tensor_value_info(t, onnx.TensorProto.FLOAT, None))
             have.add(t)
-    return ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(m.SerializeToString(), session_options(), providers=["CPUExecutionProvider"])
 
 
 def layer_errors(fp32, qdq, clips: np.ndarray, *, max_clips: int = MAX_CLIPS) -> list[LayerError]:

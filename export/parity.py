@@ -48,11 +48,10 @@ def ort_session(model, threads: int | None = None):
     """A CPU onnxruntime session for a path or ModelProto."""
     import onnxruntime as ort
 
-    opts = ort.SessionOptions()
-    if threads:
-        opts.intra_op_num_threads = threads
+    from runtime.backends.onnxruntime_backend import session_options
+
     src = model.SerializeToString() if hasattr(model, "SerializeToString") else str(model)
-    return ort.InferenceSession(src, opts, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(src, session_options(threads), providers=["CPUExecutionProvider"])
 
 
 def run_onnx(model, clips: np.ndarray, *, session=None) -> np.ndarray:

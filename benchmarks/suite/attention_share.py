@@ -68,12 +68,12 @@ def profile_attention(model_path: str | os.PathLike, x: np.ndarray, *, runs: int
     """Profile ``runs`` runs of the graph on ``x`` (after one unprofiled-in-the-sum warm-up)."""
     import onnxruntime as ort
 
+    from runtime.backends.onnxruntime_backend import session_options
+
     with tempfile.TemporaryDirectory(prefix="tsi_ortprof_") as tmp:
-        opts = ort.SessionOptions()
+        opts = session_options(threads)
         opts.enable_profiling = True
         opts.profile_file_prefix = str(Path(tmp) / "prof")
-        if threads:
-            opts.intra_op_num_threads = threads
         sess = ort.InferenceSession(str(model_path), opts, providers=["CPUExecutionProvider"])
         name = sess.get_inputs()[0].name
         sess.run(None, {name: x})

@@ -79,15 +79,14 @@ def torch_runner(model, precision: str, *, device: str = "cpu", compiled: bool =
 def ort_runner(path: Path, *, threads: int | None = None, device: str = "cpu") -> Runner:
     import onnxruntime as ort
 
+    from runtime.backends.onnxruntime_backend import session_options
+
     providers = {"cpu": ["CPUExecutionProvider"], "cuda": ["CUDAExecutionProvider"]}[device]
     if device == "cuda" and "CUDAExecutionProvider" not in ort.get_available_providers():
         raise Absent(f"onnxruntime has no CUDAExecutionProvider here (has {ort.get_available_providers()})")
     t0 = time.perf_counter()
-    opts = ort.SessionOptions()
-    if threads:
-        opts.intra_op_num_threads = threads
     try:
-        sess = ort.InferenceSession(str(path), opts, providers=providers)
+        sess = ort.InferenceSession(str(path), session_options(threads), providers=providers)
     except Exception as e:  # noqa: BLE001 - onnxruntime's own error is the reason
         raise Absent(f"onnxruntime cannot load the graph: {str(e).splitlines()[0][:300]}") from None
     name = sess.get_inputs()[0].name
