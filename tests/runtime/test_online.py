@@ -262,6 +262,27 @@ def test_tensorrt_step_matches_onnxruntime_with_the_state_on_the_gpu(step_graph,
     trt_step.close()
 
 
+@pytest.mark.parametrize("step_engine", ["11.1"], indirect=True)
+def test_tensorrt_step_with_a_bounded_memory_matches_onnxruntime(step_graph, step_engine):
+    """--online-memory on the GPU state: two tracks per phase, each with its own buffer sets, reset
+    in turn; the outputs are onnxruntime's with the same memory, and every buffer is freed."""
+    from runtime.backends import open_model
+
+    engine, _, cudart, _ = step_engine
+    path, _ = step_graph
+    ref = OnlineRecognizer(OnnxRuntimeStep(path), memory=8)
+    trt_step = open_model(engine)
+    got = OnlineRecognizer(trt_step, memory=8)
+    for i, f in enumerate(video(3 * 8 * 4, seed=6)):  # 3 memories of sampled frames at the frame step 4
+        a, b = ref.push(f, i), got.push(f, i)
+        assert (a is None) == (b is None)
+        if a is not None:
+            np.testing.assert_allclose(b, a, atol=1e-6)
+    assert got.inferences == ref.inferences == 2 * 24
+    trt_step.close()
+    assert cudart.buffers == {}
+
+
 @pytest.mark.parametrize("step_engine", ["10.3"], indirect=True)
 def test_tensorrt_step_refuses_a_clip_engine_card_and_a_mismatched_card(step_engine, tmp_path):
     from runtime.backends.tensorrt_step import TensorRTStep
