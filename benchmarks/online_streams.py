@@ -1,7 +1,7 @@
 """Online streams through the live runtime: one batched step per tick against a step per stream.
 
     python -m benchmarks.online_streams [--streams 8] [--seconds 10] [--offline-frames 300]
-                                        [--repeats 2] [--stride 1] [--threads 1] [--out PREFIX]
+                                        [--repeats 2] [--stride 1] [--threads 1] [--online-memory M] [--out PREFIX]
 
 ``--streams`` synthetic 320x240 videos (``benchmarks.common.panning_clip``, one seed each) run
 through ``runtime.run.run_live`` (what ``tsi-live`` runs: capture threads, decoding, preprocessing,
@@ -82,14 +82,16 @@ def counting():
         StepBatch.__call__, onnxruntime.InferenceSession.run = real_batch, real_run
 
 
-def one_run(side: str, graph: Path, videos: list[Path], realtime: bool, stride: int, threads: int) -> dict:
+def one_run(side: str, graph: Path, videos: list[Path], realtime: bool, stride: int, threads: int,
+            memory: int | None = None) -> dict:
     from runtime.plan import LiveOptions
     from runtime.run import run_live
 
     load0, cpu0 = load_average(), time.process_time()
     with counting() as c:
         summaries = run_live(LiveOptions(model=str(graph), sources=tuple(map(str, videos)), headless=True,
-                                         realtime=realtime, stride=stride, threads=threads, providers=["cpu"]))
+                                         realtime=realtime, stride=stride, threads=threads, providers=["cpu"],
+                                         online_memory=memory))
     cpu_s = time.process_time() - cpu0
     bad = [s for s in summaries if s.reason != "end_of_stream"]
     if bad:
@@ -132,7 +134,9 @@ def render(report: dict) -> str:
              f"{max(loads):.2f} over the runs" + (f" — {note}." if note else " — a quiet machine."), "",
              f"Model: {m['model']}; state {m['state_kib']:.1f} KiB per stream and phase; stride {m['stride']} "
              f"(frame step {m['frame_step']}: {m['phases']} phase(s) per stream, a step per "
-             f"{'frame' if m['stride'] == 1 else str(m['stride']) + ' frames'}). The batched graph against each "
+             f"{'frame' if m['stride'] == 1 else str(m['stride']) + ' frames'}"
+             + ("" if m.get("memory") is None else f"; online memory {m['memory']}: 2 tracks per phase, "
+                "each step a row per track") + "). The batched graph against each "
              f"stream stepped alone (`export.stream_export.check_batched_step`): max |logit difference| "
              f"{m['batched_check']:.1e}.", "",
              f"Videos: {m['streams']} files of 320x240 at {FPS:g} fps, {m['seconds']:g} s played at their rate "
@@ -166,6 +170,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=2, help="pairs of runs per regime")
     p.add_argument("--stride", type=int, default=1, help="a step every STRIDE frames (divides the frame step)")
     p.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads")
+    p.add_argument("--online-memory", type=int, metavar="M",
+                   help="tsi-live --online-memory M: two tracks per phase, twice the steps (default: none)")
     p.add_argument("--out", type=Path, default=OUT, help="writes OUT.json and OUT.md")
     args = p.parse_args(argv)
     if args.streams < 2 or args.repeats < 1 or args.threads < 1 or args.stride < 1:
@@ -197,7 +203,8 @@ def main(argv: list[str] | None = None) -> int:
                       for i in range(args.streams)]
             for rep in range(args.repeats):
                 for side in (SIDES if rep % 2 == 0 else SIDES[::-1]):
-                    runs.append(one_run(side, graphs[side], videos, realtime, args.stride, args.threads))
+                    runs.append(one_run(side, graphs[side], videos, realtime, args.stride, args.threads,
+                                        args.online_memory))
                     r = runs[-1]
                     log.info("%s %s: %d frames, %d dropped, %.1f steps/s, %d session.run over %d ticks, "
                              "%.3f ms inference per step", r["regime"], side, r["frames"], r["dropped"],
@@ -205,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     meta = {"command": command, "cpu": cpu_model(), "cores": os.cpu_count(), "usable_cpus": cpus_usable(),
             "onnxruntime": onnxruntime.__version__, "threads": args.threads, "streams": args.streams,
             "seconds": args.seconds, "offline_frames": args.offline_frames, "stride": args.stride,
-            "frame_step": card.frame_step, "phases": card.frame_step // args.stride,
+            "frame_step": card.frame_step, "phases": card.frame_step // args.stride, "memory": args.online_memory,
             "model": f"random-weight causal {card.arch} at the demo geometry ({card.input_size}², T={card.frames}, "
                      f"{card.num_classes} classes)", "state_kib": step.state_bytes / 1024, "batched_check": check}
     report = {"meta": meta, "runs": runs,

@@ -27,3 +27,17 @@ def test_smallest_run(tmp_path):
     assert report["meta"]["batched_check"] <= 1e-5
     text = out.with_suffix(".md").read_text()
     assert "Command: `python -m benchmarks.online_streams --streams 2" in text and "| 8 | offline |" in text
+
+
+def test_with_an_online_memory_each_step_is_a_row_per_track(tmp_path):
+    out = tmp_path / "m"
+    assert main(["--streams", "2", "--seconds", "1", "--offline-frames", "8", "--repeats", "1",
+                 "--online-memory", "16", "--out", str(out)]) == 0
+    report = json.loads(out.with_suffix(".json").read_text())
+    assert report["meta"]["memory"] == 16
+    for r in (r for r in report["runs"] if r["regime"] == "offline"):
+        if r["side"] == "batched":  # one run per tick over 2 streams x 2 tracks
+            assert r["session_runs"] == r["ticks"] == 8
+        else:  # the two tracks of one stream in one run (run_batch falls back to a run per track)
+            assert r["session_runs"] == 2 * r["steps"] == 32
+    assert "online memory 16: 2 tracks per phase" in out.with_suffix(".md").read_text()
