@@ -166,8 +166,9 @@ def run(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--runs", type=Path, required=True, help="folder of the runs (benchmarks.synthetic_motion --out)")
     p.add_argument("--archs", nargs="+", required=True, help="run folders in --runs (e.g. tsi_r18-causal tsi_r18)")
     p.add_argument("--sequences", type=positive_int, default=6)
-    p.add_argument("--frames", type=positive_int, nargs=2, default=[32, 96], metavar=("MIN", "MAX"),
-                   help="frames an action, drawn per action (%(default)s)")
+    p.add_argument("--frames", type=positive_int, nargs=2, default=[32, 64], metavar=("MIN", "MAX"),
+                   help="frames an action, drawn per action (%(default)s; the training clips' actions "
+                        "take 32 frames, and an action is drawn over its segment: a longer one is slower)")
     p.add_argument("--repeats", type=non_negative_int, default=5,
                    help="actions shown a second time in a video, never twice in a row (%(default)s)")
     p.add_argument("--idle", type=non_negative_int, nargs=2, default=[48, 96], metavar=("MIN", "MAX"),

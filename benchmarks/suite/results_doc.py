@@ -134,37 +134,52 @@ def synthetic(doc: _Doc) -> list[str]:
     return lines
 
 
-def online(doc: _Doc) -> list[str]:
-    acc = _load(doc.results / "online_accuracy.json")
-    if not acc:
-        return _absent("## Online (causal) and offline models", doc, "online_accuracy.json")
-    seqs = sorted(doc.results.glob("online_sequences_seed*.json"))
-    runs = {p.stem.removeprefix("online_sequences_"): {r["arch"]: r for r in _load(p)} for p in seqs}
-    seeds = [Path(d).name for d in acc[0]["dirs"]]
-    lines = ["## Online (causal) and offline models", "",
-             "The demo budget, each model trained once per seed (`<arch>-causal`: trained with `--causal`, run as a "
-             "step graph), then run by `tsi-live` over continuous videos of the 11 actions. How the online model "
-             "works and what these figures say: [online.md](online.md).", "",
-             doc.source("online_accuracy.json") + " The runs in the live runtime: "
-             + ", ".join(f"{doc.link(p.name)} (command: `{command_of(p.with_suffix('.md')) or 'in the file'}`)" for p in seqs)
-             + ".", "",
-             "| model | runtime | clip top-1, " + " / ".join(seeds) + " | mean | reversed pairs told apart (mean) | "
-             "actions recognised in `tsi-live`, " + " / ".join(runs) + " | events that matched no action |",
-             "|---|---|---|---|---|---|---|"]
-    mode_name = {"online": "online (step graph)", "clip": "sliding window (clip graph)"}
+def _clip_rows(acc: list[dict]) -> list[str]:
+    lines = []
     for a in acc:
         top1 = [r["top1"] for r in a["runs"]]
         pairs = [r["pair_direction"] for r in a["runs"]]
-        live = [runs[s].get(a["arch"]) for s in runs]
-        mode = next((mode_name.get(x["mode"], x["mode"]) for x in live if x), "—")
-        rec = " / ".join(f"{x['recognised']}/{x['segments']}" if x else "—" for x in live)
-        ok = [x for x in live if x]
-        if ok:
+        lines.append(f"| {a['arch']} | {' / '.join(_pct(t) for t in top1)} | {sum(top1) / len(top1):.1f} | "
+                     f"{sum(pairs) / len(pairs):.1f} |")
+    return lines
+
+
+def online(doc: _Doc) -> list[str]:
+    accs = [(name, _load(doc.results / name)) for name in ("online_accuracy.json", "online_warm_accuracy.json")]
+    accs = [(name, acc) for name, acc in accs if acc]
+    if not accs:
+        return _absent("## Online (causal) and offline models", doc, "online_accuracy.json")
+    lines = ["## Online (causal) and offline models", "",
+             "The demo budget, each model trained once per seed (`<arch>-causal`: trained with `--causal`, run as a "
+             "step graph; `-warm`: with `--warm-state` too), then run by `tsi-live` over continuous videos. How the "
+             "online model works and what these figures say: [online.md](online.md).", ""]
+    for name, acc in accs:
+        seeds = [Path(d).name for d in acc[0]["dirs"]]
+        lines += [doc.source(name), "",
+                  "| model | clip top-1, " + " / ".join(seeds) + " | mean | reversed pairs told apart (mean) |",
+                  "|---|---|---|---|", *_clip_rows(acc), ""]
+    seqs = sorted(doc.results.glob("online_sequences_seed*.json"))
+    if seqs:
+        runs = {p.stem.removeprefix("online_sequences_"): _load(p) for p in seqs}
+        keys = list(dict.fromkeys((r["arch"], r.get("memory")) for rows in runs.values() for r in rows))
+        lines += ["The runs in the live runtime: "
+                  + ", ".join(f"{doc.link(p.name)} (command: `{command_of(p.with_suffix('.md')) or 'in the file'}`)"
+                              for p in seqs) + ".", "",
+                  "| model | runtime | actions recognised, " + " / ".join(runs) + " (all) | events that matched no "
+                  "action | of them in the idle stretch |", "|---|---|---|---|---|"]
+        for arch, memory in keys:
+            live = [next((r for r in rows if (r["arch"], r.get("memory")) == (arch, memory)), None)
+                    for rows in runs.values()]
+            ok = [x for x in live if x]
+            mode = ("sliding window (clip graph)" if ok[0]["mode"] != "online" else
+                    "online (step graph)" if memory is None else f"online, memory {memory}")
+            rec = " / ".join(f"{x['recognised']}/{x['segments']}" if x else "—" for x in live)
             rec += f" ({sum(x['recognised'] for x in ok)}/{sum(x['segments'] for x in ok)})"
-        spur = " / ".join(f"{x['unmatched_events']} of {x['events']}" if x else "—" for x in live)
-        lines.append(f"| {a['arch']} | {mode} | {' / '.join(_pct(t) for t in top1)} | {sum(top1) / len(top1):.1f} | "
-                     f"{sum(pairs) / len(pairs):.1f} | {rec} | {spur} |")
-    lines += ["", f"Cost per output, online against the sliding window: {doc.link('online.md')} "
+            spur = " / ".join(f"{x['unmatched_events']} of {x['events']}" if x else "—" for x in live)
+            idle = " / ".join(str(x.get("events_in_idle", "—")) if x else "—" for x in live)
+            lines.append(f"| {arch} | {mode} | {rec} | {spur} | {idle} |")
+        lines.append("")
+    lines += [f"Cost per output, online against the sliding window: {doc.link('online.md')} "
               f"(`{command_of(doc.results / 'online.md') or 'named in the file'}`; no JSON).", ""]
     return lines
 
