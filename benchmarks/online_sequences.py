@@ -101,10 +101,11 @@ def run_model(model: Path, card, videos: list[tuple[Path, list[dict]]], folder: 
               memory: int | None = None) -> dict:
     from runtime.events import match_segments, read_events
     from runtime.live import LiveOptions, run_live
+    from runtime.online import FORGETTING_TRACKS
 
     hits = total = events = unmatched = in_idle = passes = 0
     per_video, infer = [], []
-    per_inference = card.frames if card.mode == "clip" else (1 if memory is None else 2)  # frames through the backbone
+    per_inference = card.frames if card.mode == "clip" else (1 if memory is None else FORGETTING_TRACKS)  # frames through the backbone
     for video, segments in videos:
         jsonl = folder / f"{model.stem}_{memory}_{video.stem}.jsonl"
         (summary,) = run_live(LiveOptions(model=str(model), sources=(str(video),), headless=True, realtime=False,

@@ -49,7 +49,9 @@ from runtime.stream_window import Pushed, ShortStream, StreamWindow
 
 log = logging.getLogger(__name__)
 
-__all__ = ["OnlineRecognizer", "OnlineWindow", "StepBatch"]
+__all__ = ["FORGETTING_TRACKS", "OnlineRecognizer", "OnlineWindow", "StepBatch"]
+
+FORGETTING_TRACKS = 2  # states per phase with a bounded memory (one reaches back to the reset without)
 
 
 class _Track:
@@ -73,7 +75,7 @@ class _Phase:
 
     def __init__(self, step: StepModel, frames: int, memory: int | None) -> None:
         self.step, self.memory = step, memory
-        self.tracks = [_Track(step, frames) for _ in range(1 if memory is None else 2)]
+        self.tracks = [_Track(step, frames) for _ in range(1 if memory is None else FORGETTING_TRACKS)]
         self.steps = 0  # steps since the phase's reset
 
     def reset(self) -> None:
@@ -85,7 +87,7 @@ class _Phase:
         """The tracks' states for the phase's next step, after its scheduled forgetting."""
         half = None if self.memory is None else self.memory // 2
         if half and self.steps and self.steps % half == 0:
-            self.tracks[(self.steps // half) % 2].reset(self.step)  # track 1 at M/2, 0 at M, 1 at 3M/2...
+            self.tracks[(self.steps // half) % FORGETTING_TRACKS].reset(self.step)  # 1 at M/2, 0 at M, 1 at 3M/2...
         return [t.state for t in self.tracks]
 
     def stepped(self, logits: np.ndarray, states: list[object]) -> deque[np.ndarray]:
