@@ -72,16 +72,15 @@ def session_options(threads: int | None = None):
     """The options of every onnxruntime session the project opens (this backend and the step
     models, export and calibration checks, the benchmarks), stated once here: errors only in the
     log; ``threads`` intra-op threads (None: onnxruntime's choice, one per core); every graph
-    optimisation (ORT_ENABLE_ALL); subnormal results flushed to zero. The flush made no measurable
-    difference on the AVX2 EPYC this project is measured on (issue 21: TSI-R50 0.75 of TSN with it,
-    0.65-0.72 without, runs under load; the attention alone about 110 ms either way), and it is kept
-    for the CPUs where subnormal arithmetic is slow (the scores' magnitude dependence seen on an
-    Intel Xeon): a probability below 1.2e-38 changes no output this model gives."""
+    optimisation (ORT_ENABLE_ALL). Subnormals are not flushed (``session.set_denormal_as_zero``):
+    it made no measurable difference on the AVX2 EPYC this project is measured on (issue 21: TSI-R50
+    0.75 of TSN with it, 0.65-0.72 without, runs under load; the attention alone about 110 ms either
+    way), and it sets the calling thread's floating-point mode for the whole process (hypothesis,
+    NumPy and the user's own code then see no subnormals: the test suite failed that way)."""
     ort = _import_onnxruntime()
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.add_session_config_entry("session.set_denormal_as_zero", "1")
     if threads:
         opts.intra_op_num_threads = threads
     return opts
