@@ -240,7 +240,7 @@ class OnlineWindow(StreamWindow):
 
     def describe(self) -> tuple[str, str]:
         memory = ("" if self.online.memory is None else
-                  f", memory {self.online.memory} sampled frames: 2 forgetting tracks per phase")
+                  f", memory {self.online.memory} sampled frames: {FORGETTING_TRACKS} forgetting tracks per phase")
         return "online: one step per sampled frame", f" ({len(self.online.phases)} phase(s) per stream{memory})"
 
     def push(self, frame: Frame) -> Pushed:
