@@ -1,7 +1,7 @@
 """Trained models in the live runtime on continuous videos: actions recognised, online vs sliding window.
 
     python -m benchmarks.online_sequences --runs artifacts/bench_online/seed0 \
-        --archs tsi_r18-causal-warm tsi_r18 [--online-memory 16] [--sequences 6] [--seed 0]
+        --archs tsi_r18-causal-warm tsi_r18 [--online-memory auto none] [--sequences 6] [--seed 0]
 
 The clip benchmark (``benchmarks.synthetic_motion``) scores a causal model on T frames from the zero
 state: its online output at the first moment it has one. A live stream is the other case: the state
@@ -10,10 +10,11 @@ continuous videos (``write_sequence_video``: one background, a continuing camera
 11 synthetic actions once in a seeded random order plus ``--repeats`` repeated actions (never twice
 in a row), each action ``--frames MIN MAX`` long (drawn per action, so the transitions fall at varied
 points), with one idle stretch (``--idle``; nobody in the scene) between two actions. It exports each
-run's ``last.pt`` (a causal one as its step graph, ``export.stream_export``; an offline one as its
+run's ``last.pt`` (a causal one as its dynamic-batch step graph, ``export.stream_export``; an offline one as its
 clip graph, ``export.onnx_export``), runs ``runtime.live.run_live`` on every video (``--no-realtime``;
 the default stride: 4 for the window, the frame step for the online model, which is 4 at span 32
-and T = 8, so both score every 4 frames; an online model once more per ``--online-memory``) and
+and T = 8, so both score every 4 frames; an online model once per ``--online-memory``: by default
+its default bound and unbounded) and
 matches the events with the ground truth as ``tsi-events`` does (``runtime.events.match_segments``,
 lag half the span). Writes ``benchmarks/results/online_sequences.md`` (and ``.json``).
 """
@@ -30,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from runtime.common.files import atomic_write_text
+from runtime.online import memory_arg, memory_tracks, resolve_memory
 from tsi.cli import non_negative_int, parser, positive_int
 
 log = logging.getLogger("bench.online_sequences")
@@ -38,8 +40,8 @@ DEFAULT_OUT = Path("benchmarks/results/online_sequences.md")
 
 
 def export_run(checkpoint: Path, out: Path, name: str):
-    """(graph, card) the live runtime runs for this checkpoint: the step graph of a causal model,
-    the clip graph of an offline one."""
+    """(graph, card) the live runtime runs for this checkpoint: the step graph of a causal model
+    (dynamic batch: a step's tracks in one inference), the clip graph of an offline one."""
     from export.friendly import export_friendly_model
     from export.onnx_export import export_onnx
     from export.stream_export import export_online
@@ -48,7 +50,7 @@ def export_run(checkpoint: Path, out: Path, name: str):
     from tsi.checkpoint import load_checkpoint
 
     if load_checkpoint(checkpoint)["config"].get("causal"):  # each export loads the model itself
-        written = export_online(checkpoint, out, name)
+        written = export_online(checkpoint, out, name, dynamic_batch=True)
         return written["fp32"], ModelCard.load(written["card"])
     model, card = export_friendly_model(checkpoint)
     return export_onnx(model, card, out / f"{name}.onnx", source_sha256=file_sha256(checkpoint)), card
@@ -98,14 +100,14 @@ def in_span(event: dict, start: int, end: int, lag: int) -> bool:
 
 
 def run_model(model: Path, card, videos: list[tuple[Path, list[dict]]], folder: Path,
-              memory: int | None = None) -> dict:
+              memory: int | str | None = "auto") -> dict:
     from runtime.events import match_segments, read_events
     from runtime.live import LiveOptions, run_live
-    from runtime.online import FORGETTING_TRACKS
 
     hits = total = events = unmatched = in_idle = passes = 0
     per_video, infer = [], []
-    per_inference = card.frames if card.mode == "clip" else (1 if memory is None else FORGETTING_TRACKS)  # frames through the backbone
+    bound = resolve_memory(memory, card.frames) if card.mode == "online" else None
+    per_inference = card.frames if card.mode == "clip" else memory_tracks(card.frames, bound)[0]  # frames through the backbone
     for video, segments in videos:
         jsonl = folder / f"{model.stem}_{memory}_{video.stem}.jsonl"
         (summary,) = run_live(LiveOptions(model=str(model), sources=(str(video),), headless=True, realtime=False,
@@ -123,7 +125,8 @@ def run_model(model: Path, card, videos: list[tuple[Path, list[dict]]], folder: 
         per_video.append(n_hits)
         infer.append(summary.latency_ms["inference"]["p50_ms"])
         passes += summary.inferences * per_inference
-    return {"mode": card.mode, "memory": memory, "recognised": hits, "segments": total, "events": events,
+    return {"mode": card.mode, "memory": memory, "bound": bound, "tracks": per_inference if card.mode == "online" else None,
+            "recognised": hits, "segments": total, "events": events,
             "unmatched_events": unmatched, "events_in_idle": in_idle, "per_video": per_video,
             "inference_p50_ms": float(np.median(infer)), "backbone_frames": passes}
 
@@ -142,7 +145,8 @@ def to_markdown(rows: list[dict], args, argv: list[str]) -> str:
            "between two actions; " if args.idle[1] else "no idle stretch; ")
         + f"each run's `last.pt` from `{args.runs}`, exported and run by `runtime.live.run_live` with its defaults "
         "(`--no-realtime`, onnxruntime CPU, 1 thread; a score every 4 frames for both modes, EMA smoothing, "
-        "threshold 0.5), an online model also with each `--online-memory` given. A segment is recognised when an "
+        "threshold 0.5), an online model with each `--online-memory` given (auto: the default, 3T/2 sampled frames; "
+        "tracks: states stepped per output). A segment is recognised when an "
         "event of its label overlaps it by at least half of the event (`runtime.events.match_segments`, lag half "
         "the span); an unmatched event is one that recognised no segment (a wrong label, a second event of one "
         "action, or an event in the idle stretch); \"in idle\": events with at least half their span there. "
@@ -154,7 +158,8 @@ def to_markdown(rows: list[dict], args, argv: list[str]) -> str:
     ]
     for r in rows:
         runtime = ("sliding window (clip graph)" if r["mode"] != "online" else
-                   "online (step graph)" if r["memory"] is None else f"online, memory {r['memory']}")
+                   "online, unbounded (1 track)" if r["bound"] is None else
+                   f"online, memory {r['bound']}{' (auto)' if r['memory'] == 'auto' else ''} ({r['tracks']} tracks)")
         lines.append(f"| {r['arch']} | {runtime} | {r['recognised']}/{r['segments']} "
                      f"({100 * r['recognised'] / r['segments']:.0f}%) | {' '.join(map(str, r['per_video']))} | "
                      f"{r['events']} | {r['unmatched_events']} | {r['events_in_idle']} | {r['backbone_frames']} | "
@@ -174,8 +179,9 @@ def run(argv: list[str] | None = None) -> list[dict]:
                    help="actions shown a second time in a video, never twice in a row (%(default)s)")
     p.add_argument("--idle", type=non_negative_int, nargs=2, default=[48, 96], metavar=("MIN", "MAX"),
                    help="frames of the one idle stretch (nobody in the scene) per video; 0 0 for none")
-    p.add_argument("--online-memory", type=positive_int, nargs="*", default=[], metavar="M",
-                   help="also run each online model with tsi-live --online-memory M (a row per M)")
+    p.add_argument("--online-memory", type=memory_arg, nargs="+", default=["auto", None], metavar="M",
+                   help="run each online model with each tsi-live --online-memory M, a row per M "
+                        "(auto, none or a number; default: auto none)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = p.parse_args(argv)
@@ -195,7 +201,7 @@ def run(argv: list[str] | None = None) -> list[dict]:
         for arch in args.archs:
             model, card = export_run(args.runs / arch / "last.pt", tmp, arch)
             log.info("%s: %s", arch, model.name)
-            for memory in [None, *(args.online_memory if card.mode == "online" else [])]:
+            for memory in (args.online_memory if card.mode == "online" else ["auto"]):
                 rows.append({"arch": arch, **run_model(model, card, videos, tmp, memory)})
                 log.info("%s (memory %s): %d/%d segments", arch, memory, rows[-1]["recognised"], rows[-1]["segments"])
     text = to_markdown(rows, args, list(argv) if argv is not None else sys.argv[1:])

@@ -1,7 +1,7 @@
 """Online streams through the live runtime: one batched step per tick against a step per stream.
 
     python -m benchmarks.online_streams [--streams 8] [--seconds 10] [--offline-frames 300]
-                                        [--repeats 2] [--stride 1] [--threads 1] [--online-memory M] [--out PREFIX]
+                                        [--repeats 2] [--stride 1] [--threads 1] [--online-memory auto|none|M] [--out PREFIX]
 
 ``--streams`` synthetic 320x240 videos (``benchmarks.common.panning_clip``, one seed each) run
 through ``runtime.run.run_live`` (what ``tsi-live`` runs: capture threads, decoding, preprocessing,
@@ -39,6 +39,8 @@ from benchmarks.common.machine import cpu_model, cpus_usable, load_average, load
 from benchmarks.common.panning_clip import write_video
 from benchmarks.common.random_step import export_step_graphs
 from runtime.common.files import atomic_write_text
+from runtime.online import memory_arg, memory_tracks, resolve_memory
+from runtime.recognizer import ONLINE_MEMORY
 
 log = logging.getLogger("bench.online_streams")
 OUT = Path("benchmarks") / "results" / "online_streams"
@@ -83,7 +85,7 @@ def counting():
 
 
 def one_run(side: str, graph: Path, videos: list[Path], realtime: bool, stride: int, threads: int,
-            memory: int | None = None) -> dict:
+            memory: int | str | None = ONLINE_MEMORY) -> dict:
     from runtime.plan import LiveOptions
     from runtime.run import run_live
 
@@ -135,7 +137,8 @@ def render(report: dict) -> str:
              f"Model: {m['model']}; state {m['state_kib']:.1f} KiB per stream and phase; stride {m['stride']} "
              f"(frame step {m['frame_step']}: {m['phases']} phase(s) per stream, a step per "
              f"{'frame' if m['stride'] == 1 else str(m['stride']) + ' frames'}"
-             + ("" if m.get("memory") is None else f"; online memory {m['memory']}: 2 tracks per phase, "
+             + ("; online memory none: 1 track per phase" if m.get("bound") is None else
+                f"; online memory {m['memory']} ({m['bound']} sampled frames): {m['tracks']} tracks per phase, "
                 "each step a row per track") + "). The batched graph against each "
              f"stream stepped alone (`export.stream_export.check_batched_step`): max |logit difference| "
              f"{m['batched_check']:.1e}.", "",
@@ -170,8 +173,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=2, help="pairs of runs per regime")
     p.add_argument("--stride", type=int, default=1, help="a step every STRIDE frames (divides the frame step)")
     p.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads")
-    p.add_argument("--online-memory", type=int, metavar="M",
-                   help="tsi-live --online-memory M: two tracks per phase, twice the steps (default: none)")
+    p.add_argument("--online-memory", type=memory_arg, default=ONLINE_MEMORY, metavar="M",
+                   help="tsi-live --online-memory: auto, none or a number of sampled frames; K tracks per phase, "
+                        "K rows a step (%(default)s)")
     p.add_argument("--out", type=Path, default=OUT, help="writes OUT.json and OUT.md")
     args = p.parse_args(argv)
     if args.streams < 2 or args.repeats < 1 or args.threads < 1 or args.stride < 1:
@@ -195,6 +199,10 @@ def main(argv: list[str] | None = None) -> int:
         card = step.card
         if card.frame_step % args.stride:
             p.error(f"--stride {args.stride} must divide the model's frame step {card.frame_step}")
+        try:
+            bound = resolve_memory(args.online_memory, card.frames)
+        except ValueError as e:
+            p.error(str(e))
         check = check_batched_step(graphs["batched"], random_frames(card, 3 * card.frames).reshape(
             3, card.frames, 3, card.input_size, card.input_size))
         regimes = [(True, round(args.seconds * FPS))] + ([(False, args.offline_frames)] if args.offline_frames else [])
@@ -213,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
             "onnxruntime": onnxruntime.__version__, "threads": args.threads, "streams": args.streams,
             "seconds": args.seconds, "offline_frames": args.offline_frames, "stride": args.stride,
             "frame_step": card.frame_step, "phases": card.frame_step // args.stride, "memory": args.online_memory,
+            "bound": bound, "tracks": memory_tracks(card.frames, bound)[0],
             "model": f"random-weight causal {card.arch} at the demo geometry ({card.input_size}², T={card.frames}, "
                      f"{card.num_classes} classes)", "state_kib": step.state_bytes / 1024, "batched_check": check}
     report = {"meta": meta, "runs": runs,

@@ -30,6 +30,7 @@ from runtime.common.video import VideoDecodeError
 from runtime.cli import OneLineParser, install_stop_handlers
 from runtime.gstreamer import GStreamerUnavailableError
 from runtime.display import DisplayUnavailableError
+from runtime.online import memory_arg
 from runtime.outputs import OutputWriteError
 from runtime.plan import DEFAULT_MODEL, DEFAULT_SOURCES, LiveOptions
 from runtime.run import run_live
@@ -109,10 +110,10 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--stride", type=_positive_int, default=d.stride,
                      help=f"scores every N frames (default: {WINDOW_STRIDE} for a clip model; for an online "
                      "model the card's frame step, and N must divide it)")
-    rec.add_argument("--online-memory", type=_positive_int, default=d.online_memory, metavar="M",
-                     help="an online model forgets what it saw more than M sampled frames ago: two "
-                     "states per phase, reset in turn every M (even, >= 2T), twice the steps "
-                     "(runtime.online; default: no bound)")
+    rec.add_argument("--online-memory", type=memory_arg, default=d.online_memory, metavar="M",
+                     help="an online model reports a state that has seen T to M sampled frames (M >= T): "
+                     "K states per phase reset in turn, K steps an output (runtime.online); auto: 3T/2 "
+                     "(K = 3 at T = 8); none: one state from the stream's start, one step (%(default)s)")
     rec.add_argument("--smoothing", choices=["ema", "mean"], default=d.smoothing, help="(%(default)s)")
     rec.add_argument("--smooth-n", type=_positive_int, default=d.smooth_n, help="windows averaged by mean (%(default)s)")
     rec.add_argument("--ema-alpha", type=float, default=d.ema_alpha, help="factor of ema (%(default)s)")

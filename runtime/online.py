@@ -21,12 +21,15 @@ the model's card says ``mode: online``:
 - **Outputs averaged over the last T.** A phase's scores are the softmax of the mean of its last T
   per-frame logits (the clip model's TSN consensus over T frames); nothing is reported before a
   phase has seen T frames since its reset (as the sliding window waits for a full window).
-- **Bounded memory** (``memory`` M, ``tsi-live --online-memory M``; default none). A state reaches
-  back to the phase's reset, so in a continuous video the last action is still in it when the next
-  begins, and the model was trained on clips of T frames from the zero state. With M (even, >= 2T)
-  each phase keeps two tracks (states) that forget in turn: each is reset every M sampled frames,
-  M/2 apart, and the phase reports the older one, which has seen between M/2 and M frames. A step
-  runs the frame on both (one batch of 2): twice the steps, still T/2 times fewer than the window.
+- **Bounded memory** (``memory`` M, ``tsi-live --online-memory M``; ``auto`` there, 3T/2 rounded
+  down: :func:`resolve_memory`). A state reaches back to the phase's reset, so in a continuous video
+  the last action is still in it when the next begins, and the model was trained on clips of T
+  frames from the zero state (``--warm-state``: after one other clip). With M (>= T) each phase
+  keeps K tracks (states) that forget in turn, each reset every K*s sampled frames, s = M - T + 1
+  apart (:func:`memory_tracks`: K = ceil((T - 1) / s) + 1), and reports the youngest track that
+  has T frames: it has seen between T and M. A step runs the frame on every track (one batch of
+  K): K steps an output (3 at T = 8 and M = 12), fewer than the window's T; M = T is the causal
+  model on the last T frames alone (K = T).
 - **Reset on a stream gap.** When the source skips more than ``max_gap`` frames (dropped frames,
   a reconnect, a seek) every phase restarts from the zero state: the state would otherwise link
   frames the model never saw together. :meth:`OnlineRecognizer.reset` does it by hand.
@@ -34,7 +37,9 @@ the model's card says ``mode: online``:
 
 from __future__ import annotations
 
+import argparse
 import logging
+import math
 import time
 from collections import deque
 from typing import Callable
@@ -49,9 +54,40 @@ from runtime.stream_window import Pushed, ShortStream, StreamWindow
 
 log = logging.getLogger(__name__)
 
-__all__ = ["FORGETTING_TRACKS", "OnlineRecognizer", "OnlineWindow", "StepBatch"]
+__all__ = ["AUTO_MEMORY", "OnlineRecognizer", "OnlineWindow", "StepBatch", "memory_arg", "memory_tracks",
+           "resolve_memory"]
 
-FORGETTING_TRACKS = 2  # states per phase with a bounded memory (one reaches back to the reset without)
+AUTO_MEMORY = "auto"  # the bound of resolve_memory: 3T/2 sampled frames
+
+
+def resolve_memory(memory: int | str | None, frames: int) -> int | None:
+    """The bound in sampled frames: ``memory`` itself (None: unbounded), or 3T/2 (rounded down) for
+    :data:`AUTO_MEMORY`; refuses one below T (no track could report) in one line."""
+    if memory == AUTO_MEMORY:
+        return 3 * frames // 2
+    if memory is not None and (isinstance(memory, bool) or not isinstance(memory, int) or memory < frames):
+        raise ValueError(f"online memory must be {AUTO_MEMORY!r}, none or a number of sampled frames >= T = {frames} "
+                         f"(the reported state needs T steps since its reset); got {memory!r}")
+    return memory
+
+
+def memory_arg(text: str) -> int | str | None:
+    """``--online-memory``'s value: ``auto``, ``none`` (None) or a number of sampled frames."""
+    word = text.strip().lower()
+    if word in (AUTO_MEMORY, "none"):
+        return None if word == "none" else AUTO_MEMORY
+    if not word.isdigit() or int(word) < 1:
+        raise argparse.ArgumentTypeError(f"want {AUTO_MEMORY}, none or a number of sampled frames >= 1 (got {text!r})")
+    return int(word)
+
+
+def memory_tracks(frames: int, memory: int | None) -> tuple[int, int | None]:
+    """(tracks K, spacing s) per phase for a bound of ``memory`` sampled frames (see the module
+    docstring): (1, None) unbounded."""
+    if memory is None:
+        return 1, None
+    spacing = memory - frames + 1
+    return math.ceil((frames - 1) / spacing) + 1, spacing
 
 
 class _Track:
@@ -69,13 +105,14 @@ class _Track:
 
 
 class _Phase:
-    """A phase's tracks: one whose state reaches back to the stream's start (``memory`` None), or two
-    that forget in turn, each reset every ``memory`` steps, ``memory / 2`` apart (see the module
-    docstring); a step runs the frame on every track."""
+    """A phase's tracks: one whose state reaches back to the stream's start (``memory`` None), or K
+    that forget in turn, one reset every s steps (:func:`memory_tracks`; see the module docstring);
+    a step runs the frame on every track."""
 
     def __init__(self, step: StepModel, frames: int, memory: int | None) -> None:
-        self.step, self.memory = step, memory
-        self.tracks = [_Track(step, frames) for _ in range(1 if memory is None else FORGETTING_TRACKS)]
+        self.step, self.frames = step, frames
+        count, self.spacing = memory_tracks(frames, memory)
+        self.tracks = [_Track(step, frames) for _ in range(count)]
         self.steps = 0  # steps since the phase's reset
 
     def reset(self) -> None:
@@ -85,19 +122,20 @@ class _Phase:
 
     def due_states(self) -> list[object]:
         """The tracks' states for the phase's next step, after its scheduled forgetting."""
-        half = None if self.memory is None else self.memory // 2
-        if half and self.steps and self.steps % half == 0:
-            self.tracks[(self.steps // half) % FORGETTING_TRACKS].reset(self.step)  # 1 at M/2, 0 at M, 1 at 3M/2...
+        if self.spacing and self.steps and self.steps % self.spacing == 0:
+            self.tracks[(self.steps // self.spacing) % len(self.tracks)].reset(self.step)  # 1 at s, 2 at 2s, ...
         return [t.state for t in self.tracks]
 
     def stepped(self, logits: np.ndarray, states: list[object]) -> deque[np.ndarray]:
-        """The step's logits (one row per track) and next states; returns the oldest track's logits."""
+        """The step's logits (one row per track) and next states; returns the logits of the youngest
+        track with T frames (else of the oldest, which has fewer than T)."""
         for t, row, state in zip(self.tracks, logits, states):
             t.state = state
             t.logits.append(row)
             t.age += 1
         self.steps += 1
-        return max(self.tracks, key=lambda t: t.age).logits
+        full = [t for t in self.tracks if t.age >= self.frames]
+        return (min(full, key=lambda t: t.age) if full else max(self.tracks, key=lambda t: t.age)).logits
 
 
 class OnlineRecognizer:
@@ -108,7 +146,7 @@ class OnlineRecognizer:
     """
 
     def __init__(self, step: StepModel, *, stride: int | None = None, max_gap: int | None = None,
-                 memory: int | None = None) -> None:
+                 memory: int | str | None = None) -> None:
         card = step.card
         self.step, self.card = step, card
         self.frame_step = card.frame_step
@@ -116,9 +154,7 @@ class OnlineRecognizer:
         if self.stride < 1 or self.frame_step % self.stride:
             raise ValueError(f"stride must divide the card's frame step {self.frame_step} "
                              f"(span {card.span_frames} / T {card.frames}); got {stride}")
-        if memory is not None and (memory < 2 * card.frames or memory % 2):
-            raise ValueError(f"online memory must be an even number of sampled frames >= 2T = {2 * card.frames} "
-                             f"(a forgetting track needs T steps before it reports); got {memory}")
+        memory = resolve_memory(memory, card.frames)
         self.memory = memory
         self.phases = [_Phase(step, card.frames, memory) for _ in range(self.frame_step // self.stride)]
         self.max_gap = self.frame_step if max_gap is None else int(max_gap)
@@ -229,8 +265,9 @@ class OnlineWindow(StreamWindow):
     every_due = True
     batch = StepBatch
 
-    def __init__(self, step: StepModel, stride: int | None = None, memory: int | None = None) -> None:
+    def __init__(self, step: StepModel, stride: int | None = None, memory: int | str | None = None) -> None:
         self.online = OnlineRecognizer(step, stride=stride, memory=memory)
+        self.tracks = len(self.online.phases[0].tracks)  # rows per step
         card = step.card
         self.stride, self.span = self.online.stride, card.span_frames or card.frames
         self.frames = card.frames
@@ -240,7 +277,7 @@ class OnlineWindow(StreamWindow):
 
     def describe(self) -> tuple[str, str]:
         memory = ("" if self.online.memory is None else
-                  f", memory {self.online.memory} sampled frames: {FORGETTING_TRACKS} forgetting tracks per phase")
+                  f", memory {self.online.memory} sampled frames: {self.tracks} forgetting tracks per phase")
         return "online: one step per sampled frame", f" ({len(self.online.phases)} phase(s) per stream{memory})"
 
     def push(self, frame: Frame) -> Pushed:

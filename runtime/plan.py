@@ -78,7 +78,7 @@ class LiveOptions:
     cuda_graph: bool = False
     threads: int | None = None
     stride: int | None = None  # None: the window's (WINDOW_STRIDE for a clip model, the card's frame step online)
-    online_memory: int | None = None  # None: an online state reaches back to its reset (runtime.online)
+    online_memory: int | str | None = recognizer.ONLINE_MEMORY  # None: unbounded (runtime.online.resolve_memory)
     smoothing: str = recognizer.SMOOTHING
     smooth_n: int = recognizer.SMOOTH_N
     ema_alpha: float = recognizer.EMA_ALPHA

@@ -19,7 +19,7 @@ from runtime.backends.base import Backend
 from runtime.card import ModelCard
 from runtime.frames import Frame, Gap
 from runtime.latency import LatencyStats
-from runtime.online import OnlineWindow
+from runtime.online import AUTO_MEMORY, OnlineWindow
 from runtime.overlay import draw_overlay
 from runtime.scheduler import run_streams
 from runtime.sink import LiveOutputs
@@ -41,9 +41,10 @@ EMA_ALPHA = 0.3  # factor of "ema"
 THRESHOLD = 0.5  # min smoothed score of an action
 TOPK = 3  # labels drawn on the frame
 PAD_SHORT = True  # a stream shorter than the model's span is classified once, padded
+ONLINE_MEMORY = AUTO_MEMORY  # an online model's bound (runtime.online.resolve_memory); a clip model has none
 
 # card mode -> the window a stream's frames go into
-WINDOWS: dict[str, Callable[[Any, ModelCard, int | None, int | None], StreamWindow]] = {
+WINDOWS: dict[str, Callable[[Any, ModelCard, int | None, int | str | None], StreamWindow]] = {
     "clip": lambda model, card, stride, memory: SlidingWindow(card, stride),
     "online": lambda model, card, stride, memory: OnlineWindow(model, stride, memory),
 }
@@ -56,13 +57,14 @@ class LiveRecognizer:
     due), by :meth:`run` (one source) or frame batch by frame batch with :meth:`process`. Events,
     gaps and the summary go to ``outputs`` when given. ``stride``: None is the window's default
     (:data:`runtime.window.WINDOW_STRIDE` for a clip model, the card's frame step online); ``memory``:
-    an online model's bounded memory in sampled frames (:mod:`runtime.online`; None: unbounded)."""
+    an online model's bounded memory in sampled frames (:func:`runtime.online.resolve_memory`:
+    ``"auto"``, a number, None for unbounded); anything but the default on a clip model is refused."""
 
     def __init__(self, backend: Backend | StepModel, card: ModelCard | None = None, *,
                  stride: int | None = None, smoothing: str = SMOOTHING, smooth_n: int = SMOOTH_N,
                  ema_alpha: float = EMA_ALPHA, threshold: float = THRESHOLD, topk: int = TOPK,
                  pad_short: bool = PAD_SHORT, name: str | None = None,
-                 outputs: LiveOutputs | None = None, memory: int | None = None) -> None:
+                 outputs: LiveOutputs | None = None, memory: int | str | None = ONLINE_MEMORY) -> None:
         card = card or backend.card
         if card is None:
             raise ValueError("no model card: load the backend first or pass card=")
@@ -73,7 +75,7 @@ class LiveRecognizer:
         self.outputs = outputs
         self.listener: Any = None  # told of events opening and closing (runtime.serve.board)
         self.pad_short = pad_short
-        if memory is not None and card.mode != "online":
+        if memory != ONLINE_MEMORY and card.mode != "online":
             raise ValueError(f"an online memory is for an online (step) model; this card's mode is {card.mode!r}")
         self.window = WINDOWS[card.mode](backend, card, stride, memory)
         self.stride, self.span = self.window.stride, self.window.span

@@ -72,12 +72,13 @@ def run_live(opts: LiveOptions, stop: threading.Event | None = None) -> list[Run
             recognizers.append(rec)
         first = recognizers[0]
         how, detail = first.window.describe()
+        rows = len(plans) * getattr(first.window, "tracks", 1)
         log.info("model %s (%s, %s): %d labels, T=%d, %dx%d, span %d frames, stride %d%s; %d stream(s)%s",
                  model, backend.name, how, first.card.num_classes, first.card.frames,
                  first.card.input_size, first.card.input_size, first.span, first.stride, detail,
-                 len(plans), "" if len(plans) == 1 or backend.fixed_batch is None else
-                 f" (the model's batch is fixed at {backend.fixed_batch}: streams are inferred in "
-                 "chunks; export with --dynamic-batch for one inference)")
+                 len(plans), "" if rows == 1 or backend.fixed_batch is None else
+                 f" (the model's batch is fixed at {backend.fixed_batch}: {rows} rows a tick (streams x tracks) are "
+                 "inferred in chunks; export with --dynamic-batch for one inference)")
         for pl, src, rec in zip(plans, sources, recognizers):
             stack.enter_context(src)  # started; stopped (thread joined, capture released) on exit
             rec.outputs = LiveOutputs(pl.out_jsonl, pl.out_video,

@@ -172,7 +172,9 @@ def online(doc: _Doc) -> list[str]:
                     for rows in runs.values()]
             ok = [x for x in live if x]
             mode = ("sliding window (clip graph)" if ok[0]["mode"] != "online" else
-                    "online (step graph)" if memory is None else f"online, memory {memory}")
+                    "online, unbounded" if memory is None else
+                    f"online, memory {ok[0].get('bound', memory)}{' (auto)' if memory == 'auto' else ''}"
+                    + (f", {ok[0]['tracks']} tracks" if ok[0].get("tracks") else ""))
             rec = " / ".join(f"{x['recognised']}/{x['segments']}" if x else "—" for x in live)
             rec += f" ({sum(x['recognised'] for x in ok)}/{sum(x['segments'] for x in ok)})"
             spur = " / ".join(f"{x['unmatched_events']} of {x['events']}" if x else "—" for x in live)

@@ -20,16 +20,18 @@ def test_causal_and_offline_runs_through_the_live_runtime(tmp_path):
     make_checkpoint(runs / "tiny" / "last.pt")
     out = tmp_path / "seq.md"
     rows = run(["--runs", str(runs), "--archs", "tiny-causal", "tiny", "--sequences", "1", "--frames", "8", "8",
-                "--repeats", "2", "--idle", "8", "8", "--online-memory", "8", "--out", str(out)])
-    online, bounded, window = rows
-    assert (online["mode"], online["memory"], bounded["memory"], window["mode"]) == ("online", None, 8, "clip")
+                "--repeats", "2", "--idle", "8", "8", "--online-memory", "none", "4", "auto", "--out", str(out)])
+    online, tight, auto, window = rows
+    assert [(r["mode"], r["memory"], r["bound"], r["tracks"]) for r in rows] == [
+        ("online", None, None, 1), ("online", 4, 4, 4), ("online", "auto", 6, 2), ("clip", "auto", None, None)]  # T 4
     assert online["segments"] == window["segments"] == 13  # every synthetic action once, and 2 repeats
-    # 14 x 8 = 112 frames: the online model steps every frame step (4): 28 (x2 tracks with a memory);
+    # 14 x 8 = 112 frames: the online model steps every frame step (4): 28, x K tracks with a memory;
     # the window (span 16, T 4) every 4 once full: 25 scores of 4 frames
-    assert (online["backbone_frames"], bounded["backbone_frames"], window["backbone_frames"]) == (28, 56, 100)
+    assert [r["backbone_frames"] for r in rows] == [28, 4 * 28, 2 * 28, 100]
     assert json.loads(out.with_suffix(".json").read_text()) == rows
     text = out.read_text()
-    assert "| tiny-causal | online (step graph) |" in text and "| tiny-causal | online, memory 8 |" in text
+    assert ("| tiny-causal | online, unbounded (1 track) |" in text and "| tiny-causal | online, memory 4 (4 tracks) |"
+            in text and "| tiny-causal | online, memory 6 (auto) (2 tracks) |" in text)
     with pytest.raises(SystemExit, match="no last.pt for \\['nope'\\]"):
         run(["--runs", str(runs), "--archs", "nope", "--out", str(tmp_path / "x.md")])
     with pytest.raises(SystemExit):  # one line, exit 2

@@ -3,13 +3,15 @@ session.run per tick over the streams, the per-stream side one per step; both fi
 
 import json
 
+import pytest
+
 from benchmarks.online_streams import main
 
 
 def test_smallest_run(tmp_path):
     out = tmp_path / "res" / "os"
     assert main(["--streams", "2", "--seconds", "1", "--offline-frames", "8", "--repeats", "2",
-                 "--out", str(out)]) == 0
+                 "--online-memory", "none", "--out", str(out)]) == 0
     report = json.loads(out.with_suffix(".json").read_text())
     runs = report["runs"]
     assert [(r["regime"], r["side"]) for r in runs] == [
@@ -29,15 +31,22 @@ def test_smallest_run(tmp_path):
     assert "Command: `python -m benchmarks.online_streams --streams 2" in text and "| 8 | offline |" in text
 
 
-def test_with_an_online_memory_each_step_is_a_row_per_track(tmp_path):
+@pytest.mark.parametrize("memory, bound, tracks", [("16", 16, 2), ("auto", 12, 3)])  # T = 8
+def test_with_an_online_memory_each_step_is_a_row_per_track(tmp_path, memory, bound, tracks):
     out = tmp_path / "m"
     assert main(["--streams", "2", "--seconds", "1", "--offline-frames", "8", "--repeats", "1",
-                 "--online-memory", "16", "--out", str(out)]) == 0
+                 "--online-memory", memory, "--out", str(out)]) == 0
     report = json.loads(out.with_suffix(".json").read_text())
-    assert report["meta"]["memory"] == 16
+    assert (report["meta"]["bound"], report["meta"]["tracks"]) == (bound, tracks)
     for r in (r for r in report["runs"] if r["regime"] == "offline"):
-        if r["side"] == "batched":  # one run per tick over 2 streams x 2 tracks
+        if r["side"] == "batched":  # one run per tick over 2 streams x K tracks
             assert r["session_runs"] == r["ticks"] == 8
-        else:  # the two tracks of one stream in one run (run_batch falls back to a run per track)
-            assert r["session_runs"] == 2 * r["steps"] == 32
-    assert "online memory 16: 2 tracks per phase" in out.with_suffix(".md").read_text()
+        else:  # the K tracks of one stream in one run (run_batch falls back to a run per track)
+            assert r["session_runs"] == tracks * r["steps"] == tracks * 16
+    assert f"online memory {memory} ({bound} sampled frames): {tracks} tracks per phase" in out.with_suffix(".md").read_text()
+
+
+def test_refuses_a_memory_below_t(capsys):
+    with pytest.raises(SystemExit):
+        main(["--online-memory", "7", "--out", "unused"])
+    assert "online memory must be 'auto', none or a number of sampled frames >= T = 8" in capsys.readouterr().err

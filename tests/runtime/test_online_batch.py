@@ -240,13 +240,14 @@ def test_tsi_live_on_four_streams_batched_gives_what_each_gives_alone(graphs, tm
 
     together = live(videos, tmp_path / "together" / "{name}.jsonl")  # {name}: the file's stem
     calls = list(batches)
-    # stride 2 of frame step 4: 2 phases, a step every 2 frames; the streams step in lock-step
+    # stride 2 of frame step 4: 2 phases, a step every 2 frames; the streams step in lock-step, each
+    # step a row per track (the default memory, 3T/2 = 6 at T = 4: 2 tracks)
     assert [s.inferences for s in together] == [n // 2 for n in lengths]
-    assert calls == [sum(n > 2 * t for n in lengths) for t in range(max(lengths) // 2)]
+    assert calls == [2 * sum(n > 2 * t for n in lengths) for t in range(max(lengths) // 2)]
     for video, s in zip(videos, together):
         batches.clear()
         (alone,) = live([video], tmp_path / "alone" / f"{video.stem}.jsonl")
-        assert batches == [1] * alone.inferences
+        assert batches == [2] * alone.inferences
         assert (s.reason, s.frames, s.inferences, s.events) == ("end_of_stream", alone.frames, alone.inferences,
                                                                  alone.events)
         got = events(tmp_path / "together" / f"{video.stem}.jsonl")
