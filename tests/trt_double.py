@@ -363,12 +363,27 @@ class World:
     def _IExecutionContext__set_input_shape(self, ctx, name, shape):
         spec = ctx._values["_engine"]._values["_spec"]
         lo, hi = spec.get("profile_batch", [1, 1])
+        io = self._io(ctx._values["_engine"])
+        if io:  # a step engine: any input, its static dims kept, a dynamic batch inside the profile
+            want = io.get(name)
+            if (want is None or not want["input"] or len(shape) != len(want["shape"])
+                    or any(d != -1 and d != s for d, s in zip(want["shape"], shape))
+                    or (want["shape"][0] == -1 and not lo <= shape[0] <= hi)):
+                return False
+            ctx._values.setdefault("_shapes", {})[name] = tuple(shape)
+            return True
         if len(shape) != 5 or not lo <= shape[0] <= hi or any(d not in (-1, s) for d, s in zip(spec["input"], shape)):
             return False
         ctx._values["_shape"] = tuple(shape)
         return True
 
     def _IExecutionContext__get_tensor_shape(self, ctx, name):
+        io = self._io(ctx._values["_engine"])
+        if io:  # a dynamic batch is -1 until set_input_shape binds it (outputs follow the frame's)
+            from runtime.step_graph import FRAME_INPUT
+
+            batch = ctx._values.get("_shapes", {}).get(FRAME_INPUT, io[FRAME_INPUT]["shape"])[0]
+            return tuple(batch if d == -1 else d for d in io[name]["shape"])
         shape = ctx._values["_shape"]
         return shape if name == "clip" else (shape[0], ctx._values["_engine"]._values["_spec"]["classes"])
 
@@ -382,7 +397,8 @@ class World:
         ctx._values["_executed"] += 1
         spec = ctx._values["_engine"]._values["_spec"]
         if "io" in spec:  # addresses as bound now (a CUDA graph keeps the ones it was captured with)
-            self.cudart.launch(onnx_step(spec, dict(ctx._values["_addresses"])), stream_handle)
+            shapes = {t["name"]: self._IExecutionContext__get_tensor_shape(ctx, t["name"]) for t in spec["io"]}
+            self.cudart.launch(onnx_step(spec, dict(ctx._values["_addresses"]), shapes), stream_handle)
             return True
         run = colour_model(ctx._values["_addresses"], ctx._values["_shape"], spec["classes"],
                            spec.get("dtype", "float32"))

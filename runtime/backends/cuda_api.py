@@ -112,6 +112,10 @@ class CudaPython:
                                           self.rt.cudaMemcpyKind.cudaMemcpyDeviceToHost, stream),
                   "cudaMemcpyAsync(D2H)")
 
+    def d2d_async(self, dst: int, src: int, nbytes: int, stream: Any) -> None:
+        self.call(self.rt.cudaMemcpyAsync(dst, src, nbytes, self.rt.cudaMemcpyKind.cudaMemcpyDeviceToDevice, stream),
+                  "cudaMemcpyAsync(D2D)")
+
     def sync(self, stream: Any) -> None:
         self.call(self.rt.cudaStreamSynchronize(stream), "cudaStreamSynchronize")
 
@@ -197,6 +201,9 @@ class PyCuda:
 
     def d2h_async(self, dst: np.ndarray, src: int, stream: Any) -> None:
         self._wrap(self.drv.memcpy_dtoh_async, "memcpy_dtoh_async", dst, src, stream)
+
+    def d2d_async(self, dst: int, src: int, nbytes: int, stream: Any) -> None:
+        self._wrap(self.drv.memcpy_dtod_async, "memcpy_dtod_async", dst, src, nbytes, stream)
 
     def sync(self, stream: Any) -> None:
         self._wrap(stream.synchronize, "Stream.synchronize")

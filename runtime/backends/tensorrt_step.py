@@ -16,6 +16,14 @@ TensorRT double and a cudart stand-in, the double's engine computing the step gr
 * **CUDA graph** (``--cuda-graph``): addresses are baked into a captured graph, so one graph is
   captured per (state, which set it reads) on first use and replayed afterwards; TensorRT's lazy
   set-up runs once at load, on a scratch state, before any capture.
+* **Batched steps** (an engine of a ``--dynamic-batch`` step graph, its optimisation profile's
+  batch range): :meth:`TensorRTStep.run_batch` steps n states (streams, phases, forgetting tracks)
+  in one ``execute_async_v3`` at batch n, up to the profile's largest batch a call. The states stay
+  where they are: each is copied on the GPU (``cudaMemcpyAsync`` device to device) into row i of
+  one batched buffer per state tensor, and row i of the batched outputs back into the state's other
+  set, so only the n frames go in and the n logits come out. The batched buffers are fixed, so with
+  ``--cuda-graph`` one graph per batch size is captured (as the clip engine's), the copies enqueued
+  around it. A single state (:meth:`TensorRTStep.run`) still binds its own buffers at batch 1.
 """
 
 from __future__ import annotations
@@ -63,6 +71,7 @@ class TensorRTStep(EngineHolder, StepModel):
     def __init__(self, plugin: str | os.PathLike | None = None, cuda_graph: bool = False, device: int = 0,
                  log_level: str = "warning") -> None:
         super().__init__()
+        self.max_batch, self._bound_batch = 1, 1
         self.plugin, self.cuda_graph, self.device, self.log_level = plugin, cuda_graph, device, log_level
         self._init_engine_holder()  # I/O buffers: frame and logits; CUDA graphs by (id(state), set read)
         self._states: list[DeviceState] = []
@@ -84,18 +93,25 @@ class TensorRTStep(EngineHolder, StepModel):
         self.card, self.card_source, self.model_path = card, source, path
         ins, outs = spec(inputs), spec(outputs)
         io = check_step_io(path, card, source, ins, outs)
-        self.state_spec = io.state_spec  # run_batch steps the streams one by one (fixed_batch 1)
-        if io.dynamic_batch:  # an engine of a --dynamic-batch step graph: bound at batch 1
-            for n in inputs:
-                one = (1, *ins[n][0][1:])
-                if not self._context.set_input_shape(n, one):
-                    raise CardError(f"engine {path} input {n} {list(ins[n][0])} cannot take batch 1 "
-                                    "(outside its optimisation profile?)")
-            log.warning("%s: a dynamic-batch step engine runs here at batch 1, one stream after another "
-                        "(batched TensorRT steps are not implemented)", path.name)
+        self.state_spec = io.state_spec
+        self._inputs = {n: ins[n][0][1:] for n in inputs}  # each input's shape after the batch axis
+        self.max_batch = 1
+        if io.dynamic_batch:  # an engine of a --dynamic-batch step graph: batch 1 to the profile's largest
+            lo, _, hi = engine.get_tensor_profile_shape(FRAME_INPUT, 0)
+            if int(lo[0]) > 1:
+                raise CardError(f"engine {path}: its optimisation profile starts at batch {int(lo[0])}; a "
+                                "step engine must take batch 1 (rebuild with --batch 1,...)")
+            self.max_batch, self.fixed_batch = int(hi[0]), None
+            self._bound_batch = 0
+            self._set_batch(1)
         cuda = self._cuda
-        self._io_buffer(FRAME_INPUT, (1, *ins[FRAME_INPUT][0][1:]), ins[FRAME_INPUT][1])
-        self._io_buffer(LOGITS_OUTPUT, (1, *outs[LOGITS_OUTPUT][0][1:]), outs[LOGITS_OUTPUT][1])
+        self._io_buffer(FRAME_INPUT, (self.max_batch, *ins[FRAME_INPUT][0][1:]), ins[FRAME_INPUT][1])
+        self._io_buffer(LOGITS_OUTPUT, (self.max_batch, *outs[LOGITS_OUTPUT][0][1:]), outs[LOGITS_OUTPUT][1])
+        self._rows: dict[str, int] = {}  # batched state buffers (state name and <name>.next), max_batch rows
+        if self.fixed_batch is None:
+            for name in self.state_spec:
+                for key in (name, name + STATE_OUT_SUFFIX):
+                    self._rows[key] = self._device[key] = cuda.device_malloc(self.max_batch * self._nbytes(name))
         if self.cuda_graph:  # TensorRT's lazy set-up must not happen inside a capture: run once first
             scratch = self.new_state()
             try:
@@ -105,8 +121,19 @@ class TensorRTStep(EngineHolder, StepModel):
             finally:
                 self.free_state(scratch)
         self._loaded(f"TensorRT {getattr(trt, '__version__', '?')}, {cuda.name}, state on the GPU"
+                     + (f", batch 1..{self.max_batch} a step" if self.fixed_batch is None else "")
                      + (", CUDA graphs" if self.cuda_graph else ""))
         return self
+
+    def _set_batch(self, n: int) -> None:
+        """Every input's batch (a dynamic-batch engine)."""
+        if n == self._bound_batch:
+            return
+        for name, rest in self._inputs.items():
+            if not self._context.set_input_shape(name, (n, *rest)):
+                raise CardError(f"engine {self.model_path} input {name} cannot take batch {n} "
+                                "(outside its optimisation profile?)")
+        self._bound_batch = n
 
     def _nbytes(self, name: str) -> int:
         shape, dtype = self.state_spec[name]
@@ -162,8 +189,10 @@ class TensorRTStep(EngineHolder, StepModel):
         if state.closed:
             raise ValueError("this state was freed")
         cuda, stream = self._cuda, self._stream
-        host_in = self._host[FRAME_INPUT][0]
-        host_out = self._host[LOGITS_OUTPUT][0]
+        if self.fixed_batch is None:
+            self._set_batch(1)
+        host_in = self._host[FRAME_INPUT][0][:1]
+        host_out = self._host[LOGITS_OUTPUT][0][:1]
         np.copyto(host_in, frame.reshape(host_in.shape), casting="same_kind")  # also to a float16 input
         cuda.h2d_async(self._device[FRAME_INPUT], host_in, stream)
         if self.cuda_graph:
@@ -175,6 +204,56 @@ class TensorRTStep(EngineHolder, StepModel):
         cuda.sync(stream)
         state.current = 1 - state.current  # what was written is what the next step reads
         return host_out[0].astype(np.float32, copy=True), state
+
+    def run_batch(self, frames: np.ndarray, states: list[DeviceState]) -> tuple[np.ndarray, list[DeviceState]]:
+        """n states stepped in one inference a chunk of up to :attr:`max_batch` (see the module
+        docstring); a batch-1 engine steps them one after another."""
+        if len(frames) != len(states):
+            raise ValueError(f"{len(frames)} frames for {len(states)} states")
+        if self.fixed_batch is not None or len(states) < 2:
+            return super().run_batch(frames, states)
+        if any(s.closed for s in states) or len({id(s) for s in states}) < len(states):
+            raise ValueError("a batch of steps needs distinct, open states")
+        logits = [self._run_rows(frames[a:a + self.max_batch], states[a:a + self.max_batch])
+                  for a in range(0, len(states), self.max_batch)]
+        return np.concatenate(logits), list(states)
+
+    def _run_rows(self, frames: np.ndarray, states: list[DeviceState]) -> np.ndarray:
+        cuda, stream, n = self._cuda, self._stream, len(states)
+        if n == 1:
+            return self.run(frames[0], states[0])[0][None]
+        self._set_batch(n)
+        host_in = self._host[FRAME_INPUT][0][:n]
+        host_out = self._host[LOGITS_OUTPUT][0][:n]
+        np.copyto(host_in, frames.reshape(host_in.shape), casting="same_kind")
+        cuda.h2d_async(self._device[FRAME_INPUT], host_in, stream)
+        for name in self.state_spec:
+            size = self._nbytes(name)
+            for i, state in enumerate(states):  # gather: each state into row i
+                cuda.d2d_async(self._rows[name] + i * size, state.reads[name], size, stream)
+        if self.cuda_graph:
+            graph_exec = self._graphs.get(("rows", n))
+            if graph_exec is None:
+                self._bind_rows()
+                self._execute()  # TensorRT's lazy set-up at this batch, outside the capture
+                graph_exec = self._graphs[("rows", n)] = self._capture()
+            cuda.graph_launch(graph_exec, stream)
+        else:
+            self._bind_rows()
+            self._execute()
+        for name in self.state_spec:
+            size = self._nbytes(name)
+            for i, state in enumerate(states):  # scatter: row i into the set the state's next step reads
+                cuda.d2d_async(state.writes[name], self._rows[name + STATE_OUT_SUFFIX] + i * size, size, stream)
+        cuda.d2h_async(host_out, self._device[LOGITS_OUTPUT], stream)
+        cuda.sync(stream)
+        for state in states:
+            state.current = 1 - state.current
+        return host_out.astype(np.float32, copy=True)
+
+    def _bind_rows(self) -> None:
+        for key, ptr in self._rows.items():
+            self._address(key, ptr)
 
     def _release_more(self) -> None:
         for state in list(self._states):

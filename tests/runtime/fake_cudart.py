@@ -23,6 +23,7 @@ class CudaRt(types.ModuleType):
     class cudaMemcpyKind(enum.IntEnum):  # noqa: N801
         cudaMemcpyHostToDevice = 1
         cudaMemcpyDeviceToHost = 2
+        cudaMemcpyDeviceToDevice = 3
 
     class cudaStreamCaptureMode(enum.IntEnum):  # noqa: N801
         cudaStreamCaptureModeGlobal = 0
@@ -78,8 +79,12 @@ class CudaRt(types.ModuleType):
 
     def cudaMemcpyAsync(self, dst, src, n, kind, stream):  # noqa: N802
         assert isinstance(stream, self.Stream)
+        for ptr in (dst, src):  # a device-side copy must stay inside buffers cudaMalloc gave
+            if kind == self.cudaMemcpyKind.cudaMemcpyDeviceToDevice:
+                assert any(a <= ptr and ptr + n <= a + len(b) for a, b in self.buffers.items()), "copy out of bounds"
         ctypes.memmove(dst, src, n)
-        self.ops.append("h2d" if kind == self.cudaMemcpyKind.cudaMemcpyHostToDevice else "d2h")
+        self.ops.append({self.cudaMemcpyKind.cudaMemcpyHostToDevice: "h2d", self.cudaMemcpyKind.cudaMemcpyDeviceToHost: "d2h",
+                         self.cudaMemcpyKind.cudaMemcpyDeviceToDevice: "d2d"}[kind])
         return self._ok()
 
     def cudaMemcpy(self, dst, src, n, kind):  # noqa: N802
@@ -169,9 +174,11 @@ def colour_model(addresses: dict, shape: tuple, classes: int, dtype: str = "floa
 _SESSIONS: dict[str, object] = {}
 
 
-def onnx_step(spec: dict, addresses: dict):
+def onnx_step(spec: dict, addresses: dict, shapes: dict):
     """A step engine's function: its ONNX graph in onnxruntime, every input read from and every
-    output written to the bound address (so the state buffers and their swapping are exercised)."""
+    output written to the bound address (so the state buffers and their swapping are exercised), at
+    the shapes the context bound (``shapes``: a dynamic batch as set_input_shape set it)."""
+    assert all(d >= 0 for shape in shapes.values() for d in shape), f"a dynamic shape left unbound: {shapes}"
     import onnxruntime
 
     path = spec["onnx"]
@@ -182,11 +189,11 @@ def onnx_step(spec: dict, addresses: dict):
     def run() -> None:
         bound = [addresses[t["name"]] for t in spec["io"]]  # KeyError: a tensor left unbound
         assert len(set(bound)) == len(bound), "TensorRT inputs and outputs must not share memory"
-        feeds = {t["name"]: _view(addresses[t["name"]], t["shape"], t["dtype"]).copy()
+        feeds = {t["name"]: _view(addresses[t["name"]], shapes[t["name"]], t["dtype"]).copy()
                  for t in spec["io"] if t["input"]}
         names = [t["name"] for t in spec["io"] if not t["input"]]
         for t, value in zip([t for t in spec["io"] if not t["input"]], session.run(names, feeds)):
-            _view(addresses[t["name"]], t["shape"], t["dtype"])[...] = value
+            _view(addresses[t["name"]], shapes[t["name"]], t["dtype"])[...] = value
 
     return run
 

@@ -255,3 +255,74 @@ def test_tsi_live_on_four_streams_batched_gives_what_each_gives_alone(graphs, tm
         assert len(got) == len(want) == s.events >= 1
         for a, b in zip(got, want):
             assert a.pop("score") == pytest.approx(b.pop("score"), abs=1e-5) and a == b
+
+
+# -- the TensorRT step engine of the dynamic-batch graph (TensorRT double + cudart stand-in) -------
+def trt_engine(graph, out, monkeypatch, profile):
+    from export.build_engine import main as build_main
+    from tests import trt_double
+    from tests.runtime.fake_cudart import CudaRt
+
+    cudart, world = CudaRt(), trt_double.World()
+    trt_double.install(monkeypatch, "11.1", world, cudart=cudart)
+    assert build_main(["--onnx", str(graph), "--out", str(out), "--batch", profile]) == 0
+    return out / f"{graph.stem}.fp32.engine", cudart, world
+
+
+@pytest.mark.parametrize("cuda_graph", [False, True])
+def test_tensorrt_batched_steps_run_each_tick_in_chunks_of_the_profile_and_equal_onnxruntime(
+        graphs, tmp_path, monkeypatch, cuda_graph):
+    """3 streams x 3 forgetting tracks (memory 5 at T = 4) = 9 rows a tick on an engine of profile
+    1..4: 3 executions a tick (4 + 4 + 1), the states gathered and scattered on the GPU (no state
+    crosses to the host), every output equal to onnxruntime's stream alone; all buffers freed."""
+    from runtime.backends import open_model
+    from runtime.frames import Frame
+    from runtime.online import OnlineRecognizer, OnlineWindow, StepBatch
+
+    dynamic, _, _ = graphs
+    engine, cudart, world = trt_engine(dynamic, tmp_path / "eng", monkeypatch, "1,4,4")
+    step = open_model(engine, cuda_graph=cuda_graph)
+    assert (step.fixed_batch, step.max_batch) == (None, 4)
+    ctx = world.engines[-1]._values["_contexts"][0]
+    fs, memory, ticks = step.card.frame_step, 5, 14
+    windows = [OnlineWindow(step, memory=memory) for _ in range(3)]
+    batch = StepBatch(step, len(windows))
+    rng = np.random.default_rng(7)
+    streams = [list(rng.integers(0, 256, (ticks, 72, 88, 3), dtype=np.uint8)) for _ in windows]
+    got = [[] for _ in windows]
+    for k in range(ticks):
+        for w, s in zip(windows, streams):
+            assert w.push(Frame(k * fs, 0.0, k * fs / 30.0, s[k])).due
+        executed, cudart.ops = ctx._values["_executed"], []
+        logits, carried = batch(windows)
+        for i, w in enumerate(windows):
+            got[i].append(w.scores(logits[i], carried[i]))
+        ops = [op for op in cudart.ops if op not in ("memset", "sync")]  # (a due reset: memset, sync)
+        runs = ops.count("graph") if cuda_graph else ctx._values["_executed"] - executed
+        assert runs == 3 and ops.count("h2d") == 3 and ops.count("d2h") == 3, (k, cudart.ops)
+        n_state = len(step.state_spec)
+        assert ops.count("d2d") == 2 * 8 * n_state  # the two chunks of 4 gathered and scattered
+    if cuda_graph:
+        assert ("rows", 4) in step._graphs
+    for s, g in zip(streams, got):
+        alone = OnlineRecognizer(OnnxRuntimeStep(dynamic), memory=memory)
+        for k, f in enumerate(s):
+            want = alone.push(f, index=k * fs)
+            assert (want is None) == (g[k] is None)
+            if want is not None:
+                np.testing.assert_allclose(g[k], want, rtol=0, atol=1e-5)
+    with pytest.raises(ValueError, match="distinct, open states"):
+        state = step.new_state()
+        step.run_batch(frames(2, 0), [state, state])
+    step.close()
+    assert cudart.buffers == {}
+
+
+def test_tensorrt_step_engine_whose_profile_cannot_take_one_stream_is_refused(graphs, tmp_path, monkeypatch):
+    from runtime.backends import open_model
+    from runtime.card import CardError
+
+    engine, cudart, _ = trt_engine(graphs[0], tmp_path / "eng", monkeypatch, "2,4,4")
+    with pytest.raises(CardError, match="profile starts at batch 2; a step engine must take batch 1"):
+        open_model(engine)
+    assert cudart.buffers == {}
