@@ -5,11 +5,15 @@ forms it replaces, alone and inside TSI-R50, with TSN-R50 as the yardstick.
 
 1. The attention alone at TSI-R50's four stages (7 frame pairs; L = 3136, 784, 196, 49 positions;
    head size 4, 8, 16, 32): torch SDPA, torch's explicit MatMul-Softmax-MatMul, onnxruntime on the
-   exported MatMul-Softmax-MatMul and on ``com.microsoft.MultiHeadAttention``, and the kernel; the
+   exported MatMul-Softmax-MatMul, on that form in blocks of query rows
+   (``export.chunked_attention``) and on ``com.microsoft.MultiHeadAttention``, and the kernel; the
    candidates alternate call by call (the order flipping every round); median ms, and the error against float64.
 2. The whole model in PyTorch eager (224², T=8, batch 1, random weights): TSN-R50, TSI-R50 with the
    kernel (its CPU inference default) and TSI-R50 with torch SDPA (the default before it), calls
    alternating; TSI/TSN throughput ratios.
+3. The whole model in onnxruntime (the same models exported): TSN-R50, TSI-R50's standard graph and
+   its query-block form, calls alternating; TSI/TSN throughput ratios and both graphs' logits
+   against PyTorch's.
 Writes ``--out`` (Markdown) and the same figures as JSON beside it, with the command, the processor
 and the load average before and after.
 """
@@ -29,6 +33,7 @@ import numpy as np
 
 from benchmarks.common.machine import cpu_model, cpus_usable, load_average, load_note
 from benchmarks.common.paired import paired_throughput
+from export.chunked_attention import CHUNK_ROWS
 from runtime.common.files import atomic_write_text
 
 DEFAULT_OUT = Path("benchmarks") / "results" / "cpu_attention.md"
@@ -37,7 +42,8 @@ STAGES = ((3136, 4), (784, 8), (196, 16), (49, 32))  # (H*W, head size) of TSI-R
 
 
 def _ort_attention(op: str, b: int, length: int, d: int, threads: int, folder: Path):
-    """An onnxruntime session of one attention: ``op`` "matmul" (the exported form) or "mha"."""
+    """An onnxruntime session of one attention: ``op`` "matmul" (the exported form), "blocks" (it in
+    blocks of query rows) or "mha"."""
     import onnx
     import onnxruntime as ort
 
@@ -45,10 +51,11 @@ def _ort_attention(op: str, b: int, length: int, d: int, threads: int, folder: P
     from onnx import TensorProto, helper
 
     shape = [b, length, d]
-    if op == "matmul":
-        nodes = [helper.make_node("Transpose", ["k"], ["kt"], perm=[0, 2, 1]),
-                 helper.make_node("MatMul", ["q", "kt"], ["s"]), helper.make_node("Softmax", ["s"], ["p"], axis=-1),
-                 helper.make_node("MatMul", ["p", "v"], ["o"])]
+    if op in ("matmul", "blocks"):
+        nodes = [helper.make_node("Transpose", ["k"], ["kt"], perm=[0, 2, 1], name="kt"),
+                 helper.make_node("MatMul", ["q", "kt"], ["s"], name="qk"),
+                 helper.make_node("Softmax", ["s"], ["p"], axis=-1, name="softmax"),
+                 helper.make_node("MatMul", ["p", "v"], ["o"], name="pv")]
         opsets = [helper.make_opsetid("", 17)]
     else:
         nodes = [helper.make_node("MultiHeadAttention", ["q", "k", "v"], ["o"], domain="com.microsoft",
@@ -57,7 +64,12 @@ def _ort_attention(op: str, b: int, length: int, d: int, threads: int, folder: P
     graph = helper.make_graph(nodes, op, [helper.make_tensor_value_info(n, TensorProto.FLOAT, shape) for n in "qkv"],
                               [helper.make_tensor_value_info("o", TensorProto.FLOAT, shape)])
     path = folder / f"{op}_{length}_{d}.onnx"
-    onnx.save(helper.make_model(graph, opset_imports=opsets), str(path))
+    proto = helper.make_model(graph, opset_imports=opsets)
+    if op == "blocks":
+        from export.chunked_attention import make_chunked_attention_graph
+
+        proto, _ = make_chunked_attention_graph(proto)
+    onnx.save(proto, str(path))
     return ort.InferenceSession(str(path), session_options(threads), providers=["CPUExecutionProvider"])
 
 
@@ -77,12 +89,13 @@ def attention_rows(threads: int, calls: int) -> list[dict]:
             scale = 1.0 / math.sqrt(d)
             ref = _definition(q * scale, k)
             tq, tk = torch.from_numpy(q), torch.from_numpy(k)
-            sessions = {op: _ort_attention(op, PAIRS, length, d, threads, Path(tmp)) for op in ("matmul", "mha")}
+            sessions = {op: _ort_attention(op, PAIRS, length, d, threads, Path(tmp)) for op in ("matmul", "blocks", "mha")}
             feeds = {"q": q * scale, "k": k, "v": k}
             impls = {
                 "torch SDPA": lambda: F.scaled_dot_product_attention(tq, tk, tk).numpy(),
                 "torch MatMul-Softmax-MatMul": lambda: attention_matmul(tq, tk, tk).numpy(),
                 "onnxruntime MatMul-Softmax-MatMul": lambda: sessions["matmul"].run(None, feeds)[0],
+                f"onnxruntime, blocks of {CHUNK_ROWS} query rows": lambda: sessions["blocks"].run(None, feeds)[0],
                 "onnxruntime MultiHeadAttention": lambda: sessions["mha"].run(None, feeds)[0],
                 "C++ kernel": lambda: cpu_attention.saliency_attention(q, k, k, scale),
             }
@@ -135,7 +148,49 @@ def model_rows(rounds: int) -> dict[str, float]:
                        "TSI-R50, torch SDPA": run("tsi", False)}, rounds)
 
 
-def report(args, command: str, rows: list[dict], model: dict[str, float] | None, loads: list) -> str:
+def ort_model_rows(rounds: int, threads: int) -> dict:
+    """onnxruntime: median ms per clip of TSN-R50 and TSI-R50's standard and query-block graphs
+    (exported from the same random-weight models as :func:`model_rows`), calls alternating; and the
+    logits of both graphs against PyTorch's (``export.parity.compare_logits``)."""
+    import onnx
+    import onnxruntime as ort
+    import torch
+
+    from benchmarks.common.r50 import R50, family_config
+    from export.chunked_attention import make_chunked_attention_graph
+    from export.onnx_export import export_onnx, save_onnx
+    from export.parity import compare_logits
+    from runtime.backends.onnxruntime_backend import session_options
+    from tsi.checkpoint import make_card
+    from tsi.config import TSIConfig
+    from tsi.model import TSINet
+
+    torch.manual_seed(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        paths, nets = {}, {}
+        for fam in ("tsn", "tsi"):
+            cfg = family_config(TSIConfig(**R50), fam, frames=8).replace(zero_init_residual=False)
+            card = make_card(cfg, [f"class_{i}" for i in range(cfg.num_classes)])
+            nets[fam] = TSINet(cfg).eval()
+            paths[fam] = export_onnx(nets[fam], card, Path(tmp) / f"{fam}.onnx", source_sha256="random")
+        blocks, count = make_chunked_attention_graph(onnx.load(str(paths["tsi"])))
+        paths["blocks"] = save_onnx(blocks, Path(tmp) / "tsi.blocks.onnx")
+        sessions = {k: ort.InferenceSession(str(v), session_options(threads), providers=["CPUExecutionProvider"])
+                    for k, v in paths.items()}
+    clip = np.random.default_rng(0).standard_normal((1, 8, 3, R50["input_size"], R50["input_size"])).astype(np.float32)
+    name = sessions["tsi"].get_inputs()[0].name
+    with torch.inference_mode():
+        want = nets["tsi"](torch.from_numpy(clip)).numpy()  # both graphs against PyTorch: the rounding of each
+    parity = {k: str(compare_logits(want, sessions[k].run(None, {name: clip})[0])) for k in ("tsi", "blocks")}
+    times = _alternate({"TSN-R50": lambda: sessions["tsn"].run(None, {name: clip}),
+                        "TSI-R50, standard graph": lambda: sessions["tsi"].run(None, {name: clip}),
+                        f"TSI-R50, blocks of {CHUNK_ROWS} query rows": lambda: sessions["blocks"].run(None, {name: clip})},
+                       rounds)
+    return {"model_ms": times, "attentions_in_blocks": count, "parity_vs_pytorch": parity}
+
+
+def report(args, command: str, rows: list[dict], model: dict[str, float] | None, loads: list,
+           ort_model: dict | None = None) -> str:
     lines = ["# The saliency attention on a CPU: the C++ kernel against the forms it replaces", "",
              f"Command: `{command}`. Processor: {cpu_model()}, {cpus_usable()} usable CPUs, {args.threads} "
              f"thread(s). Load average (1, 5, 15 min) before {loads[0]}, after {loads[1]}."]
@@ -156,6 +211,15 @@ def report(args, command: str, rows: list[dict], model: dict[str, float] | None,
         lines += ["", f"## The whole model, PyTorch eager (224², T=8, batch 1, random weights; median of "
                   f"{args.rounds} alternating calls)", "", "| model | median ms | TSI/TSN throughput |", "|---|---|---|"]
         lines += [f"| {name} | {ms:.0f} | {tsn / ms:.2f} |" for name, ms in model.items()]
+    if ort_model:
+        times = ort_model["model_ms"]
+        lines += ["", f"## The whole model, onnxruntime (the same models exported; {args.threads} thread(s); median "
+                  f"of {args.rounds} alternating calls)", "",
+                  f"The block form splits {ort_model['attentions_in_blocks']} attentions (those over more than "
+                  f"{CHUNK_ROWS} positions). Logits against PyTorch's, one clip: the standard graph "
+                  f"{ort_model['parity_vs_pytorch']['tsi']}; the block form {ort_model['parity_vs_pytorch']['blocks']}.", "",
+                  "| model | median ms | TSI/TSN throughput |", "|---|---|---|"]
+        lines += [f"| {name} | {ms:.0f} | {times['TSN-R50'] / ms:.2f} |" for name, ms in times.items()]
     return "\n".join(lines) + "\n"
 
 
@@ -181,11 +245,12 @@ def main(argv: list[str] | None = None) -> int:
     before = load_average()
     rows = attention_rows(args.threads, args.calls)
     model = None if args.no_model else model_rows(args.rounds)
+    ort_model = None if args.no_model else ort_model_rows(args.rounds, args.threads)
     loads = [before, load_average()]
-    atomic_write_text(args.out, report(args, command.strip(), rows, model, loads))
+    atomic_write_text(args.out, report(args, command.strip(), rows, model, loads, ort_model))
     atomic_write_text(args.out.with_suffix(".json"), json.dumps(
         {"command": command.strip(), "cpu": cpu_model(), "threads": args.threads, "load": loads,
-         "attention": rows, "model_ms": model}, indent=1) + "\n")
+         "attention": rows, "model_ms": model, "onnxruntime_model": ort_model}, indent=1) + "\n")
     print(args.out.read_text())
     return 0
 

@@ -57,8 +57,9 @@ MD_ONLY = [
                                    "on the unseen generator's data, `--resize square`"),
     ("cpu_int8_demo.md", "INT8 for CPUs (`--int8-target cpu`, NNCF, OpenVINO IR) vs FP32 on OpenVINO: the demo "
                          "model's latency at batch 1, one thread"),
-    ("cpu_attention.md", "the saliency attention on a CPU: the C++ kernel vs torch, onnxruntime and "
-                         "MultiHeadAttention at TSI-R50's stages, and TSI/TSN in PyTorch eager"),
+    ("cpu_attention.md", "the saliency attention on a CPU: the C++ kernel vs torch, onnxruntime (the MatMul form, "
+                         "in blocks of query rows, MultiHeadAttention) at TSI-R50's stages; TSI/TSN in PyTorch "
+                         "eager and in onnxruntime (standard and block graphs)"),
     ("fp16_converter.md", "the FP16 graph: `calib.fp16` vs onnxruntime's float16 converter alone"),
     ("fp16_converter_handwritten.md", "the same, when `calib.fp16` was hand-written (commit named in the file)"),
     ("crop_coverage.md", "how often the crop loses the acting object (short-side vs square resize)"),
