@@ -33,7 +33,7 @@ import numpy as np
 
 from benchmarks.common.machine import cpu_model, cpus_usable, load_average, load_note
 from benchmarks.common.paired import paired_throughput
-from export.chunked_attention import CHUNK_ROWS
+from export.chunked_attention import CHUNK_ROWS, make_chunked_attention_graph
 from runtime.common.files import atomic_write_text
 
 DEFAULT_OUT = Path("benchmarks") / "results" / "cpu_attention.md"
@@ -66,8 +66,6 @@ def _ort_attention(op: str, b: int, length: int, d: int, threads: int, folder: P
     path = folder / f"{op}_{length}_{d}.onnx"
     proto = helper.make_model(graph, opset_imports=opsets)
     if op == "blocks":
-        from export.chunked_attention import make_chunked_attention_graph
-
         proto, _ = make_chunked_attention_graph(proto)
     onnx.save(proto, str(path))
     return ort.InferenceSession(str(path), session_options(threads), providers=["CPUExecutionProvider"])
@@ -157,7 +155,6 @@ def ort_model_rows(rounds: int, threads: int) -> dict:
     import torch
 
     from benchmarks.common.r50 import R50, family_config
-    from export.chunked_attention import make_chunked_attention_graph
     from export.onnx_export import export_onnx, save_onnx
     from export.parity import compare_logits
     from runtime.backends.onnxruntime_backend import session_options
@@ -178,13 +175,13 @@ def ort_model_rows(rounds: int, threads: int) -> dict:
         sessions = {k: ort.InferenceSession(str(v), session_options(threads), providers=["CPUExecutionProvider"])
                     for k, v in paths.items()}
     clip = np.random.default_rng(0).standard_normal((1, 8, 3, R50["input_size"], R50["input_size"])).astype(np.float32)
-    name = sessions["tsi"].get_inputs()[0].name
+    feed = {sessions["tsi"].get_inputs()[0].name: clip}
     with torch.inference_mode():
         want = nets["tsi"](torch.from_numpy(clip)).numpy()  # both graphs against PyTorch: the rounding of each
-    parity = {k: str(compare_logits(want, sessions[k].run(None, {name: clip})[0])) for k in ("tsi", "blocks")}
-    times = _alternate({"TSN-R50": lambda: sessions["tsn"].run(None, {name: clip}),
-                        "TSI-R50, standard graph": lambda: sessions["tsi"].run(None, {name: clip}),
-                        f"TSI-R50, blocks of {CHUNK_ROWS} query rows": lambda: sessions["blocks"].run(None, {name: clip})},
+    parity = {k: str(compare_logits(want, sessions[k].run(None, feed)[0])) for k in ("tsi", "blocks")}
+    times = _alternate({"TSN-R50": lambda: sessions["tsn"].run(None, feed),
+                        "TSI-R50, standard graph": lambda: sessions["tsi"].run(None, feed),
+                        f"TSI-R50, blocks of {CHUNK_ROWS} query rows": lambda: sessions["blocks"].run(None, feed)},
                        rounds)
     return {"model_ms": times, "attentions_in_blocks": count, "parity_vs_pytorch": parity}
 

@@ -31,7 +31,8 @@ from pathlib import Path
 import numpy as np
 
 from runtime.common.files import atomic_write_text
-from runtime.online import memory_arg, memory_tracks, resolve_memory
+from runtime.online import AUTO_MEMORY, memory_arg, memory_tracks, resolve_memory
+from runtime.recognizer import ONLINE_MEMORY
 from tsi.cli import non_negative_int, parser, positive_int
 
 log = logging.getLogger("bench.online_sequences")
@@ -100,7 +101,7 @@ def in_span(event: dict, start: int, end: int, lag: int) -> bool:
 
 
 def run_model(model: Path, card, videos: list[tuple[Path, list[dict]]], folder: Path,
-              memory: int | str | None = "auto") -> dict:
+              memory: int | str | None = ONLINE_MEMORY) -> dict:
     from runtime.events import match_segments, read_events
     from runtime.live import LiveOptions, run_live
 
@@ -131,6 +132,20 @@ def run_model(model: Path, card, videos: list[tuple[Path, list[dict]]], folder: 
             "inference_p50_ms": float(np.median(infer)), "backbone_frames": passes}
 
 
+def check_memories(runs: Path, archs: list[str], memories: list) -> None:
+    """Every ``--online-memory`` against each causal run's T (its checkpoint's config), before any
+    video is written or model exported: one line, exit 2, for a bound below T."""
+    from tsi.checkpoint import load_checkpoint
+
+    for arch in archs:
+        config = load_checkpoint(runs / arch / "last.pt")["config"]
+        for memory in memories if config.get("causal") else []:
+            try:
+                resolve_memory(memory, config["frames"])
+            except ValueError as e:
+                raise SystemExit(f"error: {arch}: {e}") from None
+
+
 def to_markdown(rows: list[dict], args, argv: list[str]) -> str:
     lines = [
         "# Trained models in the live runtime on continuous videos",
@@ -159,7 +174,7 @@ def to_markdown(rows: list[dict], args, argv: list[str]) -> str:
     for r in rows:
         runtime = ("sliding window (clip graph)" if r["mode"] != "online" else
                    "online, unbounded (1 track)" if r["bound"] is None else
-                   f"online, memory {r['bound']}{' (auto)' if r['memory'] == 'auto' else ''} ({r['tracks']} tracks)")
+                   f"online, memory {r['bound']}{f' ({AUTO_MEMORY})' if r['memory'] == AUTO_MEMORY else ''} ({r['tracks']} tracks)")
         lines.append(f"| {r['arch']} | {runtime} | {r['recognised']}/{r['segments']} "
                      f"({100 * r['recognised'] / r['segments']:.0f}%) | {' '.join(map(str, r['per_video']))} | "
                      f"{r['events']} | {r['unmatched_events']} | {r['events_in_idle']} | {r['backbone_frames']} | "
@@ -179,7 +194,7 @@ def run(argv: list[str] | None = None) -> list[dict]:
                    help="actions shown a second time in a video, never twice in a row (%(default)s)")
     p.add_argument("--idle", type=non_negative_int, nargs=2, default=[48, 96], metavar=("MIN", "MAX"),
                    help="frames of the one idle stretch (nobody in the scene) per video; 0 0 for none")
-    p.add_argument("--online-memory", type=memory_arg, nargs="+", default=["auto", None], metavar="M",
+    p.add_argument("--online-memory", type=memory_arg, nargs="+", default=[ONLINE_MEMORY, None], metavar="M",
                    help="run each online model with each tsi-live --online-memory M, a row per M "
                         "(auto, none or a number; default: auto none)")
     p.add_argument("--seed", type=int, default=0)
@@ -194,6 +209,7 @@ def run(argv: list[str] | None = None) -> list[dict]:
     missing = [a for a in args.archs if not (args.runs / a / "last.pt").is_file()]
     if missing:
         raise SystemExit(f"error: no last.pt for {missing} in {args.runs} (train them with benchmarks.synthetic_motion)")
+    check_memories(args.runs, args.archs, args.online_memory)
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench_sequences_") as tmp:
         tmp = Path(tmp)
@@ -201,7 +217,7 @@ def run(argv: list[str] | None = None) -> list[dict]:
         for arch in args.archs:
             model, card = export_run(args.runs / arch / "last.pt", tmp, arch)
             log.info("%s: %s", arch, model.name)
-            for memory in (args.online_memory if card.mode == "online" else ["auto"]):
+            for memory in (args.online_memory if card.mode == "online" else [ONLINE_MEMORY]):
                 rows.append({"arch": arch, **run_model(model, card, videos, tmp, memory)})
                 log.info("%s (memory %s): %d/%d segments", arch, memory, rows[-1]["recognised"], rows[-1]["segments"])
     text = to_markdown(rows, args, list(argv) if argv is not None else sys.argv[1:])

@@ -35,6 +35,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.common.demo_geometry import demo_card
 from benchmarks.common.machine import cpu_model, cpus_usable, load_average, load_note
 from benchmarks.common.panning_clip import write_video
 from benchmarks.common.random_step import export_step_graphs
@@ -182,6 +183,10 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--streams must be >= 2 (a batch), --repeats, --threads and --stride >= 1")
     if not args.seconds > 0 or args.offline_frames < 0:
         p.error("--seconds must be > 0 and --offline-frames >= 0")
+    try:  # the random model's T is the demo card's: checked before any export
+        bound = resolve_memory(args.online_memory, demo_card().frames)
+    except ValueError as e:
+        p.error(str(e))
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("runtime").setLevel(logging.ERROR)  # (each run's summaries are in the report)
     import onnxruntime
@@ -199,10 +204,6 @@ def main(argv: list[str] | None = None) -> int:
         card = step.card
         if card.frame_step % args.stride:
             p.error(f"--stride {args.stride} must divide the model's frame step {card.frame_step}")
-        try:
-            bound = resolve_memory(args.online_memory, card.frames)
-        except ValueError as e:
-            p.error(str(e))
         check = check_batched_step(graphs["batched"], random_frames(card, 3 * card.frames).reshape(
             3, card.frames, 3, card.input_size, card.input_size))
         regimes = [(True, round(args.seconds * FPS))] + ([(False, args.offline_frames)] if args.offline_frames else [])

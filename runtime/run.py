@@ -72,7 +72,7 @@ def run_live(opts: LiveOptions, stop: threading.Event | None = None) -> list[Run
             recognizers.append(rec)
         first = recognizers[0]
         how, detail = first.window.describe()
-        rows = len(plans) * getattr(first.window, "tracks", 1)
+        rows = len(plans) * first.window.tracks
         log.info("model %s (%s, %s): %d labels, T=%d, %dx%d, span %d frames, stride %d%s; %d stream(s)%s",
                  model, backend.name, how, first.card.num_classes, first.card.frames,
                  first.card.input_size, first.card.input_size, first.span, first.stride, detail,

@@ -50,11 +50,12 @@ class StreamWindow(abc.ABC):
     two scores; ``span``: source frames one score sees; ``resets_what``: what a gap resets (for the
     log); ``every_due``: each due inference must run before the next frame is pushed (a step
     advances a state), else a live stream may skip to its newest due clip; ``batch``: what runs
-    the due inferences of several streams."""
+    the due inferences of several streams; ``tracks``: rows of a batch each due inference takes."""
 
     stride: int
     span: int
     resets_what: str
+    tracks: int = 1
     every_due: ClassVar[bool] = False
     batch: ClassVar[Callable[[Any, int], Batch]]
 

@@ -94,8 +94,8 @@ class TensorRTStep(EngineHolder, StepModel):
         ins, outs = spec(inputs), spec(outputs)
         io = check_step_io(path, card, source, ins, outs)
         self.state_spec = io.state_spec
+        self._state_nbytes = {n: int(np.prod(shape)) * dtype.itemsize for n, (shape, dtype) in self.state_spec.items()}
         self._inputs = {n: ins[n][0][1:] for n in inputs}  # each input's shape after the batch axis
-        self.max_batch = 1
         if io.dynamic_batch:  # an engine of a --dynamic-batch step graph: batch 1 to the profile's largest
             lo, _, hi = engine.get_tensor_profile_shape(FRAME_INPUT, 0)
             if int(lo[0]) > 1:
@@ -111,7 +111,7 @@ class TensorRTStep(EngineHolder, StepModel):
         if self.fixed_batch is None:
             for name in self.state_spec:
                 for key in (name, name + STATE_OUT_SUFFIX):
-                    self._rows[key] = self._device[key] = cuda.device_malloc(self.max_batch * self._nbytes(name))
+                    self._rows[key] = self._device[key] = cuda.device_malloc(self.max_batch * self._state_nbytes[name])
         if self.cuda_graph:  # TensorRT's lazy set-up must not happen inside a capture: run once first
             scratch = self.new_state()
             try:
@@ -135,10 +135,6 @@ class TensorRTStep(EngineHolder, StepModel):
                                 "(outside its optimisation profile?)")
         self._bound_batch = n
 
-    def _nbytes(self, name: str) -> int:
-        shape, dtype = self.state_spec[name]
-        return int(np.prod(shape)) * dtype.itemsize
-
     # -- states ----------------------------------------------------------------------------------
     def new_state(self) -> DeviceState:
         """Two zeroed buffer sets (``cudaMalloc`` zeroes them here)."""
@@ -148,12 +144,12 @@ class TensorRTStep(EngineHolder, StepModel):
         self._states.append(state)  # freed by close() even if an allocation below fails
         for s in sets:
             for name in self.state_spec:
-                s[name] = cuda.device_malloc(self._nbytes(name))
+                s[name] = cuda.device_malloc(self._state_nbytes[name])
         return state
 
     def reset_state(self, state: DeviceState) -> DeviceState:
         for name, ptr in state.reads.items():
-            self._cuda.zero_async(ptr, self._nbytes(name), self._stream)
+            self._cuda.zero_async(ptr, self._state_nbytes[name], self._stream)
         self._cuda.sync(self._stream)
         return state
 
@@ -227,8 +223,7 @@ class TensorRTStep(EngineHolder, StepModel):
         host_out = self._host[LOGITS_OUTPUT][0][:n]
         np.copyto(host_in, frames.reshape(host_in.shape), casting="same_kind")
         cuda.h2d_async(self._device[FRAME_INPUT], host_in, stream)
-        for name in self.state_spec:
-            size = self._nbytes(name)
+        for name, size in self._state_nbytes.items():
             for i, state in enumerate(states):  # gather: each state into row i
                 cuda.d2d_async(self._rows[name] + i * size, state.reads[name], size, stream)
         if self.cuda_graph:
@@ -241,8 +236,7 @@ class TensorRTStep(EngineHolder, StepModel):
         else:
             self._bind_rows()
             self._execute()
-        for name in self.state_spec:
-            size = self._nbytes(name)
+        for name, size in self._state_nbytes.items():
             for i, state in enumerate(states):  # scatter: row i into the set the state's next step reads
                 cuda.d2d_async(state.writes[name], self._rows[name + STATE_OUT_SUFFIX] + i * size, size, stream)
         cuda.d2h_async(host_out, self._device[LOGITS_OUTPUT], stream)

@@ -56,3 +56,16 @@ def test_an_event_is_in_the_idle_stretch_when_half_of_it_is():
     assert in_span(ev, 100, 108, 16)  # 8 of 16
     assert not in_span(ev, 100, 107, 16)  # 7 of 16
     assert not in_span(ev, 200, 300, 16)
+
+
+def test_a_memory_below_a_runs_t_is_refused_before_any_video_is_written(tmp_path, monkeypatch):
+    from benchmarks import online_sequences
+    from tests.export.helpers import make_causal_checkpoint
+
+    (tmp_path / "runs" / "c").mkdir(parents=True)
+    make_causal_checkpoint(tmp_path / "runs" / "c" / "last.pt")  # T = 4
+    monkeypatch.setattr(online_sequences, "write_sequences", lambda *a, **k: pytest.fail("videos written"))
+    with pytest.raises(SystemExit, match="error: c: online memory must be 'auto', none or a number of sampled "
+                                         "frames >= T = 4 .*got 3"):
+        run(["--runs", str(tmp_path / "runs"), "--archs", "c", "--online-memory", "auto", "3",
+             "--out", str(tmp_path / "x.md")])
