@@ -73,10 +73,13 @@ def pair_direction_accuracy(res: dict, pairs=REVERSED_PAIRS) -> float | None:
     return 100.0 * ok / total if total else None
 
 
-def result_row(arch: str, res: dict, train_s: float, epochs: int | None = None) -> dict:
+def result_row(arch: str, res: dict, run_dir: Path) -> dict:
+    """One table row: the evaluation ``res`` of the run in ``run_dir``, with its log's epochs, train
+    time and last training top-1."""
     return {"arch": arch, "top1": res["top1"], "top5": res["top5"],
             "reversed_pairs_top1": pair_accuracy(res), "pair_direction": pair_direction_accuracy(res),
-            "train_s": train_s, "clips": res["clips"], "per_class": res["per_class"], "epochs": epochs}
+            "train_s": logged_train_seconds(run_dir), "clips": res["clips"], "per_class": res["per_class"],
+            "epochs": logged_epochs(run_dir), "train_top1": logged_train_top1(run_dir)}
 
 
 def validation_curve(run_dir: Path) -> dict[int, float]:
@@ -91,6 +94,12 @@ def validation_curve(run_dir: Path) -> dict[int, float]:
 def logged_epochs(run_dir: Path) -> int:
     """Epochs a run has completed (its log.jsonl)."""
     return len({json.loads(x)["epoch"] for x in (run_dir / "log.jsonl").read_text().splitlines() if x.strip()})
+
+
+def logged_train_top1(run_dir: Path) -> float | None:
+    """Training top-1 (augmented clips, during the epoch) of the last epoch in a run's log.jsonl."""
+    rows = [json.loads(x) for x in (run_dir / "log.jsonl").read_text().splitlines() if x.strip()]
+    return next((r["train_top1"] for r in reversed(rows) if "train_top1" in r), None)
 
 
 def logged_train_seconds(run_dir: Path) -> float:
@@ -114,16 +123,16 @@ def train_all(args) -> list[dict]:
                 "--attention", "matmul", "--dropout", str(args.dropout),
                 "--optimizer", args.optimizer, "--weight-decay", str(args.weight_decay),
                 "--eval-every", str(args.eval_every), "--warmup-epochs", str(args.warmup_epochs),
-                "--crop-scales", *[str(c) for c in args.crop_scales], "--resize", args.resize]
+                "--crop-scales", *[str(c) for c in args.crop_scales], "--resize", args.resize,
+                "--mix-background", str(args.mix_background)]
         if causal:
             argv += ["--causal", *(["--warm-state"] if arch.endswith(WARM_SUFFIX) else [])]
         # a resumed run has its weights: --init is for a new one only
         argv += ["--resume"] if (out / "last.pt").exists() else ["--init", args.init]
         tsi_train.main(argv)
-        train_s = logged_train_seconds(out)
         res = tsi_evaluate.evaluate(str(out / "last.pt"), args.data, views=1, workers=args.workers,
                                     out=str(out))
-        rows.append(result_row(arch, res, train_s, logged_epochs(out)))
+        rows.append(result_row(arch, res, out))
         log.info("%s: top-1 %.1f, reversed pairs %.1f", arch, res["top1"], rows[-1]["reversed_pairs_top1"] or -1)
     return rows
 
@@ -144,15 +153,16 @@ def write_table(rows: list[dict], args, path: Path) -> None:
         f"lr {args.lr} per 64 clips (scaled linearly), weight decay {args.weight_decay}, "
         f"T={args.frames}, {args.input_size}², base width {args.base_width}, "
         f"dropout {args.dropout}, warm-up {args.warmup_epochs:g} epoch(s), crop scales "
-        f"{' '.join(f'{c:g}' for c in args.crop_scales)}, resize {args.resize}, seed {args.seed}, CPU. Validation: 1 view, {rows[0]['clips'] if rows else 0} clips, "
+        f"{' '.join(f'{c:g}' for c in args.crop_scales)}, resize {args.resize}, background mixing {args.mix_background:g}, seed {args.seed}, CPU. Validation: 1 view, {rows[0]['clips'] if rows else 0} clips, "
         f"{n_classes} classes (chance {100 / max(n_classes, 1):.1f}%).",
         "",
-        "| model | epochs run | top-1 | top-5 | top-1 on the 10 reversed-pair classes | reversed pairs told apart (chance 50%) | train time |",
-        "|---|---|---|---|---|---|---|",
+        "| model | epochs run | top-1 | top-5 | top-1 on the 10 reversed-pair classes | reversed pairs told apart (chance 50%) | train top-1, last epoch | train time |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        pa, pd = (("—" if v is None else f"{v:.1f}") for v in (r["reversed_pairs_top1"], r["pair_direction"]))
-        lines.append(f"| {r['arch']} | {r.get('epochs') or args.epochs} of {args.epochs} | {r['top1']:.1f} | {r['top5']:.1f} | {pa} | {pd} | "
+        pa, pd, tt = (("—" if v is None else f"{v:.1f}")
+                      for v in (r["reversed_pairs_top1"], r["pair_direction"], r.get("train_top1")))
+        lines.append(f"| {r['arch']} | {r.get('epochs') or args.epochs} of {args.epochs} | {r['top1']:.1f} | {r['top5']:.1f} | {pa} | {pd} | {tt} | "
                      f"{r['train_s'] / 60:.1f} min |")
     curves = {r["arch"]: validation_curve(Path(args.out) / r["arch"]) for r in rows}
     epochs = sorted({e for c in curves.values() for e in c})
@@ -176,7 +186,7 @@ def seed_rows(run_dirs: list[Path], archs: list[str]) -> list[dict]:
         runs = []
         for d in run_dirs:
             res = json.loads((d / arch / "eval_val_1view.json").read_text())
-            runs.append(result_row(arch, res, logged_train_seconds(d / arch), logged_epochs(d / arch)))
+            runs.append(result_row(arch, res, d / arch))
         rows.append({"arch": arch, "runs": runs, "dirs": [str(d) for d in run_dirs]})
     return rows
 
@@ -241,6 +251,7 @@ def run(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--warmup-epochs", type=float, default=0.0)
     p.add_argument("--crop-scales", type=float, nargs="+", default=[1.0, 0.875, 0.75, 0.66])
     p.add_argument("--resize", default=RESIZE_MODES[0], choices=RESIZE_MODES, help="tsi-train --resize")
+    p.add_argument("--mix-background", type=float, default=0.0, help="tsi-train --mix-background")
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--init", default="scratch", choices=tsi_init.CHOICES,
@@ -266,8 +277,7 @@ def run(argv: list[str] | None = None) -> list[dict]:
         return rows
     if args.table_only:  # rebuild the table from finished runs (their eval JSON and recorded train time)
         # train time and epochs from each run's log.jsonl: a run stopped early shows the epochs it ran
-        rows = [result_row(a, json.loads((Path(args.out) / a / "eval_val_1view.json").read_text()),
-                           logged_train_seconds(Path(args.out) / a), logged_epochs(Path(args.out) / a))
+        rows = [result_row(a, json.loads((Path(args.out) / a / "eval_val_1view.json").read_text()), Path(args.out) / a)
                 for a in args.archs]
     else:
         rows = train_all(args)

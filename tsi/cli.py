@@ -18,7 +18,8 @@ from runtime.cli import OneLineParser
 from runtime.common.video import VideoDecodeError
 
 __all__ = ["UsageError", "cli_main", "finite_float", "fraction", "new_output_file", "non_negative_float",
-           "non_negative_int", "output_folder", "parser", "positive_float", "positive_int", "user_errors"]
+           "non_negative_int", "output_folder", "parser", "positive_float", "positive_int", "user_errors",
+           "weight_below_one"]
 
 
 class UsageError(ValueError):
@@ -50,6 +51,7 @@ finite_float = _number(float, math.isfinite, "a finite number")
 positive_float = _number(float, lambda v: math.isfinite(v) and v > 0, "a finite number > 0")
 non_negative_float = _number(float, lambda v: math.isfinite(v) and v >= 0, "a finite number >= 0")
 fraction = _number(float, lambda v: math.isfinite(v) and 0 < v <= 1, "a number in (0, 1]")
+weight_below_one = _number(float, lambda v: math.isfinite(v) and 0 <= v < 1, "a number in [0, 1)")
 
 
 def new_output_file(path: str | os.PathLike | None, flag: str) -> None:

@@ -45,7 +45,7 @@ from tsi import init as tsi_init
 from tsi.block_stats import BlockStats
 from tsi.checkpoint import CheckpointError, load_checkpoint, load_model, make_card, save_checkpoint
 from tsi.cli import (UsageError, cli_main, fraction, non_negative_float, non_negative_int, output_folder, parser,
-                     positive_float, positive_int)
+                     positive_float, positive_int, weight_below_one)
 from tsi.config import ATTENTIONS, field_defaults
 from tsi.data.datasets import FORMATS, build_dataset
 from tsi.data.health import check_classes, check_decodable, split_report, write_data_report
@@ -223,6 +223,10 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--crop-scales", type=fraction, nargs="+", default=list(TSN_SCALES),
                    help="multi-scale crop sides as fractions of the short side (TSN: 1 .875 .75 .66); "
                         "small or fast-moving objects: 1 .875 keeps them in the crop")
+    d.add_argument("--mix-background", type=weight_below_one, default=0.0, metavar="M",
+                   help="blend a static frame of another training video into every frame of a clip, "
+                        "weight U(0, M): keeps the motion, breaks memorising backgrounds on small data "
+                        "(tsi.data.datasets; %(default)s: off)")
     m = p.add_argument_group("model")
     m.add_argument("--arch", default="tsi_r50", choices=sorted(MODELS))
     m.add_argument("--frames", type=positive_int, default=cfg["frames"], help="T (%(default)s)")
@@ -288,7 +292,7 @@ def make_datasets(args, card):
     train_ds = build_dataset(args.format, args.data, card=card, split="train", mode="train",
                              list_file=args.train_list, labels_file=args.labels, flip=args.flip,
                              flip_map=args.flip_map, seed=args.seed, split_id=args.split_id,
-                             scales=args.crop_scales)
+                             scales=args.crop_scales, mix_background=args.mix_background)
     val_ds = build_dataset(args.format, args.data, card=card, split="val", mode="test",
                            list_file=args.val_list, labels_file=args.labels, split_id=args.split_id)
     return train_ds, val_ds

@@ -13,7 +13,8 @@ def fake_run(folder, arch, top1, conf):
     res = {"top1": top1, "top5": 100.0, "clips": 4, "per_class": {"approach": top1, "recede": top1},
            "confusion": conf}
     (d / "eval_val_1view.json").write_text(json.dumps(res))
-    (d / "log.jsonl").write_text("".join(json.dumps({"epoch": e, "time_s": 60.0}) + "\n" for e in (1, 2)))
+    (d / "log.jsonl").write_text("".join(json.dumps({"epoch": e, "time_s": 60.0, "train_top1": 40.0 + e}) + "\n"
+                                         for e in (1, 2)))
 
 
 def test_split_arch():
@@ -43,3 +44,12 @@ def test_seed_runs_need_table_only_and_training_needs_data(tmp_path):
         run(["--seed-runs", str(tmp_path), "--archs", "tsi_r18"])
     with pytest.raises(SystemExit):
         run(["--archs", "tsi_r18"])
+
+
+def test_table_only_reads_epochs_train_time_and_last_train_top1_from_the_log(tmp_path):
+    fake_run(tmp_path / "runs", "tsi_r18", 75.0, [[2, 0], [1, 1]])
+    table = tmp_path / "t.md"
+    rows = run(["--table-only", "--data", "unused", "--out", str(tmp_path / "runs"), "--archs", "tsi_r18",
+                "--epochs", "2", "--table", str(table), "--title", "T"])
+    assert rows[0]["train_top1"] == 42.0 and rows[0]["epochs"] == 2 and rows[0]["train_s"] == 120.0
+    assert "| tsi_r18 | 2 of 2 | 75.0 | 100.0 | 75.0 | 75.0 | 42.0 | 2.0 min |" in table.read_text()

@@ -48,6 +48,7 @@ CASES = [
     ("train-batch-0", _train("--batch-size", "0"), "tsi-train: error: argument --batch-size"),
     ("train-workers-negative", _train("--workers", "-1"), "tsi-train: error: argument --workers"),
     ("train-crop-scales", _train("--crop-scales", "0", "2"), "tsi-train: error: argument --crop-scales: '0' is not a number in (0, 1]"),
+    ("train-mix-background-1", _train("--mix-background", "1"), "tsi-train: error: argument --mix-background: '1' is not a number in [0, 1)"),
     ("train-frames-1", _train("--frames", "1", "--span-frames", "0"), "tsi-train: error: --arch tsi_r18 with these options: invalid TSIConfig: frames must be 2"),
     ("train-input-size-30", _train("--input-size", "30"), "tsi-train: error: --arch tsi_r18 with these options: invalid TSIConfig: input_size must be a multiple of 16"),
     ("train-width-without-reduction", ["-m", "tsi.train", "--data", "{root}/data", "--out", "{root}/r3", "--arch", "tsi_r18",

@@ -11,6 +11,13 @@ not depend on the DataLoader's worker count and a resumed run sees the same clip
 ``FramePreprocessor``, 3 = the 30-view protocol's crops); more than one view stacks them, clip-major.
 ``mode="test30"`` is the paper's 30-view protocol: ``mode="test", clips=10, crops=3``.
 
+``mix_background=M`` (training only; 0 = off) blends into every frame of a training clip one
+static frame of another training video, cropped as training crops, with a weight drawn from
+U(0, M) per clip (Wang et al., "Removing the Background by Adding the Background", CVPR 2021, with
+the added frame from another video): the clip's motion is untouched -- the added image does not
+move -- while its appearance is no longer its own, so a small dataset cannot be memorised by its
+backgrounds. Its draws come after the clip's own, so a run without it sees the same clips.
+
 A video that cannot be decoded is skipped with a warning and remembered: ``__getitem__`` returns the
 next decodable sample instead, so a DataLoader never dies on one bad file; when every sample fails it
 raises. Undecodable are also: a file whose name is not UTF-8 (marked at construction: it never
@@ -38,6 +45,7 @@ import torch
 from torch.utils.data import Dataset
 
 from runtime.card import ModelCard
+from runtime.preprocess import resize_frame
 from tsi.data import formats
 from tsi.data.formats import DatasetFormatError, Sample, unusable_name
 from runtime.common.video import VideoDecodeError, read_frames, read_sampled
@@ -56,7 +64,8 @@ class ClipDataset(Dataset):
     def __init__(self, samples: Sequence[Sample], classes: Sequence[str], *, card: ModelCard | None,
                  mode: str = "train", clips: int = 1, crops: int = 1, flip: bool = False,
                  flip_map: Mapping[int, int] | None = None, seed: int = 0, name: str = "dataset",
-                 missing: Sequence[str] = (), scales: Sequence[float] = TSN_SCALES):
+                 missing: Sequence[str] = (), scales: Sequence[float] = TSN_SCALES,
+                 mix_background: float = 0.0):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES} (got {mode!r})")
         if mode == "test30":
@@ -71,6 +80,11 @@ class ClipDataset(Dataset):
             raise ValueError("multi-view (clips/crops > 1) is a test protocol; use mode='test'")
         if mode == "test" and (flip or flip_map):
             raise ValueError("flip / flip_map are training augmentation; mode='test' does not flip")
+        if not 0.0 <= mix_background < 1.0:
+            raise ValueError(f"mix_background must be in [0, 1) (got {mix_background})")
+        if mode == "test" and mix_background:
+            raise ValueError("mix_background is training augmentation; mode='test' does not mix")
+        self.mix_background = float(mix_background)
         self.samples = list(samples)
         self.classes = tuple(classes)
         self.card = card
@@ -203,7 +217,8 @@ class ClipDataset(Dataset):
         if self.mode == "train":
             rng = np.random.default_rng([self.seed, self.epoch, index])
             frames = self._read(sample.path, lambda n: segment_indices(n, frames_t, "train", rng=rng))
-            return self._train_tf(frames, sample.label, rng=rng)
+            clip, label = self._train_tf(frames, sample.label, rng=rng)
+            return (self._mix(clip, j, rng) if self.mix_background else clip), label
         frames = self._read(sample.path, lambda n: multi_clip_indices(n, frames_t, self.clips).reshape(-1))
         views = []
         for c in range(self.clips):
@@ -211,6 +226,29 @@ class ClipDataset(Dataset):
             views.append(self._crop_tf(clip) if self.crops == 3 else self._test_tf(clip)[None])
         out = torch.cat(views)  # (clips * crops, T, 3, S, S), clip-major
         return (out[0] if self.views == 1 else out), sample.label
+
+
+    def _mix(self, clip: torch.Tensor, j: int, rng: np.random.Generator) -> torch.Tensor:
+        """``clip`` with the first frame of another training video (not ``j``) blended into every
+        frame at a weight from U(0, mix_background); unchanged when that video does not decode
+        (it is marked bad and skipped from then on, as in an epoch)."""
+        n = len(self.samples)
+        if n < 2:
+            return clip
+        k = int(rng.integers(n - 1))
+        k += k >= j
+        lam = float(rng.uniform(0.0, self.mix_background))
+        if self._bad[k]:
+            return clip
+        try:
+            frame = self._read(self.samples[k].path, lambda _n: [0])[0]
+        except (VideoDecodeError, cv2.error) as e:
+            self._bad[k] = 1
+            log.warning("%s: skipping undecodable video (%s)", self.name, _why(self.samples[k].path, e))
+            return clip
+        h, w = resize_frame(frame, self.card).shape[:2]
+        still = self._train_tf.apply([frame], self._train_tf.sample_params(w, h, rng))
+        return clip.mul_(1.0 - lam).add_(still, alpha=lam)
 
 
 def _why(path: Path, e: Exception) -> str:
@@ -278,7 +316,7 @@ def build_dataset(kind: str, root: str | os.PathLike, *, card: ModelCard | None 
                   clips: int = 1, crops: int = 1, flip: bool = False,
                   flip_map: Mapping | str | None = None, seed: int = 0, val_fraction: float = 0.2,
                   labels_only: bool = False, split_id: int = 1,
-                  scales: Sequence[float] = TSN_SCALES) -> ClipDataset:
+                  scales: Sequence[float] = TSN_SCALES, mix_background: float = 0.0) -> ClipDataset:
     """A :class:`ClipDataset` of one split of a dataset in layout ``kind`` (see :data:`FORMATS`).
 
     ``labels_only=True`` allows ``card=None``: the dataset then only answers ``classes`` and
@@ -300,6 +338,6 @@ def build_dataset(kind: str, root: str | os.PathLike, *, card: ModelCard | None 
         raise DatasetFormatError(f"{name}: no videos found under {root}")
     ds = ClipDataset(samples, classes, card=card, mode=mode, clips=clips, crops=crops, flip=flip,
                      flip_map=resolve_flip_map(flip_map, classes), seed=seed, scales=scales,
-                     name=name, missing=missing)
+                     name=name, missing=missing, mix_background=mix_background)
     log.info("%s: %d videos, %d classes, mode %s, %d view(s)", name, len(ds), len(classes), mode, ds.views)
     return ds
