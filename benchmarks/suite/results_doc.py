@@ -16,10 +16,10 @@ import argparse
 import json
 import logging
 import os
-import re
 import sys
 from pathlib import Path
 
+from benchmarks.common.results import command_of
 from benchmarks.suite.readme_section import section as accuracy_latency_section
 from benchmarks.suite.report import FORMAT
 
@@ -53,6 +53,20 @@ MD_ONLY = [
     ("unseen_motion_tsi_scratch_square.md", "TSI-R18 from scratch on the unseen generator's data, `--resize square`"),
     ("unseen_motion_tsn_init_square.md", "TSN-R18 from its shipped motion initialisation on the unseen generator's "
                                          "data, `--resize square`"),
+    ("unseen_motion_tsi_init_mix.md", "TSI-R18 from the shipped motion initialisation on the unseen generator's data, "
+                                      "`--resize square --mix-background 0.5`"),
+    ("unseen_motion_tsi_scratch_mix.md", "TSI-R18 from scratch on the unseen generator's data, `--resize square "
+                                         "--mix-background 0.5`"),
+    ("unseen_motion_scratch_baselines_square.md", "TSN-R18 and TSM-R18 from scratch on the unseen generator's data, "
+                                                  "`--resize square`"),
+    ("unseen_motion_tsm_init_square.md", "TSM-R18 from its shipped motion initialisation on the unseen generator's "
+                                         "data, `--resize square`"),
+    ("recipe_easy_scratch.md", "the README's small-data recipe on the easy setting, TSN/TSM/TSI from scratch"),
+    ("recipe_easy_init.md", "the same from the shipped motion initialisations"),
+    ("recipe_hard_scratch.md", "the README's small-data recipe on the hard setting, TSN/TSM/TSI from scratch"),
+    ("recipe_hard_init.md", "the same from the shipped motion initialisations"),
+    ("recipe_settings.md", "one recipe on the easy, hard and new settings × scratch and shipped initialisation × "
+                           "TSN/TSM/TSI (from the tables above)"),
     ("int8_bare_unseen_square.md", "INT8 Q/DQ of the bare `--int8` vs FP32: TSI-R18 from the motion initialisation "
                                    "on the unseen generator's data, `--resize square`"),
     ("cpu_int8_demo.md", "INT8 for CPUs (`--int8-target cpu`, NNCF, OpenVINO IR) vs FP32 on OpenVINO: the demo "
@@ -67,17 +81,6 @@ MD_ONLY = [
     ("accuracy_latency_quick.md", "the `--quick` accuracy-vs-latency run"),
     ("r50_t8_rerun/accuracy_latency.md", "the R50 T=8 TSI/TSN rows again, other random weights"),
 ]
-
-_COMMAND_RE = re.compile(r"(?:Command|Written by|Runs):?\s*`([^`]+)`")
-
-
-def command_of(md: Path) -> str | None:
-    """The first command a result's .md names after "Command:", "Written by" or "Runs:"."""
-    if not md.is_file():
-        return None
-    m = _COMMAND_RE.search(md.read_text(encoding="utf-8"))
-    return m.group(1) if m else None
-
 
 def _load(path: Path):
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None

@@ -5,7 +5,8 @@ import re
 import shutil
 from pathlib import Path
 
-from benchmarks.suite.results_doc import command_of, main, render
+from benchmarks.common.results import command_of
+from benchmarks.suite.results_doc import main, render
 
 REPO = Path(__file__).resolve().parents[3]
 RESULTS = REPO / "benchmarks" / "results"

@@ -1,0 +1,116 @@
+"""One recipe on three kinds of data: the easy, hard and new (unseen generator) settings × from
+scratch and from the shipped motion initialisations × TSN, TSM and TSI, from the tables the
+``benchmarks.synthetic_motion`` runs wrote (nothing is trained here).
+
+    python -m benchmarks.recipe_table [--results benchmarks/results] [--out benchmarks/results/recipe_settings.md]
+
+Each cell is validation top-1 and, where the run's table recorded it, the last epoch's training
+top-1 (augmented clips); a cell whose run is absent says so. :data:`CELLS` names the result files;
+each file's command is read from the ``.md`` beside it and listed under the table.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+from benchmarks.common.results import command_of
+from runtime.common.files import atomic_write_text
+from tsi.cli import UsageError, cli_main, new_output_file, parser
+
+log = logging.getLogger("bench.recipe_table")
+
+ARCHS = ("tsn_r18", "tsm_r18", "tsi_r18")
+INITS = ("scratch", "motion")
+SETTINGS = ("easy", "hard", "new")
+# (setting, init) -> the synthetic_motion tables (their .json) holding those runs
+CELLS = {
+    ("easy", "scratch"): ("recipe_easy_scratch",),
+    ("easy", "motion"): ("recipe_easy_init",),
+    ("hard", "scratch"): ("recipe_hard_scratch",),
+    ("hard", "motion"): ("recipe_hard_init",),
+    ("new", "scratch"): ("unseen_motion_scratch_baselines_square", "unseen_motion_tsi_scratch_square"),
+    ("new", "motion"): ("unseen_motion_tsn_init_square", "unseen_motion_tsm_init_square",
+                        "unseen_motion_tsi_init_square"),
+}
+DATA = {"easy": "the project's easy setting (`python -m tsi.data.synthetic --out artifacts/synthetic "
+                "--train 80 --val 20 --seed 0`: 880 training, 220 validation clips, 11 classes)",
+        "hard": "the project's hard setting (`... --out artifacts/synthetic_hard --setting hard`, the same "
+                "counts)",
+        "new": "the unseen generator, which no recipe was tuned on (`python -m benchmarks.unseen_motion --out "
+               "artifacts/unseen --train 40 --val 12 --seed 0`: 480 training, 144 validation clips, 12 classes)"}
+
+
+def gather(results: Path) -> tuple[dict, dict[str, str | None]]:
+    """({(setting, init, arch): row}, {file stem: its command}) of the files of :data:`CELLS` present."""
+    rows, commands = {}, {}
+    for (setting, init), stems in CELLS.items():
+        for stem in stems:
+            path = results / f"{stem}.json"
+            if not path.is_file():
+                continue
+            commands[stem] = command_of(path.with_suffix(".md"))
+            for row in json.loads(path.read_text(encoding="utf-8")):
+                if row["arch"] in ARCHS:
+                    rows[(setting, init, row["arch"])] = row
+    return rows, commands
+
+
+def cell(row: dict | None) -> str:
+    if row is None:
+        return "not run"
+    train = row.get("train_top1")
+    return f"{row['top1']:.1f}" + (f" ({train:.1f})" if train is not None else "")
+
+
+def render(rows: dict, commands: dict[str, str | None], results: Path, out: Path) -> str:
+    lines = ["# One recipe, three settings: from scratch and from the shipped motion initialisations", "",
+             f"Written by `python -m benchmarks.recipe_table --out {out}` from the runs' tables below.", "",
+             "The recipe (README, small data): `--epochs 20 --lr-steps 14 18 --optimizer adamw --lr 0.008 "
+             "--weight-decay 0.01 --input-size 64 --base-width 32 --sme-reduction 8 --span-frames 32 --dropout 0.2 "
+             "--warmup-epochs 1 --crop-scales 1 0.875 --resize square`, batch 8, seed 0, CPU; validation 1 view. "
+             "Each cell: validation top-1, and in brackets the last epoch's training top-1 (augmented) where the "
+             "run's table recorded it.", "",
+             "| setting | start | " + " | ".join(a.split("_")[0].upper() + "-R18" for a in ARCHS) + " |",
+             "|---|---|" + "---|" * len(ARCHS)]
+    for setting in SETTINGS:
+        for init in INITS:
+            start = "shipped motion initialisation" if init == "motion" else "scratch"
+            lines.append(f"| {setting} | {start} | "
+                         + " | ".join(cell(rows.get((setting, init, a))) for a in ARCHS) + " |")
+    lines += ["", "The data:", ""] + [f"- {s}: {DATA[s]}" for s in SETTINGS]
+    lines += ["", "The runs (each file's command):", ""]
+    for (setting, init), stems in CELLS.items():
+        for stem in stems:
+            cmd = commands.get(stem, False)
+            what = "absent" if cmd is False else f"`{cmd}`" if cmd else "command in the file"
+            link = os.path.relpath(results / f"{stem}.md", out.parent).replace(os.sep, "/")
+            lines.append(f"- {setting}, {init}: [`{stem}.md`]({link}): {what}")
+    return "\n".join(lines) + "\n"
+
+
+def run(argv: list[str] | None = None) -> int:
+    p = parser("tsi-bench-recipe-table", __doc__)
+    p.add_argument("--results", type=Path, default=Path("benchmarks/results"),
+                   help="the folder of the synthetic_motion tables (%(default)s)")
+    p.add_argument("--out", type=Path, default=Path("benchmarks/results/recipe_settings.md"))
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if not args.results.is_dir():
+        raise UsageError(f"--results {args.results} is not a folder")
+    new_output_file(args.out, "--out")
+    rows, commands = gather(args.results)
+    atomic_write_text(args.out, render(rows, commands, args.results, args.out))
+    log.info("wrote %s (%d of %d cells)", args.out, len(rows), len(SETTINGS) * len(INITS) * len(ARCHS))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return cli_main(run, argv, "tsi-bench-recipe-table")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
