@@ -131,8 +131,23 @@ def shipped(data, tmp_path_factory, monkeypatch):
     out = tmp_path_factory.mktemp("shipped")
     tsi_train.run(args(data, out, "--max-steps", "1", "--epochs", "1", "--init", "scratch"))
     monkeypatch.setitem(tsi_init.MOTION_INITS, "tsi_r18", out / "last.pt")
-    monkeypatch.setitem(tsi_init.MOTION_INITS, "tsn_r18", out / "absent.pt")
+    for arch in ("tsm_r18", "tsn_r18"):
+        monkeypatch.setitem(tsi_init.MOTION_INITS, arch, out / "absent.pt")
     return out / "last.pt"
+
+
+@pytest.mark.parametrize("arch", ["tsi_r18", "tsm_r18", "tsn_r18"])
+def test_each_shipped_initialisation_is_its_arch_at_the_demo_geometry(arch):
+    from benchmarks.common.demo_geometry import demo_config
+    from tsi import init as tsi_init
+    from tsi.model import create_model
+
+    demo = demo_config()
+    cfg = create_model(arch, frames=demo.frames, num_classes=11, input_size=demo.input_size,
+                       base_width=demo.base_width, sme_reduction=demo.sme_reduction).cfg
+    path, ckpt, why = tsi_init.resolve("auto", arch, cfg, other_init=False)
+    assert path == tsi_init.MOTION_INITS[arch] and ckpt["card"]["arch"] == arch, why
+    assert tsi_init.mismatch(cfg, ckpt["config"]) == []
 
 
 def test_init_auto_starts_from_the_shipped_initialisation_of_the_same_geometry(data, tmp_path, shipped, caplog):
