@@ -82,6 +82,9 @@ def render(rows: dict, commands: dict[str, str | None], results: Path, out: Path
             lines.append(f"| {setting} | {start} | "
                          + " | ".join(cell(rows.get((setting, init, a))) for a in ARCHS) + " |")
     lines += ["", "The data:", ""] + [f"- {s}: {DATA[s]}" for s in SETTINGS]
+    lines += ["", "The shipped initialisations were pretrained on clips of the easy and hard generators (seed 100, "
+              "not these clips; docs/training.md, \"The motion initialisation\"): their easy and hard rows are data "
+              "like their pretraining, and only the new rows measure data no recipe or initialisation saw."]
     lines += ["", "The runs (each file's command):", ""]
     for (setting, init), stems in CELLS.items():
         for stem in stems:
