@@ -88,8 +88,8 @@ def render(rows: dict, commands: dict[str, str | None], results: Path, out: Path
     lines += ["", "The runs (each file's command):", ""]
     for (setting, init), stems in CELLS.items():
         for stem in stems:
-            cmd = commands.get(stem, False)
-            what = "absent" if cmd is False else f"`{cmd}`" if cmd else "command in the file"
+            cmd = commands.get(stem)
+            what = "absent" if stem not in commands else f"`{cmd}`" if cmd else "command in the file"
             link = os.path.relpath(results / f"{stem}.md", out.parent).replace(os.sep, "/")
             lines.append(f"- {setting}, {init}: [`{stem}.md`]({link}): {what}")
     return "\n".join(lines) + "\n"

@@ -76,36 +76,39 @@ def pair_direction_accuracy(res: dict, pairs=REVERSED_PAIRS) -> float | None:
 def result_row(arch: str, res: dict, run_dir: Path) -> dict:
     """One table row: the evaluation ``res`` of the run in ``run_dir``, with its log's epochs, train
     time and last training top-1."""
+    rows = log_rows(run_dir)
     return {"arch": arch, "top1": res["top1"], "top5": res["top5"],
             "reversed_pairs_top1": pair_accuracy(res), "pair_direction": pair_direction_accuracy(res),
-            "train_s": logged_train_seconds(run_dir), "clips": res["clips"], "per_class": res["per_class"],
-            "epochs": logged_epochs(run_dir), "train_top1": logged_train_top1(run_dir)}
+            "train_s": logged_train_seconds(rows), "clips": res["clips"], "per_class": res["per_class"],
+            "epochs": logged_epochs(rows), "train_top1": logged_train_top1(rows)}
 
 
-def validation_curve(run_dir: Path) -> dict[int, float]:
-    """{epoch: validation top-1} of a run's log.jsonl (epochs that were evaluated)."""
+def log_rows(run_dir: Path, *, missing_ok: bool = False) -> list[dict]:
+    """The epochs of a run's log.jsonl, in order (``missing_ok``: [] when there is none)."""
     path = run_dir / "log.jsonl"
-    if not path.is_file():
-        return {}
-    rows = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+    if missing_ok and not path.is_file():
+        return []
+    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+
+
+def validation_curve(rows: list[dict]) -> dict[int, float]:
+    """{epoch: validation top-1} of a run's log rows (epochs that were evaluated)."""
     return {r["epoch"]: r["val_top1"] for r in rows if "val_top1" in r}
 
 
-def logged_epochs(run_dir: Path) -> int:
-    """Epochs a run has completed (its log.jsonl)."""
-    return len({json.loads(x)["epoch"] for x in (run_dir / "log.jsonl").read_text().splitlines() if x.strip()})
+def logged_epochs(rows: list[dict]) -> int:
+    """Epochs a run has completed."""
+    return len({r["epoch"] for r in rows})
 
 
-def logged_train_top1(run_dir: Path) -> float | None:
-    """Training top-1 (augmented clips, during the epoch) of the last epoch in a run's log.jsonl."""
-    rows = [json.loads(x) for x in (run_dir / "log.jsonl").read_text().splitlines() if x.strip()]
+def logged_train_top1(rows: list[dict]) -> float | None:
+    """Training top-1 (augmented clips, during the epoch) of the last epoch logged with one."""
     return next((r["train_top1"] for r in reversed(rows) if "train_top1" in r), None)
 
 
-def logged_train_seconds(run_dir: Path) -> float:
-    """Training time of a run: the sum of its epochs' ``time_s`` in log.jsonl (validation excluded;
-    a resumed or re-invoked run counts each epoch once)."""
-    rows = [json.loads(x) for x in (run_dir / "log.jsonl").read_text().splitlines() if x.strip()]
+def logged_train_seconds(rows: list[dict]) -> float:
+    """Training time of a run: the sum of its epochs' ``time_s`` (validation excluded; a resumed or
+    re-invoked run counts each epoch once)."""
     return sum({r["epoch"]: r["time_s"] for r in rows}.values())
 
 
@@ -164,7 +167,7 @@ def write_table(rows: list[dict], args, path: Path) -> None:
                       for v in (r["reversed_pairs_top1"], r["pair_direction"], r.get("train_top1")))
         lines.append(f"| {r['arch']} | {r.get('epochs') or args.epochs} of {args.epochs} | {r['top1']:.1f} | {r['top5']:.1f} | {pa} | {pd} | {tt} | "
                      f"{r['train_s'] / 60:.1f} min |")
-    curves = {r["arch"]: validation_curve(Path(args.out) / r["arch"]) for r in rows}
+    curves = {r["arch"]: validation_curve(log_rows(Path(args.out) / r["arch"], missing_ok=True)) for r in rows}
     epochs = sorted({e for c in curves.values() for e in c})
     if epochs:
         lines += ["", "Validation top-1 at each evaluated epoch (the runs' log.jsonl; 1 view, during training):", "",

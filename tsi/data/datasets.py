@@ -45,7 +45,7 @@ import torch
 from torch.utils.data import Dataset
 
 from runtime.card import ModelCard
-from runtime.preprocess import resize_frame
+from runtime.preprocess import resized_size
 from tsi.data import formats
 from tsi.data.formats import DatasetFormatError, Sample, unusable_name
 from runtime.common.video import VideoDecodeError, read_frames, read_sampled
@@ -193,13 +193,17 @@ class ClipDataset(Dataset):
             try:
                 item = self._load(j, index)
             except (VideoDecodeError, cv2.error) as e:
-                self._bad[j] = 1
-                log.warning("%s: skipping undecodable video (%s)", self.name, _why(self.samples[j].path, e))
+                self._mark_bad(j, e)
                 continue
             if j != index:
                 self._replaced[index] = 1
             return item
         raise RuntimeError(f"{self.name}: all {n} videos failed to decode, e.g. {self.skipped_files[:3]}")
+
+    def _mark_bad(self, j: int, e: Exception) -> None:
+        """Sample ``j`` did not decode: skipped from now on, with one warning."""
+        self._bad[j] = 1
+        log.warning("%s: skipping undecodable video (%s)", self.name, _why(self.samples[j].path, e))
 
     def _read(self, path: Path, pick) -> list[np.ndarray]:
         why = unusable_name(path)
@@ -227,7 +231,6 @@ class ClipDataset(Dataset):
         out = torch.cat(views)  # (clips * crops, T, 3, S, S), clip-major
         return (out[0] if self.views == 1 else out), sample.label
 
-
     def _mix(self, clip: torch.Tensor, j: int, rng: np.random.Generator) -> torch.Tensor:
         """``clip`` with the first frame of another training video (not ``j``) blended into every
         frame at a weight from U(0, mix_background); unchanged when that video does not decode
@@ -243,10 +246,9 @@ class ClipDataset(Dataset):
         try:
             frame = self._read(self.samples[k].path, lambda _n: [0])[0]
         except (VideoDecodeError, cv2.error) as e:
-            self._bad[k] = 1
-            log.warning("%s: skipping undecodable video (%s)", self.name, _why(self.samples[k].path, e))
+            self._mark_bad(k, e)
             return clip
-        h, w = resize_frame(frame, self.card).shape[:2]
+        w, h = resized_size(frame.shape[1], frame.shape[0], self.card)
         still = self._train_tf.apply([frame], self._train_tf.sample_params(w, h, rng))
         return clip.mul_(1.0 - lam).add_(still, alpha=lam)
 

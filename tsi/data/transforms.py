@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from runtime.card import ModelCard
-from runtime.preprocess import FramePreprocessor, resize_frame
+from runtime.preprocess import FramePreprocessor, resize_frame, resized_size
 
 TSN_SCALES = (1.0, 0.875, 0.75, 0.66)
 
@@ -135,7 +135,7 @@ class TrainTransform:
                  rng: np.random.Generator) -> tuple[torch.Tensor, int]:
         """Augment one clip; a flipped clip's label goes through the flip map."""
         _check_frames(frames)
-        h, w = resize_frame(frames[0], self.card).shape[:2]
+        w, h = resized_size(frames[0].shape[1], frames[0].shape[0], self.card)
         params = self.sample_params(w, h, rng)
         if params.flip:
             label = self.flip_map.get(int(label), int(label))
