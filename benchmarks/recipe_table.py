@@ -53,10 +53,21 @@ def gather(results: Path) -> tuple[dict, dict[str, str | None]]:
             if not path.is_file():
                 continue
             commands[stem] = command_of(path.with_suffix(".md"))
-            for row in json.loads(path.read_text(encoding="utf-8")):
+            for row in _table_rows(path):
                 if row["arch"] in ARCHS:
                     rows[(setting, init, row["arch"])] = row
     return rows, commands
+
+
+def _table_rows(path: Path) -> list[dict]:
+    """The rows of a synthetic_motion table's JSON; a file that is not one is refused in one line."""
+    try:
+        rows = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise UsageError(f"{path}: not a synthetic_motion table (not JSON: {e})") from None
+    if not (isinstance(rows, list) and all(isinstance(r, dict) and {"arch", "top1"} <= r.keys() for r in rows)):
+        raise UsageError(f"{path}: not a synthetic_motion table (a list of rows with arch and top1)")
+    return rows
 
 
 def cell(row: dict | None) -> str:

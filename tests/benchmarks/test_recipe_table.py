@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from benchmarks.recipe_table import main
 
 
@@ -24,3 +26,12 @@ def test_cells_from_the_runs_tables_absent_ones_said(tmp_path):
     assert "| hard | scratch | not run | not run | not run |" in text
     assert "[`recipe_easy_scratch.md`](../results/recipe_easy_scratch.md): `python -m x --easy`" in text
     assert "- hard, motion: [`recipe_hard_init.md`](../results/recipe_hard_init.md): absent" in text
+
+
+@pytest.mark.parametrize("text", ["not json", '{"arch": "tsi_r18"}', '[{"top1": 3}]'])
+def test_a_results_file_that_is_not_a_table_is_refused_in_one_line(tmp_path, capsys, text):
+    (tmp_path / "recipe_hard_init.json").write_text(text)
+    assert main(["--results", str(tmp_path), "--out", str(tmp_path / "t.md")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("tsi-bench-recipe-table: error: ") and "recipe_hard_init.json: not a synthetic_motion table" in err
+    assert len(err.splitlines()) == 1 and not (tmp_path / "t.md").exists()
