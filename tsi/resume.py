@@ -33,7 +33,7 @@ MODEL = {"arch": ("card", "arch"), "frames": ("config", "frames"), "input_size":
 INIT = ("pretrained", "finetune", "init", "qat")
 RECIPE = ("epochs", "batch_size", "lr", "lr_steps", "warmup_epochs", "momentum", "weight_decay",
           "clip_grad", "max_steps", "seed", "eval_every", "flip", "flip_map", "crop_scales", "warm_state",
-          "mix_background")
+          "mix_background", "partial_bn")
 # changing these leaves the epochs already run as they would have been
 HARMLESS = ("epochs", "eval_every")
 

@@ -40,7 +40,7 @@ from runtime.card import RESIZE_MODES, ModelCard
 from runtime.common.files import OutputLockedError, atomic_write_text, exclusive, remove_stale_temps
 from runtime.common.progress import progress_bar
 from runtime.cli import ignore_stop_signals, install_stop_handlers
-from tsi import find_lr
+from tsi import find_lr, partial_bn
 from tsi import init as tsi_init
 from tsi.block_stats import BlockStats
 from tsi.checkpoint import CheckpointError, load_checkpoint, load_model, make_card, save_checkpoint
@@ -137,13 +137,15 @@ def accuracy(logits: torch.Tensor, target: torch.Tensor, ks=(1, 5)) -> list[floa
 def run_epoch(model: nn.Module, loader: DataLoader, dist_: Dist, *, optimizer=None, scaler=None,
               clip_grad: float = 20.0, max_steps: int = 0, desc: str = "",
               lr_fn=None, stop: threading.Event | None = None, stats: BlockStats | None = None,
-              epoch: int = 0, on_loss=None) -> dict[str, float]:
+              epoch: int = 0, on_loss=None, frozen_norms=()) -> dict[str, float]:
     """One pass over ``loader``; trains when ``optimizer`` is given. ``lr_fn(step)``, if given, sets
     the learning rate before each step (the warm-up). Raises :class:`TrainingStopped` at the first
     step after ``stop`` is set. ``stats`` records per-block statistics of the steps it is due at;
-    ``on_loss(step, loss)``, if given, sees every step's loss and ends the pass by returning True."""
+    ``on_loss(step, loss)``, if given, sees every step's loss and ends the pass by returning True;
+    ``frozen_norms`` stay in eval mode while training (tsi.partial_bn)."""
     train = optimizer is not None
     model.train(train)
+    partial_bn.hold(frozen_norms)
     crit = nn.CrossEntropyLoss()
     totals = torch.zeros(4, dtype=torch.float64)  # loss*n, top1, top5, n
     amp = dist_.device.type == "cuda"
@@ -265,6 +267,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="linear learning-rate warm-up over this many epochs, per step (0: none)")
     o.add_argument("--momentum", type=non_negative_float, default=0.9)
     o.add_argument("--weight-decay", type=non_negative_float, default=5e-4)
+    o.add_argument("--partial-bn", action="store_true",
+                   help="keep every BatchNorm layer but the first as initialised (statistics and affine "
+                        "parameters): TSN's fine-tuning of a pretrained model on a small dataset (tsi/partial_bn.py)")
     o.add_argument("--clip-grad", type=non_negative_float, default=20.0)
     o.add_argument("--max-steps", type=non_negative_int, default=0, help="cap steps per epoch (smoke runs)")
     r = p.add_argument_group("run")
@@ -369,6 +374,9 @@ def _train(args, given: set[str], dist_: Dist, out: Path, stop: threading.Event 
             raise UsageError(str(e)) from None
         if dist_.main:
             log.info("weights: %s", why)
+        if args.partial_bn and not (shipped or args.finetune or args.pretrained):
+            raise UsageError(f"--partial-bn keeps the initial BatchNorm statistics, and this run starts "
+                             f"{why}: give --init motion, --finetune or --pretrained, or drop --partial-bn")
         if args.finetune:
             init_from(model, args.finetune)
         elif shipped:
@@ -382,7 +390,8 @@ def _train(args, given: set[str], dist_: Dist, out: Path, stop: threading.Event 
     dead = {"train": check_decodable(train_ds, "--train-list" if args.train_list else "--data", refuse_classes=True),
             "val": check_decodable(val_ds, "--val-list" if args.val_list else "--data", refuse_classes=False)}
     model.to(dist_.device)
-    params = [{"params": model.parameters()}]
+    frozen = partial_bn.freeze_norms(model) if args.partial_bn else []
+    params = [{"params": [p for p in model.parameters() if p.requires_grad]}]
     if qat is not None:
         qat.quantizers.to(dist_.device)
         params.append({"params": list(qat.parameters()), "weight_decay": 0.0})
@@ -422,7 +431,7 @@ def _train(args, given: set[str], dist_: Dist, out: Path, stop: threading.Event 
             tr = run_epoch(net, loader, dist_, optimizer=optimizer, scaler=scaler,
                            clip_grad=args.clip_grad, max_steps=args.max_steps,
                            desc=f"epoch {epoch + 1}/{args.epochs}", stop=stop, epoch=epoch,
-                           stats=stats if epoch < args.block_stats else None,
+                           stats=stats if epoch < args.block_stats else None, frozen_norms=frozen,
                            lr_fn=warmup_fn(epoch, len(loader), lr_at(epoch, lr, args.lr_steps), args.warmup_epochs))
             train_s = time.time() - t0  # validation excluded
             evaluated = (epoch + 1) % args.eval_every == 0 or epoch + 1 == args.epochs
