@@ -53,7 +53,8 @@ def log_of(dom: str) -> str:
 
 def test_the_page_shows_the_video_and_the_event_label_in_chromium(tmp_path):
     model = make_onnx(tmp_path / "colour.onnx", card=make_card(frames=4, size=16, span=8))
-    video = write_video(tmp_path / "clip.avi", ["red"] * 40 + ["blue"] * 400, size=(320, 240))
+    # 48 s at 30 fps, stopped once the page is read: the run outlasts every reload of rendered()
+    video = write_video(tmp_path / "clip.avi", ["red"] * 40 + ["blue"] * 1400, size=(320, 240))
     port = free_port()
     run = Run(LiveOptions(model=str(model), sources=(str(video),), headless=True, realtime=True,
                           stride=2, serve=f"127.0.0.1:{port}", serve_token="t0k"))
