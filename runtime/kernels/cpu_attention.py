@@ -1,7 +1,8 @@
 """The CPU saliency attention (``saliency_attention.cpp``): compiled once per machine with the
 system's C++ compiler, cached, and called through ctypes on float32 numpy arrays.
 
-The library is built with ``-O3`` for the CPU it runs on (``-march=native``, ``-mcpu=native`` on Arm)
+The library is built with ``-O3`` for the CPU it runs on (``-march=native``, ``-mcpu=native`` on Arm),
+with multiply-adds fused (``-ffp-contract=fast``: the exponent's one rounding, see the source)
 into :func:`cache_dir` under a name keyed by the source, the compiler, the flags and the CPU, written
 to a temporary name there and renamed (two processes building at once both end with one whole file).
 Without a compiler, or with ``TSI_CPU_ATTENTION=0``, :func:`available` is False and callers keep
@@ -46,7 +47,7 @@ def cache_dir() -> Path:
 
 def _flags() -> list[str]:
     arch = "-mcpu=native" if platform.machine().lower() in ("aarch64", "arm64") else "-march=native"
-    return ["-O3", arch, "-fno-math-errno", "-fPIC", "-shared", "-std=c++17"]
+    return ["-O3", arch, "-ffp-contract=fast", "-fno-math-errno", "-fPIC", "-shared", "-std=c++17"]
 
 
 def _cpu_id() -> str:
