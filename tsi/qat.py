@@ -34,6 +34,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from calib.qdq import QMAX  # symmetric int8, the builder's
+from tsi.partial_bn import in_eval  # BatchNorm frozen while the quantizers learn
 
 MIN_AMAX = 1e-6
 
@@ -78,10 +79,6 @@ def _conv_forward(self, x):
 
 def _linear_forward(self, x):
     return F.linear(self._qat_act(x), quant_weight(self.weight), self.bias)
-
-
-def _frozen_bn(module, _args):
-    module.training = False
 
 
 def _is_leaf(module: nn.Module) -> bool:
@@ -132,7 +129,7 @@ class Qat:
                 layer.__dict__["_qat_act"] = q
                 fwd = _conv_forward if isinstance(layer, nn.Conv2d) else _linear_forward
                 layer.forward = fwd.__get__(layer)
-        self.hooks += [m.register_forward_pre_hook(_frozen_bn) for m in model.modules()
+        self.hooks += [m.register_forward_pre_hook(in_eval) for m in model.modules()
                        if isinstance(m, nn.modules.batchnorm._BatchNorm)]
 
     def parameters(self):

@@ -137,15 +137,13 @@ def accuracy(logits: torch.Tensor, target: torch.Tensor, ks=(1, 5)) -> list[floa
 def run_epoch(model: nn.Module, loader: DataLoader, dist_: Dist, *, optimizer=None, scaler=None,
               clip_grad: float = 20.0, max_steps: int = 0, desc: str = "",
               lr_fn=None, stop: threading.Event | None = None, stats: BlockStats | None = None,
-              epoch: int = 0, on_loss=None, frozen_norms=()) -> dict[str, float]:
+              epoch: int = 0, on_loss=None) -> dict[str, float]:
     """One pass over ``loader``; trains when ``optimizer`` is given. ``lr_fn(step)``, if given, sets
     the learning rate before each step (the warm-up). Raises :class:`TrainingStopped` at the first
     step after ``stop`` is set. ``stats`` records per-block statistics of the steps it is due at;
-    ``on_loss(step, loss)``, if given, sees every step's loss and ends the pass by returning True;
-    ``frozen_norms`` stay in eval mode while training (tsi.partial_bn)."""
+    ``on_loss(step, loss)``, if given, sees every step's loss and ends the pass by returning True."""
     train = optimizer is not None
     model.train(train)
-    partial_bn.hold(frozen_norms)
     crit = nn.CrossEntropyLoss()
     totals = torch.zeros(4, dtype=torch.float64)  # loss*n, top1, top5, n
     amp = dist_.device.type == "cuda"
@@ -390,7 +388,8 @@ def _train(args, given: set[str], dist_: Dist, out: Path, stop: threading.Event 
     dead = {"train": check_decodable(train_ds, "--train-list" if args.train_list else "--data", refuse_classes=True),
             "val": check_decodable(val_ds, "--val-list" if args.val_list else "--data", refuse_classes=False)}
     model.to(dist_.device)
-    frozen = partial_bn.freeze_norms(model) if args.partial_bn else []
+    if args.partial_bn:
+        partial_bn.freeze_norms(model)
     params = [{"params": [p for p in model.parameters() if p.requires_grad]}]
     if qat is not None:
         qat.quantizers.to(dist_.device)
@@ -431,7 +430,7 @@ def _train(args, given: set[str], dist_: Dist, out: Path, stop: threading.Event 
             tr = run_epoch(net, loader, dist_, optimizer=optimizer, scaler=scaler,
                            clip_grad=args.clip_grad, max_steps=args.max_steps,
                            desc=f"epoch {epoch + 1}/{args.epochs}", stop=stop, epoch=epoch,
-                           stats=stats if epoch < args.block_stats else None, frozen_norms=frozen,
+                           stats=stats if epoch < args.block_stats else None,
                            lr_fn=warmup_fn(epoch, len(loader), lr_at(epoch, lr, args.lr_steps), args.warmup_epochs))
             train_s = time.time() - t0  # validation excluded
             evaluated = (epoch + 1) % args.eval_every == 0 or epoch + 1 == args.epochs
