@@ -73,7 +73,7 @@ MD_ONLY = [
                                    "on the unseen generator's data, `--resize square`"),
     ("cpu_int8_demo.md", "INT8 for CPUs (`--int8-target cpu`, NNCF, OpenVINO IR) vs FP32 on OpenVINO: the demo "
                          "model's latency at batch 1, one thread"),
-    ("cpu_int8_demo_vnni.md", "the same on an AMD EPYC with AVX-512 and VNNI (another session's machine): INT8 "
+    ("cpu_int8_demo_vnni.md", "the same on another AMD EPYC, with AVX-512 and VNNI: INT8 "
                               "1.37x faster than FP32"),
     ("cpu_attention.md", "the saliency attention on a CPU: the C++ kernel vs torch, onnxruntime (the MatMul form, "
                          "in blocks of query rows, MultiHeadAttention) at TSI-R50's stages; TSI/TSN in PyTorch "
