@@ -25,8 +25,8 @@ lower hops), cartwheel (rolls sideways >= 35% of the width, turning as a wheel),
 / wait_then_dash (>= 30% of the height in a random direction over the whole clip / its first / its
 last 30-45%), orbit_cw / orbit_ccw (0.8-1.2 turns on a circle of radius >= 16% of the height),
 pendulum (swings +-30-45 degrees on an arm >= 30% of the height, tilting), pulse (size between
-~15% and ~32% of the height, 1.5-2.5 beats), rock (turns back and forth +-25-40 degrees), shake
-(+-5-7% of the height every 3-5 frames) and zigzag (sideways >= 35% of the width in 2-3 up-down legs).
+~16% and ~33% of the height, 1.5-2.5 beats), rock (turns back and forth +-30-50 degrees), shake
+(+-7-10% of the height every 3-5 frames) and zigzag (sideways >= 35% of the width in 2-3 up-down legs).
 
 In both, every motion lasts the whole clip (unless it is one to rest); start position, size, angle
 and look are random, so one frame does not tell the class (:data:`CLASSES` of the scene's module).

@@ -120,7 +120,7 @@ def _clutter(rng: np.random.Generator, img: np.ndarray, hue: float) -> None:
                 p = np.array([cx, cy]) + (k - length / 2) * np.array([np.cos(b), np.sin(b)])
                 q = p + dash * np.array([np.cos(b), np.sin(b)])
                 cv2.line(mask, tuple(int(v) for v in p), tuple(int(v) for v in q), 255, max(2, s // 5))
-        colour = _hsv(rng, hue + rng.uniform(60, 120), 30, 200, 40, 220)
+        colour = _hsv(rng, hue + rng.uniform(-35, 35), 30, 200, 40, 220)  # not the actor's hues
         sel = mask > 0
         img[sel] = img[sel] * 0.3 + colour * 0.7
 
@@ -227,7 +227,7 @@ def _track(label: str, rng: np.random.Generator, n: int, w: int, h: int) -> dict
     t = np.linspace(0, 1, n)
     zero, one = np.zeros(n), np.ones(n)
     dx, dy = zero.copy(), zero.copy()
-    size = one * rng.uniform(0.18, 0.34) * h
+    size = one * rng.uniform(0.2, 0.35) * h
     angle = one * rng.uniform(0, 360)
     theta = rng.uniform(0, 2 * np.pi)  # a random direction, for the classes that use one
     side = 1 if rng.random() < 0.5 else -1  # left or right, for the classes that use one
@@ -263,16 +263,16 @@ def _track(label: str, rng: np.random.Generator, n: int, w: int, h: int) -> dict
         dy = arm * (np.cos(np.radians(phi)) - np.cos(np.radians(phi[0])))
         angle = angle + phi - phi[0]
     elif label == "pulse":  # grows and shrinks 1.5-2.5 times in place
-        small, big = rng.uniform(0.13, 0.17) * h, rng.uniform(0.29, 0.35) * h
+        small, big = rng.uniform(0.14, 0.18) * h, rng.uniform(0.3, 0.36) * h
         beats = rng.uniform(1.5, 2.5)
         size = small + (big - small) * 0.5 * (1 - np.cos(2 * np.pi * beats * t + rng.uniform(0, 2 * np.pi)))
     elif label == "rock":  # turns back and forth in place
-        amp = rng.uniform(25, 40)
+        amp = rng.uniform(30, 50)
         cycles = min(rng.uniform(1.25, 2.5), max(1.0, MAX_TURN * (n - 1) / (2 * np.pi * amp)))
         rock = amp * np.sin(2 * np.pi * cycles * t + rng.uniform(0, 2 * np.pi))
         angle = angle + rock - rock[0]
     elif label == "shake":  # fast small shakes in place along a random axis
-        amp, period = rng.uniform(0.05, 0.07) * h, rng.uniform(3, 5)
+        amp, period = rng.uniform(0.07, 0.1) * h, rng.uniform(3, 5)
         q = amp * np.sin(2 * np.pi * np.arange(n) / period + rng.uniform(0, 2 * np.pi))
         q = q - q[0]
         dx, dy = q * np.cos(theta), q * np.sin(theta)

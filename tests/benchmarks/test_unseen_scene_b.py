@@ -179,7 +179,8 @@ def motion_statistics(label: str, seed: list[int]) -> dict[str, float]:
     length = float(np.hypot(*net))
     mid = float((pos[len(pos) // 2] - pos[0]) @ net) / max(length, 1e-9) ** 2
     return {"dx": net[0], "dy": net[1], "rx": np.ptp(pos[:, 0]), "ry": np.ptp(pos[:, 1]),
-            "net": length, "path": float(np.hypot(*np.diff(pos, axis=0).T).sum()),
+            "net": length, "extent": float(np.hypot(*(pos[:, None] - pos[None]).T).max()),  # the farthest apart
+            "path": float(np.hypot(*np.diff(pos, axis=0).T).sum()),
             "area": area / (np.pi * spread ** 2 + 1e-9), "spread": spread, "mid": mid,
             "rev_x": _reversals(pos[:, 0], 0.06), "rev_y": _reversals(pos[:, 1], 0.06),
             "size": float(np.log(radius.max() / radius.min())), "turn": float(turns.sum()),
@@ -194,7 +195,7 @@ def classify(s: dict[str, float]) -> str:
         return "cartwheel" if np.sign(s["turn"]) == -np.sign(s["dx"]) else "cartwheel turning the wrong way"
     if s["size"] > np.log(1.35):
         return "pulse"
-    if max(s["rx"], s["ry"]) > 0.2:
+    if s["extent"] > 0.25:
         if s["rev_y"] >= 2 and abs(s["dx"]) > 0.3:
             return "zigzag"
         if s["rev_y"] >= 2 and s["rx"] < 0.15:
