@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
-
+from runtime.attention_graph import AttentionMatch, Node
+from runtime.attention_graph import find_attention as match_attention
 from runtime.common.errors import ExportError
 
 log = logging.getLogger(__name__)
@@ -47,19 +47,6 @@ PLUGIN_OP, PLUGIN_NAMESPACE, PLUGIN_VERSION = read_plugin_identity()
 PLUGIN_DOMAIN = PLUGIN_NAMESPACE  # the node domain says the namespace too (TensorRT >= 10.10 reads it)
 
 
-@dataclass(frozen=True)
-class AttentionMatch:
-    """One MatMul-Softmax-MatMul subgraph (node names, and the tensors the plugin takes)."""
-
-    matmul_qk: str
-    softmax: str
-    matmul_pv: str
-    q: str
-    k_transposed: str  # MatMul 1's B input: k^T
-    v: str
-    output: str
-
-
 def _swaps_last_two(perm: list[int], rank: int) -> bool:
     expected = list(range(rank))
     expected[-1], expected[-2] = expected[-2], expected[-1]
@@ -67,25 +54,12 @@ def _swaps_last_two(perm: list[int], rank: int) -> bool:
 
 
 def find_attention(graph) -> list[AttentionMatch]:
-    """Every MatMul -> Softmax(last axis) -> MatMul chain in a graphsurgeon graph whose inner tensors
-    have no other consumer. Works on the standard ONNX (and the Q/DQ graph, where these stay float)."""
-    matches = []
-    for sm in graph.nodes:
-        if sm.op != "Softmax" or len(sm.inputs[0].inputs) != 1:
-            continue
-        mm1 = sm.inputs[0].inputs[0]
-        if mm1.op != "MatMul" or len(sm.inputs[0].outputs) != 1 or len(sm.outputs[0].outputs) != 1:
-            continue
-        mm2 = sm.outputs[0].outputs[0]
-        if mm2.op != "MatMul" or mm2.inputs[0] is not sm.outputs[0]:
-            continue
-        rank = len(sm.inputs[0].shape) if sm.inputs[0].shape is not None else None
-        axis = sm.attrs.get("axis", -1)
-        if not (axis == -1 or (rank is not None and axis == rank - 1)):
-            continue
-        matches.append(AttentionMatch(mm1.name, sm.name, mm2.name, mm1.inputs[0].name,
-                                      mm1.inputs[1].name, mm2.inputs[1].name, mm2.outputs[0].name))
-    return matches
+    """Every attention chain (:func:`runtime.attention_graph.find_attention`, the one rule) in a
+    graphsurgeon graph. Works on the standard ONNX (and the Q/DQ graph, where these stay float)."""
+    nodes = [Node(n.op, n.name, tuple(t.name for t in n.inputs), tuple(t.name for t in n.outputs),
+                  n.attrs.get("axis", -1) if n.op == "Softmax" else -1) for n in graph.nodes]
+    ranks = {name: len(t.shape) for name, t in graph.tensors().items() if t.shape is not None}
+    return match_attention(nodes, ranks)
 
 
 def attention_node_names(proto) -> list[str]:
@@ -104,9 +78,7 @@ def attention_internal_tensors(proto) -> set[str]:
     the network, never quantized (attention stays in float), so calibration skips them."""
     import onnx_graphsurgeon as gs
 
-    graph = gs.import_onnx(proto)
-    nodes = {n.name: n for n in graph.nodes}
-    return {nodes[name].outputs[0].name for m in find_attention(graph) for name in (m.matmul_qk, m.softmax)}
+    return {t for m in find_attention(gs.import_onnx(proto)) for t in (m.scores, m.probabilities)}
 
 
 def _key_tensor(graph, kt, v, tmap, index: int):

@@ -77,17 +77,19 @@ def torch_runner(model, precision: str, *, device: str = "cpu", compiled: bool =
 
 
 def ort_runner(path: Path, *, threads: int | None = None, device: str = "cpu") -> Runner:
+    """The graph as the runtime opens it (``open_session``: on the CPU, the long saliency
+    attentions on the C++ kernel where it builds)."""
     import onnxruntime as ort
 
-    from runtime.backends.onnxruntime_backend import session_options
+    from runtime.backends import BackendError
+    from runtime.backends.onnxruntime_backend import open_session
 
-    providers = {"cpu": ["CPUExecutionProvider"], "cuda": ["CUDAExecutionProvider"]}[device]
     if device == "cuda" and "CUDAExecutionProvider" not in ort.get_available_providers():
         raise Absent(f"onnxruntime has no CUDAExecutionProvider here (has {ort.get_available_providers()})")
     t0 = time.perf_counter()
     try:
-        sess = ort.InferenceSession(str(path), session_options(threads), providers=providers)
-    except Exception as e:  # noqa: BLE001 - onnxruntime's own error is the reason
+        sess = open_session(Path(path), [device], threads)
+    except BackendError as e:  # onnxruntime's own error is the reason
         raise Absent(f"onnxruntime cannot load the graph: {str(e).splitlines()[0][:300]}") from None
     name = sess.get_inputs()[0].name
 

@@ -89,9 +89,20 @@ def session_options(threads: int | None = None):
 def open_session(path: Path, requested: Sequence[str] | None = None, threads: int | None = None):
     """An onnxruntime session of ``path`` on the requested providers (:func:`resolve_providers`;
     the TensorRT provider with an engine cache beside the model); a requested provider that does not
-    start is an error. The clip backend and the online step model both open their graphs here."""
+    start is an error. The clip backend and the online step model both open their graphs here. On
+    the CPU provider alone, the long saliency attentions run on the C++ kernel where it builds
+    (:mod:`runtime.backends.kernel_session`; ``TSI_CPU_ATTENTION=0``: onnxruntime's own form)."""
     ort = _import_onnxruntime()
     providers = resolve_providers(requested, ort.get_available_providers())
+    if providers == ["CPUExecutionProvider"]:
+        from runtime.backends.kernel_session import kernel_session
+
+        try:
+            session = kernel_session(path, session_options(threads))
+        except Exception as e:  # onnx and onnxruntime raise their own exception types
+            raise BackendError(f"onnxruntime cannot load {path}: {e}") from e
+        if session is not None:
+            return session
     try:
         session = ort.InferenceSession(str(path), session_options(threads), providers=[_provider_options(p, path) for p in providers])
     except Exception as e:  # onnxruntime raises its own exception types

@@ -72,7 +72,16 @@ def read_openvino_card(path: Path, card: ModelCard | str | os.PathLike | None,
 
 def compile_model(path: Path, model, device: str = "CPU", hint: str = "LATENCY", threads: int | None = None):
     """``model`` compiled for ``device`` (FP32 inference precision; ``threads``: OpenVINO's
-    inference threads, default one per core)."""
+    inference threads, default one per core). For the CPU the model is first rewritten in place
+    (:func:`runtime.backends.openvino_graph.prepare_for_cpu`: the long attentions on the C++
+    kernel, splits as slices)."""
+    if str(device).upper() == "CPU":
+        from runtime.backends.openvino_graph import prepare_for_cpu
+
+        try:
+            prepare_for_cpu(model)
+        except RuntimeError as e:
+            raise BackendError(f"OpenVINO cannot prepare {path} for the CPU: {_one_line(e)}") from e
     config = {"PERFORMANCE_HINT": hint, "INFERENCE_PRECISION_HINT": "f32"}
     if threads:
         config["INFERENCE_NUM_THREADS"] = threads

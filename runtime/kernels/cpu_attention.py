@@ -32,6 +32,9 @@ __all__ = ["KernelError", "available", "cache_dir", "library", "saliency_attenti
 SOURCE = Path(__file__).with_name("saliency_attention.cpp")
 VERSION = 1  # tsi_saliency_attention_version() of the source
 MAX_HEAD = 64  # the largest head size the kernel takes
+# the fewest keys of an attention the runtime's onnxruntime and OpenVINO sessions hand to the kernel:
+# below it the kernel's gain is within the noise and each handover costs a call
+MIN_KEYS = 512
 DISABLE_ENV = "TSI_CPU_ATTENTION"  # "0": never build or use the kernel
 CACHE_ENV = "TSI_KERNEL_CACHE"  # where built libraries go (default ~/.cache/tsi-edge/kernels)
 _COMPILERS = ("c++", "g++", "clang++")

@@ -1,0 +1,195 @@
+"""onnxruntime on a CPU with the saliency attentions on the project's C++ kernel
+(:mod:`runtime.kernels.cpu_attention`): what :func:`runtime.backends.onnxruntime_backend.open_session`
+opens for the CPU provider when the kernel is available.
+
+onnxruntime's MatMul-Softmax-MatMul writes and reads the (L, L) scores of every frame pair through
+memory (TSI-R50 at 224²: 3136 x 3136 per pair at stage 1), the kernel keeps one row in L1. The
+graph is cut at each attention chain (:func:`runtime.attention_graph.find_attention`) over at least
+``cpu_attention.MIN_KEYS`` keys whose q, k^T and v are float32 (B, L, D) with D <= the kernel's
+largest head: the pieces between the cuts run as onnxruntime sessions with the project's options
+(``onnxruntime_backend.session_options``, handed in), the chains on the kernel, and the tensors pass
+from piece to piece as onnxruntime values bound in place (IO binding: no copy; a tensor is let go
+after its last use). The session answers ``run``, ``get_inputs``, ``get_outputs``, ``get_modelmeta`` and
+``get_providers`` as an ``onnxruntime.InferenceSession`` does, so the clip backend and the online
+step model use it unchanged. Without ``onnx`` (the ``runtime`` extra installs it), without the
+kernel (no compiler, or ``TSI_CPU_ATTENTION=0``) or with no chain to route, :func:`kernel_session`
+returns None and the caller opens the plain session.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+
+from runtime.attention_graph import AttentionMatch, find_attention, proto_nodes, proto_ranks
+
+log = logging.getLogger(__name__)
+
+__all__ = ["KernelSession", "kernel_session"]
+
+FLOAT = 1  # onnx TensorProto.FLOAT
+
+
+@dataclass
+class _Piece:
+    session: object | None  # the onnxruntime session of the nodes before the cut (None: no nodes)
+    inputs: list[str]
+    outputs: list[str]
+    chain: AttentionMatch | None  # the attention computed after it (None: the last piece)
+    release: list[str] = field(default_factory=list)  # tensors not needed after this piece
+
+
+def _dims(value_info) -> list[int | str | None] | None:
+    t = value_info.type.tensor_type
+    if not t.HasField("shape"):
+        return None
+    return [d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in t.shape.dim]
+
+
+def _routed(m: AttentionMatch, infos: dict, min_keys: int, max_head: int) -> bool:
+    """A chain the kernel takes: float32 q (B, Lq, D), k^T (B, D, Lk), v (B, Lk, D), Lk >= ``min_keys``."""
+    shapes = [_dims(infos[n]) if n in infos else None for n in (m.q, m.k_transposed, m.v)]
+    if any(s is None or len(s) != 3 for s in shapes) or any(
+            infos[n].type.tensor_type.elem_type != FLOAT for n in (m.q, m.k_transposed, m.v)):
+        return False
+    (_, _, d), (_, dk, lk), (_, lv, dv) = shapes
+    return (isinstance(d, int) and 1 <= d <= max_head and dk == d and dv == d and isinstance(lk, int)
+            and lk >= min_keys and lv == lk)
+
+
+def _type_name(value_info) -> str:
+    import onnx
+
+    return f"tensor({onnx.TensorProto.DataType.Name(value_info.type.tensor_type.elem_type).lower()})"
+
+
+class KernelSession:
+    """An ONNX graph on onnxruntime's CPU provider with its long attentions on the kernel."""
+
+    def __init__(self, proto, chains: list[AttentionMatch], options) -> None:
+        """``options``: the ``onnxruntime.SessionOptions`` every piece opens with."""
+        import onnx
+        import onnxruntime as ort
+
+        self._ort = ort
+        g = proto.graph
+        infos = {v.name: v for v in (*g.input, *g.output, *g.value_info)}
+        inits = {i.name: i for i in g.initializer}
+        by_last = {c.matmul_pv: c for c in chains}
+        skip = {n for c in chains for n in (c.matmul_qk, c.softmax)}
+        groups, current = [], []
+        for node in g.node:
+            if node.name in by_last:
+                groups.append((current, by_last[node.name]))
+                current = []
+            elif node.name not in skip:
+                current.append(node)
+        groups.append((current, None))
+        needed_after, needs = {o.name for o in g.output}, []
+        for nodes, chain in reversed(groups):
+            needs.append(set(needed_after))
+            needed_after |= {i for n in nodes for i in n.input if i}
+            if chain is not None:
+                needed_after |= {chain.q, chain.k_transposed, chain.v}
+        needs.reverse()  # needs[s]: what is read after piece s and its chain
+        opsets = [o for o in proto.opset_import if o.domain in ("", "ai.onnx")]
+        self._pieces, held = [], {i.name for i in g.input}
+        for s, (nodes, chain) in enumerate(groups):
+            produced = {o for n in nodes for o in n.output}
+            used = list(dict.fromkeys(i for n in nodes for i in n.input if i))
+            ins = [i for i in used if i not in produced and i not in inits]
+            wanted = needs[s] | ({chain.q, chain.k_transposed, chain.v} if chain else set())
+            outs = [o for o in dict.fromkeys(o for n in nodes for o in n.output) if o in wanted]
+            session = None
+            if nodes:
+                sub = onnx.helper.make_graph(
+                    nodes, f"{g.name}_piece{s}", [infos.get(i) or onnx.helper.make_empty_tensor_value_info(i) for i in ins],
+                    [infos.get(o) or onnx.helper.make_empty_tensor_value_info(o) for o in outs],
+                    [inits[i] for i in used if i in inits])
+                model = onnx.helper.make_model(sub, opset_imports=opsets, ir_version=proto.ir_version)
+                session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+            held |= set(outs) | ({chain.output} if chain else set())
+            release = sorted(t for t in held if t not in needs[s])
+            held -= set(release)
+            self._pieces.append(_Piece(session, ins, outs, chain, release))
+        self._inputs = [self._arg(v) for v in g.input if v.name not in inits]
+        self._outputs = [self._arg(v) for v in g.output]
+        self._meta = SimpleNamespace(custom_metadata_map={p.key: p.value for p in proto.metadata_props},
+                                     producer_name=proto.producer_name, graph_name=g.name)
+        self.chains = chains
+
+    @staticmethod
+    def _arg(value_info):
+        return SimpleNamespace(name=value_info.name, shape=_dims(value_info) or [], type=_type_name(value_info))
+
+    def get_inputs(self):
+        return list(self._inputs)
+
+    def get_outputs(self):
+        return list(self._outputs)
+
+    def get_modelmeta(self):
+        return self._meta
+
+    def get_providers(self) -> list[str]:
+        return ["CPUExecutionProvider"]
+
+    def run(self, output_names, feed: dict) -> list[np.ndarray]:
+        from runtime.kernels.cpu_attention import saliency_attention
+
+        value = self._ort.OrtValue.ortvalue_from_numpy
+        env = {name: value(np.ascontiguousarray(a)) for name, a in feed.items()}
+        for piece in self._pieces:
+            if piece.session is not None:
+                binding = piece.session.io_binding()
+                for name in piece.inputs:
+                    binding.bind_ortvalue_input(name, env[name])
+                for name in piece.outputs:
+                    binding.bind_output(name, "cpu")
+                piece.session.run_with_iobinding(binding)
+                env.update(zip(piece.outputs, binding.get_outputs()))
+            if piece.chain is not None:
+                c = piece.chain
+                q, kt, v = (env[n].numpy() for n in (c.q, c.k_transposed, c.v))
+                out = saliency_attention(np.ascontiguousarray(q), np.ascontiguousarray(np.swapaxes(kt, 1, 2)),
+                                         np.ascontiguousarray(v), 1.0)
+                env[c.output] = value(out)
+            for name in piece.release:
+                env.pop(name, None)
+        names = output_names or [o.name for o in self._outputs]
+        # numpy() of an onnxruntime-allocated value is a view that does not keep the value alive
+        return [np.array(env[n].numpy(), copy=True) for n in names]
+
+
+def kernel_session(path: str | Path, options) -> KernelSession | None:
+    """A :class:`KernelSession` of the ONNX file ``path`` (its pieces opened with the
+    ``SessionOptions`` ``options``), or None (logged why) when there is nothing for the kernel to
+    take or it cannot run here."""
+    from runtime.kernels import cpu_attention
+
+    if not cpu_attention.available():
+        log.info("onnxruntime keeps the MatMul attention: %s", cpu_attention.unavailable_reason())
+        return None
+    try:
+        import onnx
+    except ImportError:
+        log.info("onnxruntime keeps the MatMul attention: the kernel's graph cuts need onnx (pip install onnx)")
+        return None
+    proto = onnx.load(str(path))
+    if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for n in proto.graph.node
+           for a in n.attribute):
+        return None  # If / Loop bodies may read any tensor: not cut
+    proto = onnx.shape_inference.infer_shapes(proto)
+    infos = {v.name: v for v in (*proto.graph.input, *proto.graph.output, *proto.graph.value_info)}
+    chains = [m for m in find_attention(proto_nodes(proto.graph), proto_ranks(proto.graph))
+              if _routed(m, infos, cpu_attention.MIN_KEYS, cpu_attention.MAX_HEAD)]
+    if not chains:
+        return None
+    session = KernelSession(proto, chains, options)
+    log.info("onnxruntime %s: %d attention(s) over >= %d keys on the CPU kernel", Path(path).name,
+             len(chains), cpu_attention.MIN_KEYS)
+    return session

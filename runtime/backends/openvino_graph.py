@@ -1,0 +1,180 @@
+"""What the OpenVINO backend changes in a model before compiling it for the CPU (every clip and step
+model it compiles: ``openvino_backend.compile_model``).
+
+1. Each long saliency attention -- MatMul -> Softmax (last axis) -> MatMul over at least
+   ``cpu_attention.MIN_KEYS`` keys, float32, rank 3, head size <= the kernel's largest -- becomes one
+   ``SaliencyAttention`` operation whose ``evaluate`` calls the project's C++ kernel
+   (:mod:`runtime.kernels.cpu_attention`) on the tensors in place. OpenVINO's CPU plugin runs an
+   operation it does not know through its ``evaluate``; its own MatMul-Softmax-MatMul writes the
+   (L, L) scores through memory (TSI-R50's stage 1: 3136 x 3136 per frame pair).
+2. Each ``VariadicSplit`` / ``Split`` with constant axis and lengths becomes one ``Slice`` per
+   output: OpenVINO 2026.4's CPU plugin runs the frame splits of SME (8 frames into 7 and 1) on its
+   reference kernel, 1.1 ms each at TSI-R50's stage 1, 55 ms of the clip (48 splits, per-layer
+   counters); a Slice of the same tensor is a strided copy.
+
+Without the kernel (no compiler, ``TSI_CPU_ATTENTION=0``) step 1 is skipped, the model keeps its
+attention, and step 2 still applies.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+__all__ = ["prepare_for_cpu"]
+
+
+@functools.lru_cache(maxsize=1)
+def _op_class():
+    """The ``SaliencyAttention`` OpenVINO operation (made once: it needs openvino, imported lazily)."""
+    import openvino
+
+    from runtime.kernels.cpu_attention import saliency_attention
+
+    class SaliencyAttention(openvino.Op):
+        """softmax(q k^T) v on the C++ kernel; inputs q (B, Lq, D), k^T (B, D, Lk) -- or k (B, Lk, D)
+        where the MatMul transposed its second input itself (``transposed_b``) -- and v (B, Lk, D)."""
+
+        class_type_info = openvino.DiscreteTypeInfo("SaliencyAttention", "tsi")
+
+        def __init__(self, inputs=None, transposed_b: bool = False):
+            if inputs is None:
+                super().__init__(self)
+            else:
+                super().__init__(self, inputs)
+            self._transposed_b = bool(transposed_b)
+            if inputs is not None:
+                self.constructor_validate_and_infer_types()
+
+        def validate_and_infer_types(self):
+            self.set_output_type(0, self.get_input_element_type(0), self.get_input_partial_shape(0))
+
+        def clone_with_new_inputs(self, new_inputs):
+            return SaliencyAttention(new_inputs, self._transposed_b)
+
+        def get_type_info(self):
+            return SaliencyAttention.class_type_info
+
+        def visit_attributes(self, visitor):
+            visitor.on_attributes({"transposed_b": self._transposed_b})
+            return True
+
+        def has_evaluate(self):
+            return True
+
+        def evaluate(self, outputs, inputs):
+            q, kt, v = (t.data for t in inputs)
+            k = kt if self._transposed_b else np.swapaxes(kt, 1, 2)
+            outputs[0].shape = inputs[0].shape
+            saliency_attention(np.ascontiguousarray(q), np.ascontiguousarray(k), np.ascontiguousarray(v), 1.0,
+                               out=outputs[0].data)
+            return True
+
+    return SaliencyAttention
+
+
+def _static(port) -> list[int] | None:
+    shape = port.get_partial_shape()
+    return [d.get_length() for d in shape] if shape.is_static else None
+
+
+def _consumers(output) -> list:
+    return [t.get_node() for t in output.get_target_inputs()]
+
+
+def _long_attention(softmax, min_keys: int, max_head: int):
+    """(q, k or k^T, v, transposed_b, the last MatMul) of an attention chain ending at ``softmax``'s
+    consumer, or None when it is not one the kernel takes."""
+    mm1 = softmax.input_value(0).get_node()
+    after = _consumers(softmax.output(0))
+    if mm1.get_type_name() != "MatMul" or len(_consumers(mm1.output(0))) != 1 or len(after) != 1:
+        return None
+    mm2 = after[0]
+    if mm2.get_type_name() != "MatMul" or mm2.input_value(0).get_node() is not softmax:
+        return None
+    a1, a2 = mm1.get_attributes(), mm2.get_attributes()
+    if a1.get("transpose_a") or a2.get("transpose_a") or a2.get("transpose_b"):
+        return None
+    axis = softmax.get_attributes().get("axis", -1)
+    q, kk, v = mm1.input_value(0), mm1.input_value(1), mm2.input_value(1)
+    shapes = [_static(p) for p in (q, kk, v)]
+    if any(s is None or len(s) != 3 for s in shapes) or axis not in (-1, 2):
+        return None
+    if any(p.get_element_type().get_type_name() != "f32" for p in (q, kk, v)):
+        return None
+    transposed_b = bool(a1.get("transpose_b"))
+    (b, _, d), (bk, x, y), (bv, lv, dv) = shapes
+    dk, lk = (y, x) if transposed_b else (x, y)
+    if not (b == bk == bv and d == dk == dv and lv == lk and 1 <= d <= max_head and lk >= min_keys):
+        return None
+    return q, kk, v, transposed_b, mm2
+
+
+def _attention_on_kernel(model) -> int:
+    from runtime.kernels import cpu_attention
+
+    if not cpu_attention.available():
+        log.info("OpenVINO keeps the MatMul attention: %s", cpu_attention.unavailable_reason())
+        return 0
+    op = _op_class()
+    count = 0
+    for node in model.get_ordered_ops():
+        if node.get_type_name() != "Softmax":
+            continue
+        found = _long_attention(node, cpu_attention.MIN_KEYS, cpu_attention.MAX_HEAD)
+        if found is None:
+            continue
+        q, kk, v, transposed_b, mm2 = found
+        mm2.output(0).replace(op([q, kk, v], transposed_b).output(0))
+        count += 1
+    return count
+
+
+def _splits_as_slices(model) -> int:
+    import openvino.opset13 as ops
+
+    count = 0
+    for node in model.get_ordered_ops():
+        kind = node.get_type_name()
+        if kind not in ("VariadicSplit", "Split"):
+            continue
+        data = node.input_value(0)
+        rank = data.get_partial_shape().rank
+        consts = [node.input_value(i).get_node() for i in range(1, node.get_input_size())]
+        if not rank.is_static or any(c.get_type_name() != "Constant" for c in consts):
+            continue
+        axis = int(consts[0].get_data().reshape(-1)[0]) % rank.get_length()
+        dim = data.get_partial_shape()[axis]
+        if kind == "Split":
+            if not dim.is_static:
+                continue
+            parts = node.get_output_size()
+            lengths = [dim.get_length() // parts] * parts
+        else:
+            lengths = [int(n) for n in consts[1].get_data().reshape(-1)]
+            if any(n < 0 for n in lengths):  # -1: the rest, known only with the dimension
+                if not dim.is_static:
+                    continue
+                rest = dim.get_length() - sum(n for n in lengths if n >= 0)
+                lengths = [rest if n < 0 else n for n in lengths]
+        start = 0
+        for i, n in enumerate(lengths):
+            piece = ops.gather(data, np.arange(start, start + n, dtype=np.int64), np.int64(axis))
+            node.output(i).replace(piece.output(0))
+            start += n
+        count += 1
+    return count
+
+
+def prepare_for_cpu(model) -> tuple[int, int]:
+    """Rewrites ``model`` (an ``openvino.Model``, in place) as the module says; returns (attentions
+    on the kernel, splits made slices)."""
+    attentions, splits = _attention_on_kernel(model), _splits_as_slices(model)
+    if attentions or splits:
+        model.validate_nodes_and_infer_types()
+        log.info("OpenVINO CPU: %d attention(s) on the kernel, %d split(s) as slices", attentions, splits)
+    return attentions, splits

@@ -1,0 +1,109 @@
+"""onnxruntime with the saliency attentions on the C++ kernel (runtime.backends.kernel_session):
+the same logits as onnxruntime's own graph for clip and step graphs, the cuts around skip
+connections, and when it is not used."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from runtime.assets import DEMO_ONNX
+from runtime.backends import kernel_session as ks
+from runtime.backends import open_backend, open_step
+from runtime.backends.onnxruntime_backend import open_session, session_options
+from runtime.kernels import cpu_attention
+
+pytestmark = pytest.mark.skipif(not cpu_attention.available(),
+                                reason=f"no CPU attention kernel: {cpu_attention.unavailable_reason()}")
+
+
+def plain(path):
+    return ort.InferenceSession(str(path), session_options(1), providers=["CPUExecutionProvider"])
+
+
+def test_the_demo_is_left_to_onnxruntime_its_attentions_being_short():
+    """The demo's longest attention is over 256 keys (64², stage 1): below MIN_KEYS, no cut."""
+    assert isinstance(open_session(DEMO_ONNX, ["cpu"], 1), ort.InferenceSession)
+
+
+def test_every_attention_of_the_demo_on_the_kernel_gives_onnxruntimes_logits(monkeypatch):
+    monkeypatch.setattr(cpu_attention, "MIN_KEYS", 1)
+    backend = open_backend(DEMO_ONNX, "onnxruntime", threads=1)
+    assert isinstance(backend.session, ks.KernelSession) and len(backend.session.chains) == 8
+    ref = plain(DEMO_ONNX)
+    for seed in range(3):
+        clip = np.random.default_rng(seed).standard_normal((1, *backend.card.input_shape)).astype(np.float32)
+        want = ref.run(None, {ref.get_inputs()[0].name: clip})[0]
+        np.testing.assert_allclose(backend.infer(clip), want, rtol=0, atol=1e-5 * np.abs(want).max())
+
+
+def test_the_online_step_graph_on_the_kernel_keeps_onnxruntimes_states(monkeypatch, tmp_path):
+    from export.friendly import export_friendly_model
+    from export.stream_export import export_step_onnx
+    from tests.export.helpers import make_causal_checkpoint
+
+    monkeypatch.setattr(cpu_attention, "MIN_KEYS", 1)
+    ckpt, _ = make_causal_checkpoint(tmp_path / "m.pt")
+    friendly, card = export_friendly_model(ckpt)
+    path = export_step_onnx(friendly, card, tmp_path / "m.online.onnx", source_sha256="t")
+    step = open_step(path, "onnxruntime", threads=1)
+    assert isinstance(step.session, ks.KernelSession) and step.session.chains
+    ref = plain(path)
+    names = [o.name for o in ref.get_outputs()]
+    state = {i.name: np.zeros([d if isinstance(d, int) else 1 for d in i.shape], np.float32)
+             for i in ref.get_inputs() if i.name != "frame"}
+    rng = np.random.default_rng(0)
+    for _ in range(4):
+        feed = {"frame": rng.standard_normal((1, *card.input_shape[1:])).astype(np.float32), **state}
+        want = ref.run(None, feed)
+        got = step.session.run(names, feed)
+        for n, a, b in zip(names, want, got):
+            # 1e-4 of the scale: the randomised temporal paths of the tiny causal model amplify the
+            # two float32 roundings of the attention (up to 1.4e-5 of the scale seen here)
+            np.testing.assert_allclose(b, a, rtol=0, atol=1e-4 * max(1.0, np.abs(a).max()), err_msg=n)
+        state = {n[:-len(".next")]: a for n, a in zip(names, want) if n.endswith(".next")}
+
+
+def _attention(prefix, x, w, nodes, inits):
+    """q = x Wq, k = x Wk, v = x; softmax(q k^T) v: the exported form (k^T by a Transpose)."""
+    for name in ("q", "k"):
+        inits.append(numpy_helper.from_array(w[name], f"{prefix}W{name}"))
+        nodes.append(helper.make_node("MatMul", [x, f"{prefix}W{name}"], [f"{prefix}{name}"]))
+    nodes += [helper.make_node("Transpose", [f"{prefix}k"], [f"{prefix}kt"], perm=[0, 2, 1]),
+              helper.make_node("MatMul", [f"{prefix}q", f"{prefix}kt"], [f"{prefix}s"], name=f"{prefix}qk"),
+              helper.make_node("Softmax", [f"{prefix}s"], [f"{prefix}p"], axis=-1, name=f"{prefix}sm"),
+              helper.make_node("MatMul", [f"{prefix}p", x], [f"{prefix}o"], name=f"{prefix}pv")]
+    return f"{prefix}o"
+
+
+def test_cuts_carry_a_skip_connection_and_an_attention_output_that_is_a_graph_output(tmp_path):
+    """x feeds both attentions and the last Add (a tensor crossing two cuts); the first attention's
+    output is itself a graph output; run() answers the outputs asked for, in that order."""
+    b, length, d = 2, 600, 4
+    rng = np.random.default_rng(0)
+    nodes, inits = [], []
+    a1 = _attention("a1/", "x", {n: rng.standard_normal((d, d)).astype(np.float32) for n in "qk"}, nodes, inits)
+    nodes.append(helper.make_node("Relu", [a1], ["h"]))
+    a2 = _attention("a2/", "h", {n: rng.standard_normal((d, d)).astype(np.float32) for n in "qk"}, nodes, inits)
+    nodes.append(helper.make_node("Add", [a2, "x"], ["y"]))
+    vi = lambda n: helper.make_tensor_value_info(n, TensorProto.FLOAT, [b, length, d])  # noqa: E731
+    graph = helper.make_graph(nodes, "g", [vi("x")], [vi("y"), vi(a1)], inits)
+    path = tmp_path / "two.onnx"
+    path.write_bytes(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString())
+    session = open_session(path, ["cpu"], 1)
+    assert isinstance(session, ks.KernelSession) and len(session.chains) == 2
+    x = rng.standard_normal((b, length, d)).astype(np.float32)
+    want = plain(path).run(None, {"x": x})
+    for got, ref in zip(session.run(None, {"x": x}), want):
+        np.testing.assert_allclose(got, ref, rtol=0, atol=1e-5 * np.abs(ref).max())
+    (only,) = session.run([a1], {"x": x})
+    np.testing.assert_allclose(only, want[1], rtol=0, atol=1e-5)
+    assert [o.name for o in session.get_outputs()] == ["y", a1] and session.get_inputs()[0].shape == [b, length, d]
+
+
+def test_without_the_kernel_the_plain_session_opens(monkeypatch, tmp_path):
+    monkeypatch.setattr(cpu_attention, "MIN_KEYS", 1)
+    monkeypatch.setattr(cpu_attention, "available", lambda: False)
+    assert isinstance(open_session(DEMO_ONNX, ["cpu"], 1), ort.InferenceSession)

@@ -1,0 +1,76 @@
+"""The OpenVINO backend's CPU rewrites (runtime.backends.openvino_graph): the long attentions on the
+C++ kernel and the splits as gathers, each giving onnxruntime's logits, clip and step graphs."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from runtime.assets import DEMO_ONNX
+from runtime.backends import open_backend, open_step
+from runtime.backends.onnxruntime_backend import session_options
+from runtime.kernels import cpu_attention
+
+ov = pytest.importorskip("openvino", reason='OpenVINO is not installed (pip install ".[openvino]")')
+
+
+def plain(path):
+    return ort.InferenceSession(str(path), session_options(1), providers=["CPUExecutionProvider"])
+
+
+def op_types(backend) -> list[str]:
+    return [op.get_rt_info()["layerType"].astype(str) for op in backend.compiled.get_runtime_model().get_ops()]
+
+
+def test_the_demos_splits_become_gathers_and_its_short_attentions_stay():
+    from runtime.backends.openvino_graph import prepare_for_cpu
+
+    model = ov.Core().read_model(str(DEMO_ONNX))
+    splits = sum(op.get_type_name() in ("VariadicSplit", "Split") for op in model.get_ordered_ops())
+    assert splits and prepare_for_cpu(model) == (0, splits)  # 256 keys at most: below MIN_KEYS
+    assert not any(op.get_type_name() in ("VariadicSplit", "Split") for op in model.get_ordered_ops())
+
+
+@pytest.mark.skipif(not cpu_attention.available(), reason=f"no CPU kernel: {cpu_attention.unavailable_reason()}")
+def test_every_attention_of_the_demo_on_the_kernel_gives_onnxruntimes_logits(monkeypatch):
+    monkeypatch.setattr(cpu_attention, "MIN_KEYS", 1)
+    backend = open_backend(DEMO_ONNX, "openvino", threads=1)
+    assert op_types(backend).count("Reference") == 8  # the 8 SME attentions, run by their evaluate()
+    ref = plain(DEMO_ONNX)
+    for seed in range(3):
+        clip = np.random.default_rng(seed).standard_normal((1, *backend.card.input_shape)).astype(np.float32)
+        want = ref.run(None, {ref.get_inputs()[0].name: clip})[0]
+        np.testing.assert_allclose(backend.infer(clip), want, rtol=0, atol=1e-5 * np.abs(want).max())
+
+
+@pytest.mark.skipif(not cpu_attention.available(), reason=f"no CPU kernel: {cpu_attention.unavailable_reason()}")
+def test_the_step_graph_on_the_kernel_keeps_onnxruntimes_logits(monkeypatch, tmp_path):
+    from export.friendly import export_friendly_model
+    from export.stream_export import export_step_onnx
+    from tests.export.helpers import make_causal_checkpoint
+
+    monkeypatch.setattr(cpu_attention, "MIN_KEYS", 1)
+    ckpt, _ = make_causal_checkpoint(tmp_path / "m.pt")
+    friendly, card = export_friendly_model(ckpt)
+    path = export_step_onnx(friendly, card, tmp_path / "m.online.onnx", source_sha256="t")
+    step = open_step(path, "openvino", threads=1)
+    assert "Reference" in op_types(step)
+    ref = plain(path)
+    names = [o.name for o in ref.get_outputs()]
+    state = {i.name: np.zeros([d if isinstance(d, int) else 1 for d in i.shape], np.float32)
+             for i in ref.get_inputs() if i.name != "frame"}
+    rng = np.random.default_rng(0)
+    for _ in range(4):
+        frame = rng.standard_normal((1, *card.input_shape[1:])).astype(np.float32)
+        want = ref.run(None, {"frame": frame, **state})
+        got, _ = step._infer(frame, state)
+        np.testing.assert_allclose(got, want[0], rtol=0, atol=1e-4 * max(1.0, np.abs(want[0]).max()))
+        state = {n[:-len(".next")]: a for n, a in zip(names, want) if n.endswith(".next")}
+
+
+def test_without_the_kernel_the_attention_stays_in_openvino(monkeypatch):
+    monkeypatch.setattr(cpu_attention, "MIN_KEYS", 1)
+    monkeypatch.setattr(cpu_attention, "available", lambda: False)
+    backend = open_backend(DEMO_ONNX, "openvino", threads=1)
+    assert "Reference" not in op_types(backend)
