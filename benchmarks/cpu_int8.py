@@ -2,6 +2,7 @@
 
     python export/build_engine.py --int8 --int8-target cpu      # the demo -> artifacts/demo
     python -m benchmarks.cpu_int8 [--dir artifacts/demo] [--name tsi_demo] [--calls 30] [--profile-calls 10]
+        [--data artifacts/synthetic/val]
 
 Opens ``<name>.int8.cpu.xml`` and the FP32 ``<name>.onnx`` on the runtime's OpenVINO backend
 (``runtime.backends.open_backend``, CPU, ``LATENCY`` hint, ``--threads`` inference threads, 1 by
@@ -10,7 +11,8 @@ each, the two models alternating call by call (so a change of load hits both); m
 The agreement with FP32 is the build's, read from the IR's card (held-out calibration clips). Also
 counts the IR's convolutions OpenVINO runs in 8 bits (its runtime model's ``runtimePrecision``) and,
 from a separate compilation with ``PERF_COUNT``, where each model's time goes (layer type, kernel).
-Writes a Markdown file with the command, the processor and the load.
+With ``--data`` (class folders named by the card's labels), the top-1 of both models on one centre
+clip per video (``benchmarks.common.val_clips``) and how often they agree. Writes a Markdown file with the command, the processor and the load.
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common.machine import cpu_model, cpus_usable, load_average, load_note
+from benchmarks.common.cpu_profile import openvino_ms
+from benchmarks.common.val_clips import val_clips
+from benchmarks.common.machine import cpu_flags, cpu_model, cpus_usable, load_average, load_note
 from export.names import cpu_int8_ir, standard_graph
 from runtime.card import ModelCard, card_path_for
 from runtime.common.files import atomic_write_text
@@ -35,12 +39,7 @@ INT8_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")  # /proc
 
 def int8_flags() -> list[str]:
     """Which of :data:`INT8_FLAGS` this processor has (VNNI / AMX: the 8-bit dot products)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return []
-    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
-    return [f for f in INT8_FLAGS if f in flags]
+    return cpu_flags(INT8_FLAGS)
 
 
 def int8_convolutions(backend) -> tuple[int, int]:
@@ -51,30 +50,28 @@ def int8_convolutions(backend) -> tuple[int, int]:
     return sum(p in ("u8", "i8") for p in convs), len(convs)
 
 
-def kernel_ms(path: Path, clip: np.ndarray, threads: int, calls: int) -> dict[tuple[str, str], float]:
-    """Mean ms per call of each (layer type, kernel) of ``path`` compiled apart with OpenVINO's
-    ``PERF_COUNT`` (its own compilation: the counters are kept out of the timed calls)."""
-    import openvino
+def _profile(path: Path, clip: np.ndarray, threads: int, calls: int) -> dict[tuple[str, str], float]:
+    from runtime.backends.openvino_backend import read_model
 
-    core = openvino.Core()
-    compiled = core.compile_model(core.read_model(str(path)), "CPU", {
-        "PERF_COUNT": "YES", "PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32",
-        "INFERENCE_NUM_THREADS": threads})
-    request, total = compiled.create_infer_request(), {}
-    request.infer({0: clip})
-    for _ in range(calls):
-        request.infer({0: clip})
-        for info in request.profiling_info:
-            key = (info.node_type, info.exec_type)
-            total[key] = total.get(key, 0.0) + info.real_time.total_seconds() * 1000 / calls
-    return total
+    return openvino_ms(read_model(path), {0: clip}, threads, calls, prepare=True)
+
+
+def top1(backends: dict, data: Path) -> dict:
+    """Top-1 of each backend on one centre clip per video of ``data`` (class folders), and how often
+    INT8's top-1 equals FP32's."""
+    x, y, skipped = val_clips(data, backends["fp32"].card, None)
+    pred = {k: np.array([int(np.argmax(b.infer(c[None]))) for c in x]) for k, b in backends.items()}
+    out = {f"{k} top-1": 100 * float(np.mean(p == y)) for k, p in pred.items()}
+    return {**out, "agreement": 100 * float(np.mean(pred["int8"] == pred["fp32"])), "clips": int(len(y)),
+            "skipped": skipped}
 
 
 def measure(paths: dict[str, Path], *, threads: int, warmup: int, calls: int,
-            profile_calls: int) -> dict[str, list[float]]:
+            profile_calls: int, data: Path | None = None) -> dict[str, list[float]]:
     from runtime.backends import open_backend
 
     backends = {k: open_backend(p, "openvino", threads=threads) for k, p in paths.items()}
+    accuracy = top1(backends, data) if data is not None else None
     clip = np.random.default_rng(0).standard_normal((1, *backends["fp32"].card.input_shape)).astype(np.float32)
     for b in backends.values():
         for _ in range(warmup):
@@ -86,7 +83,8 @@ def measure(paths: dict[str, Path], *, threads: int, warmup: int, calls: int,
             b.infer(clip)
             times[k].append(1000 * (time.perf_counter() - t0))
     times["int8 convolutions"] = list(int8_convolutions(backends["int8"]))
-    times["kernels"] = {k: kernel_ms(p, clip, threads, profile_calls) for k, p in paths.items()} if profile_calls else {}
+    times["kernels"] = {k: _profile(p, clip, threads, profile_calls) for k, p in paths.items()} if profile_calls else {}
+    times["accuracy"] = accuracy
     return times
 
 
@@ -100,8 +98,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--calls", type=int, default=30)
     p.add_argument("--profile-calls", type=int, default=10,
                    help="calls per model counted by PERF_COUNT for the per-kernel table (0: no table)")
+    p.add_argument("--data", type=Path, help="class folders of videos (e.g. artifacts/synthetic/val): top-1 of "
+                   "both models on one centre clip each, and their agreement")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = p.parse_args(argv)
+    if args.data is not None and not args.data.is_dir():
+        p.error(f"--data {args.data} is not a folder of class folders")
     if min(args.calls, args.threads) < 1 or min(args.warmup, args.profile_calls) < 0:
         p.error("--calls and --threads must be >= 1, --warmup and --profile-calls >= 0")
     paths = {"int8": args.dir / cpu_int8_ir(args.name), "fp32": args.dir / standard_graph(args.name)}
@@ -111,11 +113,12 @@ def main(argv: list[str] | None = None) -> int:
                 f"--int8-target cpu --out {args.dir}")
     loads = [load_average()]
     times = measure(paths, threads=args.threads, warmup=args.warmup, calls=args.calls,
-                    profile_calls=args.profile_calls)
+                    profile_calls=args.profile_calls, data=args.data)
     loads.append(load_average())
     q = ModelCard.load(card_path_for(paths["int8"])).quantization
     n8, nconv = times.pop("int8 convolutions")
     kernels = times.pop("kernels")
+    accuracy = times.pop("accuracy")
     stats = {k: (statistics.mean(v), statistics.median(v)) for k, v in times.items()}
     command = " ".join(["python -m benchmarks.cpu_int8", *(sys.argv[1:] if argv is None else argv)])
     lines = [f"# INT8 for CPUs vs FP32 on OpenVINO: `{args.name}`", "",
@@ -140,6 +143,11 @@ def main(argv: list[str] | None = None) -> int:
               f"on {q['calibration_clips']}): top-1 {100 * q['top1_agreement']:.1f}%, logit error "
               f"{q['logit_error']:.3f} of the logit range (bound: {100 * q['min_agreement']:g}%, "
               f"{q['max_logit_error']:g}; within: {q['within_bound']})."]
+    if accuracy:
+        lines += ["", f"Top-1 on `{args.data}` (one centre clip per video, {accuracy['clips']} clips, "
+                  f"{accuracy['skipped']} unreadable skipped): FP32 {accuracy['fp32 top-1']:.1f}%, INT8 "
+                  f"{accuracy['int8 top-1']:.1f}% ({accuracy['int8 top-1'] - accuracy['fp32 top-1']:+.1f} points); "
+                  f"INT8's top-1 equals FP32's on {accuracy['agreement']:.1f}% of them."]
     note = load_note([x[0] for x in loads if x])
     if note:
         lines += ["", f"Note: {note}."]

@@ -135,6 +135,11 @@ class KernelSession:
     def get_modelmeta(self):
         return self._meta
 
+    @property
+    def sessions(self) -> list:
+        """The onnxruntime sessions of the pieces, in order (for their profiles)."""
+        return [p.session for p in self._pieces if p.session is not None]
+
     def get_providers(self) -> list[str]:
         return ["CPUExecutionProvider"]
 
