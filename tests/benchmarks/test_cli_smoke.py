@@ -32,6 +32,7 @@ BAD_ARGS = {
     "tsi-bench-fp16": ["--onnx", "no/such/graph.onnx"],
     "tsi-bench-cpu-int8": ["--dir", "no/such/folder"],
     "tsi-bench-cpu-attention": ["--calls", "0"],
+    "tsi-bench-cpu-backends": ["--rounds", "0"],
     "tsi-bench-multistream": ["--streams", "0"],
     "tsi-bench-serve-clients": ["--clients", "0"],
     "tsi-bench-triton": ["--streams", "0"],
