@@ -24,6 +24,7 @@ import argparse
 import contextlib
 import json
 import math
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -35,6 +36,7 @@ from benchmarks.common.machine import cpu_model, cpus_usable, load_average, load
 from benchmarks.common.paired import paired_throughput
 from export.chunked_attention import CHUNK_ROWS, make_chunked_attention_graph
 from runtime.common.files import atomic_write_text
+from runtime.kernels.cpu_attention import ARCH_ENV
 
 DEFAULT_OUT = Path("benchmarks") / "results" / "cpu_attention.md"
 PAIRS = 7  # frame pairs of a T=8 clip
@@ -190,7 +192,7 @@ def report(args, command: str, rows: list[dict], model: dict[str, float] | None,
            ort_model: dict | None = None) -> str:
     lines = ["# The saliency attention on a CPU: the C++ kernel against the forms it replaces", "",
              f"Command: `{command}`. Processor: {cpu_model()}, {cpus_usable()} usable CPUs, {args.threads} "
-             f"thread(s). Load average (1, 5, 15 min) before {loads[0]}, after {loads[1]}."]
+             f"thread(s); the kernel built for `-march={os.environ.get(ARCH_ENV) or 'native'}`. Load average (1, 5, 15 min) before {loads[0]}, after {loads[1]}."]
     note = load_note([x[0] for x in loads if x])
     if note:
         lines.append(f"Note: {note}.")
@@ -238,7 +240,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    command = "python -m benchmarks.cpu_attention " + " ".join(argv if argv is not None else sys.argv[1:])
+    arch = f"{ARCH_ENV}={os.environ[ARCH_ENV]} " if os.environ.get(ARCH_ENV) else ""  # rerunnable as written
+    command = arch + "python -m benchmarks.cpu_attention " + " ".join(argv if argv is not None else sys.argv[1:])
     before = load_average()
     rows = attention_rows(args.threads, args.calls)
     model = None if args.no_model else model_rows(args.rounds)

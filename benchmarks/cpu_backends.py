@@ -94,6 +94,7 @@ def _int8_models(paths: dict, threads: int, clips: int, folder: Path) -> dict:
     import openvino
 
     from export.cpu_int8 import attention_float_scope, quantized_model
+    from export.names import cpu_int8_ir
     from export.plugin_graph import attention_node_names
     from runtime.backends import open_backend
     from runtime.card import ONNX_METADATA_KEY, ModelCard
@@ -103,7 +104,7 @@ def _int8_models(paths: dict, threads: int, clips: int, folder: Path) -> dict:
     for fam in ("tsn", "tsi"):
         proto = onnx.load(str(paths[fam]), load_external_data=False)
         model = quantized_model(paths[fam], calib, attention_float_scope(proto, attention_node_names(proto)))
-        xml = folder / f"{fam}.int8.cpu.xml"
+        xml = folder / cpu_int8_ir(fam)
         openvino.save_model(model, str(xml), compress_to_fp16=False)
         meta = {p.key: p.value for p in proto.metadata_props}
         card = ModelCard.from_json(meta[ONNX_METADATA_KEY]).replace(precision="int8")

@@ -1,7 +1,8 @@
 """The CPU saliency attention (``saliency_attention.cpp``): compiled once per machine with the
 system's C++ compiler, cached, and called through ctypes on float32 numpy arrays.
 
-The library is built with ``-O3`` for the CPU it runs on (``-march=native``, ``-mcpu=native`` on Arm),
+The library is built with ``-O3`` for the CPU it runs on (``-march=native``, ``-mcpu=native`` on Arm;
+``TSI_KERNEL_ARCH`` names another target, e.g. ``x86-64-v3`` for the AVX2 form on an AVX-512 CPU),
 with multiply-adds fused (``-ffp-contract=fast``: the exponent's one rounding, see the source)
 into :func:`cache_dir` under a name keyed by the source, the compiler, the flags and the CPU, written
 to a temporary name there and renamed (two processes building at once both end with one whole file).
@@ -36,6 +37,7 @@ MAX_HEAD = 64  # the largest head size the kernel takes
 # below it the kernel's gain is within the noise and each handover costs a call
 MIN_KEYS = 512
 DISABLE_ENV = "TSI_CPU_ATTENTION"  # "0": never build or use the kernel
+ARCH_ENV = "TSI_KERNEL_ARCH"  # the compiler's -march / -mcpu (default native; x86-64-v3: the 8-wide AVX2 form)
 CACHE_ENV = "TSI_KERNEL_CACHE"  # where built libraries go (default ~/.cache/tsi-edge/kernels)
 _COMPILERS = ("c++", "g++", "clang++")
 
@@ -49,7 +51,8 @@ def cache_dir() -> Path:
 
 
 def _flags() -> list[str]:
-    arch = "-mcpu=native" if platform.machine().lower() in ("aarch64", "arm64") else "-march=native"
+    target = os.environ.get(ARCH_ENV) or "native"
+    arch = f"-mcpu={target}" if platform.machine().lower() in ("aarch64", "arm64") else f"-march={target}"
     return ["-O3", arch, "-ffp-contract=fast", "-fno-math-errno", "-fPIC", "-shared", "-std=c++17"]
 
 
