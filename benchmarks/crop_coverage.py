@@ -23,6 +23,7 @@ import numpy as np
 
 from benchmarks.common import unseen_scene
 from benchmarks.common.demo_geometry import demo_card
+from benchmarks.common.video_format import sample_format
 from runtime.card import RESIZE_MODES, ModelCard
 from runtime.common.files import atomic_write_text
 from runtime.preprocess import resized_size
@@ -44,7 +45,7 @@ def new_clips(n: int, seed: int) -> tuple:
     for k in range(n):
         label = unseen_scene.CLASSES[k % len(unseen_scene.CLASSES)]
         rng = np.random.default_rng([seed, 9, k])
-        fmt = unseen_scene.sample_format(rng)
+        fmt = sample_format(rng, unseen_scene)
         _, truth = unseen_scene.render_clip(label, rng, fmt["frames"], fmt["size"])
         out.append((fmt["size"], {"x": truth["centre"][:, 0], "y": truth["centre"][:, 1]}, fmt["frames"]))
     return tuple(out)

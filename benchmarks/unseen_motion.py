@@ -53,7 +53,8 @@ from typing import Any, Iterable
 import numpy as np
 
 from benchmarks.common import unseen_scene, unseen_scene_b
-from benchmarks.common.unseen_scene import render_clip, sample_format  # scene a's
+from benchmarks.common.unseen_scene import render_clip  # scene a's
+from benchmarks.common.video_format import sample_format
 from runtime.common.files import atomic_write_text, exclusive
 from runtime.common.video import VIDEO_SUFFIXES, write_video
 from tsi.data.formats import complete_generated
@@ -121,7 +122,7 @@ def generate(out: str | os.PathLike, *, train: int = 40, val: int = 12, seed: in
         raise UsageError("nothing to write: --train and --val are both 0")
     sc = SCENES[scene]
     # scene a through this module's names (a test replaces render_clip here)
-    render, sample = (render_clip, sample_format) if scene == "a" else (sc.render_clip, sc.sample_format)
+    render = render_clip if scene == "a" else sc.render_clip
     classes = sc.CLASSES
     with exclusive(out):
         previous = _previous(out, force, scene)
@@ -138,7 +139,7 @@ def generate(out: str | os.PathLike, *, train: int = 40, val: int = 12, seed: in
             for ci, label in enumerate(classes):
                 for k in range(n):
                     rng = np.random.default_rng([int(seed), si, ci, k])
-                    fmt = sample(rng)
+                    fmt = sample_format(rng, sc)
                     frames, _ = render(label, rng, fmt["frames"], fmt["size"])
                     path = out / split / label / f"{label}_{k:04d}{fmt['suffix']}"
                     write_video(path, frames, fps=fmt["fps"], fourcc=fmt["fourcc"])

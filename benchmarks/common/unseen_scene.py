@@ -238,12 +238,3 @@ def render_clip(label: str, rng: np.random.Generator, frames: int, size: tuple[i
             roi[:] = cv2.convertScaleAbs(mixed)  # saturated to uint8
         out.append(frame)
     return out, {"camera": cam, "centre": centre, "track": track, "family": family}
-
-
-def sample_format(rng: np.random.Generator) -> dict[str, Any]:
-    """A video's own size, frame count, fps and codec (drawn first from its rng)."""
-    size = SIZES[int(rng.integers(len(SIZES)))]
-    frames = int(rng.integers(FRAMES[0], FRAMES[1] + 1))
-    fps = FPS[int(rng.integers(len(FPS)))]
-    fourcc, suffix = CODECS[int(rng.integers(len(CODECS)))]
-    return {"size": size, "frames": frames, "fps": fps, "fourcc": fourcc, "suffix": suffix}

@@ -362,13 +362,3 @@ def render_clip(label: str, rng: np.random.Generator, frames: int, size: tuple[i
         out.append(cv2.convertScaleAbs(frame * vignette + grain))
     return out, {"camera": {**cam, "matrix": mats}, "position": position, "centre": centre, "track": track,
                  "family": family}
-
-
-def sample_format(rng: np.random.Generator) -> dict[str, Any]:
-    """A video's own size, frame count, fps and codec (drawn first from its rng)."""
-    size = SIZES[int(rng.integers(len(SIZES)))]
-    frames = int(rng.integers(FRAMES[0], FRAMES[1] + 1))
-    fps = FPS[int(rng.integers(len(FPS)))]
-    fourcc, suffix = CODECS[int(rng.integers(len(CODECS)))]
-    return {"size": size, "frames": frames, "fps": fps, "fourcc": fourcc, "suffix": suffix}
-

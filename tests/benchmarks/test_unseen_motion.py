@@ -15,22 +15,11 @@ import pytest
 
 from benchmarks import unseen_motion as um
 from benchmarks.common import unseen_scene as scene
-from runtime.common.video import VIDEO_SUFFIXES
+from benchmarks.common.video_format import sample_format
+from tests.benchmarks.video_files import first_frame, videos
 from tsi.data.formats import folder_samples
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def first_frame(path: Path) -> np.ndarray:
-    cap = cv2.VideoCapture(str(path))
-    ok, frame = cap.read()
-    cap.release()
-    assert ok, path
-    return frame
-
-
-def videos(root: Path) -> list[Path]:
-    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix in VIDEO_SUFFIXES)
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +101,7 @@ def motion_statistics(label: str, seed: list[int]) -> dict[str, float]:
     gyration, energy, and the turn between consecutive frames of the patch around it."""
     def draw(actor: bool):
         rng = np.random.default_rng(seed)
-        fmt = scene.sample_format(rng)  # drawn first, as the generator does
+        fmt = sample_format(rng, scene)  # drawn first, as the generator does
         return fmt, *scene.render_clip(label, rng, fmt["frames"], fmt["size"], actor=actor)
 
     fmt, frames, truth = draw(True)

@@ -14,6 +14,7 @@ from runtime.backends import kernel_session as ks
 from runtime.backends import open_backend, open_step
 from runtime.backends.onnxruntime_backend import open_session, session_options
 from runtime.kernels import cpu_attention
+from tests.runtime.helpers import check_steps_against_onnxruntime
 
 pytestmark = pytest.mark.skipif(not cpu_attention.available(),
                                 reason=f"no CPU attention kernel: {cpu_attention.unavailable_reason()}")
@@ -50,20 +51,7 @@ def test_the_online_step_graph_on_the_kernel_keeps_onnxruntimes_states(monkeypat
     path = export_step_onnx(friendly, card, tmp_path / "m.online.onnx", source_sha256="t")
     step = open_step(path, "onnxruntime", threads=1)
     assert isinstance(step.session, ks.KernelSession) and step.session.chains
-    ref = plain(path)
-    names = [o.name for o in ref.get_outputs()]
-    state = {i.name: np.zeros([d if isinstance(d, int) else 1 for d in i.shape], np.float32)
-             for i in ref.get_inputs() if i.name != "frame"}
-    rng = np.random.default_rng(0)
-    for _ in range(4):
-        feed = {"frame": rng.standard_normal((1, *card.input_shape[1:])).astype(np.float32), **state}
-        want = ref.run(None, feed)
-        got = step.session.run(names, feed)
-        for n, a, b in zip(names, want, got):
-            # 1e-4 of the scale: the randomised temporal paths of the tiny causal model amplify the
-            # two float32 roundings of the attention (up to 1.4e-5 of the scale seen here)
-            np.testing.assert_allclose(b, a, rtol=0, atol=1e-4 * max(1.0, np.abs(a).max()), err_msg=n)
-        state = {n[:-len(".next")]: a for n, a in zip(names, want) if n.endswith(".next")}
+    check_steps_against_onnxruntime(path, card, lambda feed, names: step.session.run(names, feed))
 
 
 def _attention(prefix, x, w, nodes, inits):

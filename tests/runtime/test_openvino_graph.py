@@ -11,6 +11,7 @@ from runtime.assets import DEMO_ONNX
 from runtime.backends import open_backend, open_step
 from runtime.backends.onnxruntime_backend import session_options
 from runtime.kernels import cpu_attention
+from tests.runtime.helpers import check_steps_against_onnxruntime
 
 ov = pytest.importorskip("openvino", reason='OpenVINO is not installed (pip install ".[openvino]")')
 
@@ -56,17 +57,11 @@ def test_the_step_graph_on_the_kernel_keeps_onnxruntimes_logits(monkeypatch, tmp
     path = export_step_onnx(friendly, card, tmp_path / "m.online.onnx", source_sha256="t")
     step = open_step(path, "openvino", threads=1)
     assert "Reference" in op_types(step)
-    ref = plain(path)
-    names = [o.name for o in ref.get_outputs()]
-    state = {i.name: np.zeros([d if isinstance(d, int) else 1 for d in i.shape], np.float32)
-             for i in ref.get_inputs() if i.name != "frame"}
-    rng = np.random.default_rng(0)
-    for _ in range(4):
-        frame = rng.standard_normal((1, *card.input_shape[1:])).astype(np.float32)
-        want = ref.run(None, {"frame": frame, **state})
-        got, _ = step._infer(frame, state)
-        np.testing.assert_allclose(got, want[0], rtol=0, atol=1e-4 * max(1.0, np.abs(want[0]).max()))
-        state = {n[:-len(".next")]: a for n, a in zip(names, want) if n.endswith(".next")}
+    def outputs(feed, names):
+        logits, state = step._infer(feed["frame"], {k: v for k, v in feed.items() if k != "frame"})
+        return [logits, *(state[n[:-len(".next")]] for n in names[1:])]
+
+    check_steps_against_onnxruntime(path, card, outputs)
 
 
 def test_without_the_kernel_the_attention_stays_in_openvino(monkeypatch):
