@@ -35,7 +35,8 @@ from benchmarks.suite.measure import absent, base_row, measure_row
 from benchmarks.suite.models import (BENCH_FAMILIES, ModelSpec, build_torch, demo_specs, model_cost, no_accuracy_reason,
                                r50_specs)
 from benchmarks.suite.report import FORMAT, VERSION, tsi_tsn_ratios
-from benchmarks.suite.runners import BACKENDS, PRECISIONS, TORCH_INT8_REASON, ort_runner, tensorrt_reason, torch_runner
+from benchmarks.suite.runners import (BACKENDS, PRECISIONS, TORCH_INT8_REASON, ort_runner, ov_runner, tensorrt_reason,
+                                      torch_runner)
 from runtime.common.progress import progress_bar
 
 log = logging.getLogger("benchmarks.suite.accuracy_latency")
@@ -280,6 +281,8 @@ class Bench:
                 self.add(absent(base_row(spec, backend, "*", "cuda", cost), cuda_why))
         if "onnxruntime" in a.backends and "onnxruntime" in backends:
             self.run_onnxruntime(spec, card, cost, common)
+        if "openvino" in a.backends and "onnxruntime" in backends:
+            self.run_openvino(spec, card, cost, common)
         if "tensorrt" in a.backends and "tensorrt" in backends:
             why_trt = tensorrt_reason()
             self.add(absent(base_row(spec, "tensorrt", "*", "cuda", cost), why_trt) if why_trt else
@@ -327,6 +330,58 @@ class Bench:
         if self.report["machine"]["gpu_reason"]:
             self.add(absent(base_row(spec, "onnxruntime", "*", "cuda", cost), self.report["machine"]["gpu_reason"]))
 
+    def run_openvino(self, spec: ModelSpec, card, cost: dict, common: dict) -> None:
+        """OpenVINO rows: the FP32 graph the onnxruntime rows built, and it quantized for CPUs as
+        ``--int8 --int8-target cpu`` does (``export.cpu_int8.quantized_model``: NNCF, the attention
+        in float, the overflow fix) on the rows' calibration clips; FP16 is not an OpenVINO graph."""
+        a = self.args
+        graphs = self.graphs.get(spec.key)
+        for prec in a.precisions:
+            row = base_row(spec, "openvino", prec, "cpu", cost)
+            if graphs is None:
+                self.add(absent(row, "not run: the OpenVINO rows read the graphs the onnxruntime rows build "
+                                     "(add onnxruntime to --backends)"))
+            elif prec == "fp16":
+                self.add(absent(row, "not run: OpenVINO takes the FP32 graph (FP16 would be its inference-precision "
+                                     "hint, a CPU without FP16 arithmetic runs it in FP32)"))
+            elif prec not in self.precisions or isinstance(graphs.get("fp32"), str):
+                self.add(absent(row, graphs.get("fp32") if isinstance(graphs.get("fp32"), str) else
+                                f"not run: R50 rows take --r50-precisions {a.r50_precisions}"))
+            elif prec == "fp32":
+                self.measure(row, lambda: ov_runner(graphs["fp32"], threads=a.threads), **common)
+            else:
+                n_calib = a.calib_clips if spec.trained else min(a.calib_clips, 4)
+                row["notes"] = f"NNCF on {n_calib} clips of {self.calib}" if spec.trained else \
+                    f"NNCF on {n_calib} random clips (random weights: cost only)"
+                self.measure(row, lambda: self._ov_int8(spec, card, n_calib), **common)
+
+    def _ov_int8(self, spec: ModelSpec, card, n_calib: int):
+        import numpy as np
+        import onnx
+
+        from benchmarks.suite.runners import Absent
+        from export.cpu_int8 import attention_float_scope, quantized_model
+        from export.names import cpu_int8_ir
+        from export.plugin_graph import attention_node_names
+
+        try:
+            import openvino
+        except ImportError:
+            raise Absent('OpenVINO is not installed (pip install ".[openvino]")') from None
+        if spec.trained:
+            calib = self.calib_clips(card, n_calib)
+            if isinstance(calib, str):
+                raise Absent(calib)
+        else:
+            calib = np.random.default_rng(1).standard_normal((n_calib, *card.input_shape)).astype(np.float32)
+        fp32 = self.graphs[spec.key]["fp32"]
+        proto = onnx.load(str(fp32), load_external_data=False)
+        model = quantized_model(fp32, calib, attention_float_scope(proto, attention_node_names(proto)))
+        xml = Path(self.tmp) / cpu_int8_ir(spec.key)
+        openvino.save_model(model, str(xml), compress_to_fp16=False)
+        self.graphs[spec.key]["openvino-int8"] = xml
+        return ov_runner(xml, threads=self.args.threads, card=card.replace(precision="int8"))
+
     def paired(self, tsi: ModelSpec, tsn: ModelSpec) -> None:
         """TSI/TSN throughput with alternating calls, per backend (FP32, CPU), at the largest batch."""
         import numpy as np
@@ -339,7 +394,8 @@ class Bench:
         batch = max(a.batches if tsi.group == "demo" else a.r50_batches)
         x = np.random.default_rng(0).standard_normal((batch, *build_torch(tsi)[1].input_shape)).astype(np.float32)
         makers = {"pytorch-eager": lambda s: torch_runner(build_torch(s)[0], "fp32"),
-                  "onnxruntime": lambda s: ort_runner(self.graphs[s.key]["fp32"], threads=a.threads)}
+                  "onnxruntime": lambda s: ort_runner(self.graphs[s.key]["fp32"], threads=a.threads),
+                  "openvino": lambda s: ov_runner(self.graphs[s.key]["fp32"], threads=a.threads)}
         out = []
         for backend, make in makers.items():
             if backend not in a.backends:
@@ -365,6 +421,8 @@ class Bench:
         for g in (self.graphs.pop(spec.key, None) or {}).values():
             if isinstance(g, Path):
                 g.unlink(missing_ok=True)
+                if g.suffix == ".xml":  # an IR's weights
+                    g.with_suffix(".bin").unlink(missing_ok=True)
 
     def attention_study(self, spec: ModelSpec) -> None:
         """The attention's share of TSI's onnxruntime CPU time, and the MultiHeadAttention variant."""

@@ -24,7 +24,7 @@ def plot_pareto(rows: list[dict], path: Path, title: str) -> Path:
         ax.text(0.5, 0.5, "no row with trained weights measured", ha="center", va="center", transform=ax.transAxes)
         return _save(fig, path)
     xy = [(r["latency_ms"]["p50"], r["top1"]) for r in pts]
-    markers = {"pytorch-eager": "o", "pytorch-compiled": "s", "onnxruntime": "^", "tensorrt": "D"}
+    markers = {"pytorch-eager": "o", "pytorch-compiled": "s", "onnxruntime": "^", "openvino": "v", "tensorrt": "D"}
     colors = {"fp32": "tab:blue", "fp16": "tab:orange", "int8": "tab:green"}
     for r, (x, y) in zip(pts, xy):
         ax.scatter(x, y, marker=markers.get(r["backend"], "x"), color=colors.get(r["precision"], "gray"),

@@ -2,7 +2,7 @@
 
 Backends: PyTorch eager, PyTorch compiled (``torch.compile``, inductor; on the CPU it builds C++
 kernels with the system compiler), onnxruntime (CPU execution provider, or CUDA where available),
-TensorRT. A combination that cannot run here raises :class:`Absent` with the reason, which the
+OpenVINO (CPU; FP32 graphs and NNCF's INT8 IR), TensorRT. A combination that cannot run here raises :class:`Absent` with the reason, which the
 report lists instead of a number.
 """
 
@@ -19,7 +19,7 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("pytorch-eager", "pytorch-compiled", "onnxruntime", "tensorrt")
+BACKENDS = ("pytorch-eager", "pytorch-compiled", "onnxruntime", "openvino", "tensorrt")
 PRECISIONS = ("fp32", "fp16", "int8")
 TORCH_INT8_REASON = ("PyTorch INT8 needs a torch.ao quantization flow this toolchain does not have; "
                      "INT8 here is the Q/DQ ONNX (onnxruntime row; TensorRT on the target)")
@@ -97,6 +97,21 @@ def ort_runner(path: Path, *, threads: int | None = None, device: str = "cpu") -
         return sess.run(None, {name: np.ascontiguousarray(x, dtype=np.float32)})[0]
 
     return Runner(run, Path(path).stat().st_size, "ONNX", time.perf_counter() - t0, device)
+
+
+def ov_runner(path: Path, *, threads: int | None = None, card=None) -> Runner:
+    """``path`` (ONNX or an IR) on the runtime's OpenVINO backend (CPU, LATENCY hint, its CPU rewrites)."""
+    from runtime.backends import BackendError, open_backend
+
+    t0 = time.perf_counter()
+    try:
+        backend = open_backend(Path(path), "openvino", threads=threads, card=card)
+    except BackendError as e:
+        raise Absent(f"OpenVINO cannot run it here: {str(e).splitlines()[0][:300]}") from None
+    size = Path(path).stat().st_size + (Path(path).with_suffix(".bin").stat().st_size
+                                        if Path(path).suffix == ".xml" else 0)
+    return Runner(lambda x: backend.infer(np.ascontiguousarray(x, dtype=np.float32)), size,
+                  "OpenVINO IR" if Path(path).suffix == ".xml" else "ONNX", time.perf_counter() - t0, "cpu")
 
 
 def tensorrt_reason() -> str | None:

@@ -26,7 +26,7 @@ def small_data(tmp_path_factory):
 def small_run(small_data, tiny_ckpt, tmp_path_factory):
     out = tmp_path_factory.mktemp("bench_out")
     rc = main(["--checkpoint", str(tiny_ckpt), "--data", str(small_data), "--labels", str(small_data / "labels.txt"),
-               "--frames", "4", "--no-r50", "--backends", "pytorch-eager", "onnxruntime", "tensorrt",
+               "--frames", "4", "--no-r50", "--backends", "pytorch-eager", "onnxruntime", "openvino", "tensorrt",
                "--precisions", "fp32", "int8", "--calib-clips", "8", "--calib-method", "minmax",
                "--repeats", "2", "--batches", "2", "--min-time", "0.05", "--threads", "1", "--pair-rounds", "2", "--out", str(out)])
     return rc, out
@@ -61,6 +61,10 @@ def test_small_run_json_schema(small_run):
     assert measured[("tsi", "onnxruntime", "fp32", "standard")]["top1"] is not None
     assert measured[("tsi", "onnxruntime", "int8", "standard")]["top1"] is not None
     assert measured[("tsi", "onnxruntime", "fp32", "mha")]["notes"].startswith("parity")
+    # OpenVINO: the FP32 graph and NNCF's INT8 IR on the runtime's backend; no FP16 graph of its own
+    assert measured[("tsi", "openvino", "fp32", "standard")]["top1"] is not None
+    assert measured[("tsi", "openvino", "int8", "standard")]["notes"].startswith("NNCF on 8 clips")
+    assert measured[("tsi", "openvino", "int8", "standard")]["file_what"] == "OpenVINO IR"
     assert measured[("tsn", "pytorch-eager", "fp32", "standard")]["top1"] is None
     assert "random weights" in measured[("tsn", "pytorch-eager", "fp32", "standard")]["top1_reason"]
     absent = {(x["family"], x["backend"], x["precision"]): x["reason"] for x in r["rows"] if x["status"] == "absent"}
@@ -70,7 +74,7 @@ def test_small_run_json_schema(small_run):
     got = {(x["backend"], x["precision"], x["variant"], x["batch"]) for x in r["ratios"]}
     assert ("onnxruntime", "fp32", "standard", 2) in got and ("pytorch-eager", "fp32", "standard", 1) in got
     paired = {x["backend"]: x for x in r["paired"]}
-    assert set(paired) == {"pytorch-eager", "onnxruntime"}
+    assert set(paired) == {"pytorch-eager", "onnxruntime", "openvino"}
     for x in paired.values():
         assert x["tsi"]["n"] == x["tsn"]["n"] == 2 and x["batch"] == 2
         assert x["ratio"] == pytest.approx(x["tsi"]["clips_per_s"] / x["tsn"]["clips_per_s"])
