@@ -74,7 +74,7 @@ def compile_model(path: Path, model, device: str = "CPU", hint: str = "LATENCY",
     """``model`` compiled for ``device`` (FP32 inference precision; ``threads``: OpenVINO's
     inference threads, default one per core). For the CPU the model is first rewritten in place
     (:func:`runtime.backends.openvino_graph.prepare_for_cpu`: the long attentions on the C++
-    kernel, splits as slices)."""
+    kernel, splits as gathers)."""
     if str(device).upper() == "CPU":
         from runtime.backends.openvino_graph import prepare_for_cpu
 

@@ -7,10 +7,11 @@ model it compiles: ``openvino_backend.compile_model``).
    (:mod:`runtime.kernels.cpu_attention`) on the tensors in place. OpenVINO's CPU plugin runs an
    operation it does not know through its ``evaluate``; its own MatMul-Softmax-MatMul writes the
    (L, L) scores through memory (TSI-R50's stage 1: 3136 x 3136 per frame pair).
-2. Each ``VariadicSplit`` / ``Split`` with constant axis and lengths becomes one ``Slice`` per
-   output: OpenVINO 2026.4's CPU plugin runs the frame splits of SME (8 frames into 7 and 1) on its
-   reference kernel, 1.1 ms each at TSI-R50's stage 1, 55 ms of the clip (48 splits, per-layer
-   counters); a Slice of the same tensor is a strided copy.
+2. Each ``VariadicSplit`` / ``Split`` with constant axis and lengths becomes one ``Gather`` (of
+   the output's indices) per output: OpenVINO 2026.4's CPU plugin runs the frame splits of SME (8
+   frames into 7 and 1) on its reference kernel, 37 ms of TSI-R50's clip (per-layer counters,
+   benchmarks/results/cpu_backends.md); Slices were tried first, and its transformations merged them
+   back into the same split.
 
 Without the kernel (no compiler, ``TSI_CPU_ATTENTION=0``) step 1 is skipped, the model keeps its
 attention, and step 2 still applies.
@@ -134,7 +135,7 @@ def _attention_on_kernel(model) -> int:
     return count
 
 
-def _splits_as_slices(model) -> int:
+def _splits_as_gathers(model) -> int:
     import openvino.opset13 as ops
 
     count = 0
@@ -162,7 +163,7 @@ def _splits_as_slices(model) -> int:
                 rest = dim.get_length() - sum(n for n in lengths if n >= 0)
                 lengths = [rest if n < 0 else n for n in lengths]
         start = 0
-        for i, n in enumerate(lengths):
+        for i, n in enumerate(lengths):  # the same tensor, its indices along the axis
             piece = ops.gather(data, np.arange(start, start + n, dtype=np.int64), np.int64(axis))
             node.output(i).replace(piece.output(0))
             start += n
@@ -172,9 +173,9 @@ def _splits_as_slices(model) -> int:
 
 def prepare_for_cpu(model) -> tuple[int, int]:
     """Rewrites ``model`` (an ``openvino.Model``, in place) as the module says; returns (attentions
-    on the kernel, splits made slices)."""
-    attentions, splits = _attention_on_kernel(model), _splits_as_slices(model)
+    on the kernel, splits made gathers)."""
+    attentions, splits = _attention_on_kernel(model), _splits_as_gathers(model)
     if attentions or splits:
         model.validate_nodes_and_infer_types()
-        log.info("OpenVINO CPU: %d attention(s) on the kernel, %d split(s) as slices", attentions, splits)
+        log.info("OpenVINO CPU: %d attention(s) on the kernel, %d split(s) as gathers", attentions, splits)
     return attentions, splits
