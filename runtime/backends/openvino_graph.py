@@ -78,9 +78,12 @@ def _op_class():
     return SaliencyAttention
 
 
-def _static(port) -> list[int] | None:
+def _dims(port) -> list[int | None] | None:
+    """The port's dimensions (None where dynamic: a dynamic batch), or None if its rank is dynamic."""
     shape = port.get_partial_shape()
-    return [d.get_length() for d in shape] if shape.is_static else None
+    if not shape.rank.is_static:
+        return None
+    return [d.get_length() if d.is_static else None for d in shape]
 
 
 def _consumers(output) -> list:
@@ -102,7 +105,7 @@ def _long_attention(softmax, min_keys: int, max_head: int):
         return None
     axis = softmax.get_attributes().get("axis", -1)
     q, kk, v = mm1.input_value(0), mm1.input_value(1), mm2.input_value(1)
-    shapes = [_static(p) for p in (q, kk, v)]
+    shapes = [_dims(p) for p in (q, kk, v)]
     if any(s is None or len(s) != 3 for s in shapes) or axis not in (-1, 2):
         return None
     if any(p.get_element_type().get_type_name() != "f32" for p in (q, kk, v)):
@@ -110,7 +113,9 @@ def _long_attention(softmax, min_keys: int, max_head: int):
     transposed_b = bool(a1.get("transpose_b"))
     (b, _, d), (bk, x, y), (bv, lv, dv) = shapes
     dk, lk = (y, x) if transposed_b else (x, y)
-    if not (b == bk == bv and d == dk == dv and lv == lk and 1 <= d <= max_head and lk >= min_keys):
+    if None in (d, dk, dv, lk, lv) or None not in (b, bk, bv) and not b == bk == bv:
+        return None  # the batch may be dynamic (the kernel checks it per call); L and D must be known
+    if not (d == dk == dv and lv == lk and 1 <= d <= max_head and lk >= min_keys):
         return None
     return q, kk, v, transposed_b, mm2
 

@@ -48,7 +48,7 @@ def test_the_online_step_graph_on_the_kernel_keeps_onnxruntimes_states(monkeypat
     monkeypatch.setattr(cpu_attention, "MIN_KEYS", 1)
     ckpt, _ = make_causal_checkpoint(tmp_path / "m.pt")
     friendly, card = export_friendly_model(ckpt)
-    path = export_step_onnx(friendly, card, tmp_path / "m.online.onnx", source_sha256="t")
+    path = export_step_onnx(friendly, card, tmp_path / "m.online.onnx", source_sha256="t", dynamic_batch=True)
     step = open_step(path, "onnxruntime", threads=1)
     assert isinstance(step.session, ks.KernelSession) and step.session.chains
     check_steps_against_onnxruntime(path, card, lambda feed, names: step.session.run(names, feed))
