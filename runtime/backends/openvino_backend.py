@@ -72,23 +72,40 @@ def read_openvino_card(path: Path, card: ModelCard | str | os.PathLike | None,
 
 def compile_model(path: Path, model, device: str = "CPU", hint: str = "LATENCY", threads: int | None = None):
     """``model`` compiled for ``device`` (FP32 inference precision; ``threads``: OpenVINO's
-    inference threads, default one per core). For the CPU the model is first rewritten in place
+    inference threads, default one per core). For the CPU a copy of the model is first rewritten
     (:func:`runtime.backends.openvino_graph.prepare_for_cpu`: the long attentions on the C++
-    kernel, splits as gathers)."""
-    if str(device).upper() == "CPU":
-        from runtime.backends.openvino_graph import prepare_for_cpu
-
-        try:
-            prepare_for_cpu(model)
-        except RuntimeError as e:
-            raise BackendError(f"OpenVINO cannot prepare {path} for the CPU: {_one_line(e)}") from e
+    kernel, splits as gathers). Where OpenVINO cannot compile the copy with the kernel's operation
+    (its INT8 transformations refused one on a dynamic-batch TSI-R50 IR), it is compiled with
+    OpenVINO's own attention, and the log says why."""
     config = {"PERFORMANCE_HINT": hint, "INFERENCE_PRECISION_HINT": "f32"}
     if threads:
         config["INFERENCE_NUM_THREADS"] = threads
+
+    def compiled(m):
+        try:
+            return _core().compile_model(m, device, config)
+        except RuntimeError as e:
+            raise BackendError(f"OpenVINO cannot compile {path} for {device}: {_one_line(e)}") from e
+
+    if str(device).upper() != "CPU":
+        return compiled(model)
+    from runtime.backends.openvino_graph import prepare_for_cpu
+
+    def prepared(kernel: bool):
+        copy = model.clone()
+        try:
+            return copy, prepare_for_cpu(copy, kernel=kernel)[0]
+        except RuntimeError as e:
+            raise BackendError(f"OpenVINO cannot prepare {path} for the CPU: {_one_line(e)}") from e
+
+    copy, on_kernel = prepared(True)
     try:
-        return _core().compile_model(model, device, config)
-    except RuntimeError as e:
-        raise BackendError(f"OpenVINO cannot compile {path} for {device}: {_one_line(e)}") from e
+        return compiled(copy)
+    except BackendError as e:
+        if not on_kernel:
+            raise
+        log.warning("%s; compiling it with OpenVINO's own attention instead of the CPU kernel", e)
+        return compiled(prepared(False)[0])
 
 
 def tensor_info(port) -> tuple[str, list[int | None], str]:

@@ -176,10 +176,11 @@ def _splits_as_gathers(model) -> int:
     return count
 
 
-def prepare_for_cpu(model) -> tuple[int, int]:
-    """Rewrites ``model`` (an ``openvino.Model``, in place) as the module says; returns (attentions
-    on the kernel, splits made gathers)."""
-    attentions, splits = _attention_on_kernel(model), _splits_as_gathers(model)
+def prepare_for_cpu(model, *, kernel: bool = True) -> tuple[int, int]:
+    """Rewrites ``model`` (an ``openvino.Model``, in place) as the module says (``kernel=False``:
+    the splits only); returns (attentions on the kernel, splits made gathers)."""
+    attentions = _attention_on_kernel(model) if kernel else 0
+    splits = _splits_as_gathers(model)
     if attentions or splits:
         model.validate_nodes_and_infer_types()
         log.info("OpenVINO CPU: %d attention(s) on the kernel, %d split(s) as gathers", attentions, splits)

@@ -70,3 +70,29 @@ def test_without_the_kernel_the_attention_stays_in_openvino(monkeypatch):
     monkeypatch.setattr(cpu_attention, "available", lambda: False)
     backend = open_backend(DEMO_ONNX, "openvino", threads=1)
     assert "Reference" not in op_types(backend)
+
+
+@pytest.mark.skipif(not cpu_attention.available(), reason=f"no CPU kernel: {cpu_attention.unavailable_reason()}")
+def test_a_model_openvino_cannot_compile_with_the_kernel_falls_back_to_its_own_attention(monkeypatch, caplog):
+    from runtime.backends import openvino_backend
+
+    core = openvino_backend._core()
+
+    class Refusing:  # OpenVINO refusing the kernel's operation, as its INT8 transformations once did
+        def __getattr__(self, name):
+            return getattr(core, name)
+
+        def compile_model(self, model, *a, **k):
+            if any(op.get_type_name() == "SaliencyAttention" for op in model.get_ordered_ops()):
+                raise RuntimeError("[ReshapeTransformation] refused")
+            return core.compile_model(model, *a, **k)
+
+    monkeypatch.setattr(cpu_attention, "MIN_KEYS", 1)
+    monkeypatch.setattr(openvino_backend, "_core", lambda: Refusing())
+    with caplog.at_level("WARNING"):
+        backend = open_backend(DEMO_ONNX, "openvino", threads=1)
+    assert "Reference" not in op_types(backend) and "OpenVINO's own attention" in caplog.text
+    ref = plain(DEMO_ONNX)
+    clip = np.random.default_rng(0).standard_normal((1, *backend.card.input_shape)).astype(np.float32)
+    want = ref.run(None, {ref.get_inputs()[0].name: clip})[0]
+    np.testing.assert_allclose(backend.infer(clip), want, rtol=0, atol=1e-5 * np.abs(want).max())
