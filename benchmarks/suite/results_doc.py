@@ -91,6 +91,8 @@ MD_ONLY = [
     ("synthetic_motion_hard_default_recipe.md", "the hard setting with the easy recipe unchanged (runs stopped)"),
     ("accuracy_latency_quick.md", "the `--quick` accuracy-vs-latency run"),
     ("r50_t8_rerun/accuracy_latency.md", "the R50 T=8 TSI/TSN rows again, other random weights"),
+    ("openvino_rows/accuracy_latency.md", "the OpenVINO FP32 and INT8 (NNCF) rows beside onnxruntime's, demo and "
+                                          "R50 at T=8, after the runtime's CPU attention"),
 ]
 
 def _load(path: Path):

@@ -75,7 +75,7 @@ def compile_model(path: Path, model, device: str = "CPU", hint: str = "LATENCY",
     inference threads, default one per core). For the CPU a copy of the model is first rewritten
     (:func:`runtime.backends.openvino_graph.prepare_for_cpu`: the long attentions on the C++
     kernel, splits as gathers). Where OpenVINO cannot compile the copy with the kernel's operation
-    (its INT8 transformations refused one on a dynamic-batch TSI-R50 IR), it is compiled with
+    (a safeguard: the operation is new to OpenVINO's transformations), the model is compiled with
     OpenVINO's own attention, and the log says why."""
     config = {"PERFORMANCE_HINT": hint, "INFERENCE_PRECISION_HINT": "f32"}
     if threads:

@@ -78,7 +78,7 @@ def test_a_model_openvino_cannot_compile_with_the_kernel_falls_back_to_its_own_a
 
     core = openvino_backend._core()
 
-    class Refusing:  # OpenVINO refusing the kernel's operation, as its INT8 transformations once did
+    class Refusing:  # OpenVINO refusing the kernel's operation
         def __getattr__(self, name):
             return getattr(core, name)
 
