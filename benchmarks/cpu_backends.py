@@ -15,7 +15,7 @@ loop (the order flipping every round, so a change of load hits them all):
   without the rewrite (before), the same configuration (LATENCY hint, FP32, ``--threads``).
 
 With ``--int8-clips N`` (> 0), also both models quantized for CPUs as ``--int8 --int8-target cpu``
-quantizes (``export.cpu_int8.quantized_model``: NNCF, the attention in float, the overflow fix) on N
+quantizes (``export.cpu_int8.write_cpu_int8_ir``: NNCF, the attention in float, the overflow fix) on N
 random clips -- random weights: the cost is measured, not the accuracy -- on the runtime's OpenVINO
 backend, in the same loop: INT8 against FP32 of each.
 
@@ -33,6 +33,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from unittest import mock
 
 import numpy as np
@@ -89,27 +90,21 @@ def _ov_models(paths: dict, threads: int) -> dict:
 
 def _int8_models(paths: dict, threads: int, clips: int, folder: Path) -> dict:
     """{"TSN-R50 INT8" / "TSI-R50 INT8": callable(clip)}: each R50 graph quantized for CPUs on ``clips``
-    random clips, saved as an IR in ``folder`` and opened on the runtime's OpenVINO backend."""
-    import onnx
-    import openvino
-
-    from export.cpu_int8 import attention_float_scope, quantized_model
+    random clips (``export.cpu_int8.write_cpu_int8_ir``), saved as an IR in ``folder`` and opened on the
+    runtime's OpenVINO backend."""
+    from export.cpu_int8 import write_cpu_int8_ir
     from export.names import cpu_int8_ir
-    from export.plugin_graph import attention_node_names
+    from export.onnx_export import get_card
+    from export.variants import load_graph
     from runtime.backends import open_backend
-    from runtime.card import ONNX_METADATA_KEY, ModelCard
 
     calib = np.random.default_rng(1).standard_normal((clips, 8, 3, 224, 224)).astype(np.float32)
     out = {}
     for fam in ("tsn", "tsi"):
-        proto = onnx.load(str(paths[fam]), load_external_data=False)
-        model = quantized_model(paths[fam], calib, attention_float_scope(proto, attention_node_names(proto)))
-        xml = folder / cpu_int8_ir(fam)
-        openvino.save_model(model, str(xml), compress_to_fp16=False)
-        meta = {p.key: p.value for p in proto.metadata_props}
-        card = ModelCard.from_json(meta[ONNX_METADATA_KEY]).replace(precision="int8")
-        backend = open_backend(xml, "openvino", threads=threads, card=card)
-        out[f"{fam.upper()}-R50 INT8"] = backend.infer
+        proto = load_graph(paths[fam])  # read once: the quantizer's scope and the card
+        xml = write_cpu_int8_ir(paths[fam], calib, folder / cpu_int8_ir(fam), proto=proto)
+        card = get_card(proto, str(paths[fam])).replace(precision="int8")
+        out[f"{fam.upper()}-R50 INT8"] = open_backend(xml, "openvino", threads=threads, card=card).infer
     return out
 
 
@@ -124,7 +119,7 @@ def _kernel_timer():
     from runtime.kernels import cpu_attention
 
     original = cpu_attention.saliency_attention
-    timer = mock.MagicMock(ms=0.0)
+    timer = SimpleNamespace(ms=0.0)
 
     def timed(*a, **k):
         t0 = time.perf_counter()

@@ -114,19 +114,30 @@ def ir_logits(xml: Path, clips: np.ndarray, card: ModelCard) -> np.ndarray:
         backend.close()
 
 
-def build_cpu_int8(standard: str | os.PathLike, clips: np.ndarray, xml: Path, card: ModelCard, *,
-                   bound: Bound = Bound()) -> CpuInt8:
-    """Quantize ``standard`` (the FP32 ONNX file, card ``card``) for CPUs on part of ``clips``, write
-    the IR ``xml`` (its ``.bin`` and card beside it) and measure it on the rest (module docstring)."""
+def write_cpu_int8_ir(standard: str | os.PathLike, calib: np.ndarray, xml: Path, *, proto=None) -> Path:
+    """``standard`` (the FP32 ONNX file; ``proto``: it already loaded) quantized for CPUs on ``calib``
+    with the attention in float (:func:`attention_float_scope`), saved as the IR ``xml`` with its
+    float parts in FP32; returns ``xml``."""
     from export.plugin_graph import attention_node_names
     from export.variants import load_graph
 
     _, openvino = _modules()
+    fp32 = load_graph(standard) if proto is None else proto
+    model = quantized_model(standard, calib, attention_float_scope(fp32, attention_node_names(fp32)))
+    openvino.save_model(model, str(xml), compress_to_fp16=False)
+    return Path(xml)
+
+
+def build_cpu_int8(standard: str | os.PathLike, clips: np.ndarray, xml: Path, card: ModelCard, *,
+                   bound: Bound = Bound()) -> CpuInt8:
+    """Quantize ``standard`` (the FP32 ONNX file, card ``card``) for CPUs on part of ``clips``, write
+    the IR ``xml`` (its ``.bin`` and card beside it) and measure it on the rest (module docstring)."""
+    from export.variants import load_graph
+
     calib, held = split_clips(clips)
     fp32 = load_graph(standard)
     ref = run_onnx(None, held, session=ort_session(fp32))
-    model = quantized_model(standard, calib, attention_float_scope(fp32, attention_node_names(fp32)))
-    openvino.save_model(model, str(xml), compress_to_fp16=False)  # float parts stay FP32
+    write_cpu_int8_ir(standard, calib, xml, proto=fp32)
     agreement = compare_logits(ref, ir_logits(xml, held, card.replace(precision="int8")))
     entry = {**card_entry(METHOD, agreement, bound, len(calib), len(held)), "overflow_fix": OVERFLOW_FIX}
     card_file = card.replace(precision="int8", quantization=entry).save(card_path_for(xml))

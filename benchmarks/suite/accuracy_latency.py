@@ -332,7 +332,7 @@ class Bench:
 
     def run_openvino(self, spec: ModelSpec, card, cost: dict, common: dict) -> None:
         """OpenVINO rows: the FP32 graph the onnxruntime rows built, and it quantized for CPUs as
-        ``--int8 --int8-target cpu`` does (``export.cpu_int8.quantized_model``: NNCF, the attention
+        ``--int8 --int8-target cpu`` does (``export.cpu_int8.write_cpu_int8_ir``: NNCF, the attention
         in float, the overflow fix) on the rows' calibration clips; FP16 is not an OpenVINO graph."""
         a = self.args
         graphs = self.graphs.get(spec.key)
@@ -344,9 +344,10 @@ class Bench:
             elif prec == "fp16":
                 self.add(absent(row, "not run: OpenVINO takes the FP32 graph (FP16 would be its inference-precision "
                                      "hint, a CPU without FP16 arithmetic runs it in FP32)"))
-            elif prec not in self.precisions or isinstance(graphs.get("fp32"), str):
-                self.add(absent(row, graphs.get("fp32") if isinstance(graphs.get("fp32"), str) else
-                                f"not run: R50 rows take --r50-precisions {a.r50_precisions}"))
+            elif prec not in self.precisions:
+                self.add(absent(row, f"not run: R50 rows take --r50-precisions {a.r50_precisions}"))
+            elif isinstance(graphs.get("fp32"), str):  # why the FP32 graph could not be built
+                self.add(absent(row, graphs["fp32"]))
             elif prec == "fp32":
                 self.measure(row, lambda: ov_runner(graphs["fp32"], threads=a.threads), **common)
             else:
@@ -357,28 +358,22 @@ class Bench:
 
     def _ov_int8(self, spec: ModelSpec, card, n_calib: int):
         import numpy as np
-        import onnx
 
         from benchmarks.suite.runners import Absent
-        from export.cpu_int8 import attention_float_scope, quantized_model
+        from export.cpu_int8 import write_cpu_int8_ir
         from export.names import cpu_int8_ir
-        from export.plugin_graph import attention_node_names
+        from runtime.common.errors import ExportError
 
-        try:
-            import openvino
-        except ImportError:
-            raise Absent('OpenVINO is not installed (pip install ".[openvino]")') from None
         if spec.trained:
             calib = self.calib_clips(card, n_calib)
             if isinstance(calib, str):
                 raise Absent(calib)
         else:
             calib = np.random.default_rng(1).standard_normal((n_calib, *card.input_shape)).astype(np.float32)
-        fp32 = self.graphs[spec.key]["fp32"]
-        proto = onnx.load(str(fp32), load_external_data=False)
-        model = quantized_model(fp32, calib, attention_float_scope(proto, attention_node_names(proto)))
-        xml = Path(self.tmp) / cpu_int8_ir(spec.key)
-        openvino.save_model(model, str(xml), compress_to_fp16=False)
+        try:
+            xml = write_cpu_int8_ir(self.graphs[spec.key]["fp32"], calib, Path(self.tmp) / cpu_int8_ir(spec.key))
+        except ExportError as e:  # NNCF or OpenVINO missing: the one line says what to install
+            raise Absent(str(e)) from None
         self.graphs[spec.key]["openvino-int8"] = xml
         return ov_runner(xml, threads=self.args.threads, card=card.replace(precision="int8"))
 
