@@ -50,15 +50,17 @@ def _dims(value_info) -> list[int | str | None] | None:
     return [d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in t.shape.dim]
 
 
-def _routed(m: AttentionMatch, infos: dict, min_keys: int, max_head: int) -> bool:
-    """A chain the kernel takes: float32 q (B, Lq, D), k^T (B, D, Lk), v (B, Lk, D), Lk >= ``min_keys``."""
+def _routed(m: AttentionMatch, infos: dict) -> bool:
+    """A chain the kernel takes: float32 q (B, Lq, D), k^T (B, D, Lk), v (B, Lk, D) of the shapes
+    ``cpu_attention.hands_over`` accepts."""
+    from runtime.kernels.cpu_attention import hands_over
+
     shapes = [_dims(infos[n]) if n in infos else None for n in (m.q, m.k_transposed, m.v)]
     if any(s is None or len(s) != 3 for s in shapes) or any(
             infos[n].type.tensor_type.elem_type != FLOAT for n in (m.q, m.k_transposed, m.v)):
         return False
     (_, _, d), (_, dk, lk), (_, lv, dv) = shapes
-    return (isinstance(d, int) and 1 <= d <= max_head and dk == d and dv == d and isinstance(lk, int)
-            and lk >= min_keys and lv == lk)
+    return hands_over(d, dk, dv, lk, lv)
 
 
 def _type_name(value_info) -> str:
@@ -176,9 +178,6 @@ def kernel_session(path: str | Path, options) -> KernelSession | None:
     take or it cannot run here."""
     from runtime.kernels import cpu_attention
 
-    if not cpu_attention.available():
-        log.info("onnxruntime keeps the MatMul attention: %s", cpu_attention.unavailable_reason())
-        return None
     try:
         import onnx
     except ImportError:
@@ -191,8 +190,11 @@ def kernel_session(path: str | Path, options) -> KernelSession | None:
     proto = onnx.shape_inference.infer_shapes(proto)
     infos = {v.name: v for v in (*proto.graph.input, *proto.graph.output, *proto.graph.value_info)}
     chains = [m for m in find_attention(proto_nodes(proto.graph), proto_ranks(proto.graph))
-              if _routed(m, infos, cpu_attention.MIN_KEYS, cpu_attention.MAX_HEAD)]
+              if _routed(m, infos)]
     if not chains:
+        return None
+    if not cpu_attention.available():  # asked only now: a model without long attentions never builds it
+        log.info("onnxruntime keeps the MatMul attention: %s", cpu_attention.unavailable_reason())
         return None
     session = KernelSession(proto, chains, options)
     log.info("onnxruntime %s: %d attention(s) over >= %d keys on the CPU kernel", Path(path).name,

@@ -24,6 +24,8 @@ import logging
 
 import numpy as np
 
+from runtime.kernels import cpu_attention
+
 log = logging.getLogger(__name__)
 
 __all__ = ["prepare_for_cpu"]
@@ -90,7 +92,7 @@ def _consumers(output) -> list:
     return [t.get_node() for t in output.get_target_inputs()]
 
 
-def _long_attention(softmax, min_keys: int, max_head: int):
+def _long_attention(softmax):
     """(q, k or k^T, v, transposed_b, the last MatMul) of an attention chain ending at ``softmax``'s
     consumer, or None when it is not one the kernel takes."""
     mm1 = softmax.input_value(0).get_node()
@@ -113,31 +115,25 @@ def _long_attention(softmax, min_keys: int, max_head: int):
     transposed_b = bool(a1.get("transpose_b"))
     (b, _, d), (bk, x, y), (bv, lv, dv) = shapes
     dk, lk = (y, x) if transposed_b else (x, y)
-    if None in (d, dk, dv, lk, lv) or None not in (b, bk, bv) and not b == bk == bv:
-        return None  # the batch may be dynamic (the kernel checks it per call); L and D must be known
-    if not (d == dk == dv and lv == lk and 1 <= d <= max_head and lk >= min_keys):
+    if None not in (b, bk, bv) and not b == bk == bv:
+        return None  # the batch may be dynamic (the kernel checks it per call)
+    if not cpu_attention.hands_over(d, dk, dv, lk, lv):
         return None
     return q, kk, v, transposed_b, mm2
 
 
 def _attention_on_kernel(model) -> int:
-    from runtime.kernels import cpu_attention
-
-    if not cpu_attention.available():
+    found = [f for f in (_long_attention(n) for n in model.get_ordered_ops() if n.get_type_name() == "Softmax")
+             if f is not None]
+    if not found:
+        return 0
+    if not cpu_attention.available():  # asked only now: a model without long attentions never builds it
         log.info("OpenVINO keeps the MatMul attention: %s", cpu_attention.unavailable_reason())
         return 0
     op = _op_class()
-    count = 0
-    for node in model.get_ordered_ops():
-        if node.get_type_name() != "Softmax":
-            continue
-        found = _long_attention(node, cpu_attention.MIN_KEYS, cpu_attention.MAX_HEAD)
-        if found is None:
-            continue
-        q, kk, v, transposed_b, mm2 = found
+    for q, kk, v, transposed_b, mm2 in found:
         mm2.output(0).replace(op([q, kk, v], transposed_b).output(0))
-        count += 1
-    return count
+    return len(found)
 
 
 def _splits_as_gathers(model) -> int:

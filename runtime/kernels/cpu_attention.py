@@ -28,7 +28,7 @@ from runtime.common.files import atomic_path
 
 log = logging.getLogger(__name__)
 
-__all__ = ["KernelError", "available", "cache_dir", "library", "saliency_attention", "unavailable_reason"]
+__all__ = ["KernelError", "available", "cache_dir", "hands_over", "library", "saliency_attention", "unavailable_reason"]
 
 SOURCE = Path(__file__).with_name("saliency_attention.cpp")
 VERSION = 1  # tsi_saliency_attention_version() of the source
@@ -40,6 +40,15 @@ DISABLE_ENV = "TSI_CPU_ATTENTION"  # "0": never build or use the kernel
 ARCH_ENV = "TSI_KERNEL_ARCH"  # the compiler's -march / -mcpu (default native; x86-64-v3: the 8-wide AVX2 form)
 CACHE_ENV = "TSI_KERNEL_CACHE"  # where built libraries go (default ~/.cache/tsi-edge/kernels)
 _COMPILERS = ("c++", "g++", "clang++")
+
+
+def hands_over(d, dk, dv, lk, lv) -> bool:
+    """Whether the runtime's onnxruntime and OpenVINO sessions give an attention to the kernel: q's,
+    k's and v's head sizes ``d``, ``dk``, ``dv`` and k's and v's key counts ``lk``, ``lv`` known
+    (ints), equal, the head within 1..:data:`MAX_HEAD`, at least :data:`MIN_KEYS` keys."""
+    if not all(isinstance(x, int) for x in (d, dk, dv, lk, lv)):
+        return False
+    return d == dk == dv and lk == lv and 1 <= d <= MAX_HEAD and lk >= MIN_KEYS
 
 
 class KernelError(RuntimeError):
