@@ -42,6 +42,7 @@ from benchmarks.common.cpu_profile import onnxruntime_ms, openvino_ms, top
 from benchmarks.common.machine import cpu_flags, cpu_model, cpus_usable, load_average, load_note
 from benchmarks.common.paired import paired_throughput
 from runtime.common.files import atomic_write_text
+from tsi.cli import UsageError, new_output_file
 
 DEFAULT_OUT = Path("benchmarks") / "results" / "cpu_backends.md"
 KERNEL_FLAGS = ("avx2", "avx512f")  # the kernel's 8- or 16-wide form
@@ -226,6 +227,10 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.threads < 1 or args.rounds < 1 or args.profile_calls < 0 or args.int8_clips < 0:
         p.error("--threads and --rounds must be >= 1, --profile-calls and --int8-clips >= 0")
+    try:  # before minutes of work: an --out that cannot be written
+        new_output_file(args.out, "--out")
+    except UsageError as e:
+        p.error(str(e))
     from runtime.kernels import cpu_attention
 
     if not cpu_attention.available():

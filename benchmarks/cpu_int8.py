@@ -29,7 +29,9 @@ from benchmarks.common.cpu_profile import openvino_ms
 from benchmarks.common.val_clips import val_clips
 from benchmarks.common.machine import cpu_flags, cpu_model, cpus_usable, load_average, load_note
 from export.names import cpu_int8_ir, standard_graph
-from runtime.card import ModelCard, card_path_for
+from runtime.backends.base import BackendError
+from runtime.card import CardError, ModelCard, card_path_for
+from tsi.cli import UsageError, new_output_file
 from runtime.common.files import atomic_write_text
 
 DEFAULT_DIR = Path("artifacts") / "demo"
@@ -111,11 +113,18 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         p.error(f"{', '.join(missing)} not found: build them with python export/build_engine.py --int8 "
                 f"--int8-target cpu --out {args.dir}")
+    try:
+        new_output_file(args.out, "--out")
+        q = ModelCard.load(card_path_for(paths["int8"])).quantization
+    except (UsageError, CardError, OSError) as e:
+        p.error(str(e))
     loads = [load_average()]
-    times = measure(paths, threads=args.threads, warmup=args.warmup, calls=args.calls,
-                    profile_calls=args.profile_calls, data=args.data)
+    try:
+        times = measure(paths, threads=args.threads, warmup=args.warmup, calls=args.calls,
+                        profile_calls=args.profile_calls, data=args.data)
+    except (BackendError, CardError) as e:  # a model file that is not what its name says
+        p.error(str(e).splitlines()[0])
     loads.append(load_average())
-    q = ModelCard.load(card_path_for(paths["int8"])).quantization
     n8, nconv = times.pop("int8 convolutions")
     kernels = times.pop("kernels")
     accuracy = times.pop("accuracy")
