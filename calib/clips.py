@@ -21,7 +21,7 @@ from runtime.common.errors import CalibrationError
 from runtime.card import ModelCard
 from runtime.preprocess import FramePreprocessor
 from runtime.common.video import VIDEO_SUFFIXES, VideoDecodeError, read_sampled
-from runtime.sampling import segment_indices
+from runtime.sampling import span_test_indices
 
 log = logging.getLogger(__name__)
 
@@ -68,11 +68,9 @@ def interleave_by_folder(videos: list[Path]) -> list[Path]:
 
 
 def clip_indices(num_frames: int, card: ModelCard) -> np.ndarray:
-    """T centre-sampled indices over the video, or over its centred ``span_frames`` window."""
-    span = card.span_frames if card.span_frames > 0 else num_frames
-    span = min(span, num_frames)
-    start = (num_frames - span) // 2
-    return start + segment_indices(span, card.frames, "test")
+    """T centre-sampled indices over the video, or over its centred ``span_frames`` window
+    (:func:`runtime.sampling.span_test_indices`, as evaluation samples)."""
+    return span_test_indices(num_frames, card.frames, card.span_frames)[0]
 
 
 class ShortClipError(ValueError):

@@ -72,3 +72,22 @@ def test_calibration_centres_the_span_in_a_longer_video():
     assert clip_indices(20, card).tolist() == (6 + segment_indices(8, 4, "test")).tolist()
     # no span on the card: the whole video, as training samples it
     assert clip_indices(20, _card(4, 0)).tolist() == segment_indices(20, 4, "test").tolist()
+
+
+def test_training_clips_of_a_long_video_are_windows_the_runtime_shows(fake_videos):
+    """A 60-frame video with a 24-frame span: each training clip lies in 24 consecutive frames,
+    at positions over the whole video (the runtime's window slides over all of them), and a test
+    clip is the centred window, the clip calibration takes."""
+    card = _card(4, 24)
+    train = datasets.ClipDataset([Sample(Path("video_60"), 0)], card.labels, card=card, mode="train")
+    firsts = set()
+    for epoch in range(60):
+        train.set_epoch(epoch)
+        train[0]
+        idx = fake_videos[-1]
+        assert idx[-1] - idx[0] < 24, idx
+        firsts.add(int(idx[0]))
+    assert min(firsts) < 6 and max(firsts) > 36
+    test = datasets.ClipDataset([Sample(Path("video_60"), 0)], card.labels, card=card, mode="test")
+    test[0]
+    assert fake_videos[-1].tolist() == clip_indices(60, card).tolist() == (18 + segment_indices(24, 4, "test")).tolist()

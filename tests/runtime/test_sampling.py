@@ -60,3 +60,27 @@ def test_bad_arguments():
         segment_indices(10, 0, "test")
     with pytest.raises(ValueError, match="clips must be >= 1"):
         multi_clip_indices(10, 4, clips=0)
+
+
+def test_a_span_shorter_than_the_video_is_a_window_anywhere_in_training_and_centred_in_testing():
+    from runtime.sampling import span_test_indices, span_train_indices
+    rng = np.random.default_rng(0)
+    draws = np.stack([span_train_indices(64, 8, 32, rng=rng) for _ in range(2000)])
+    # every clip lies inside 32 consecutive frames, and the window reaches both ends of the video
+    assert np.all(draws[:, -1] - draws[:, 0] < 32)
+    assert draws.min() == 0 and draws.max() == 63
+    starts = draws[:, 0] - draws[:, 0] % 4  # the window's start up to the first segment's draw
+    assert len(set(starts.tolist())) > 8
+    # testing: the centred window (16..47), then its segment centres; clips spread over the positions
+    assert span_test_indices(64, 8, 32)[0].tolist() == (16 + segment_indices(32, 8, "test")).tolist()
+    spread = span_test_indices(64, 8, 32, clips=4)
+    assert spread[:, 0].tolist() == [4 + 2, 12 + 2, 20 + 2, 28 + 2]
+    assert np.all(spread[:, -1] - spread[:, 0] < 32)
+
+
+@pytest.mark.parametrize("n, span", [(32, 32), (20, 32), (40, 0), (7, 8)])
+def test_a_video_no_longer_than_the_span_samples_as_the_whole_video(n, span):
+    from runtime.sampling import span_test_indices, span_train_indices
+    a, b = np.random.default_rng(5), np.random.default_rng(5)
+    assert span_train_indices(n, 8, span, rng=a).tolist() == segment_indices(n, 8, "train", rng=b).tolist()
+    assert np.array_equal(span_test_indices(n, 8, span, clips=3), multi_clip_indices(n, 8, clips=3))

@@ -3,6 +3,8 @@
     ds = build_dataset("folder", "data/synth", card=card, split="train", mode="train")
     clip, label = ds[0]
 
+Clips cover the card's ``span_frames`` (0: the whole video), as the live runtime's window does
+(:mod:`runtime.sampling`): a random window of a longer video in training, the centred one in testing.
 ``mode="train"``: TSN random segment sampling + :class:`~tsi.data.transforms.TrainTransform`;
 the randomness of sample i in epoch e comes from ``np.random.default_rng([seed, e, i])``, so it does
 not depend on the DataLoader's worker count and a resumed run sees the same clips (call
@@ -49,7 +51,7 @@ from runtime.preprocess import resized_size
 from tsi.data import formats
 from tsi.data.formats import DatasetFormatError, Sample, unusable_name
 from runtime.common.video import VideoDecodeError, read_frames, read_sampled
-from runtime.sampling import multi_clip_indices, segment_indices
+from runtime.sampling import span_test_indices, span_train_indices
 from tsi.data.transforms import TSN_SCALES, TestTransform, ThreeCropTransform, TrainTransform
 
 log = logging.getLogger(__name__)
@@ -217,13 +219,13 @@ class ClipDataset(Dataset):
 
     def _load(self, j: int, index: int) -> tuple[torch.Tensor, int]:
         sample = self.samples[j]
-        frames_t = self.card.frames
+        frames_t, span = self.card.frames, self.card.span_frames
         if self.mode == "train":
             rng = np.random.default_rng([self.seed, self.epoch, index])
-            frames = self._read(sample.path, lambda n: segment_indices(n, frames_t, "train", rng=rng))
+            frames = self._read(sample.path, lambda n: span_train_indices(n, frames_t, span, rng=rng))
             clip, label = self._train_tf(frames, sample.label, rng=rng)
             return (self._mix(clip, j, rng) if self.mix_background else clip), label
-        frames = self._read(sample.path, lambda n: multi_clip_indices(n, frames_t, self.clips).reshape(-1))
+        frames = self._read(sample.path, lambda n: span_test_indices(n, frames_t, span, self.clips).reshape(-1))
         views = []
         for c in range(self.clips):
             clip = frames[c * frames_t : (c + 1) * frames_t]
