@@ -5,7 +5,7 @@ opens for the CPU provider when the kernel is available.
 onnxruntime's MatMul-Softmax-MatMul writes and reads the (L, L) scores of every frame pair through
 memory (TSI-R50 at 224²: 3136 x 3136 per pair at stage 1), the kernel keeps one row in L1. The
 graph is cut at each attention chain (:func:`runtime.attention_graph.find_attention`) over at least
-``cpu_attention.MIN_KEYS`` keys whose q, k^T and v are float32 (B, L, D) with D <= the kernel's
+:data:`CUT_MIN_KEYS` keys whose q, k^T and v are float32 (B, L, D) with D <= the kernel's
 largest head: the pieces between the cuts run as onnxruntime sessions with the project's options
 (``onnxruntime_backend.session_options``, handed in), the chains on the kernel, and the tensors pass
 from piece to piece as onnxruntime values bound in place (IO binding: no copy; a tensor is let go
@@ -32,6 +32,11 @@ log = logging.getLogger(__name__)
 __all__ = ["KernelSession", "kernel_session"]
 
 FLOAT = 1  # onnx TensorProto.FLOAT
+# The fewest keys of an attention the session is cut at: above cpu_attention.MIN_KEYS, because each
+# cut hands the feature maps that live across it back in NCHW (onnxruntime's ReorderOutput, and
+# ReorderInput in the next piece). On TSI-R50 at 224² (AMD EPYC, 1 thread, quiet) the cuts at
+# stage 2's 784 keys cost more than the kernel saves there: TSI/TSN 0.775 with them, 0.788 without.
+CUT_MIN_KEYS = 1024
 
 
 @dataclass
@@ -60,7 +65,7 @@ def _routed(m: AttentionMatch, infos: dict) -> bool:
             infos[n].type.tensor_type.elem_type != FLOAT for n in (m.q, m.k_transposed, m.v)):
         return False
     (_, _, d), (_, dk, lk), (_, lv, dv) = shapes
-    return hands_over(d, dk, dv, lk, lv)
+    return hands_over(d, dk, dv, lk, lv, min_keys=CUT_MIN_KEYS)
 
 
 def _type_name(value_info) -> str:
@@ -198,5 +203,5 @@ def kernel_session(path: str | Path, options) -> KernelSession | None:
         return None
     session = KernelSession(proto, chains, options)
     log.info("onnxruntime %s: %d attention(s) over >= %d keys on the CPU kernel", Path(path).name,
-             len(chains), cpu_attention.MIN_KEYS)
+             len(chains), max(CUT_MIN_KEYS, cpu_attention.MIN_KEYS))
     return session

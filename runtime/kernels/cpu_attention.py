@@ -42,13 +42,15 @@ CACHE_ENV = "TSI_KERNEL_CACHE"  # where built libraries go (default ~/.cache/tsi
 _COMPILERS = ("c++", "g++", "clang++")
 
 
-def hands_over(d, dk, dv, lk, lv) -> bool:
+def hands_over(d, dk, dv, lk, lv, min_keys: int | None = None) -> bool:
     """Whether the runtime's onnxruntime and OpenVINO sessions give an attention to the kernel: q's,
     k's and v's head sizes ``d``, ``dk``, ``dv`` and k's and v's key counts ``lk``, ``lv`` known
-    (ints), equal, the head within 1..:data:`MAX_HEAD`, at least :data:`MIN_KEYS` keys."""
+    (ints), equal, the head within 1..:data:`MAX_HEAD`, at least ``min_keys`` keys (default
+    :data:`MIN_KEYS`; a handover that costs more, as onnxruntime's cut, asks for more)."""
     if not all(isinstance(x, int) for x in (d, dk, dv, lk, lv)):
         return False
-    return d == dk == dv and lk == lv and 1 <= d <= MAX_HEAD and lk >= MIN_KEYS
+    least = MIN_KEYS if min_keys is None else min_keys
+    return d == dk == dv and lk == lv and 1 <= d <= MAX_HEAD and lk >= max(least, MIN_KEYS)
 
 
 class KernelError(RuntimeError):

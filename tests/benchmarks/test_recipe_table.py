@@ -17,7 +17,7 @@ def test_cells_from_the_runs_tables_absent_ones_said(tmp_path):
     results.mkdir()
     table(results, "recipe_easy_scratch", [{"arch": "tsn_r18", "top1": 21.0, "train_top1": 30.5},
                                             {"arch": "tsi_r18", "top1": 84.1}], "python -m x --easy")
-    table(results, "unseen_motion_tsi_init_square", [{"arch": "tsi_r18", "top1": 72.2}], "python -m x --new")
+    table(results, "unseen_a_init", [{"arch": "tsi_r18", "top1": 72.2}], "python -m x --new")
     out = tmp_path / "docs" / "t.md"
     assert main(["--results", str(results), "--out", str(out)]) == 0
     text = out.read_text()
