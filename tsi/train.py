@@ -208,7 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--labels", help="labels file (ssv2 labels JSON, or one label per line)")
     d.add_argument("--span-frames", type=non_negative_int, default=card["span_frames"],
                    help="source frames one clip covers in the live runtime (model card; at least "
-                        "--frames); 0 = whole video (%(default)s)")
+                        "--frames): training clips of a longer video lie in a random window of this "
+                        "many frames, validation takes the centred one; 0 = whole video (%(default)s)")
     d.add_argument("--fps", type=positive_float, default=card["fps"],
                    help="frame rate of the training videos (model card; %(default)s)")
     d.add_argument("--resize-short", type=non_negative_int, default=0,
