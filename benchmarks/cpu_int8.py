@@ -131,8 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     stats = {k: (statistics.mean(v), statistics.median(v)) for k, v in times.items()}
     command = " ".join(["python -m benchmarks.cpu_int8", *(sys.argv[1:] if argv is None else argv)])
     lines = [f"# INT8 for CPUs vs FP32 on OpenVINO: `{args.name}`", "",
-             f"Command: `{command}` (the IR built by `python export/build_engine.py --int8 --int8-target cpu "
-             f"--out {args.dir}`). Processor: {cpu_model()} ({', '.join(int8_flags()) or 'none'} of "
+             f"Command: `{command}` (the IR built by `python export/build_engine.py ... --int8 --int8-target cpu "
+             f"--out {args.dir}`; its card: {_weights_of(q)}). Processor: {cpu_model()} ({', '.join(int8_flags()) or 'none'} of "
              f"{', '.join(INT8_FLAGS)}), {cpus_usable()} usable CPUs; load average (1, 5, 15 min) before "
              f"{loads[0]}, after {loads[1]}.", "",
              f"OpenVINO CPU, `LATENCY` hint, {args.threads} inference thread(s), batch 1, one random clip; "
@@ -164,6 +164,14 @@ def main(argv: list[str] | None = None) -> int:
     atomic_write_text(args.out, text)
     print(text)
     return 0
+
+
+def _weights_of(q: dict) -> str:
+    """What the card's quantization says of the weights: NNCF's overflow fix or full 8 bits."""
+    fix = q.get("overflow_fix")
+    if fix == "disable":
+        return "full 8-bit weights, built for CPUs with VNNI (`--int8-cpu-vnni`)"
+    return "the overflow fix on every layer (7-bit weights, for any x86 CPU)" if fix == "enable" else "no overflow-fix entry"
 
 
 if __name__ == "__main__":

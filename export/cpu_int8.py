@@ -6,8 +6,11 @@ Here the standard FP32 ONNX is read by OpenVINO and quantized by NNCF's post-tra
 ``calib.clips.split_clips`` splits them; the attention (MatMul-Softmax-MatMul,
 ``export.plugin_graph.attention_node_names``, with the reshapes and the scaling on its way in:
 :func:`attention_float_scope`) stays in float through NNCF's ignored scope, and the
-weights keep NNCF's overflow fix on every layer (:data:`OVERFLOW_FIX`: 7-bit weight ranges, so the
-IR runs correctly on CPUs without VNNI as well, where the 8-bit products can saturate). The IR
+weights keep NNCF's overflow fix on every layer (7-bit weight ranges, so the IR runs correctly on
+CPUs without VNNI as well, where the 8-bit products can saturate), unless the build is told the
+target has VNNI (``vnni=True``, ``--int8-cpu-vnni``: full 8-bit weights; :func:`overflow_fix`).
+The card's quantization entry records which (``overflow_fix``), and the runtime's OpenVINO backend
+warns when an IR without the fix opens on a CPU without VNNI. The IR
 ``<n>.int8.cpu.xml`` is saved with its float parts in FP32 and its card (precision int8, the
 ``quantization`` entry of ``export.int8_choice.card_entry``, method ``nncf``) beside it; it is then
 opened on the runtime's OpenVINO backend, as deployed, and compared with the FP32 graph
@@ -34,7 +37,7 @@ from runtime.common.errors import ExportError
 log = logging.getLogger(__name__)
 
 METHOD = "nncf"  # the card's quantization method
-OVERFLOW_FIX = "enable"  # nncf.OverflowFix: on every layer (the IR may run on a CPU without VNNI)
+FIX, NO_FIX = "enable", "disable"  # nncf.OverflowFix values: on every layer / none (a CPU with VNNI)
 PASS_THROUGH = ("Reshape", "Transpose", "Squeeze", "Unsqueeze", "Flatten", "Identity")  # ONNX ops
 SCALES = ("Mul", "Div")  # by a constant: the attention's scaling, kept in float with it
 
@@ -81,9 +84,15 @@ def attention_float_scope(proto, attention: list[str]) -> list[str]:
     return scope
 
 
-def quantized_model(standard: str | os.PathLike, calib: np.ndarray, floats: list[str]):
+def overflow_fix(vnni: bool) -> str:
+    """NNCF's overflow fix for a target CPU with (``vnni``) or without VNNI: without, every layer's
+    weights take 7-bit ranges, so the 8-bit products of AVX2 / AVX-512 without VNNI cannot saturate."""
+    return NO_FIX if vnni else FIX
+
+
+def quantized_model(standard: str | os.PathLike, calib: np.ndarray, floats: list[str], *, vnni: bool = False):
     """The OpenVINO model of ``standard`` quantized by NNCF on ``calib`` (N, T, 3, S, S), the nodes
-    ``floats`` (:func:`attention_float_scope`) kept in float."""
+    ``floats`` (:func:`attention_float_scope`) kept in float, for a CPU with or without VNNI."""
     nncf, _ = _modules()
     from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, OverflowFix
     from runtime.backends.base import BackendError
@@ -99,7 +108,7 @@ def quantized_model(standard: str | os.PathLike, calib: np.ndarray, floats: list
     items = [calib[i:i + batch] for i in range(0, len(calib) - batch + 1, batch)]
     return nncf.quantize(model, nncf.Dataset(items), target_device=nncf.TargetDevice.CPU, subset_size=len(items),
                          ignored_scope=nncf.IgnoredScope(names=list(floats)),
-                         advanced_parameters=AdvancedQuantizationParameters(overflow_fix=OverflowFix(OVERFLOW_FIX)))
+                         advanced_parameters=AdvancedQuantizationParameters(overflow_fix=OverflowFix(overflow_fix(vnni))))
 
 
 def ir_logits(xml: Path, clips: np.ndarray, card: ModelCard) -> np.ndarray:
@@ -114,22 +123,23 @@ def ir_logits(xml: Path, clips: np.ndarray, card: ModelCard) -> np.ndarray:
         backend.close()
 
 
-def write_cpu_int8_ir(standard: str | os.PathLike, calib: np.ndarray, xml: Path, *, proto=None) -> Path:
-    """``standard`` (the FP32 ONNX file; ``proto``: it already loaded) quantized for CPUs on ``calib``
-    with the attention in float (:func:`attention_float_scope`), saved as the IR ``xml`` with its
-    float parts in FP32; returns ``xml``."""
+def write_cpu_int8_ir(standard: str | os.PathLike, calib: np.ndarray, xml: Path, *, proto=None,
+                      vnni: bool = False) -> Path:
+    """``standard`` (the FP32 ONNX file; ``proto``: it already loaded) quantized for CPUs (``vnni``:
+    ones with VNNI) on ``calib`` with the attention in float (:func:`attention_float_scope`), saved as
+    the IR ``xml`` with its float parts in FP32; returns ``xml``."""
     from export.plugin_graph import attention_node_names
     from export.variants import load_graph
 
     _, openvino = _modules()
     fp32 = load_graph(standard) if proto is None else proto
-    model = quantized_model(standard, calib, attention_float_scope(fp32, attention_node_names(fp32)))
+    model = quantized_model(standard, calib, attention_float_scope(fp32, attention_node_names(fp32)), vnni=vnni)
     openvino.save_model(model, str(xml), compress_to_fp16=False)
     return Path(xml)
 
 
 def build_cpu_int8(standard: str | os.PathLike, clips: np.ndarray, xml: Path, card: ModelCard, *,
-                   bound: Bound = Bound()) -> CpuInt8:
+                   bound: Bound = Bound(), vnni: bool = False) -> CpuInt8:
     """Quantize ``standard`` (the FP32 ONNX file, card ``card``) for CPUs on part of ``clips``, write
     the IR ``xml`` (its ``.bin`` and card beside it) and measure it on the rest (module docstring)."""
     from export.variants import load_graph
@@ -137,12 +147,13 @@ def build_cpu_int8(standard: str | os.PathLike, clips: np.ndarray, xml: Path, ca
     calib, held = split_clips(clips)
     fp32 = load_graph(standard)
     ref = run_onnx(None, held, session=ort_session(fp32))
-    write_cpu_int8_ir(standard, calib, xml, proto=fp32)
+    write_cpu_int8_ir(standard, calib, xml, proto=fp32, vnni=vnni)
     agreement = compare_logits(ref, ir_logits(xml, held, card.replace(precision="int8")))
-    entry = {**card_entry(METHOD, agreement, bound, len(calib), len(held)), "overflow_fix": OVERFLOW_FIX}
+    entry = {**card_entry(METHOD, agreement, bound, len(calib), len(held)), "overflow_fix": overflow_fix(vnni)}
     card_file = card.replace(precision="int8", quantization=entry).save(card_path_for(xml))
     verdict = "within" if bound.holds(agreement) else "OUTSIDE"
-    notes = [f"INT8 for CPUs (NNCF, OpenVINO IR {xml.name}; attention in float, overflow fix on every layer) vs "
+    weights = "full 8-bit weights, for CPUs with VNNI" if vnni else "overflow fix on every layer"
+    notes = [f"INT8 for CPUs (NNCF, OpenVINO IR {xml.name}; attention in float, {weights}) vs "
              f"FP32 on {len(held)} held-out calibration clips (calibrated on the other {len(calib)}): "
              f"{agreement} ({verdict} the bound: {bound})"]
     return CpuInt8([xml, xml.with_name(ir_weights(xml)), card_file], agreement, entry, notes)

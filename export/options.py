@@ -51,6 +51,10 @@ def build_parser(prog: str = "tsi-build-engine", description: str | None = None)
     p.add_argument("--int8-target", choices=INT8_TARGETS, default=None,
                    help=f"where the INT8 model runs (default {TENSORRT}); {CPU}: quantized by NNCF for OpenVINO on "
                         f"CPUs, written as {cpu_int8_ir('<name>')}, the attention kept in float")
+    p.add_argument("--int8-cpu-vnni", action="store_true",
+                   help="with --int8-target cpu: the target CPU has VNNI (AVX512-VNNI, AVX-VNNI or AMX), so its "
+                        "8-bit products do not saturate: full 8-bit weights, without the overflow fix CPUs "
+                        "without VNNI need (default: the fix, an IR right on every x86 CPU)")
     p.add_argument("--calib-dir", type=Path, help="folder of calibration videos (recursive)")
     p.add_argument("--calib-method", choices=CHOICES, default=None,
                    help=f"activation ranges (default {AUTO}: try each method on clips held out of the calibration "
@@ -110,6 +114,7 @@ class Options:
     demo: bool
     triton_repo: Path | None = None
     triton: ServingOptions | None = None
+    int8_cpu_vnni: bool = False
 
 
 def _profile(text: str | None) -> tuple[int, ...] | None:
@@ -147,6 +152,8 @@ RULES: dict[str, Rule] = {
     "cpu_int8_calibration": Rule(lambda a: a.int8_target == CPU and (a.calib_cache or a.calib_method is not None),
                                  "--int8-target cpu calibrates with NNCF: --calib-cache and --calib-method are "
                                  "TensorRT's INT8 calibration (drop them)"),
+    "vnni_needs_cpu_int8": Rule(lambda a: a.int8_cpu_vnni and not (a.int8 and a.int8_target == CPU),
+                                "--int8-cpu-vnni says which CPUs the INT8 IR is for: add --int8 --int8-target cpu"),
     "cpu_int8_tensorrt_options": Rule(lambda a: a.int8_target == CPU and (a.plugin is not None
                                                                           or a.dla_core is not None),
                                       "--int8-target cpu writes an OpenVINO IR for CPUs: --plugin and --dla-core "
@@ -275,4 +282,5 @@ def resolve(args: argparse.Namespace, argv_empty: bool) -> Options:
                    plugin=args.plugin, dla_core=args.dla_core, timing_cache=args.timing_cache,
                    workspace=args.workspace, dynamic_batch=args.dynamic_batch, profile=a.profile, force=args.force,
                    demo=demo, triton_repo=args.triton_repo,
-                   triton=serving_options(args) if args.triton_repo is not None else None)
+                   triton=serving_options(args) if args.triton_repo is not None else None,
+                   int8_cpu_vnni=args.int8_cpu_vnni)

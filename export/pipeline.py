@@ -213,13 +213,14 @@ def int8_stage(stg: Path, name: str, standard: Path, card: ModelCard, sme: int |
     return out
 
 
-def cpu_int8_stage(stg: Path, name: str, standard: Path, card: ModelCard, *, clips, bound) -> Written:
+def cpu_int8_stage(stg: Path, name: str, standard: Path, card: ModelCard, *, clips, bound,
+                   vnni: bool = False) -> Written:
     """INT8 for CPUs (``export.cpu_int8``): the OpenVINO IR NNCF quantized on part of ``clips``,
     measured on the rest on the runtime's OpenVINO backend."""
     from export.cpu_int8 import build_cpu_int8
 
     with stage("INT8 for CPUs (NNCF, OpenVINO IR), measured on held-out clips") as files:
-        built = build_cpu_int8(standard, clips.clips, stg / names.cpu_int8_ir(name), card, bound=bound)
+        built = build_cpu_int8(standard, clips.clips, stg / names.cpu_int8_ir(name), card, bound=bound, vnni=vnni)
         files += built.files
     return Written(built.files, {"int8.cpu": built.files[0]}, built.notes, built.entry)
 
@@ -335,7 +336,8 @@ def run_pipeline(opts: Options, stg: Path, card: ModelCard | None, sha: str, der
     if reuse:
         done += reuse_cache_stage(opts.out, stg, opts.name, opts.onnx, card, caps)
     elif clips is not None and opts.int8_target == CPU:
-        done += cpu_int8_stage(stg, opts.name, standard, card, clips=clips, bound=opts.int8_bound)
+        done += cpu_int8_stage(stg, opts.name, standard, card, clips=clips, bound=opts.int8_bound,
+                               vnni=opts.int8_cpu_vnni)
     elif clips is not None:
         done += int8_stage(stg, opts.name, standard, card, sme, caps, clips=clips, method=opts.calib_method,
                            bound=opts.int8_bound, cache=opts.calib_cache, plugin=opts.plugin is not None,

@@ -32,9 +32,9 @@ def cpu_model() -> str:
 
 def cpu_flags(names) -> list[str]:
     """Which of ``names`` (/proc/cpuinfo flags: avx2, avx512f, avx512_vnni, ...) this processor has."""
-    line = next((x for x in (_read("/proc/cpuinfo") or "").splitlines() if x.startswith(("flags", "Features"))), "")
-    have = set(line.split(":", 1)[1].split()) if ":" in line else set()
-    return [f for f in names if f in have]
+    from runtime.common.cpu import cpu_flag_set
+
+    return [f for f in names if f in cpu_flag_set()]
 
 
 def memory_gib() -> float | None:

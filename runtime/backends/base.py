@@ -63,6 +63,19 @@ def warn_if_tensorrt_graph(model_path: Path, card: ModelCard, runner: str) -> No
                     model_path.name, runner)
 
 
+def warn_if_unfixed_int8_on_cpu_without_vnni(model_path: Path, card: ModelCard) -> None:
+    """One warning when an INT8 IR quantized for CPUs with VNNI (``--int8-cpu-vnni``: the card's
+    quantization ``overflow_fix`` "disable") opens on an x86 CPU without VNNI, whose 8-bit products
+    can saturate on its full 8-bit weights; it still runs."""
+    from runtime.common.cpu import VNNI_FLAGS, has_vnni
+
+    fix = (card.quantization or {}).get("overflow_fix")
+    if card.precision == "int8" and fix == "disable" and has_vnni() is False:
+        log.warning("%s was quantized for CPUs with VNNI (--int8-cpu-vnni: full 8-bit weights, no overflow "
+                    "fix); this CPU has none of %s, so its INT8 convolutions can saturate and lose accuracy: "
+                    "rebuild without --int8-cpu-vnni for it", model_path.name, ", ".join(VNNI_FLAGS))
+
+
 @dataclass(frozen=True)
 class ModelOptions:
     """How to open a model, whatever its kind; :func:`runtime.backends.check_backend_options`

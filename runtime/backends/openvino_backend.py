@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from runtime.backends.base import (Backend, BackendError, ModelOptions, OpenedCard, check_clip_io,
-                                   check_clip_model, check_model_file, resolve_card, warn_if_tensorrt_graph)
+                                   check_clip_model, check_model_file, resolve_card, warn_if_tensorrt_graph,
+                                   warn_if_unfixed_int8_on_cpu_without_vnni)
 from runtime.card import ONNX_METADATA_KEY, CardError, ModelCard
 
 log = logging.getLogger(__name__)
@@ -142,6 +143,7 @@ class OpenVINOBackend(Backend):
         inputs, outputs = [tensor_info(p) for p in model.inputs], [tensor_info(p) for p in model.outputs]
         check_clip_io(path, card, source, inputs, outputs, FLOAT_TYPES)
         warn_if_tensorrt_graph(path, card, "OpenVINO")
+        warn_if_unfixed_int8_on_cpu_without_vnni(path, card)
         self.compiled = compile_model(path, model, self._device, self._hint, self._threads)
         self._request = self.compiled.create_infer_request()
         log.info("openvino %s on %s (%s): input %s %s, output %s %s", path.name, self._device, self._hint,

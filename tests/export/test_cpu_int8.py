@@ -120,6 +120,7 @@ def test_rerun_replaces_its_own_files(built, tiny_ckpt):
     (["--int8", "--int8-target", "cpu", "--calib-cache"], "--int8-target cpu calibrates with NNCF"),
     (["--int8", "--int8-target", "cpu", "--calib-method", "entropy"], "--int8-target cpu calibrates with NNCF"),
     (["--int8", "--int8-target", "cpu", "--dla-core", "0"], "--plugin and --dla-core are TensorRT options"),
+    (["--int8", "--int8-cpu-vnni"], "--int8-cpu-vnni says which CPUs the INT8 IR is for: add --int8 --int8-target cpu"),
     ("plugin graph", "is the fp32 graph, built as it is: --int8-target cpu quantizes the standard FP32 graph"),
 ])
 def test_bad_combinations_are_refused_in_one_line(built, tiny_ckpt, tmp_path, extra, message, capsys):
@@ -145,3 +146,31 @@ def test_benchmark_writes_its_table_with_its_command(built, tmp_path):
     text = table.read_text()
     assert f"Command: `python -m benchmarks.cpu_int8 --dir {out} --name tiny" in text
     assert "| `tiny.int8.cpu.xml` (int8) |" in text and "| `tiny.onnx` (fp32) |" in text
+
+
+def _largest_weight(xml) -> int:
+    """The largest |value| of the IR's 8-bit weight constants (7-bit ranges with the overflow fix: 64)."""
+    model = ov.Core().read_model(str(xml))
+    return max(int(np.abs(op.get_data().astype(np.int32)).max()) for op in model.get_ops()
+               if op.get_type_name() == "Constant" and op.get_element_type().get_type_name() == "i8")
+
+
+def test_a_build_for_vnni_cpus_keeps_full_8_bit_weights_and_warns_on_a_cpu_without(built, tiny_ckpt, tmp_path,
+                                                                                     monkeypatch, caplog):
+    """--int8-cpu-vnni: no overflow fix (the card says so; the weights take the 8-bit range, against
+    the portable build's 7-bit ranges); opened on an x86 CPU without VNNI, one warning; with VNNI, or
+    the portable IR anywhere, none."""
+    import runtime.common.cpu as cpu
+
+    out, _, _, videos = built
+    vnni = tmp_path / "vnni"
+    be.main([str(a) for a in ("--checkpoint", tiny_ckpt, "--out", vnni, "--int8", "--int8-target", "cpu",
+                              "--int8-cpu-vnni", "--calib-dir", videos, "--accept-int8-loss")])
+    assert ModelCard.load(vnni / "tiny.int8.cpu.json").quantization["overflow_fix"] == "disable"
+    assert _largest_weight(out / "tiny.int8.cpu.xml") <= 64 < _largest_weight(vnni / "tiny.int8.cpu.xml")
+    for has, xml, warned in [(False, vnni, True), (True, vnni, False), (False, out, False)]:
+        monkeypatch.setattr(cpu, "has_vnni", lambda has=has: has)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            open_backend(xml / "tiny.int8.cpu.xml", "openvino", threads=1).close()
+        assert ("quantized for CPUs with VNNI" in caplog.text) is warned, (has, xml)
