@@ -28,15 +28,17 @@ import numpy as np
 from benchmarks.common.cpu_profile import openvino_ms
 from benchmarks.common.val_clips import val_clips
 from benchmarks.common.machine import cpu_flags, cpu_model, cpus_usable, load_average, load_note
+from export.cpu_int8 import weights_of
 from export.names import cpu_int8_ir, standard_graph
 from runtime.backends.base import BackendError
 from runtime.card import CardError, ModelCard, card_path_for
+from runtime.common.cpu import VNNI_FLAGS
 from tsi.cli import UsageError, new_output_file
 from runtime.common.files import atomic_write_text
 
 DEFAULT_DIR = Path("artifacts") / "demo"
 DEFAULT_OUT = Path("benchmarks") / "results" / "cpu_int8_demo.md"
-INT8_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")  # /proc/cpuinfo: what INT8 kernels use
+INT8_FLAGS = ("avx2", "avx512f", *VNNI_FLAGS)  # /proc/cpuinfo: what INT8 kernels use
 
 
 def int8_flags() -> list[str]:
@@ -132,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     command = " ".join(["python -m benchmarks.cpu_int8", *(sys.argv[1:] if argv is None else argv)])
     lines = [f"# INT8 for CPUs vs FP32 on OpenVINO: `{args.name}`", "",
              f"Command: `{command}` (the IR built by `python export/build_engine.py ... --int8 --int8-target cpu "
-             f"--out {args.dir}`; its card: {_weights_of(q)}). Processor: {cpu_model()} ({', '.join(int8_flags()) or 'none'} of "
+             f"--out {args.dir}`; its card: {weights_of(q.get('overflow_fix'))}). Processor: {cpu_model()} ({', '.join(int8_flags()) or 'none'} of "
              f"{', '.join(INT8_FLAGS)}), {cpus_usable()} usable CPUs; load average (1, 5, 15 min) before "
              f"{loads[0]}, after {loads[1]}.", "",
              f"OpenVINO CPU, `LATENCY` hint, {args.threads} inference thread(s), batch 1, one random clip; "
@@ -164,14 +166,6 @@ def main(argv: list[str] | None = None) -> int:
     atomic_write_text(args.out, text)
     print(text)
     return 0
-
-
-def _weights_of(q: dict) -> str:
-    """What the card's quantization says of the weights: NNCF's overflow fix or full 8 bits."""
-    fix = q.get("overflow_fix")
-    if fix == "disable":
-        return "full 8-bit weights, built for CPUs with VNNI (`--int8-cpu-vnni`)"
-    return "the overflow fix on every layer (7-bit weights, for any x86 CPU)" if fix == "enable" else "no overflow-fix entry"
 
 
 if __name__ == "__main__":

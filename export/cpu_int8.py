@@ -90,6 +90,13 @@ def overflow_fix(vnni: bool) -> str:
     return NO_FIX if vnni else FIX
 
 
+def weights_of(fix: str | None) -> str:
+    """What a card's ``overflow_fix`` says of the IR's weights (None: a card without the entry)."""
+    if fix == NO_FIX:
+        return "full 8-bit weights, for CPUs with VNNI (--int8-cpu-vnni)"
+    return "the overflow fix on every layer (7-bit weights, for any x86 CPU)" if fix == FIX else "no overflow-fix entry"
+
+
 def quantized_model(standard: str | os.PathLike, calib: np.ndarray, floats: list[str], *, vnni: bool = False):
     """The OpenVINO model of ``standard`` quantized by NNCF on ``calib`` (N, T, 3, S, S), the nodes
     ``floats`` (:func:`attention_float_scope`) kept in float, for a CPU with or without VNNI."""
@@ -152,8 +159,7 @@ def build_cpu_int8(standard: str | os.PathLike, clips: np.ndarray, xml: Path, ca
     entry = {**card_entry(METHOD, agreement, bound, len(calib), len(held)), "overflow_fix": overflow_fix(vnni)}
     card_file = card.replace(precision="int8", quantization=entry).save(card_path_for(xml))
     verdict = "within" if bound.holds(agreement) else "OUTSIDE"
-    weights = "full 8-bit weights, for CPUs with VNNI" if vnni else "overflow fix on every layer"
-    notes = [f"INT8 for CPUs (NNCF, OpenVINO IR {xml.name}; attention in float, {weights}) vs "
+    notes = [f"INT8 for CPUs (NNCF, OpenVINO IR {xml.name}; attention in float, {weights_of(entry['overflow_fix'])}) vs "
              f"FP32 on {len(held)} held-out calibration clips (calibrated on the other {len(calib)}): "
              f"{agreement} ({verdict} the bound: {bound})"]
     return CpuInt8([xml, xml.with_name(ir_weights(xml)), card_file], agreement, entry, notes)

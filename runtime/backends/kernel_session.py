@@ -203,5 +203,5 @@ def kernel_session(path: str | Path, options) -> KernelSession | None:
         return None
     session = KernelSession(proto, chains, options)
     log.info("onnxruntime %s: %d attention(s) over >= %d keys on the CPU kernel", Path(path).name,
-             len(chains), max(CUT_MIN_KEYS, cpu_attention.MIN_KEYS))
+             len(chains), cpu_attention.least_keys(CUT_MIN_KEYS))
     return session

@@ -28,7 +28,8 @@ from runtime.common.files import atomic_path
 
 log = logging.getLogger(__name__)
 
-__all__ = ["KernelError", "available", "cache_dir", "hands_over", "library", "saliency_attention", "unavailable_reason"]
+__all__ = ["KernelError", "available", "cache_dir", "hands_over", "least_keys", "library", "saliency_attention",
+           "unavailable_reason"]
 
 SOURCE = Path(__file__).with_name("saliency_attention.cpp")
 VERSION = 1  # tsi_saliency_attention_version() of the source
@@ -42,15 +43,19 @@ CACHE_ENV = "TSI_KERNEL_CACHE"  # where built libraries go (default ~/.cache/tsi
 _COMPILERS = ("c++", "g++", "clang++")
 
 
-def hands_over(d, dk, dv, lk, lv, min_keys: int | None = None) -> bool:
+def least_keys(min_keys: int = 0) -> int:
+    """The fewest keys of an attention handed to the kernel: :data:`MIN_KEYS`, or ``min_keys`` where a
+    handover costs more (onnxruntime's cut)."""
+    return max(min_keys, MIN_KEYS)
+
+
+def hands_over(d, dk, dv, lk, lv, min_keys: int = 0) -> bool:
     """Whether the runtime's onnxruntime and OpenVINO sessions give an attention to the kernel: q's,
     k's and v's head sizes ``d``, ``dk``, ``dv`` and k's and v's key counts ``lk``, ``lv`` known
-    (ints), equal, the head within 1..:data:`MAX_HEAD`, at least ``min_keys`` keys (default
-    :data:`MIN_KEYS`; a handover that costs more, as onnxruntime's cut, asks for more)."""
+    (ints), equal, the head within 1..:data:`MAX_HEAD`, at least :func:`least_keys` keys."""
     if not all(isinstance(x, int) for x in (d, dk, dv, lk, lv)):
         return False
-    least = MIN_KEYS if min_keys is None else min_keys
-    return d == dk == dv and lk == lv and 1 <= d <= MAX_HEAD and lk >= max(least, MIN_KEYS)
+    return d == dk == dv and lk == lv and 1 <= d <= MAX_HEAD and lk >= least_keys(min_keys)
 
 
 class KernelError(RuntimeError):

@@ -46,6 +46,7 @@ constexpr int W = 8;
 #endif
 typedef float v8 __attribute__((vector_size(4 * W)));  // "v8": W floats
 typedef int v8i __attribute__((vector_size(4 * W)));
+constexpr int LOG2_W = W == 16 ? 4 : 3;
 constexpr int U = 4;        // vectors per step of pass 2: independent exp chains in flight
 constexpr float LOG2E = 1.4426950408889634f;
 constexpr float LOWEST = -125.0f;  // 2^t below this is 0 (the 8-wide form: every result a normal float)
@@ -53,25 +54,27 @@ constexpr float MAX_GAP = 96.0f;   // log2 units: how far the one-pass bound may
 
 inline v8 splat(float x) { return v8{} + x; }
 
-#if defined(__AVX512F__)
-inline v8 exp2_neg(v8 t) {  // 2^t for t <= 0; 2^n of any n <= -150 is 0 (subnormals are flushed)
-    const __m512 n = _mm512_roundscale_ps((__m512)t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    v8 f = t - (v8)n;  // in [-0.5, 0.5]
+// 2^f for f in [-0.5, 0.5]: the degree-5 polynomial both forms and both exponentials share
+inline v8 exp2_frac(v8 f) {
     v8 p = f * 1.3333558146428443e-3f + 9.6181291076284772e-3f;
     p = p * f + 5.5504108664821580e-2f;
     p = p * f + 2.4022650695910071e-1f;
     p = p * f + 6.9314718055994531e-1f;
     p = p * f + 1.0f;
+    return p;
+}
+
+#if defined(__AVX512F__)
+inline v8 exp2_neg(v8 t) {  // 2^t for t <= 0; 2^n of any n <= -150 is 0 (subnormals are flushed)
+    const __m512 n = _mm512_roundscale_ps((__m512)t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    v8 f = t - (v8)n;  // in [-0.5, 0.5]
+    const v8 p = exp2_frac(f);
     return (v8)_mm512_scalef_ps((__m512)p, n);
 }
 inline v8 exp2_shifted(v8 s, v8 shift) {  // 2^(s - shift) for integer shift >= s: s is reduced exactly
     const __m512 n = _mm512_roundscale_ps((__m512)s, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     v8 f = s - (v8)n;  // in [-0.5, 0.5], exact
-    v8 p = f * 1.3333558146428443e-3f + 9.6181291076284772e-3f;
-    p = p * f + 5.5504108664821580e-2f;
-    p = p * f + 2.4022650695910071e-1f;
-    p = p * f + 6.9314718055994531e-1f;
-    p = p * f + 1.0f;
+    const v8 p = exp2_frac(f);
     return (v8)_mm512_scalef_ps((__m512)p, (__m512)((v8)n - shift));
 }
 #else
@@ -80,11 +83,7 @@ inline v8 exp2_neg(v8 t) {  // 2^t for t <= 0, 0 below LOWEST
     t = keep ? t : splat(LOWEST);
     v8i n = __builtin_convertvector(t - 0.5f, v8i);  // round to nearest (t <= 0 truncates up)
     v8 f = t - __builtin_convertvector(n, v8);       // in [-0.5, 0.5]
-    v8 p = f * 1.3333558146428443e-3f + 9.6181291076284772e-3f;
-    p = p * f + 5.5504108664821580e-2f;
-    p = p * f + 2.4022650695910071e-1f;
-    p = p * f + 6.9314718055994531e-1f;
-    p = p * f + 1.0f;
+    const v8 p = exp2_frac(f);
     return (v8)(((v8i)p + (n << 23)) & keep);
 }
 inline v8 exp2_shifted(v8 s, v8 shift) {  // 2^(s - shift) for integer shift >= s, 0 below 2^LOWEST
@@ -94,11 +93,7 @@ inline v8 exp2_shifted(v8 s, v8 shift) {  // 2^(s - shift) for integer shift >= 
     const v8i keep = e >= splat(LOWEST);
     e = keep ? e : splat(LOWEST);
     v8 f = s - n;  // in [-0.5, 0.5], exact
-    v8 p = f * 1.3333558146428443e-3f + 9.6181291076284772e-3f;
-    p = p * f + 5.5504108664821580e-2f;
-    p = p * f + 2.4022650695910071e-1f;
-    p = p * f + 6.9314718055994531e-1f;
-    p = p * f + 1.0f;
+    const v8 p = exp2_frac(f);
     return (v8)(((v8i)p + (__builtin_convertvector(e, v8i) << 23)) & keep);
 }
 #endif
@@ -122,7 +117,7 @@ void pack(const float *src, int lk, int d, int nvec, v8 *dst) {
 // the key maximising s . k, packed [D][W] like a key block.
 void probes(const float *k, int lk, int d, v8 *pk) {
     float *out = reinterpret_cast<float *>(pk);
-    const int bits = d < (W == 16 ? 4 : 3) ? d : (W == 16 ? 4 : 3);
+    const int bits = d < LOG2_W ? d : LOG2_W;
     for (int p = 0; p < W; p++) {
         int best = 0;
         float top = -FLT_MAX;
@@ -155,7 +150,7 @@ template <int DT>
 bool row_one_pass(const float *qi, int d, float scale, const v8 *kt, const v8 *vt, int lk, int nvec,
                   const Box &box, const v8 *pk, float *oi) {
     const int D = DT > 0 ? DT : d;
-    float qs[64];  // q in log2 units: the exponent is one FMA chain from -bound
+    float qs[64];  // q in log2 units: its dot products are the scores 2^(s - shift) takes
     float bound = 0.0f;
     for (int c = 0; c < D; c++) {
         qs[c] = qi[c] * scale * LOG2E;
