@@ -25,10 +25,11 @@ from pathlib import Path
 import numpy as np
 
 from runtime.common.files import atomic_path
+from runtime.kernels import cache_dir
 
 log = logging.getLogger(__name__)
 
-__all__ = ["KernelError", "available", "cache_dir", "hands_over", "least_keys", "library", "saliency_attention",
+__all__ = ["KernelError", "available", "build_library", "cache_dir", "hands_over", "least_keys", "library", "saliency_attention",
            "unavailable_reason"]
 
 SOURCE = Path(__file__).with_name("saliency_attention.cpp")
@@ -39,7 +40,6 @@ MAX_HEAD = 64  # the largest head size the kernel takes
 MIN_KEYS = 512
 DISABLE_ENV = "TSI_CPU_ATTENTION"  # "0": never build or use the kernel
 ARCH_ENV = "TSI_KERNEL_ARCH"  # the compiler's -march / -mcpu (default native; x86-64-v3: the 8-wide AVX2 form)
-CACHE_ENV = "TSI_KERNEL_CACHE"  # where built libraries go (default ~/.cache/tsi-edge/kernels)
 _COMPILERS = ("c++", "g++", "clang++")
 
 
@@ -60,10 +60,6 @@ def hands_over(d, dk, dv, lk, lv, min_keys: int = 0) -> bool:
 
 class KernelError(RuntimeError):
     """The kernel cannot be built or loaded, or was called with arrays it does not take."""
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "tsi-edge" / "kernels")
 
 
 def _flags() -> list[str]:
@@ -90,19 +86,24 @@ def _compiler() -> str:
                       "install one (apt-get install g++) to build the CPU attention kernel")
 
 
-def _build(compiler: str) -> Path:
-    flags = _flags()
+def build_library(name: str, sources: list[Path], *, include: Path | None = None, key: str = "") -> Path:
+    """The shared library ``name`` built from ``sources`` (C++) with the kernel's compiler and flags
+    (``include``: one more header folder; ``key``: what else decides the build, e.g. that header),
+    cached under :func:`cache_dir` by everything that decides it."""
+    compiler = _compiler()
+    flags = _flags() + ([f"-I{include}"] if include else [])
     version = subprocess.run([compiler, "--version"], capture_output=True, text=True).stdout
-    key = hashlib.sha256("\0".join([SOURCE.read_text(), compiler, version, *flags, _cpu_id()]).encode()).hexdigest()
-    lib = cache_dir() / f"saliency_attention-{key[:16]}.so"
+    digest = hashlib.sha256("\0".join([*(s.read_text() for s in sources), key, compiler, version, *flags,
+                                        _cpu_id()]).encode()).hexdigest()
+    lib = cache_dir() / f"{name}-{digest[:16]}.so"
     if lib.exists():
         return lib
-    log.info("building the CPU attention kernel: %s", lib)
+    log.info("building %s: %s", name, lib)
     with atomic_path(lib, suffix=".so") as tmp:
-        done = subprocess.run([compiler, *flags, str(SOURCE), "-o", str(tmp)], capture_output=True, text=True)
+        done = subprocess.run([compiler, *flags, *map(str, sources), "-o", str(tmp)], capture_output=True, text=True)
         if done.returncode != 0:
             detail = (done.stderr.strip().splitlines() or ["no message"])[0][:200]
-            raise KernelError(f"{Path(compiler).name} could not build {SOURCE.name}: {detail}")
+            raise KernelError(f"{Path(compiler).name} could not build {', '.join(s.name for s in sources)}: {detail}")
     return lib
 
 
@@ -111,7 +112,7 @@ def _load() -> tuple[ctypes.CDLL | None, str]:
     if os.environ.get(DISABLE_ENV, "1") == "0":
         return None, f"disabled by {DISABLE_ENV}=0"
     try:
-        lib = ctypes.CDLL(str(_build(_compiler())))
+        lib = ctypes.CDLL(str(build_library("saliency_attention", [SOURCE])))
     except (KernelError, OSError) as e:
         return None, str(e)
     if lib.tsi_saliency_attention_version() != VERSION:

@@ -1,37 +1,38 @@
 // The saliency attention of SME, Eq. (1), on a CPU: out = softmax(q k^T * scale) v for
 // (B, Lq, D) queries and (B, Lk, D) keys and values, float32, row-major, never materialising the
-// (Lq, Lk) scores of more than one query row. Built and loaded by runtime/kernels/cpu_attention.py.
+// (Lq, Lk) scores. Built and loaded by runtime/kernels/cpu_attention.py.
 //
 // Head sizes are small (D = 4 at TSI's first stage, where Lk = 3136), so the work is Lk exponentials
 // per query, not a GEMM, and the vector FMA unit is the bound (per W keys: D FMAs for the scores,
 // 5 for the exponential's polynomial, D for exp * v). Keys and values are first packed per batch as
 // [key block of W][D][W], so every inner step is one W-wide vector operation.
-// A row is one pass where it can be: the exponentials are taken relative to an upper bound of the
+// Every row is one pass. Where it can, the exponentials are taken relative to an upper bound of the
 // row's max instead of the max itself, the bound of the box of the keys' per-channel extremes,
 // sum_c max(q_c min k_c, q_c max k_c). That is used where it is at most MAX_GAP above a lower
 // bound of the max, the best score among W probe keys (for W sign patterns s over the first
 // channels, the key maximising s . k): then the row's largest terms are at least 2^-MAX_GAP and
-// those within 2^-24 of them stay normal floats. Otherwise (a loose box: scores of hundreds,
-// where few keys matter) pass 1 writes the row's scores (Lk floats, in L1) and their max, and pass 2
-// adds exp(score - max) and exp(...) * v. The one pass saves pass 1's store, max and reload and an
-// FMA (benchmarks/results/cpu_attention.md times both). Its exponent is 2^(s - B) with B the bound
+// those within 2^-24 of them stay normal floats. Its exponent is 2^(s - B) with B the bound
 // rounded up to an integer, so s is reduced exactly and B only shifts the result's exponent: the
 // rounding is that of the score alone (an FMA from -bound rounded relative to the bound, up to 2x
 // torch's float32 error at scores of tens).
+// Otherwise (a loose box: scores of hundreds, where few keys matter) the shift runs: it starts at
+// the probes' best score, an integer, and rises to the best of any group of keys scoring above it,
+// the sums so far scaled by the exact power of two between the two. The exponent of key j is then
+// one FMA, s_j log2(e) - shift, rounded once relative to its distance from the shift (scores in
+// log2 units instead, rounded relative to s_j, cost up to 3x torch's float32 error at scores in the
+// thousands), as the two passes this replaced (the max first, then the sums) rounded it: the same
+// outputs within float32 rounding, in 0.81 of the time at Lk = 3136, D = 4 (one-off timing, AMD EPYC).
 // Portable C++ with GCC/Clang vector extensions: W = 8 (AVX2 on x86-64, two NEON registers on Arm),
 // W = 16 where the compiler targets AVX-512 (one zmm register).
 // exp is 2^(x log2 e) with a degree-5 polynomial on [-0.5, 0.5] (relative error < 2e-7); with
 // AVX-512 the rounding and the 2^n are one instruction each (vrndscaleps, vscalefps, which also
 // takes any n, so no clamp): 1.29x faster than the 8-wide form at Lk = 3136, D = 4 on an AMD EPYC
 // (Zen 4), the same error.
-// In two passes the exponent of key j is one FMA, s_j log2(e) - m log2(e): rounded once, relative to s_j - m
-// (scores in log2 units instead, rounded relative to s_j, cost up to 3x torch's float32 error at
-// scores in the thousands); the rounding of m log2(e) is the whole row's and cancels in the sum.
 #include <cfloat>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) || defined(__FMA__)
 #include <immintrin.h>
 #elif defined(__SSE__)
 #include <xmmintrin.h>
@@ -47,12 +48,27 @@ constexpr int W = 8;
 typedef float v8 __attribute__((vector_size(4 * W)));  // "v8": W floats
 typedef int v8i __attribute__((vector_size(4 * W)));
 constexpr int LOG2_W = W == 16 ? 4 : 3;
-constexpr int U = 4;        // vectors per step of pass 2: independent exp chains in flight
+constexpr int U = 4;        // vectors per step: independent exp chains in flight
+// bound rows per pass over the keys: two with AVX-512's 32 registers (0.88 of one row's time at
+// Lk = 3136, D = 4, one-off timing on an AMD EPYC; three or four slower), one with AVX2's 16 (two:
+// 1.02 of one's)
+constexpr int PAIR = W == 16 ? 2 : 1;
 constexpr float LOG2E = 1.4426950408889634f;
 constexpr float LOWEST = -125.0f;  // 2^t below this is 0 (the 8-wide form: every result a normal float)
 constexpr float MAX_GAP = 96.0f;   // log2 units: how far the one-pass bound may lie above the max
 
 inline v8 splat(float x) { return v8{} + x; }
+
+// a * b - c rounded once: spelt out, as the compiler may share a * b between two uses and round it
+inline v8 fms(v8 a, v8 b, v8 c) {
+#if defined(__AVX512F__)
+    return (v8)_mm512_fmsub_ps((__m512)a, (__m512)b, (__m512)c);
+#elif defined(__FMA__)
+    return (v8)_mm256_fmsub_ps((__m256)a, (__m256)b, (__m256)c);
+#else
+    return a * b - c;  // contracted where the target has an FMA (-ffp-contract=fast)
+#endif
+}
 
 // 2^f for f in [-0.5, 0.5]: the degree-5 polynomial both forms and both exponentials share
 inline v8 exp2_frac(v8 f) {
@@ -144,23 +160,94 @@ struct Box {
     }
 };
 
-// One query row in one pass, where the box bound is within MAX_GAP of the probes' best score;
-// returns false (nothing written) where it is not. DT > 0 fixes D at compile time.
+// A row's box bound of its max and the probes' best score, in log2 units.
 template <int DT>
-bool row_one_pass(const float *qi, int d, float scale, const v8 *kt, const v8 *vt, int lk, int nvec,
-                  const Box &box, const v8 *pk, float *oi) {
+void bounds_of(const float *qi, int d, float scale, const Box &box, const v8 *pk, float *bound, float *best) {
     const int D = DT > 0 ? DT : d;
-    float qs[64];  // q in log2 units: its dot products are the scores 2^(s - shift) takes
-    float bound = 0.0f;
+    float qs[64], b = 0.0f;
     for (int c = 0; c < D; c++) {
         qs[c] = qi[c] * scale * LOG2E;
-        const float a = qs[c] * box.lo[c], b = qs[c] * box.hi[c];
-        bound += a > b ? a : b;
+        const float x = qs[c] * box.lo[c], y = qs[c] * box.hi[c];
+        b += x > y ? x : y;
     }
     v8 lower = qs[0] * pk[0];
     for (int c = 1; c < D; c++) lower += qs[c] * pk[c];
-    if (!(bound - hmax(lower) <= MAX_GAP)) return false;
-    const v8 shift = splat(std::ceil(bound));  // an integer: 2^(s - shift) keeps s's own rounding
+    *bound = b;
+    *best = hmax(lower);
+}
+
+// R consecutive query rows shifted by their box bounds, in one pass over the keys: each key block's
+// k and v are loaded once for all R (PAIR says how many pay). DT > 0 fixes D at compile time.
+template <int DT, int R>
+void rows_bound(const float *q0, int d, float scale, const float *bounds, const v8 *kt, const v8 *vt, int lk,
+                int nvec, float *o0) {
+    const int D = DT > 0 ? DT : d;
+    constexpr int DM = DT > 0 ? DT : 64;  // arrays of the compile-time D: kept in registers
+    constexpr int UU = U / R;  // vectors per step: R x UU independent exp chains in flight
+    float qs[R][DM];  // q in log2 units: its dot products are the scores 2^(s - shift) takes
+    v8 shift[R], sum[R], acc[R][DM];
+    for (int r = 0; r < R; r++) {
+        for (int c = 0; c < D; c++) {
+            qs[r][c] = q0[r * D + c] * scale * LOG2E;
+            acc[r][c] = v8{};
+        }
+        shift[r] = splat(std::ceil(bounds[r]));  // an integer: 2^(s - shift) keeps s's own rounding
+        sum[r] = v8{};
+    }
+    const int full = lk / W;
+    int jv = 0;
+    for (; jv + UU <= full; jv += UU) {
+        v8 e[UU][R];
+        for (int u = 0; u < UU; u++) {
+            const v8 *kb = kt + (size_t)(jv + u) * D;
+            v8 t[R];
+            for (int r = 0; r < R; r++) t[r] = qs[r][0] * kb[0];
+            for (int c = 1; c < D; c++) {
+                const v8 x = kb[c];
+                for (int r = 0; r < R; r++) t[r] += qs[r][c] * x;
+            }
+            for (int r = 0; r < R; r++) e[u][r] = exp2_shifted(t[r], shift[r]);
+        }
+        for (int u = 0; u < UU; u++) {
+            const v8 *vb = vt + (size_t)(jv + u) * D;
+            for (int r = 0; r < R; r++) sum[r] += e[u][r];
+            for (int c = 0; c < D; c++) {
+                const v8 x = vb[c];
+                for (int r = 0; r < R; r++) acc[r][c] += e[u][r] * x;
+            }
+        }
+    }
+    for (; jv < nvec; jv++) {  // the last blocks, the padded one included
+        const v8 *kb = kt + (size_t)jv * D, *vb = vt + (size_t)jv * D;
+        for (int r = 0; r < R; r++) {
+            v8 t = qs[r][0] * kb[0];
+            for (int c = 1; c < D; c++) t += qs[r][c] * kb[c];
+            v8 e = exp2_shifted(t, shift[r]);
+            if (jv >= full)
+                for (int l = lk - jv * W; l < W; l++) e[l] = 0.0f;  // padded keys
+            sum[r] += e;
+            for (int c = 0; c < D; c++) acc[r][c] += e * vb[c];
+        }
+    }
+    for (int r = 0; r < R; r++) {
+        const float inv = 1.0f / hsum(sum[r]);
+        for (int c = 0; c < D; c++) o0[r * D + c] = hsum(acc[r][c]) * inv;
+    }
+}
+
+// One query row in one pass with a running shift, where the box bound is loose: the exponent of
+// key j is t_j = s_j log2(e) - shift, one FMA rounded relative to t_j, with shift an
+// integer starting at the probes' best score and raised (by an integer: the sums so far scaled by an
+// exact power of two) when a group of keys scores above it. DT > 0 fixes D at compile time.
+template <int DT>
+void row_running(const float *qi, int d, float scale, const v8 *kt, const v8 *vt, int lk, int nvec, float start,
+                 float *oi) {
+    const int D = DT > 0 ? DT : d;
+    float qs[64];
+    for (int c = 0; c < D; c++) qs[c] = qi[c] * scale;
+    float shift = std::ceil(start);
+    v8 sh = splat(shift);
+    const v8 l2e = splat(LOG2E);
     v8 sum = v8{}, acc[64];
     for (int c = 0; c < D; c++) acc[c] = v8{};
     const int full = lk / W;
@@ -170,61 +257,41 @@ bool row_one_pass(const float *qi, int d, float scale, const v8 *kt, const v8 *v
         for (int c = 1; c < D; c++) t += qs[c] * kb[c];
         return t;
     };
+    auto raise = [&](v8 top) {  // the shift up to the group's best; false if it was not above
+        if (!(hmax(top) > 0.0f)) return false;
+        const float by = std::ceil(hmax(top));
+        shift += by;
+        sh = splat(shift);
+        const v8 f = splat(std::ldexp(1.0f, -static_cast<int>(by)));
+        sum *= f;
+        for (int c = 0; c < D; c++) acc[c] *= f;
+        return true;
+    };
     int jv = 0;
     for (; jv + U <= full; jv += U) {
-        v8 e[U];
-        for (int u = 0; u < U; u++) e[u] = exp2_shifted(score(jv + u), shift);
+        v8 s[U], t[U];
         for (int u = 0; u < U; u++) {
+            s[u] = score(jv + u);
+            t[u] = fms(s[u], l2e, sh);
+        }
+        v8 top = t[0];
+        for (int u = 1; u < U; u++) top = t[u] > top ? t[u] : top;
+        if (raise(top))
+            for (int u = 0; u < U; u++) t[u] = fms(s[u], l2e, sh);
+        for (int u = 0; u < U; u++) {
+            const v8 e = exp2_neg(t[u]);
             const v8 *vb = vt + (size_t)(jv + u) * D;
-            sum += e[u];
-            for (int c = 0; c < D; c++) acc[c] += e[u] * vb[c];
+            sum += e;
+            for (int c = 0; c < D; c++) acc[c] += e * vb[c];
         }
     }
     for (; jv < nvec; jv++) {
-        v8 e = exp2_shifted(score(jv), shift);
+        v8 s = score(jv);
         if (jv >= full)
-            for (int l = lk - jv * W; l < W; l++) e[l] = 0.0f;  // padded keys
-        const v8 *vb = vt + (size_t)jv * D;
-        sum += e;
-        for (int c = 0; c < D; c++) acc[c] += e * vb[c];
-    }
-    const float inv = 1.0f / hsum(sum);
-    for (int c = 0; c < D; c++) oi[c] = hsum(acc[c]) * inv;
-    return true;
-}
-
-// One query row in two passes (the max first); DT > 0 fixes D at compile time (the accumulators
-// stay in registers).
-template <int DT>
-void row(const float *qi, int d, float scale, const v8 *kt, const v8 *vt, int lk, int nvec, v8 *s, float *oi) {
-    const int D = DT > 0 ? DT : d;
-    float qs[64];
-    for (int c = 0; c < D; c++) qs[c] = qi[c] * scale;
-    v8 mx = splat(-FLT_MAX);
-    for (int jv = 0; jv < nvec; jv++) {
-        const v8 *kb = kt + (size_t)jv * D;
-        v8 acc = qs[0] * kb[0];
-        for (int c = 1; c < D; c++) acc += qs[c] * kb[c];
-        s[jv] = acc;
-        mx = acc > mx ? acc : mx;
-    }
-    float *sf = reinterpret_cast<float *>(s);
-    for (int j = lk; j < nvec * W; j++) sf[j] = -1e30f;  // padded keys: exp -> 0
-    const v8 l2e = splat(LOG2E), ml2e = splat(hmax(mx) * LOG2E);
-    v8 sum = v8{}, acc[64];
-    for (int c = 0; c < D; c++) acc[c] = v8{};
-    int jv = 0;
-    for (; jv + U <= nvec; jv += U) {
-        v8 e[U];
-        for (int u = 0; u < U; u++) e[u] = exp2_neg(s[jv + u] * l2e - ml2e);
-        for (int u = 0; u < U; u++) {
-            const v8 *vb = vt + (size_t)(jv + u) * D;
-            sum += e[u];
-            for (int c = 0; c < D; c++) acc[c] += e[u] * vb[c];
-        }
-    }
-    for (; jv < nvec; jv++) {
-        v8 e = exp2_neg(s[jv] * l2e - ml2e);
+            for (int l = lk - jv * W; l < W; l++) s[l] = -1e30f;  // padded keys: exp -> 0
+        v8 t = fms(s, l2e, sh);
+        if (raise(t)) t = fms(s, l2e, sh);
+        const v8 e = exp2_neg(t);
         const v8 *vb = vt + (size_t)jv * D;
         sum += e;
         for (int c = 0; c < D; c++) acc[c] += e * vb[c];
@@ -235,7 +302,7 @@ void row(const float *qi, int d, float scale, const v8 *kt, const v8 *vt, int lk
 
 template <int DT>
 void attend(const float *q, const float *k, const float *v, float *o, int b, int lq, int lk, int d, float scale,
-            v8 *kt, v8 *vt, v8 *s, int nvec) {
+            v8 *kt, v8 *vt, int nvec) {
     for (int n = 0; n < b; n++) {
         pack(k + (size_t)n * lk * d, lk, d, nvec, kt);
         pack(v + (size_t)n * lk * d, lk, d, nvec, vt);
@@ -243,10 +310,24 @@ void attend(const float *q, const float *k, const float *v, float *o, int b, int
         const Box box(kn, lk, d);
         v8 pk[64];
         probes(kn, lk, d, pk);
-        for (int i = 0; i < lq; i++) {
+        for (int i = 0; i < lq;) {  // the bound where it is within MAX_GAP of the probes' best, PAIR rows a pass
             const size_t r = ((size_t)n * lq + i) * d;
-            if (!row_one_pass<DT>(q + r, d, scale, kt, vt, lk, nvec, box, pk, o + r))
-                row<DT>(q + r, d, scale, kt, vt, lk, nvec, s, o + r);
+            float bound[2], best[2];
+            bounds_of<DT>(q + r, d, scale, box, pk, &bound[0], &best[0]);
+            const bool tight = bound[0] - best[0] <= MAX_GAP;  // false for NaN
+            if (PAIR == 2 && tight && i + 1 < lq) {
+                bounds_of<DT>(q + r + d, d, scale, box, pk, &bound[1], &best[1]);
+                if (bound[1] - best[1] <= MAX_GAP) {
+                    rows_bound<DT, PAIR>(q + r, d, scale, bound, kt, vt, lk, nvec, o + r);
+                    i += 2;
+                    continue;
+                }
+            }
+            if (tight)
+                rows_bound<DT, 1>(q + r, d, scale, bound, kt, vt, lk, nvec, o + r);
+            else
+                row_running<DT>(q + r, d, scale, kt, vt, lk, nvec, best[0], o + r);
+            i += 1;
         }
     }
 }
@@ -266,22 +347,21 @@ int tsi_saliency_attention(const float *q, const float *k, const float *v, float
     const int nvec = (lk + W - 1) / W;
     v8 *kt = static_cast<v8 *>(std::aligned_alloc(sizeof(v8), sizeof(v8) * nvec * d));
     v8 *vt = static_cast<v8 *>(std::aligned_alloc(sizeof(v8), sizeof(v8) * nvec * d));
-    v8 *s = static_cast<v8 *>(std::aligned_alloc(sizeof(v8), sizeof(v8) * nvec));
-    if (!kt || !vt || !s) { std::free(kt); std::free(vt); std::free(s); return 2; }
+    if (!kt || !vt) { std::free(kt); std::free(vt); return 2; }
 #if defined(__SSE__)
     const unsigned csr = _mm_getcsr();
     _mm_setcsr(csr | 0x8040);  // flush and read subnormals as zero: they cost hundreds of cycles
 #endif
     switch (d) {
-        case 4: attend<4>(q, k, v, o, b, lq, lk, d, scale, kt, vt, s, nvec); break;
-        case 8: attend<8>(q, k, v, o, b, lq, lk, d, scale, kt, vt, s, nvec); break;
-        case 16: attend<16>(q, k, v, o, b, lq, lk, d, scale, kt, vt, s, nvec); break;
-        default: attend<0>(q, k, v, o, b, lq, lk, d, scale, kt, vt, s, nvec); break;
+        case 4: attend<4>(q, k, v, o, b, lq, lk, d, scale, kt, vt, nvec); break;
+        case 8: attend<8>(q, k, v, o, b, lq, lk, d, scale, kt, vt, nvec); break;
+        case 16: attend<16>(q, k, v, o, b, lq, lk, d, scale, kt, vt, nvec); break;
+        default: attend<0>(q, k, v, o, b, lq, lk, d, scale, kt, vt, nvec); break;
     }
 #if defined(__SSE__)
     _mm_setcsr(csr);
 #endif
-    std::free(kt); std::free(vt); std::free(s);
+    std::free(kt); std::free(vt);
     return 0;
 }
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from runtime import kernels
 from runtime.kernels import cpu_attention
 
 pytestmark = pytest.mark.skipif(not cpu_attention.available(),
@@ -92,8 +93,8 @@ def test_large_scores_are_as_exact_as_torch_attention():
     assert max(ratios) <= 1.5, ratios
 
 
-def one_pass_rows(q, k, scale, max_gap=96.0):
-    """The fraction of rows the kernel takes in one pass (its rule, restated here to choose inputs):
+def bound_rows(q, k, scale, max_gap=96.0):
+    """The fraction of rows the kernel shifts by the box bound (its rule, restated here to choose inputs):
     the box bound at most max_gap (log2) above the best score of the 16 sign-pattern probe keys."""
     qs = q * scale * np.log2(np.e)
     box = np.maximum(qs[..., None, :] * k.min(1)[:, None, None, :], qs[..., None, :] * k.max(1)[:, None, None, :])
@@ -105,10 +106,10 @@ def one_pass_rows(q, k, scale, max_gap=96.0):
 
 
 @pytest.mark.parametrize("magnitude", [1.0, 3.0])
-def test_one_pass_rows_are_as_exact_as_torch_attention(magnitude):
-    """At TSI's stage-1 geometry the rows the kernel takes in one pass (exponentials relative to an
-    integer bound above the max) and, at scores of tens, the rows it takes in two passes, in one
-    call: the worst error against float64 over 4 draws stays within 1.5x torch's float32 attention."""
+def test_both_shifts_are_as_exact_as_torch_attention(magnitude):
+    """At TSI's stage-1 geometry the rows the kernel shifts by the box bound (exponentials relative to
+    an integer bound above the max) and, at scores of tens, the rows whose shift runs, in one call:
+    the worst error against float64 over 4 draws stays within 1.5x torch's float32 attention."""
     ratios, shares = [], []
     for seed in range(4):
         rng = np.random.default_rng(seed)
@@ -118,9 +119,27 @@ def test_one_pass_rows_are_as_exact_as_torch_attention(magnitude):
         own = torch.nn.functional.scaled_dot_product_attention(*map(torch.from_numpy, (q, k, v)), scale=0.5)
         ratios.append(np.abs(cpu_attention.saliency_attention(q, k, v, 0.5) - exact).max()
                       / np.abs(own.numpy() - exact).max())
-        shares.append(one_pass_rows(q, k, 0.5))
+        shares.append(bound_rows(q, k, 0.5))
     assert min(shares) > 0.9 and (magnitude == 1.0 or max(shares) < 1.0), shares  # both paths where meant
     assert max(ratios) <= 1.5, ratios
+
+
+@pytest.mark.parametrize("where", [0, 517, 999])
+def test_the_running_shift_rises_to_a_key_no_probe_found(where):
+    """One key scoring thousands above the rest through channels the probes do not look at (their
+    sign patterns cover the first 4 of 8): the box bound is loose, the shift starts near the probes'
+    small best and must rise to that key wherever it lies, the first group, the middle or the padded
+    last one (Lk = 1000, not a multiple of the vector width)."""
+    rng = np.random.default_rng(where)
+    q = np.zeros((1, 3, 8), np.float32)
+    q[0, :, 4:] = [[50.0] * 4, [30.0] * 4, [5.0] * 4]
+    k = (rng.standard_normal((1, 1000, 8)) * 0.1).astype(np.float32)
+    k[0, where, 4:] = 10.0
+    v = rng.standard_normal((1, 1000, 8)).astype(np.float32)
+    out = cpu_attention.saliency_attention(q, k, v, 1.0)
+    ref = definition(q, k, v, 1.0)
+    assert bound_rows(q, k, 1.0) == 0.0  # every row on the running shift
+    assert np.abs(out - ref).max() <= 1e-5 * max(1.0, np.abs(ref).max())
 
 
 def test_equal_scores_average_the_values_and_out_is_written_in_place():
@@ -153,7 +172,7 @@ def test_head_size_above_the_kernels_is_refused():
 @pytest.fixture
 def fresh(monkeypatch, tmp_path):
     """A build cache of its own and a loader that has not loaded yet (restored after)."""
-    monkeypatch.setenv(cpu_attention.CACHE_ENV, str(tmp_path / "kernels"))
+    monkeypatch.setenv(kernels.CACHE_ENV, str(tmp_path / "kernels"))
     cpu_attention._load.cache_clear()
     yield tmp_path / "kernels"
     cpu_attention._load.cache_clear()
