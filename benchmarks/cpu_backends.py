@@ -8,8 +8,10 @@ TSN-R50 and TSI-R50 (224², T=8, batch 1, random weights, no zero-initialised br
 loop (the order flipping every round, so a change of load hits them all):
 
 - onnxruntime: TSN-R50 and TSI-R50 as the runtime opens them (``open_session``: TSI's attentions
-  over >= ``kernel_session.CUT_MIN_KEYS`` keys on the C++ kernel), and TSI-R50 in a plain
-  ``InferenceSession`` of the same graph and options (before);
+  over >= ``kernel_session.CUT_MIN_KEYS`` keys on the C++ kernel, as the kernel's operation in the
+  graph where it builds), TSI-R50 in a plain ``InferenceSession`` of the same graph and options
+  (before), and, where the operation builds, TSI-R50 with the graph cut around the kernel instead
+  (``kernel_session(..., in_graph=False)``: the runtime's session before the operation);
 - OpenVINO: TSN-R50 and TSI-R50 on the runtime's OpenVINO backend (``openvino_graph.prepare_for_cpu``:
   the attentions on the kernel, splits as gathers), and TSI-R50 compiled from the same graph
   without the rewrite (before), the same configuration (LATENCY hint, FP32, ``--threads``).
@@ -47,16 +49,19 @@ from tsi.cli import UsageError, new_output_file
 DEFAULT_OUT = Path("benchmarks") / "results" / "cpu_backends.md"
 KERNEL_FLAGS = ("avx2", "avx512f")  # the kernel's 8- or 16-wide form
 ORT, OV = "onnxruntime", "OpenVINO"
+CUT = "TSI-R50 cut around the kernel"
 NAMES = {ORT: ("TSN-R50", "TSI-R50 before (plain session)", "TSI-R50 after (runtime session)"),
          OV: ("TSN-R50", "TSI-R50 before (no rewrite)", "TSI-R50 after (runtime backend)")}
 
 
 def _ort_models(paths: dict, threads: int, profile: bool = False) -> dict:
-    """{name: onnxruntime session} of :data:`NAMES` [ORT]; ``profile``: sessions with profiling on."""
+    """{name: onnxruntime session} of :data:`NAMES` [ORT], and :data:`CUT` where the kernel's
+    operation builds; ``profile``: sessions with profiling on."""
     import onnxruntime as ort
 
     from runtime.backends.kernel_session import kernel_session
     from runtime.backends.onnxruntime_backend import open_session, session_options
+    from runtime.kernels import ort_op
 
     def options():
         opts = session_options(threads)
@@ -67,10 +72,11 @@ def _ort_models(paths: dict, threads: int, profile: bool = False) -> dict:
 
     plain = lambda p: ort.InferenceSession(str(p), options(), providers=["CPUExecutionProvider"])  # noqa: E731
     tsn, before, after = NAMES[ORT]
+    cut = {CUT: kernel_session(paths["tsi"], options(), in_graph=False)} if ort_op.available() else {}
     if not profile:
-        return {tsn: open_session(paths["tsn"], ["cpu"], threads), before: plain(paths["tsi"]),
+        return {tsn: open_session(paths["tsn"], ["cpu"], threads), before: plain(paths["tsi"]), **cut,
                 after: open_session(paths["tsi"], ["cpu"], threads)}
-    return {tsn: plain(paths["tsn"]), before: plain(paths["tsi"]), after: kernel_session(paths["tsi"], options())}
+    return {tsn: plain(paths["tsn"]), before: plain(paths["tsi"]), **cut, after: kernel_session(paths["tsi"], options())}
 
 
 def _ov_models(paths: dict, threads: int) -> dict:
@@ -177,6 +183,7 @@ def measure(args) -> dict:
 
 def report(args, command: str, res: dict, loads: list) -> str:
     from runtime.backends.kernel_session import CUT_MIN_KEYS
+    from runtime.kernels import ort_op
     from runtime.kernels.cpu_attention import MIN_KEYS
 
     flags = cpu_flags(KERNEL_FLAGS)
@@ -190,12 +197,15 @@ def report(args, command: str, res: dict, loads: list) -> str:
         lines.append(f"Note: {note}.")
     lines += ["", f"TSN-R50 and TSI-R50, 224², T=8, batch 1, random weights; the six models' calls alternating, "
               f"{args.rounds} rounds; median ms per clip. After: the long attentions on the C++ kernel "
-              f"(onnxruntime: the session cut around those over >= {CUT_MIN_KEYS} keys; OpenVINO: an operation "
-              f"calling it for those over >= {MIN_KEYS}, and its splits as gathers).", "",
+              f"(onnxruntime: those over >= {CUT_MIN_KEYS} keys, "
+              + ("as the kernel's onnxruntime operation in the graph; cut: the graph cut around them, the kernel "
+                 "called between the pieces" if ort_op.available() else
+                 f"the graph cut around them (the kernel's operation is unavailable: {ort_op.unavailable_reason()})")
+              + f"; OpenVINO: an operation calling it for those over >= {MIN_KEYS}, and its splits as gathers).", "",
               "| backend | model | median ms | min-max ms | TSI/TSN throughput |", "|---|---|---|---|---|"]
     for b in (ORT, OV):
         ms, tsn = res["median_ms"][b], res["median_ms"][b][NAMES[b][0]]
-        for k in NAMES[b]:
+        for k in [n for n in (*NAMES[b][:2], CUT, NAMES[b][2]) if n in ms]:
             lo, hi = res["spread_ms"][b][k]
             lines.append(f"| {b} | {k} | {ms[k]:.0f} | {lo:.0f}-{hi:.0f} | **{tsn / ms[k]:.2f}** |")
     int8 = {k: v for k, v in res["median_ms"][OV].items() if k.endswith("INT8")}

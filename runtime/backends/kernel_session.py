@@ -3,17 +3,27 @@
 opens for the CPU provider when the kernel is available.
 
 onnxruntime's MatMul-Softmax-MatMul writes and reads the (L, L) scores of every frame pair through
-memory (TSI-R50 at 224²: 3136 x 3136 per pair at stage 1), the kernel keeps one row in L1. The
-graph is cut at each attention chain (:func:`runtime.attention_graph.find_attention`) over at least
-:data:`CUT_MIN_KEYS` keys whose q, k^T and v are float32 (B, L, D) with D <= the kernel's
-largest head: the pieces between the cuts run as onnxruntime sessions with the project's options
-(``onnxruntime_backend.session_options``, handed in), the chains on the kernel, and the tensors pass
-from piece to piece as onnxruntime values bound in place (IO binding: no copy; a tensor is let go
-after its last use). The session answers ``run``, ``get_inputs``, ``get_outputs``, ``get_modelmeta`` and
-``get_providers`` as an ``onnxruntime.InferenceSession`` does, so the clip backend and the online
-step model use it unchanged. Without ``onnx`` (the ``runtime`` extra installs it), without the
-kernel (no compiler, or ``TSI_CPU_ATTENTION=0``) or with no chain to route, :func:`kernel_session`
-returns None and the caller opens the plain session.
+memory (TSI-R50 at 224²: 3136 x 3136 per pair at stage 1), the kernel keeps one row in L1. Each
+attention chain (:func:`runtime.attention_graph.find_attention`) over at least :data:`CUT_MIN_KEYS`
+keys whose q, k^T and v are float32 (B, L, D) with D <= the kernel's largest head goes to the kernel,
+one of two ways:
+
+- in the graph, where the kernel's onnxruntime operation builds (:mod:`runtime.kernels.ort_op`: it
+  needs onnxruntime's C API header): the chain becomes one node of that operation and
+  the model one ``InferenceSession`` with the operation's library registered, its attribute
+  ``chains`` the chains it took. onnxruntime keeps its blocked layout for everything else;
+- otherwise cut around it (:class:`KernelSession`): the pieces between the cuts run as onnxruntime
+  sessions, the chains on the kernel through ctypes, and the tensors pass from piece to piece as
+  onnxruntime values bound in place (IO binding: no copy; a tensor is let go after its last use).
+  Each cut hands the feature maps living across it back in NCHW (onnxruntime's ReorderOutput, and
+  ReorderInput in the next piece: benchmarks/results/cpu_backends.md profiles both ways).
+  The session answers ``run``, ``get_inputs``, ``get_outputs``, ``get_modelmeta`` and
+  ``get_providers`` as an ``onnxruntime.InferenceSession`` does, so the clip backend and the online
+  step model use it unchanged.
+
+Both take the session options handed in (``onnxruntime_backend.session_options``). Without ``onnx``
+(the ``runtime`` extra installs it), without the kernel (no compiler, or ``TSI_CPU_ATTENTION=0``) or
+with no chain to route, :func:`kernel_session` returns None and the caller opens the plain session.
 """
 
 from __future__ import annotations
@@ -29,13 +39,15 @@ from runtime.attention_graph import AttentionMatch, find_attention, proto_nodes,
 
 log = logging.getLogger(__name__)
 
-__all__ = ["KernelSession", "kernel_session"]
+__all__ = ["KernelSession", "kernel_session", "with_kernel_nodes"]
 
 FLOAT = 1  # onnx TensorProto.FLOAT
-# The fewest keys of an attention the session is cut at: above cpu_attention.MIN_KEYS, because each
-# cut hands the feature maps that live across it back in NCHW (onnxruntime's ReorderOutput, and
-# ReorderInput in the next piece). On TSI-R50 at 224² (AMD EPYC, 1 thread, quiet) the cuts at
-# stage 2's 784 keys cost more than the kernel saves there: TSI/TSN 0.775 with them, 0.788 without.
+# The fewest keys of an attention given to the kernel, either way: above cpu_attention.MIN_KEYS. Cut,
+# each cut hands the feature maps that live across it back in NCHW; on TSI-R50 at 224² (AMD EPYC,
+# 1 thread, quiet) the cuts at stage 2's 784 keys cost more than the kernel saves there: TSI/TSN
+# 0.775 with them, 0.788 without. In the graph, stage 2 on the kernel made no difference beyond the
+# noise (three one-off runs of 9 alternating calls: TSI/TSN 0.891, 0.843, 0.828 with it, 0.876,
+# 0.846, 0.829 without), so both ways keep the one least.
 CUT_MIN_KEYS = 1024
 
 
@@ -177,16 +189,43 @@ class KernelSession:
         return [np.array(env[n].numpy(), copy=True) for n in names]
 
 
-def kernel_session(path: str | Path, options) -> KernelSession | None:
-    """A :class:`KernelSession` of the ONNX file ``path`` (its pieces opened with the
-    ``SessionOptions`` ``options``), or None (logged why) when there is nothing for the kernel to
-    take or it cannot run here."""
-    from runtime.kernels import cpu_attention
+def with_kernel_nodes(proto, chains: list[AttentionMatch]):
+    """A copy of ``proto`` with each chain one node of the kernel's onnxruntime operation (q, k^T, v
+    -> the chain's output) in the place of its last MatMul, and the operation's domain imported."""
+    import onnx
+
+    from runtime.kernels.ort_op import names
+
+    domain, op = names()
+    out = onnx.ModelProto()
+    out.CopyFrom(proto)
+    by_last = {c.matmul_pv: c for c in chains}
+    skip = {n for c in chains for n in (c.matmul_qk, c.softmax)}
+    nodes = []
+    for node in out.graph.node:
+        if node.name in by_last:
+            c = by_last[node.name]
+            nodes.append(onnx.helper.make_node(op, [c.q, c.k_transposed, c.v], [c.output], name=f"{node.name}_kernel",
+                                               domain=domain))
+        elif node.name not in skip:
+            nodes.append(node)
+    del out.graph.node[:]
+    out.graph.node.extend(nodes)
+    out.opset_import.append(onnx.helper.make_opsetid(domain, 1))
+    return out
+
+
+def kernel_session(path: str | Path, options, *, in_graph: bool | None = None):
+    """An onnxruntime session of the ONNX file ``path`` with its long attentions on the kernel, opened
+    with the ``SessionOptions`` ``options`` (the module says how), or None (logged why) when there is
+    nothing for the kernel to take or it cannot run here. ``in_graph``: True insists on the in-graph
+    operation, False on the cut (None: the operation where it builds)."""
+    from runtime.kernels import cpu_attention, ort_op
 
     try:
         import onnx
     except ImportError:
-        log.info("onnxruntime keeps the MatMul attention: the kernel's graph cuts need onnx (pip install onnx)")
+        log.info("onnxruntime keeps the MatMul attention: the kernel's graph rewrite needs onnx (pip install onnx)")
         return None
     proto = onnx.load(str(path))
     if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for n in proto.graph.node
@@ -201,7 +240,21 @@ def kernel_session(path: str | Path, options) -> KernelSession | None:
     if not cpu_attention.available():  # asked only now: a model without long attentions never builds it
         log.info("onnxruntime keeps the MatMul attention: %s", cpu_attention.unavailable_reason())
         return None
-    session = KernelSession(proto, chains, options)
-    log.info("onnxruntime %s: %d attention(s) over >= %d keys on the CPU kernel", Path(path).name,
-             len(chains), cpu_attention.least_keys(CUT_MIN_KEYS))
+    least = cpu_attention.least_keys(CUT_MIN_KEYS)
+    if in_graph is None:
+        in_graph = ort_op.available()
+        if not in_graph:
+            log.info("onnxruntime's kernel attentions are cut out of the graph: %s", ort_op.unavailable_reason())
+    if in_graph:
+        import onnxruntime as ort
+
+        options.register_custom_ops_library(str(ort_op.path()))
+        session = ort.InferenceSession(with_kernel_nodes(proto, chains).SerializeToString(), options,
+                                       providers=["CPUExecutionProvider"])
+        session.chains = chains  # as a KernelSession's
+        how = "the kernel's operation"
+    else:
+        session = KernelSession(proto, chains, options)
+        how = "the kernel, cut out of the graph"
+    log.info("onnxruntime %s: %d attention(s) over >= %d keys on %s", Path(path).name, len(chains), least, how)
     return session

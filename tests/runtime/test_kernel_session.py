@@ -1,6 +1,7 @@
-"""onnxruntime with the saliency attentions on the C++ kernel (runtime.backends.kernel_session):
-the same logits as onnxruntime's own graph for clip and step graphs, the cuts around skip
-connections, and when it is not used."""
+"""onnxruntime with the saliency attentions on the C++ kernel (runtime.backends.kernel_session),
+both ways -- the kernel's operation in the graph, and the graph cut around the kernel: the same
+logits as onnxruntime's own graph for clip and step graphs, skip connections across the
+attentions, and when neither is used."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from runtime.assets import DEMO_ONNX
 from runtime.backends import kernel_session as ks
 from runtime.backends import open_backend, open_step
 from runtime.backends.onnxruntime_backend import open_session, session_options
-from runtime.kernels import cpu_attention
+from runtime.kernels import cpu_attention, ort_op
 from tests.runtime.helpers import check_steps_against_onnxruntime
 
 pytestmark = pytest.mark.skipif(not cpu_attention.available(),
@@ -23,6 +24,21 @@ pytestmark = pytest.mark.skipif(not cpu_attention.available(),
 def every_attention_on_the_kernel(monkeypatch):
     monkeypatch.setattr(cpu_attention, "MIN_KEYS", 1)
     monkeypatch.setattr(ks, "CUT_MIN_KEYS", 1)
+
+
+@pytest.fixture(params=["in_graph", "cut"])
+def way(request, monkeypatch):
+    """Each test below both ways: the kernel's onnxruntime operation (where it builds) and the cut."""
+    if request.param == "in_graph" and not ort_op.available():
+        pytest.skip(f"no onnxruntime kernel operation: {ort_op.unavailable_reason()}")
+    if request.param == "cut":
+        monkeypatch.setattr(ort_op, "available", lambda: False)
+    return request.param
+
+
+def on_the_kernel(session, way) -> bool:
+    return isinstance(session, ks.KernelSession) == (way == "cut") and isinstance(
+        session, (ks.KernelSession, ort.InferenceSession))
 
 
 def plain(path):
@@ -36,10 +52,10 @@ def test_the_demo_is_left_to_onnxruntime_its_attentions_being_short(monkeypatch)
     assert isinstance(open_session(DEMO_ONNX, ["cpu"], 1), ort.InferenceSession)
 
 
-def test_every_attention_of_the_demo_on_the_kernel_gives_onnxruntimes_logits(monkeypatch):
+def test_every_attention_of_the_demo_on_the_kernel_gives_onnxruntimes_logits(monkeypatch, way):
     every_attention_on_the_kernel(monkeypatch)
     backend = open_backend(DEMO_ONNX, "onnxruntime", threads=1)
-    assert isinstance(backend.session, ks.KernelSession) and len(backend.session.chains) == 8
+    assert on_the_kernel(backend.session, way) and len(backend.session.chains) == 8
     ref = plain(DEMO_ONNX)
     for seed in range(3):
         clip = np.random.default_rng(seed).standard_normal((1, *backend.card.input_shape)).astype(np.float32)
@@ -47,7 +63,7 @@ def test_every_attention_of_the_demo_on_the_kernel_gives_onnxruntimes_logits(mon
         np.testing.assert_allclose(backend.infer(clip), want, rtol=0, atol=1e-5 * np.abs(want).max())
 
 
-def test_the_online_step_graph_on_the_kernel_keeps_onnxruntimes_states(monkeypatch, tmp_path):
+def test_the_online_step_graph_on_the_kernel_keeps_onnxruntimes_states(monkeypatch, tmp_path, way):
     from export.friendly import export_friendly_model
     from export.stream_export import export_step_onnx
     from tests.export.helpers import make_causal_checkpoint
@@ -57,7 +73,7 @@ def test_the_online_step_graph_on_the_kernel_keeps_onnxruntimes_states(monkeypat
     friendly, card = export_friendly_model(ckpt)
     path = export_step_onnx(friendly, card, tmp_path / "m.online.onnx", source_sha256="t", dynamic_batch=True)
     step = open_step(path, "onnxruntime", threads=1)
-    assert isinstance(step.session, ks.KernelSession) and step.session.chains
+    assert on_the_kernel(step.session, way) and step.session.chains
     check_steps_against_onnxruntime(path, card, lambda feed, names: step.session.run(names, feed))
 
 
@@ -73,9 +89,9 @@ def _attention(prefix, x, w, nodes, inits):
     return f"{prefix}o"
 
 
-def test_cuts_carry_a_skip_connection_and_an_attention_output_that_is_a_graph_output(tmp_path):
-    """x feeds both attentions and the last Add (a tensor crossing two cuts); the first attention's
-    output is itself a graph output; run() answers the outputs asked for, in that order."""
+def test_a_skip_connection_and_an_attention_output_that_is_a_graph_output(tmp_path, way):
+    """x feeds both attentions and the last Add (cut: a tensor crossing two cuts); the first
+    attention's output is itself a graph output; run() answers the outputs asked for, in that order."""
     b, length, d = 2, 1100, 4  # over CUT_MIN_KEYS: cut as they are
     rng = np.random.default_rng(0)
     nodes, inits = [], []
@@ -88,7 +104,7 @@ def test_cuts_carry_a_skip_connection_and_an_attention_output_that_is_a_graph_ou
     path = tmp_path / "two.onnx"
     path.write_bytes(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString())
     session = open_session(path, ["cpu"], 1)
-    assert isinstance(session, ks.KernelSession) and len(session.chains) == 2
+    assert on_the_kernel(session, way) and len(session.chains) == 2
     x = rng.standard_normal((b, length, d)).astype(np.float32)
     want = plain(path).run(None, {"x": x})
     for got, ref in zip(session.run(None, {"x": x}), want):
@@ -101,7 +117,31 @@ def test_cuts_carry_a_skip_connection_and_an_attention_output_that_is_a_graph_ou
 def test_without_the_kernel_the_plain_session_opens(monkeypatch, tmp_path):
     every_attention_on_the_kernel(monkeypatch)
     monkeypatch.setattr(cpu_attention, "available", lambda: False)
-    assert isinstance(open_session(DEMO_ONNX, ["cpu"], 1), ort.InferenceSession)
+    session = open_session(DEMO_ONNX, ["cpu"], 1)
+    assert isinstance(session, ort.InferenceSession) and not hasattr(session, "chains")
+
+
+@pytest.mark.skipif(not ort_op.available(), reason=f"no onnxruntime kernel operation: {ort_op.unavailable_reason()}")
+def test_the_graph_with_the_kernels_operation_keeps_everything_else(tmp_path):
+    """Each chain's two MatMuls and Softmax become one node of the operation's domain in the last
+    MatMul's place, reading q, k^T and v, writing the chain's output; nothing else changes."""
+    from runtime.attention_graph import find_attention, proto_nodes
+
+    rng = np.random.default_rng(0)
+    nodes, inits = [], []
+    out = _attention("a/", "x", {n: rng.standard_normal((4, 4)).astype(np.float32) for n in "qk"}, nodes, inits)
+    nodes.append(helper.make_node("Relu", [out], ["y"], name="relu"))
+    vi = lambda n: helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 8, 4])  # noqa: E731
+    proto = helper.make_model(helper.make_graph(nodes, "g", [vi("x")], [vi("y")], inits),
+                              opset_imports=[helper.make_opsetid("", 17)])
+    chains = find_attention(proto_nodes(proto.graph))
+    rewritten = ks.with_kernel_nodes(proto, chains)
+    ops = [(n.domain, n.op_type) for n in rewritten.graph.node]
+    assert ops == [("", "MatMul"), ("", "MatMul"), ("", "Transpose"), ort_op.names(), ("", "Relu")]
+    kernel = rewritten.graph.node[3]
+    assert list(kernel.input) == ["a/q", "a/kt", "x"] and list(kernel.output) == [out]
+    assert [(o.domain, o.version) for o in rewritten.opset_import] == [("", 17), (ort_op.names()[0], 1)]
+    assert len(proto.graph.node) == 7  # the original untouched
 
 
 def test_the_cut_asks_for_more_keys_than_the_kernel_alone():
