@@ -4,15 +4,15 @@ opens for the CPU provider when the kernel is available.
 
 onnxruntime's MatMul-Softmax-MatMul writes and reads the (L, L) scores of every frame pair through
 memory (TSI-R50 at 224²: 3136 x 3136 per pair at stage 1), the kernel keeps one row in L1. Each
-attention chain (:func:`runtime.attention_graph.find_attention`) over at least :data:`CUT_MIN_KEYS`
-keys whose q, k^T and v are float32 (B, L, D) with D <= the kernel's largest head goes to the kernel,
-one of two ways:
+attention chain (:func:`runtime.attention_graph.find_attention`) whose q, k^T and v are float32
+(B, L, D) with D <= the kernel's largest head goes to the kernel, one of two ways:
 
 - in the graph, where the kernel's onnxruntime operation builds (:mod:`runtime.kernels.ort_op`: it
-  needs onnxruntime's C API header): the chain becomes one node of that operation and
+  needs onnxruntime's C API header), those over ``cpu_attention.MIN_KEYS`` keys, as OpenVINO's:
+  the chain becomes one node of that operation and
   the model one ``InferenceSession`` with the operation's library registered, its attribute
   ``chains`` the chains it took. onnxruntime keeps its blocked layout for everything else;
-- otherwise cut around it (:class:`KernelSession`): the pieces between the cuts run as onnxruntime
+- otherwise cut around it (:class:`KernelSession`), those over :data:`CUT_MIN_KEYS` keys: the pieces between the cuts run as onnxruntime
   sessions, the chains on the kernel through ctypes, and the tensors pass from piece to piece as
   onnxruntime values bound in place (IO binding: no copy; a tensor is let go after its last use).
   Each cut hands the feature maps living across it back in NCHW (onnxruntime's ReorderOutput, and
@@ -42,12 +42,12 @@ log = logging.getLogger(__name__)
 __all__ = ["KernelSession", "kernel_session", "with_kernel_nodes"]
 
 FLOAT = 1  # onnx TensorProto.FLOAT
-# The fewest keys of an attention given to the kernel, either way: above cpu_attention.MIN_KEYS. Cut,
-# each cut hands the feature maps that live across it back in NCHW; on TSI-R50 at 224² (AMD EPYC,
-# 1 thread, quiet) the cuts at stage 2's 784 keys cost more than the kernel saves there: TSI/TSN
-# 0.775 with them, 0.788 without. In the graph, stage 2 on the kernel made no difference beyond the
-# noise (three one-off runs of 9 alternating calls: TSI/TSN 0.891, 0.843, 0.828 with it, 0.876,
-# 0.846, 0.829 without), so both ways keep the one least.
+# The fewest keys of an attention the graph is cut at: above cpu_attention.MIN_KEYS, because each cut
+# hands the feature maps that live across it back in NCHW; on TSI-R50 at 224² (AMD EPYC, 1 thread,
+# quiet) the cuts at stage 2's 784 keys cost more than the kernel saves there: TSI/TSN 0.775 with
+# them, 0.788 without. In the graph (no handover) stage 2 on the kernel was a little ahead in one-off
+# runs of alternating calls: TSI/TSN 0.891, 0.843, 0.828, 0.848 with it, 0.876, 0.846, 0.829, 0.834
+# without.
 CUT_MIN_KEYS = 1024
 
 
@@ -67,9 +67,9 @@ def _dims(value_info) -> list[int | str | None] | None:
     return [d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in t.shape.dim]
 
 
-def _routed(m: AttentionMatch, infos: dict) -> bool:
+def _routed(m: AttentionMatch, infos: dict, min_keys: int = 0) -> bool:
     """A chain the kernel takes: float32 q (B, Lq, D), k^T (B, D, Lk), v (B, Lk, D) of the shapes
-    ``cpu_attention.hands_over`` accepts."""
+    ``cpu_attention.hands_over`` accepts (over ``min_keys`` keys at least)."""
     from runtime.kernels.cpu_attention import hands_over
 
     shapes = [_dims(infos[n]) if n in infos else None for n in (m.q, m.k_transposed, m.v)]
@@ -77,7 +77,7 @@ def _routed(m: AttentionMatch, infos: dict) -> bool:
             infos[n].type.tensor_type.elem_type != FLOAT for n in (m.q, m.k_transposed, m.v)):
         return False
     (_, _, d), (_, dk, lk), (_, lv, dv) = shapes
-    return hands_over(d, dk, dv, lk, lv, min_keys=CUT_MIN_KEYS)
+    return hands_over(d, dk, dv, lk, lv, min_keys=min_keys)
 
 
 def _type_name(value_info) -> str:
@@ -240,11 +240,14 @@ def kernel_session(path: str | Path, options, *, in_graph: bool | None = None):
     if not cpu_attention.available():  # asked only now: a model without long attentions never builds it
         log.info("onnxruntime keeps the MatMul attention: %s", cpu_attention.unavailable_reason())
         return None
-    least = cpu_attention.least_keys(CUT_MIN_KEYS)
     if in_graph is None:
         in_graph = ort_op.available()
         if not in_graph:
             log.info("onnxruntime's kernel attentions are cut out of the graph: %s", ort_op.unavailable_reason())
+    least = cpu_attention.least_keys(0 if in_graph else CUT_MIN_KEYS)
+    chains = [m for m in chains if _routed(m, infos, least)]
+    if not chains:
+        return None
     if in_graph:
         import onnxruntime as ort
 

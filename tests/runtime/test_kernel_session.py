@@ -144,10 +144,27 @@ def test_the_graph_with_the_kernels_operation_keeps_everything_else(tmp_path):
     assert len(proto.graph.node) == 7  # the original untouched
 
 
+def test_an_attention_between_the_two_leasts_goes_to_the_kernel_only_in_the_graph(tmp_path, way):
+    """700 keys: over cpu_attention.MIN_KEYS, under CUT_MIN_KEYS: the operation takes it (no handover
+    to pay for), the cut leaves the graph whole."""
+    rng = np.random.default_rng(0)
+    nodes, inits = [], []
+    out = _attention("a/", "x", {n: rng.standard_normal((4, 4)).astype(np.float32) for n in "qk"}, nodes, inits)
+    vi = lambda n: helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 700, 4])  # noqa: E731
+    path = tmp_path / "mid.onnx"
+    path.write_bytes(helper.make_model(helper.make_graph(nodes, "g", [vi("x")], [vi(out)], inits),
+                                       opset_imports=[helper.make_opsetid("", 17)]).SerializeToString())
+    session = open_session(path, ["cpu"], 1)
+    assert len(getattr(session, "chains", [])) == (1 if way == "in_graph" else 0)
+    x = rng.standard_normal((1, 700, 4)).astype(np.float32)
+    want = plain(path).run(None, {"x": x})[0]
+    np.testing.assert_allclose(session.run(None, {"x": x})[0], want, rtol=0, atol=1e-5 * np.abs(want).max())
+
+
 def test_the_cut_asks_for_more_keys_than_the_kernel_alone():
     """onnxruntime's cut costs reorders of the feature maps that live across it, so it takes
     attentions over CUT_MIN_KEYS keys (TSI-R50's stage 1 at 224², 3136), not stage 2's 784, which
-    OpenVINO's in-graph operation still hands to the kernel."""
+    the in-graph operations (onnxruntime's and OpenVINO's) still hand to the kernel."""
     assert ks.CUT_MIN_KEYS > cpu_attention.MIN_KEYS
     assert cpu_attention.hands_over(4, 4, 4, 3136, 3136, min_keys=ks.CUT_MIN_KEYS)
     assert not cpu_attention.hands_over(8, 8, 8, 784, 784, min_keys=ks.CUT_MIN_KEYS)
