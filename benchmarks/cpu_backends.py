@@ -13,7 +13,7 @@ loop (the order flipping every round, so a change of load hits them all):
   (before), and, where the operation builds, TSI-R50 with the graph cut around the kernel instead
   (``kernel_session(..., in_graph=False)``: the runtime's session before the operation);
 - OpenVINO: TSN-R50 and TSI-R50 on the runtime's OpenVINO backend (``openvino_graph.prepare_for_cpu``:
-  the attentions on the kernel, splits as gathers), and TSI-R50 compiled from the same graph
+  the attentions on the kernel, splits as gathers, temporal convs as shifted sums), and TSI-R50 compiled from the same graph
   without the rewrite (before), the same configuration (LATENCY hint, FP32, ``--threads``).
 
 With ``--int8-clips N`` (> 0), also both models quantized for CPUs as ``--int8 --int8-target cpu``
@@ -201,7 +201,7 @@ def report(args, command: str, res: dict, loads: list) -> str:
               + ("as the kernel's onnxruntime operation in the graph; cut: the graph cut around them, the kernel "
                  "called between the pieces" if ort_op.available() else
                  f"the graph cut around them (the kernel's operation is unavailable: {ort_op.unavailable_reason()})")
-              + f"; OpenVINO: an operation calling it for those over >= {MIN_KEYS}, and its splits as gathers).", "",
+              + f"; OpenVINO: an operation calling it for those over >= {MIN_KEYS}, its splits as gathers and its temporal convs as shifted sums).", "",
               "| backend | model | median ms | min-max ms | TSI/TSN throughput |", "|---|---|---|---|---|"]
     for b in (ORT, OV):
         ms, tsn = res["median_ms"][b], res["median_ms"][b][NAMES[b][0]]

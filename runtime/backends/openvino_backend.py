@@ -75,9 +75,9 @@ def compile_model(path: Path, model, device: str = "CPU", hint: str = "LATENCY",
     """``model`` compiled for ``device`` (FP32 inference precision; ``threads``: OpenVINO's
     inference threads, default one per core). For the CPU a copy of the model is first rewritten
     (:func:`runtime.backends.openvino_graph.prepare_for_cpu`: the long attentions on the C++
-    kernel, splits as gathers). Where OpenVINO cannot compile the copy with the kernel's operation
-    (a safeguard: the operation is new to OpenVINO's transformations), the model is compiled with
-    OpenVINO's own attention, and the log says why."""
+    kernel, splits as gathers, temporal convs as shifted sums). Where OpenVINO cannot compile the
+    copy with the kernel's operation (a safeguard: the operation is new to OpenVINO's
+    transformations), the model is compiled with OpenVINO's own attention, and the log says why."""
     config = {"PERFORMANCE_HINT": hint, "INFERENCE_PRECISION_HINT": "f32"}
     if threads:
         config["INFERENCE_NUM_THREADS"] = threads

@@ -12,6 +12,13 @@ model it compiles: ``openvino_backend.compile_model``).
    frames into 7 and 1) on its reference kernel, 37 ms of TSI-R50's clip (per-layer counters,
    benchmarks/results/cpu_backends.md); Slices were tried first, and its transformations merged them
    back into the same split.
+3. Each temporal convolution of TIM / CTI (``tsi.modules.tim.TemporalConv``'s export form:
+   Transpose (N, T, C, HW) -> (N, C, T, HW), a depthwise (3, 1) GroupConvolution padded by one frame,
+   Transpose back) becomes w_0 x_{t-1} + w_1 x_t + w_2 x_{t+1} on the (N, T, C, HW) tensor itself
+   (a Pad by one zero frame each side, two Slices, the conv's own weights per channel): the two
+   transposes and the layout reorders OpenVINO put around them cost more than the conv
+   (TSI-R50: TSI/TSN 0.847 against 0.839, one-off run of 11 alternating calls; onnxruntime, given the
+   same form in the exported graph, was slower, so the export keeps the convolution).
 
 Without the kernel (no compiler, ``TSI_CPU_ATTENTION=0``) step 1 is skipped, the model keeps its
 attention, and step 2 still applies.
@@ -21,6 +28,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from typing import NamedTuple
 
 import numpy as np
 
@@ -28,7 +36,7 @@ from runtime.kernels import cpu_attention
 
 log = logging.getLogger(__name__)
 
-__all__ = ["prepare_for_cpu"]
+__all__ = ["Prepared", "prepare_for_cpu"]
 
 
 @functools.lru_cache(maxsize=1)
@@ -172,12 +180,59 @@ def _splits_as_gathers(model) -> int:
     return count
 
 
-def prepare_for_cpu(model, *, kernel: bool = True) -> tuple[int, int]:
+def _const_values(port) -> list | None:
+    node = port.get_node()
+    return node.get_data().reshape(-1).tolist() if node.get_type_name() == "Constant" else None
+
+
+def _temporal_convs_as_shifts(model) -> int:
+    import openvino.opset13 as ops
+
+    swap = [0, 2, 1, 3]
+    count = 0
+    for conv in model.get_ordered_ops():
+        if conv.get_type_name() != "GroupConvolution":
+            continue
+        a = conv.get_attributes()
+        if (a.get("strides"), a.get("dilations"), a.get("pads_begin"), a.get("pads_end")) != ([1, 1], [1, 1], [1, 0], [1, 0]):
+            continue
+        before, after = conv.input_value(0).get_node(), _consumers(conv.output(0))
+        if (before.get_type_name() != "Transpose" or _const_values(before.input_value(1)) != swap
+                or len(_consumers(before.output(0))) != 1 or len(after) != 1 or after[0].get_type_name() != "Transpose"
+                or _const_values(after[0].input_value(1)) != swap):
+            continue
+        weights, x = conv.input_value(1), before.input_value(0)  # (C, 1, 1, 3, 1); (N, T, C, HW)
+        w_dims, x_dims = _dims(weights), _dims(x)
+        if w_dims is None or None in w_dims or w_dims[1:] != [1, 1, 3, 1] or x_dims is None or len(x_dims) != 4 \
+                or x_dims[1] is None:
+            continue
+        c, t = w_dims[0], x_dims[1]
+        i64 = lambda *v: np.array(v, np.int64)  # noqa: E731
+        padded = ops.pad(x, i64(0, 1, 0, 0), i64(0, 1, 0, 0), "constant", np.float32(0))  # x_{-1} = x_T = 0
+        prev = ops.slice(padded, i64(0), i64(t), i64(1), i64(1))
+        nxt = ops.slice(padded, i64(2), i64(t + 2), i64(1), i64(1))
+        w = [ops.reshape(ops.gather(weights, np.int64(k), np.int64(3)), i64(1, 1, c, 1), False) for k in range(3)]
+        out = ops.add(ops.add(ops.multiply(prev, w[0]), ops.multiply(x, w[1])), ops.multiply(nxt, w[2]))
+        after[0].output(0).replace(out.output(0))
+        count += 1
+    return count
+
+
+class Prepared(NamedTuple):
+    """What :func:`prepare_for_cpu` changed: how many of each."""
+
+    attentions: int  # on the kernel
+    splits: int  # as gathers
+    temporal_convs: int  # as shifted sums
+
+
+def prepare_for_cpu(model, *, kernel: bool = True) -> Prepared:
     """Rewrites ``model`` (an ``openvino.Model``, in place) as the module says (``kernel=False``:
-    the splits only); returns (attentions on the kernel, splits made gathers)."""
-    attentions = _attention_on_kernel(model) if kernel else 0
-    splits = _splits_as_gathers(model)
-    if attentions or splits:
+    no attention on the kernel)."""
+    done = Prepared(_attention_on_kernel(model) if kernel else 0, _splits_as_gathers(model),
+                    _temporal_convs_as_shifts(model))
+    if any(done):
         model.validate_nodes_and_infer_types()
-        log.info("OpenVINO CPU: %d attention(s) on the kernel, %d split(s) as gathers", attentions, splits)
-    return attentions, splits
+        log.info("OpenVINO CPU: %d attention(s) on the kernel, %d split(s) as gathers, %d temporal conv(s) "
+                 "as shifted sums", *done)
+    return done

@@ -1,5 +1,6 @@
 """The OpenVINO backend's CPU rewrites (runtime.backends.openvino_graph): the long attentions on the
-C++ kernel and the splits as gathers, each giving onnxruntime's logits, clip and step graphs."""
+C++ kernel, the splits as gathers and the temporal convolutions as shifted sums, each giving
+onnxruntime's logits, clip and step graphs."""
 
 from __future__ import annotations
 
@@ -24,15 +25,30 @@ def op_types(backend) -> list[str]:
     return [op.get_rt_info()["layerType"].astype(str) for op in backend.compiled.get_runtime_model().get_ops()]
 
 
-def test_the_demos_splits_become_gathers_and_its_short_attentions_stay(monkeypatch):
+def test_the_demos_splits_and_temporal_convs_are_rewritten_and_its_short_attentions_stay(monkeypatch):
     from runtime.backends.openvino_graph import prepare_for_cpu
 
     monkeypatch.setattr(cpu_attention, "available", lambda: pytest.fail("the kernel was asked for"))
 
     model = ov.Core().read_model(str(DEMO_ONNX))
-    splits = sum(op.get_type_name() in ("VariadicSplit", "Split") for op in model.get_ordered_ops())
-    assert splits and prepare_for_cpu(model) == (0, splits)  # 256 keys at most: below MIN_KEYS
-    assert not any(op.get_type_name() in ("VariadicSplit", "Split") for op in model.get_ordered_ops())
+    kinds = lambda: [op.get_type_name() for op in model.get_ordered_ops()]  # noqa: E731
+    splits = sum(k in ("VariadicSplit", "Split") for k in kinds())
+    # 256 keys at most: below MIN_KEYS; CTI's three TConvs in each of the 8 blocks
+    assert splits and prepare_for_cpu(model) == (0, splits, 24)
+    assert not any(k in ("VariadicSplit", "Split") for k in kinds())
+    assert kinds().count("GroupConvolution") == 8 * 4  # what is left: SME's K = 4 depthwise 3x3 per block
+
+
+def test_the_temporal_convs_as_shifted_sums_give_onnxruntimes_logits(monkeypatch):
+    """Without the kernel (the attentions stay OpenVINO's): the demo's trained temporal weights, the
+    clip's first and last frames (the zero padding) included."""
+    monkeypatch.setattr(cpu_attention, "available", lambda: False)
+    backend = open_backend(DEMO_ONNX, "openvino", threads=1)
+    ref = plain(DEMO_ONNX)
+    for seed in range(3):
+        clip = np.random.default_rng(seed).standard_normal((1, *backend.card.input_shape)).astype(np.float32)
+        want = ref.run(None, {ref.get_inputs()[0].name: clip})[0]
+        np.testing.assert_allclose(backend.infer(clip), want, rtol=0, atol=1e-5 * np.abs(want).max())
 
 
 @pytest.mark.skipif(not cpu_attention.available(), reason=f"no CPU kernel: {cpu_attention.unavailable_reason()}")
