@@ -189,28 +189,84 @@ class KernelSession:
         return [np.array(env[n].numpy(), copy=True) for n in names]
 
 
-def with_kernel_nodes(proto, chains: list[AttentionMatch]):
-    """A copy of ``proto`` with each chain one node of the kernel's onnxruntime operation (q, k^T, v
-    -> the chain's output) in the place of its last MatMul, and the operation's domain imported."""
-    import onnx
+def _swapped(node) -> bool:
+    """A Transpose swapping the last two axes of a rank-3 tensor."""
+    return node.op_type == "Transpose" and next((list(a.ints) for a in node.attribute if a.name == "perm"), None) == [0, 2, 1]
 
+
+def with_kernel_nodes(proto, chains: list[AttentionMatch]):
+    """A copy of ``proto`` with each chain one node of the kernel's onnxruntime operation in the place
+    of its last MatMul, and the operation's domain imported. Its inputs are q, k^T and v, read through
+    what only the chain reads: a Mul of q or k^T by a one-element constant (the export's scale, then
+    the kernel's ``scale`` attribute) and a Transpose (0, 2, 1) (its input is the feature map's own
+    channel-major layout); its output is the chain's, or that of a Transpose (0, 2, 1) that alone
+    reads it (the ``layout`` attribute says which are channel-major; what was read through is
+    dropped)."""
+    import onnx
+    from onnx import numpy_helper
+
+    from runtime.kernels.cpu_attention import LAYOUT_BITS
     from runtime.kernels.ort_op import names
 
     domain, op = names()
     out = onnx.ModelProto()
     out.CopyFrom(proto)
-    by_last = {c.matmul_pv: c for c in chains}
-    skip = {n for c in chains for n in (c.matmul_qk, c.softmax)}
-    nodes = []
-    for node in out.graph.node:
-        if node.name in by_last:
-            c = by_last[node.name]
-            nodes.append(onnx.helper.make_node(op, [c.q, c.k_transposed, c.v], [c.output], name=f"{node.name}_kernel",
-                                               domain=domain))
-        elif node.name not in skip:
-            nodes.append(node)
-    del out.graph.node[:]
-    out.graph.node.extend(nodes)
+    g = out.graph
+    nodes = list(g.node)  # nodes by position: a graph's nodes need not be named
+    producer = {o: i for i, n in enumerate(nodes) for o in n.output}
+    readers: dict[str, list[int]] = {}
+    for i, n in enumerate(nodes):
+        for name in n.input:
+            readers.setdefault(name, []).append(i)
+    at = {n.name: i for i, n in enumerate(nodes) if n.name}
+    inits = {t.name: t for t in g.initializer}
+    graph_outputs = {o.name for o in g.output}
+
+    def only_reader(name, reader) -> int | None:  # the node making ``name`` when ``reader`` alone reads it
+        made_by = producer.get(name)
+        return made_by if made_by is not None and readers.get(name) == [reader] and name not in graph_outputs else None
+
+    def scalar(name) -> float | None:
+        if name in inits:
+            value = numpy_helper.to_array(inits[name])
+        elif name in producer and nodes[producer[name]].op_type == "Constant":
+            value = next((numpy_helper.to_array(a.t) for a in nodes[producer[name]].attribute if a.name == "value"), None)
+        else:
+            return None
+        return float(value.reshape(-1)[0]) if value is not None and value.size == 1 else None
+
+    drop, kernels = {at[n] for c in chains for n in (c.matmul_qk, c.softmax)}, {}
+    for c in chains:
+        layout, ins, scale = 0, [], 1.0
+        for key, name, reader, swapped_bit in (("q", c.q, at[c.matmul_qk], 1), ("k", c.k_transposed, at[c.matmul_qk], 0),
+                                               ("v", c.v, at[c.matmul_pv], 1)):
+            made_by = only_reader(name, reader)
+            if key != "v" and made_by is not None and nodes[made_by].op_type == "Mul":
+                a, b = nodes[made_by].input
+                for tensor, factor in ((a, scalar(b)), (b, scalar(a))):
+                    if factor is not None:
+                        scale *= factor
+                        drop.add(made_by)
+                        name, reader = tensor, made_by
+                        break
+            made_by = only_reader(name, reader)
+            if made_by is not None and _swapped(nodes[made_by]):
+                drop.add(made_by)
+                name = nodes[made_by].input[0]
+                layout |= LAYOUT_BITS[key] * swapped_bit  # the transpose's input: q^T, k or v^T
+            else:
+                layout |= LAYOUT_BITS[key] * (1 - swapped_bit)  # as the chain has it: q, k^T, v
+            ins.append(name)
+        result, after = c.output, readers.get(c.output, [])
+        if len(after) == 1 and _swapped(nodes[after[0]]) and c.output not in graph_outputs:
+            drop.add(after[0])
+            result = nodes[after[0]].output[0]
+            layout |= LAYOUT_BITS["out"]
+        kernels[at[c.matmul_pv]] = onnx.helper.make_node(op, ins, [result], name=f"{c.matmul_pv}_kernel", domain=domain,
+                                                         layout=layout, scale=scale)
+    kept = [kernels.get(i, n) for i, n in enumerate(nodes) if i not in drop]
+    del g.node[:]
+    g.node.extend(kept)
     out.opset_import.append(onnx.helper.make_opsetid(domain, 1))
     return out
 

@@ -4,7 +4,9 @@ model it compiles: ``openvino_backend.compile_model``).
 1. Each long saliency attention -- MatMul -> Softmax (last axis) -> MatMul over at least
    ``cpu_attention.MIN_KEYS`` keys, float32, rank 3, head size <= the kernel's largest -- becomes one
    ``SaliencyAttention`` operation whose ``evaluate`` calls the project's C++ kernel
-   (:mod:`runtime.kernels.cpu_attention`) on the tensors in place. OpenVINO's CPU plugin runs an
+   (:mod:`runtime.kernels.cpu_attention`) on the tensors in place, reading through what only the
+   chain reads: the export's scale of q and k (the kernel's scale then), and Transposes (0, 2, 1) of
+   q, v or the output (the kernel reads and writes the channel-major feature maps: no transpose runs). OpenVINO's CPU plugin runs an
    operation it does not know through its ``evaluate``; its own MatMul-Softmax-MatMul writes the
    (L, L) scores through memory (TSI-R50's stage 1: 3136 x 3136 per frame pair).
 2. Each ``VariadicSplit`` / ``Split`` with constant axis and lengths becomes one ``Gather`` (of
@@ -47,42 +49,49 @@ def _op_class():
     from runtime.kernels.cpu_attention import saliency_attention
 
     class SaliencyAttention(openvino.Op):
-        """softmax(q k^T) v on the C++ kernel; inputs q (B, Lq, D), k^T (B, D, Lk) -- or k (B, Lk, D)
-        where the MatMul transposed its second input itself (``transposed_b``) -- and v (B, Lk, D)."""
+        """softmax(q k^T * scale) v on the C++ kernel; inputs q, k, v, each (B, L, D) or, named in
+        the comma-separated attribute ``channel_major``, (B, D, L) (the kernel's layouts), likewise
+        the output."""
 
         class_type_info = openvino.DiscreteTypeInfo("SaliencyAttention", "tsi")
 
-        def __init__(self, inputs=None, transposed_b: bool = False):
+        def __init__(self, inputs=None, channel_major: str = "", scale: float = 1.0):
+            self._channel_major = str(channel_major)  # first: the base's __init__ infers the output type
+            self._scale = float(scale)
             if inputs is None:
                 super().__init__(self)
             else:
                 super().__init__(self, inputs)
-            self._transposed_b = bool(transposed_b)
-            if inputs is not None:
-                self.constructor_validate_and_infer_types()
+
+        def _names(self) -> tuple[str, ...]:
+            return tuple(n for n in self._channel_major.split(",") if n)
 
         def validate_and_infer_types(self):
-            self.set_output_type(0, self.get_input_element_type(0), self.get_input_partial_shape(0))
+            shape = self.get_input_partial_shape(0)
+            names = self._names()
+            if ("q" in names) != ("out" in names) and shape.rank.is_static:
+                shape = openvino.PartialShape([shape[0], shape[2], shape[1]])
+            self.set_output_type(0, self.get_input_element_type(0), shape)
 
         def clone_with_new_inputs(self, new_inputs):
-            return SaliencyAttention(new_inputs, self._transposed_b)
+            return SaliencyAttention(new_inputs, self._channel_major, self._scale)
 
         def get_type_info(self):
             return SaliencyAttention.class_type_info
 
         def visit_attributes(self, visitor):
-            visitor.on_attributes({"transposed_b": self._transposed_b})
+            visitor.on_attributes({"channel_major": self._channel_major, "scale": self._scale})
             return True
 
         def has_evaluate(self):
             return True
 
         def evaluate(self, outputs, inputs):
-            q, kt, v = (t.data for t in inputs)
-            k = kt if self._transposed_b else np.swapaxes(kt, 1, 2)
-            outputs[0].shape = inputs[0].shape
-            saliency_attention(np.ascontiguousarray(q), np.ascontiguousarray(k), np.ascontiguousarray(v), 1.0,
-                               out=outputs[0].data)
+            q, k, v = (np.ascontiguousarray(t.data) for t in inputs)
+            names = self._names()
+            b, x, y = q.shape
+            outputs[0].shape = (b, x, y) if ("q" in names) == ("out" in names) else (b, y, x)
+            saliency_attention(q, k, v, self._scale, out=outputs[0].data, channel_major=names)
             return True
 
     return SaliencyAttention
@@ -100,9 +109,35 @@ def _consumers(output) -> list:
     return [t.get_node() for t in output.get_target_inputs()]
 
 
+def _scaled_from(port):
+    """(the input, the factor) of a Multiply by a one-element constant that makes ``port``, read by
+    nothing else, or None."""
+    node = port.get_node()
+    if node.get_type_name() != "Multiply" or len(_consumers(node.output(0))) != 1:
+        return None
+    for i in (0, 1):
+        factor = _const_values(node.input_value(1 - i))
+        if factor is not None and len(factor) == 1:
+            return node.input_value(i), float(factor[0])
+    return None
+
+
+def _swapped_from(port):
+    """The input of the Transpose swapping the last two axes that makes ``port``, read by nothing
+    else, or None."""
+    node = port.get_node()
+    if (node.get_type_name() != "Transpose" or _const_values(node.input_value(1)) != [0, 2, 1]
+            or len(_consumers(node.output(0))) != 1):
+        return None
+    return node.input_value(0)
+
+
 def _long_attention(softmax):
-    """(q, k or k^T, v, transposed_b, the last MatMul) of an attention chain ending at ``softmax``'s
-    consumer, or None when it is not one the kernel takes."""
+    """(q, k, v, the names of those given channel-major, the scale, the last MatMul) of an attention
+    chain ending at ``softmax``'s consumer, or None when it is not one the kernel takes. Read through
+    where only the chain reads them: a Multiply of q or k by a one-element constant (the export's
+    scale, then the kernel's), and a Transpose (0, 2, 1) making q or v (its input goes to the kernel
+    as it is)."""
     mm1 = softmax.input_value(0).get_node()
     after = _consumers(softmax.output(0))
     if mm1.get_type_name() != "MatMul" or len(_consumers(mm1.output(0))) != 1 or len(after) != 1:
@@ -120,14 +155,28 @@ def _long_attention(softmax):
         return None
     if any(p.get_element_type().get_type_name() != "f32" for p in (q, kk, v)):
         return None
-    transposed_b = bool(a1.get("transpose_b"))
+    transposed_b = bool(a1.get("transpose_b"))  # the MatMul transposes k itself: kk is k, else k^T
     (b, _, d), (bk, x, y), (bv, lv, dv) = shapes
     dk, lk = (y, x) if transposed_b else (x, y)
     if None not in (b, bk, bv) and not b == bk == bv:
         return None  # the batch may be dynamic (the kernel checks it per call)
     if not cpu_attention.hands_over(d, dk, dv, lk, lv):
         return None
-    return q, kk, v, transposed_b, mm2
+    names, scale = [] if transposed_b else ["k"], 1.0  # k^T (B, D, Lk) is k channel-major
+    for which in ("q", "k"):
+        found = _scaled_from(q if which == "q" else kk)
+        if found is not None:
+            scale *= found[1]
+            q, kk = (found[0], kk) if which == "q" else (q, found[0])
+    source = _swapped_from(q)
+    if source is not None:
+        q = source
+        names.append("q")
+    source = _swapped_from(v)
+    if source is not None:
+        v = source
+        names.append("v")
+    return q, kk, v, names, scale, mm2
 
 
 def _attention_on_kernel(model) -> int:
@@ -139,8 +188,13 @@ def _attention_on_kernel(model) -> int:
         log.info("OpenVINO keeps the MatMul attention: %s", cpu_attention.unavailable_reason())
         return 0
     op = _op_class()
-    for q, kk, v, transposed_b, mm2 in found:
-        mm2.output(0).replace(op([q, kk, v], transposed_b).output(0))
+    for q, kk, v, names, scale, mm2 in found:
+        after = _consumers(mm2.output(0))
+        back = after[0] if len(after) == 1 else None
+        if back is not None and back.get_type_name() == "Transpose" and _const_values(back.input_value(1)) == [0, 2, 1]:
+            back.output(0).replace(op([q, kk, v], ",".join([*names, "out"]), scale).output(0))  # written channel-major
+        else:
+            mm2.output(0).replace(op([q, kk, v], ",".join(names), scale).output(0))
     return len(found)
 
 

@@ -33,7 +33,7 @@ __all__ = ["KernelError", "available", "build_library", "cache_dir", "hands_over
            "unavailable_reason"]
 
 SOURCE = Path(__file__).with_name("saliency_attention.cpp")
-VERSION = 1  # tsi_saliency_attention_version() of the source
+VERSION = 2  # tsi_saliency_attention_version() of the source
 MAX_HEAD = 64  # the largest head size the kernel takes
 # the fewest keys of an attention the runtime's onnxruntime and OpenVINO sessions hand to the kernel:
 # below it the kernel's gain is within the noise and each handover costs a call
@@ -117,8 +117,8 @@ def _load() -> tuple[ctypes.CDLL | None, str]:
         return None, str(e)
     if lib.tsi_saliency_attention_version() != VERSION:
         return None, f"the built kernel reports interface {lib.tsi_saliency_attention_version()}, not {VERSION}"
-    fn = lib.tsi_saliency_attention
-    fn.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_int] * 4 + [ctypes.c_float]
+    fn = lib.tsi_saliency_attention_layout
+    fn.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_int] * 4 + [ctypes.c_float, ctypes.c_int]
     fn.restype = ctypes.c_int
     return lib, ""
 
@@ -140,31 +140,42 @@ def library() -> ctypes.CDLL:
     return lib
 
 
-def _check(name: str, a: np.ndarray) -> None:
+# the kernel's layout bits: that tensor given channel-major, (B, D, L), the layout of the feature map
+# it is reshaped from (saliency_attention.cpp's Q_CM, K_CM, V_CM, O_CM)
+LAYOUT_BITS = {"q": 1, "k": 2, "v": 4, "out": 8}
+
+
+def _check(name: str, a: np.ndarray, channel_major: bool) -> tuple[int, int, int]:
+    """(B, L, D) of ``a``, stored (B, D, L) where ``channel_major``."""
+    form = "(B, D, L)" if channel_major else "(B, L, D)"
     if not isinstance(a, np.ndarray) or a.dtype != np.float32 or a.ndim != 3 or not a.flags.c_contiguous:
         got = f"{a.dtype} {a.shape}" if isinstance(a, np.ndarray) else type(a).__name__
-        raise KernelError(f"{name} must be a C-contiguous float32 array (B, L, D), got {got}")
+        raise KernelError(f"{name} must be a C-contiguous float32 array {form}, got {got}")
+    b, x, y = a.shape
+    return (b, y, x) if channel_major else (b, x, y)
 
 
 def saliency_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, scale: float,
-                       out: np.ndarray | None = None) -> np.ndarray:
+                       out: np.ndarray | None = None, channel_major: tuple[str, ...] = ()) -> np.ndarray:
     """softmax(q k^T * scale) v: q (B, Lq, D), k and v (B, Lk, D), float32, C-contiguous; returns
-    (B, Lq, D) (into ``out`` when given). The GIL is released while it runs."""
-    for name, a in (("q", q), ("k", k), ("v", v)):
-        _check(name, a)
-    (b, lq, d), (bk, lk, dk) = q.shape, k.shape
-    if (bk, dk) != (b, d) or v.shape != k.shape:
-        raise KernelError(f"q {q.shape}, k {k.shape} and v {v.shape} do not match: (B, Lq, D), (B, Lk, D), (B, Lk, D)")
+    (B, Lq, D) (into ``out`` when given). Those of "q", "k", "v", "out" named in ``channel_major``
+    are (B, D, L) instead. The GIL is released while it runs."""
+    bad = set(channel_major) - set(LAYOUT_BITS)
+    if bad:
+        raise KernelError(f"channel_major names {sorted(bad)}: only q, k, v and out can be")
+    (b, lq, d), (bk, lk, dk), shape_v = (_check(n, a, n in channel_major) for n, a in (("q", q), ("k", k), ("v", v)))
+    if (bk, dk) != (b, d) or shape_v != (bk, lk, dk):
+        raise KernelError(f"q {q.shape}, k {k.shape} and v {v.shape} do not match: (B, Lq, D), (B, Lk, D), (B, Lk, D)"
+                          + (f" (channel-major: {', '.join(channel_major)})" if channel_major else ""))
     if not 1 <= d <= MAX_HEAD:
         raise KernelError(f"head size {d} is outside 1..{MAX_HEAD}")
     if out is None:
-        out = np.empty_like(q)
-    else:
-        _check("out", out)
-        if out.shape != q.shape:
-            raise KernelError(f"out {out.shape} must have the shape of q {q.shape}")
-    code = library().tsi_saliency_attention(q.ctypes.data, k.ctypes.data, v.ctypes.data, out.ctypes.data,
-                                            b, lq, lk, d, float(scale))
+        out = np.empty((b, d, lq) if "out" in channel_major else (b, lq, d), np.float32)
+    elif _check("out", out, "out" in channel_major) != (b, lq, d):
+        raise KernelError(f"out {out.shape} must hold (B, Lq, D) = {(b, lq, d)}")
+    layout = sum(LAYOUT_BITS[n] for n in set(channel_major))
+    code = library().tsi_saliency_attention_layout(q.ctypes.data, k.ctypes.data, v.ctypes.data, out.ctypes.data,
+                                                   b, lq, lk, d, float(scale), layout)
     if code:
         raise KernelError(f"the CPU attention kernel failed (code {code}: "
                           f"{'head size' if code == 1 else 'out of memory'})")

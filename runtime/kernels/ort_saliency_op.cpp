@@ -1,7 +1,9 @@
 // onnxruntime's custom operation tsi.cpu::SaliencyAttention: softmax(q k^T) v on the kernel of
 // saliency_attention.cpp (built into the same library), so the attention runs inside the session
-// and onnxruntime keeps its blocked layout around it. Inputs q (B, Lq, D), k^T (B, D, Lk) -- the
-// MatMul's own second input -- and v (B, Lk, D), float32; output (B, Lq, D).
+// and onnxruntime keeps its blocked layout around it: out = softmax(q k^T * scale) v. Inputs q, k,
+// v, output out, float32; the attribute ``layout`` (the kernel's bits, default K_CM: k given as the
+// MatMul's own k^T) says which are channel-major, (B, D, L), and which (B, L, D); ``scale`` (default
+// 1) multiplies the scores.
 // Built against onnxruntime's C API header only (onnxruntime_c_api.h, no library is linked):
 // onnxruntime hands the API table to RegisterCustomOps when a session's options load the library
 // (SessionOptions.register_custom_ops_library), and the table of an older API version stays valid in
@@ -10,11 +12,10 @@
 
 #include <climits>
 #include <cstdint>
-#include <cstdio>
 #include <vector>
 
-extern "C" int tsi_saliency_attention(const float *q, const float *k, const float *v, float *o, int b, int lq,
-                                      int lk, int d, float scale);
+extern "C" int tsi_saliency_attention_layout(const float *q, const float *k, const float *v, float *o, int b,
+                                             int lq, int lk, int d, float scale, int layout);
 
 extern "C" {
 // The operation's domain and name, read by ort_op.py for the graph's nodes and opset import.
@@ -49,7 +50,16 @@ OrtStatus *dims_of(const OrtValue *value, std::vector<int64_t> &dims, ONNXTensor
     return s;
 }
 
-OrtStatus *compute(void *, OrtKernelContext *context) {
+constexpr int64_t Q_CM = 1, K_CM = 2, V_CM = 4, O_CM = 8, ALL = 15;  // saliency_attention.cpp's bits
+
+struct Attributes {
+    int64_t layout;
+    float scale;
+};
+
+OrtStatus *compute(void *kernel, OrtKernelContext *context) {
+    const Attributes &at = *static_cast<const Attributes *>(kernel);
+    const int64_t layout = at.layout;
     const OrtValue *in[3];
     std::vector<int64_t> dims[3];
     for (size_t i = 0; i < 3; i++) {
@@ -57,35 +67,46 @@ OrtStatus *compute(void *, OrtKernelContext *context) {
         TRY(api->KernelContext_GetInput(context, i, &in[i]));
         TRY(dims_of(in[i], dims[i], type));
         if (type != ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT || dims[i].size() != 3)
-            return fail("SaliencyAttention takes float32 q (B, Lq, D), k^T (B, D, Lk) and v (B, Lk, D)");
+            return fail("SaliencyAttention takes float32 q, k and v of rank 3");
     }
-    const int64_t b = dims[0][0], lq = dims[0][1], d = dims[0][2], lk = dims[1][2];
-    if (dims[1][0] != b || dims[1][1] != d || dims[2][0] != b || dims[2][1] != lk || dims[2][2] != d)
-        return fail("SaliencyAttention: q (B, Lq, D), k^T (B, D, Lk) and v (B, Lk, D) do not match");
+    // (B, L, D) of each, whichever way it is stored
+    auto shape = [&](int i, int64_t bit) { return std::vector<int64_t>{dims[i][0], dims[i][layout & bit ? 2 : 1],
+                                                                         dims[i][layout & bit ? 1 : 2]}; };
+    const std::vector<int64_t> q = shape(0, Q_CM), k = shape(1, K_CM), v = shape(2, V_CM);
+    const int64_t b = q[0], lq = q[1], d = q[2], lk = k[1];
+    if (k[0] != b || k[2] != d || v != k)
+        return fail("SaliencyAttention: q (B, Lq, D), k and v (B, Lk, D) do not match");
     if (b * lq * d > INT_MAX || b * lk * d > INT_MAX) return fail("SaliencyAttention: tensors too large");
+    const int64_t out_dims[3] = {b, layout & O_CM ? d : lq, layout & O_CM ? lq : d};
     OrtValue *out = nullptr;
-    TRY(api->KernelContext_GetOutput(context, 0, dims[0].data(), 3, &out));
-    void *data[4];  // q, k^T, v, out (inputs are only read: the API has no const accessor)
+    TRY(api->KernelContext_GetOutput(context, 0, out_dims, 3, &out));
+    void *data[4];  // q, k, v, out (inputs are only read: the API has no const accessor)
     for (int i = 0; i < 3; i++) TRY(api->GetTensorMutableData(const_cast<OrtValue *>(in[i]), &data[i]));
     TRY(api->GetTensorMutableData(out, &data[3]));
-    const float *q = static_cast<const float *>(data[0]), *kt = static_cast<const float *>(data[1]),
-                *v = static_cast<const float *>(data[2]);
-    float *o = static_cast<float *>(data[3]);
-    std::vector<float> k(static_cast<size_t>(b * lk * d));  // the kernel reads k (B, Lk, D)
-    for (int64_t n = 0; n < b; n++)
-        for (int64_t c = 0; c < d; c++)
-            for (int64_t j = 0; j < lk; j++) k[(n * lk + j) * d + c] = kt[(n * d + c) * lk + j];
-    const int code = tsi_saliency_attention(q, k.data(), v, o, static_cast<int>(b), static_cast<int>(lq),
-                                            static_cast<int>(lk), static_cast<int>(d), 1.0f);
+    const int code = tsi_saliency_attention_layout(static_cast<const float *>(data[0]), static_cast<const float *>(data[1]),
+                                                   static_cast<const float *>(data[2]), static_cast<float *>(data[3]),
+                                                   static_cast<int>(b), static_cast<int>(lq), static_cast<int>(lk),
+                                                   static_cast<int>(d), at.scale, static_cast<int>(layout));
     if (code == 1) return fail("SaliencyAttention: head size outside 1..64");
     if (code != 0) return api->CreateStatus(ORT_RUNTIME_EXCEPTION, "SaliencyAttention: out of memory");
     return nullptr;
 }
 
-OrtStatus *infer_shape(const OrtCustomOp *, OrtShapeInferContext *context) {
-    OrtTensorTypeAndShapeInfo *info = nullptr;
-    TRY(api->ShapeInferContext_GetInputTypeShape(context, 0, &info));
-    return api->ShapeInferContext_SetOutputTypeShape(context, 0, info);
+OrtStatus *create(const OrtCustomOp *, const OrtApi *, const OrtKernelInfo *info, void **kernel) {
+    Attributes at{K_CM, 1.0f};
+    OrtStatus *s = api->KernelInfoGetAttribute_int64(info, "layout", &at.layout);
+    if (s != nullptr) {  // absent: the default
+        api->ReleaseStatus(s);
+        at.layout = K_CM;
+    }
+    s = api->KernelInfoGetAttribute_float(info, "scale", &at.scale);
+    if (s != nullptr) {
+        api->ReleaseStatus(s);
+        at.scale = 1.0f;
+    }
+    if (at.layout < 0 || at.layout > ALL) return fail("SaliencyAttention: layout must be a combination of 1, 2, 4 and 8");
+    *kernel = new Attributes(at);
+    return nullptr;
 }
 
 OrtCustomOp make_op() {
@@ -97,7 +118,7 @@ OrtCustomOp make_op() {
     op.GetInputTypeCount = [](const OrtCustomOp *) -> size_t { return 3; };
     op.GetOutputType = [](const OrtCustomOp *, size_t) { return ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT; };
     op.GetOutputTypeCount = [](const OrtCustomOp *) -> size_t { return 1; };
-    op.KernelDestroy = [](void *) {};
+    op.KernelDestroy = [](void *kernel) { delete static_cast<Attributes *>(kernel); };
     op.GetInputCharacteristic = [](const OrtCustomOp *, size_t) { return INPUT_OUTPUT_REQUIRED; };
     op.GetOutputCharacteristic = [](const OrtCustomOp *, size_t) { return INPUT_OUTPUT_REQUIRED; };
     op.GetInputMemoryType = [](const OrtCustomOp *, size_t) { return OrtMemTypeDefault; };
@@ -105,11 +126,10 @@ OrtCustomOp make_op() {
     op.GetVariadicInputHomogeneity = [](const OrtCustomOp *) { return 1; };
     op.GetVariadicOutputMinArity = [](const OrtCustomOp *) { return 1; };
     op.GetVariadicOutputHomogeneity = [](const OrtCustomOp *) { return 1; };
-    op.CreateKernelV2 = [](const OrtCustomOp *, const OrtApi *, const OrtKernelInfo *, void **kernel) -> OrtStatus * {
-        *kernel = nullptr;  // stateless
-        return nullptr;
-    };
+    op.CreateKernelV2 = create;
     op.KernelComputeV2 = compute;
+    // no shape function: whether the input's type-and-shape info it is given must be released differs
+    // between onnxruntime versions (1.32 owns it and frees it again); the graph's own shapes serve
     op.InferOutputShapeFn = nullptr;
     op.GetStartVersion = [](const OrtCustomOp *) { return 1; };
     op.GetEndVersion = [](const OrtCustomOp *) { return INT_MAX; };

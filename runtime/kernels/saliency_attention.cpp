@@ -1,6 +1,7 @@
 // The saliency attention of SME, Eq. (1), on a CPU: out = softmax(q k^T * scale) v for
-// (B, Lq, D) queries and (B, Lk, D) keys and values, float32, row-major, never materialising the
-// (Lq, Lk) scores. Built and loaded by runtime/kernels/cpu_attention.py.
+// (B, Lq, D) queries and (B, Lk, D) keys and values, float32, never materialising the (Lq, Lk)
+// scores. Each of q, k, v and out may instead be channel-major, (B, D, L): the layout of the feature
+// maps they are reshaped from, so a graph need not transpose them (tsi_saliency_attention_layout). Built and loaded by runtime/kernels/cpu_attention.py.
 //
 // Head sizes are small (D = 4 at TSI's first stage, where Lk = 3136), so the work is Lk exponentials
 // per query, not a GEMM, and the vector FMA unit is the bound (per W keys: D FMAs for the scores,
@@ -121,17 +122,23 @@ inline float hmax(v8 x) { float m = x[0]; for (int l = 1; l < W; l++) m = x[l] >
 #endif
 inline float hsum(v8 x) { float s = 0; for (int l = 0; l < W; l++) s += x[l]; return s; }
 
-// Packs (Lk, D) rows into [Lk / W][D][W] with zero keys past Lk.
-void pack(const float *src, int lk, int d, int nvec, v8 *dst) {
+// Where element (j, c) of an (L, D) matrix lies: row-major, or channel-major ((D, L) stored).
+struct Strides {
+    size_t j, c;
+    Strides(int len, int d, bool channel_major) : j(channel_major ? 1 : d), c(channel_major ? len : 1) {}
+};
+
+// Packs the (Lk, D) keys or values into [Lk / W][D][W] with zero keys past Lk.
+void pack(const float *src, Strides st, int lk, int d, int nvec, v8 *dst) {
     std::memset(static_cast<void *>(dst), 0, sizeof(v8) * nvec * d);
     float *out = reinterpret_cast<float *>(dst);
-    for (int j = 0; j < lk; j++)
-        for (int c = 0; c < d; c++) out[((j / W) * d + c) * W + j % W] = src[(size_t)j * d + c];
+    for (int c = 0; c < d; c++)
+        for (int j = 0; j < lk; j++) out[((j / W) * d + c) * W + j % W] = src[j * st.j + c * st.c];
 }
 
 // The probe keys of one batch: for W sign patterns s over the first log2(W) channels (at most D),
 // the key maximising s . k, packed [D][W] like a key block.
-void probes(const float *k, int lk, int d, v8 *pk) {
+void probes(const float *k, Strides st, int lk, int d, v8 *pk) {
     float *out = reinterpret_cast<float *>(pk);
     const int bits = d < LOG2_W ? d : LOG2_W;
     for (int p = 0; p < W; p++) {
@@ -139,24 +146,26 @@ void probes(const float *k, int lk, int d, v8 *pk) {
         float top = -FLT_MAX;
         for (int j = 0; j < lk; j++) {
             float x = 0.0f;
-            for (int c = 0; c < bits; c++) x += ((p >> c) & 1) ? -k[(size_t)j * d + c] : k[(size_t)j * d + c];
+            for (int c = 0; c < bits; c++) x += ((p >> c) & 1) ? -k[j * st.j + c * st.c] : k[j * st.j + c * st.c];
             if (x > top) { top = x; best = j; }
         }
-        for (int c = 0; c < d; c++) out[c * W + p] = k[(size_t)best * d + c];
+        for (int c = 0; c < d; c++) out[c * W + p] = k[best * st.j + c * st.c];
     }
 }
 
 // The per-channel extremes of a batch's keys, which bound every row's max.
 struct Box {
     float lo[64], hi[64];
-    Box(const float *k, int lk, int d) {
-        for (int c = 0; c < d; c++) { lo[c] = FLT_MAX; hi[c] = -FLT_MAX; }
-        for (int j = 0; j < lk; j++)
-            for (int c = 0; c < d; c++) {
-                const float x = k[(size_t)j * d + c];
+    Box(const float *k, Strides st, int lk, int d) {
+        for (int c = 0; c < d; c++) {
+            lo[c] = FLT_MAX;
+            hi[c] = -FLT_MAX;
+            for (int j = 0; j < lk; j++) {
+                const float x = k[j * st.j + c * st.c];
                 lo[c] = x < lo[c] ? x : lo[c];
                 hi[c] = x > hi[c] ? x : hi[c];
             }
+        }
     }
 };
 
@@ -300,34 +309,50 @@ void row_running(const float *qi, int d, float scale, const v8 *kt, const v8 *vt
     for (int c = 0; c < D; c++) oi[c] = hsum(acc[c]) * inv;
 }
 
+// The bits of tsi_saliency_attention_layout's layout: that tensor is channel-major, (B, D, L).
+constexpr int Q_CM = 1, K_CM = 2, V_CM = 4, O_CM = 8;
+
+// qr and orow: (Lq, D) row-major scratch for a channel-major q or out.
 template <int DT>
 void attend(const float *q, const float *k, const float *v, float *o, int b, int lq, int lk, int d, float scale,
-            v8 *kt, v8 *vt, int nvec) {
+            int layout, v8 *kt, v8 *vt, int nvec, float *qr, float *orow) {
+    const Strides ks(lk, d, layout & K_CM), vs(lk, d, layout & V_CM), qs(lq, d, layout & Q_CM), os(lq, d, layout & O_CM);
     for (int n = 0; n < b; n++) {
-        pack(k + (size_t)n * lk * d, lk, d, nvec, kt);
-        pack(v + (size_t)n * lk * d, lk, d, nvec, vt);
-        const float *kn = k + (size_t)n * lk * d;
-        const Box box(kn, lk, d);
+        const float *kn = k + (size_t)n * lk * d, *qn = q + (size_t)n * lq * d;
+        pack(kn, ks, lk, d, nvec, kt);
+        pack(v + (size_t)n * lk * d, vs, lk, d, nvec, vt);
+        const Box box(kn, ks, lk, d);
         v8 pk[64];
-        probes(kn, lk, d, pk);
+        probes(kn, ks, lk, d, pk);
+        if (layout & Q_CM) {
+            for (int c = 0; c < d; c++)
+                for (int i = 0; i < lq; i++) qr[i * d + c] = qn[i * qs.j + c * qs.c];
+            qn = qr;
+        }
+        float *on = layout & O_CM ? orow : o + (size_t)n * lq * d;
         for (int i = 0; i < lq;) {  // the bound where it is within MAX_GAP of the probes' best, PAIR rows a pass
-            const size_t r = ((size_t)n * lq + i) * d;
+            const size_t r = (size_t)i * d;
             float bound[2], best[2];
-            bounds_of<DT>(q + r, d, scale, box, pk, &bound[0], &best[0]);
+            bounds_of<DT>(qn + r, d, scale, box, pk, &bound[0], &best[0]);
             const bool tight = bound[0] - best[0] <= MAX_GAP;  // false for NaN
             if (PAIR == 2 && tight && i + 1 < lq) {
-                bounds_of<DT>(q + r + d, d, scale, box, pk, &bound[1], &best[1]);
+                bounds_of<DT>(qn + r + d, d, scale, box, pk, &bound[1], &best[1]);
                 if (bound[1] - best[1] <= MAX_GAP) {
-                    rows_bound<DT, PAIR>(q + r, d, scale, bound, kt, vt, lk, nvec, o + r);
+                    rows_bound<DT, PAIR>(qn + r, d, scale, bound, kt, vt, lk, nvec, on + r);
                     i += 2;
                     continue;
                 }
             }
             if (tight)
-                rows_bound<DT, 1>(q + r, d, scale, bound, kt, vt, lk, nvec, o + r);
+                rows_bound<DT, 1>(qn + r, d, scale, bound, kt, vt, lk, nvec, on + r);
             else
-                row_running<DT>(q + r, d, scale, kt, vt, lk, nvec, best[0], o + r);
+                row_running<DT>(qn + r, d, scale, kt, vt, lk, nvec, best[0], on + r);
             i += 1;
+        }
+        if (layout & O_CM) {
+            float *dst = o + (size_t)n * lq * d;
+            for (int c = 0; c < d; c++)
+                for (int i = 0; i < lq; i++) dst[i * os.j + c * os.c] = orow[i * d + c];
         }
     }
 }
@@ -337,32 +362,42 @@ void attend(const float *q, const float *k, const float *v, float *o, int b, int
 extern "C" {
 
 // The interface version: cpu_attention.py refuses a library that reports another one.
-int tsi_saliency_attention_version() { return 1; }
+int tsi_saliency_attention_version() { return 2; }
 
-// Returns 0, or 1 for a head size outside 1..64, 2 for an allocation failure.
-int tsi_saliency_attention(const float *q, const float *k, const float *v, float *o,
-                           int b, int lq, int lk, int d, float scale) {
+// layout: Q_CM | K_CM | V_CM | O_CM, the tensors given channel-major, (B, D, L). Returns 0, or 1 for
+// a head size outside 1..64, 2 for an allocation failure.
+int tsi_saliency_attention_layout(const float *q, const float *k, const float *v, float *o, int b, int lq, int lk,
+                                  int d, float scale, int layout) {
     if (d < 1 || d > 64) return 1;
     if (b <= 0 || lq <= 0 || lk <= 0) return 0;
     const int nvec = (lk + W - 1) / W;
+    const bool rows = layout & (Q_CM | O_CM);
     v8 *kt = static_cast<v8 *>(std::aligned_alloc(sizeof(v8), sizeof(v8) * nvec * d));
     v8 *vt = static_cast<v8 *>(std::aligned_alloc(sizeof(v8), sizeof(v8) * nvec * d));
-    if (!kt || !vt) { std::free(kt); std::free(vt); return 2; }
+    float *scratch = rows ? static_cast<float *>(std::malloc(sizeof(float) * 2 * (size_t)lq * d)) : nullptr;
+    if (!kt || !vt || (rows && !scratch)) { std::free(kt); std::free(vt); std::free(scratch); return 2; }
+    float *qr = scratch, *orow = scratch ? scratch + (size_t)lq * d : nullptr;
 #if defined(__SSE__)
     const unsigned csr = _mm_getcsr();
     _mm_setcsr(csr | 0x8040);  // flush and read subnormals as zero: they cost hundreds of cycles
 #endif
     switch (d) {
-        case 4: attend<4>(q, k, v, o, b, lq, lk, d, scale, kt, vt, nvec); break;
-        case 8: attend<8>(q, k, v, o, b, lq, lk, d, scale, kt, vt, nvec); break;
-        case 16: attend<16>(q, k, v, o, b, lq, lk, d, scale, kt, vt, nvec); break;
-        default: attend<0>(q, k, v, o, b, lq, lk, d, scale, kt, vt, nvec); break;
+        case 4: attend<4>(q, k, v, o, b, lq, lk, d, scale, layout, kt, vt, nvec, qr, orow); break;
+        case 8: attend<8>(q, k, v, o, b, lq, lk, d, scale, layout, kt, vt, nvec, qr, orow); break;
+        case 16: attend<16>(q, k, v, o, b, lq, lk, d, scale, layout, kt, vt, nvec, qr, orow); break;
+        default: attend<0>(q, k, v, o, b, lq, lk, d, scale, layout, kt, vt, nvec, qr, orow); break;
     }
 #if defined(__SSE__)
     _mm_setcsr(csr);
 #endif
-    std::free(kt); std::free(vt);
+    std::free(kt); std::free(vt); std::free(scratch);
     return 0;
+}
+
+// Every tensor row-major, (B, L, D).
+int tsi_saliency_attention(const float *q, const float *k, const float *v, float *o,
+                           int b, int lq, int lk, int d, float scale) {
+    return tsi_saliency_attention_layout(q, k, v, o, b, lq, lk, d, scale, 0);
 }
 
 }  // extern "C"

@@ -142,6 +142,26 @@ def test_the_running_shift_rises_to_a_key_no_probe_found(where):
     assert np.abs(out - ref).max() <= 1e-5 * max(1.0, np.abs(ref).max())
 
 
+@pytest.mark.parametrize("layout", range(16))
+def test_every_layout_gives_the_row_major_result(layout):
+    """q, k, v and out each given channel-major, (B, D, L) (the kernel's layout bits 1, 2, 4, 8):
+    the row-major call's output, bit for bit, on both shifts' rows and odd lengths."""
+    names = [n for n, bit in cpu_attention.LAYOUT_BITS.items() if layout & bit]
+    q, k, v = arrays(3, 37, 101, 8, 3.0, seed=layout)
+    want = cpu_attention.saliency_attention(q, k, v, 0.5)
+    cm = lambda name, a: np.ascontiguousarray(a.transpose(0, 2, 1)) if name in names else a  # noqa: E731
+    out = cpu_attention.saliency_attention(cm("q", q), cm("k", k), cm("v", v), 0.5, channel_major=tuple(names))
+    np.testing.assert_array_equal(out.transpose(0, 2, 1) if "out" in names else out, want)
+
+
+def test_a_layout_name_the_kernel_does_not_know_is_refused():
+    q, k, v = arrays(1, 5, 5, 4)
+    with pytest.raises(cpu_attention.KernelError, match=r"channel_major names \['kt'\]: only q, k, v and out"):
+        cpu_attention.saliency_attention(q, k, v, 1.0, channel_major=("kt",))
+    with pytest.raises(cpu_attention.KernelError, match=r"do not match.*channel-major: v"):
+        cpu_attention.saliency_attention(q, k, v[:, :4].copy(), 1.0, channel_major=("v",))
+
+
 def test_equal_scores_average_the_values_and_out_is_written_in_place():
     q = np.zeros((1, 3, 4), np.float32)
     k = np.random.default_rng(1).standard_normal((1, 20, 4)).astype(np.float32)

@@ -121,10 +121,18 @@ def test_without_the_kernel_the_plain_session_opens(monkeypatch, tmp_path):
     assert isinstance(session, ort.InferenceSession) and not hasattr(session, "chains")
 
 
-@pytest.mark.skipif(not ort_op.available(), reason=f"no onnxruntime kernel operation: {ort_op.unavailable_reason()}")
-def test_the_graph_with_the_kernels_operation_keeps_everything_else(tmp_path):
+needs_op = pytest.mark.skipif(not ort_op.available(), reason=f"no onnxruntime kernel operation: {ort_op.unavailable_reason()}")
+
+
+def attribute(node, name):
+    return next(helper.get_attribute_value(a) for a in node.attribute if a.name == name)
+
+
+@needs_op
+def test_the_graph_with_the_kernels_operation_keeps_everything_else():
     """Each chain's two MatMuls and Softmax become one node of the operation's domain in the last
-    MatMul's place, reading q, k^T and v, writing the chain's output; nothing else changes."""
+    MatMul's place, writing the chain's output; the Transpose making k^T is folded in (the kernel
+    reads k as it is); nothing else changes."""
     from runtime.attention_graph import find_attention, proto_nodes
 
     rng = np.random.default_rng(0)
@@ -134,14 +142,53 @@ def test_the_graph_with_the_kernels_operation_keeps_everything_else(tmp_path):
     vi = lambda n: helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 8, 4])  # noqa: E731
     proto = helper.make_model(helper.make_graph(nodes, "g", [vi("x")], [vi("y")], inits),
                               opset_imports=[helper.make_opsetid("", 17)])
-    chains = find_attention(proto_nodes(proto.graph))
-    rewritten = ks.with_kernel_nodes(proto, chains)
-    ops = [(n.domain, n.op_type) for n in rewritten.graph.node]
-    assert ops == [("", "MatMul"), ("", "MatMul"), ("", "Transpose"), ort_op.names(), ("", "Relu")]
-    kernel = rewritten.graph.node[3]
-    assert list(kernel.input) == ["a/q", "a/kt", "x"] and list(kernel.output) == [out]
+    rewritten = ks.with_kernel_nodes(proto, find_attention(proto_nodes(proto.graph)))
+    assert [(n.domain, n.op_type) for n in rewritten.graph.node] == [("", "MatMul"), ("", "MatMul"), ort_op.names(),
+                                                                     ("", "Relu")]
+    kernel = rewritten.graph.node[2]
+    assert list(kernel.input) == ["a/q", "a/k", "x"] and list(kernel.output) == [out] and attribute(kernel, "layout") == 0
     assert [(o.domain, o.version) for o in rewritten.opset_import] == [("", 17), (ort_op.names()[0], 1)]
     assert len(proto.graph.node) == 7  # the original untouched
+
+
+@needs_op
+def test_channel_major_feature_maps_reach_the_kernel_untransposed(tmp_path):
+    """The exported form: q and v transposed from (B, D, L) feature maps, k^T the map itself, q and
+    k^T each multiplied by the square root of the scale (a Constant), the output transposed back: the
+    operation reads and writes the maps (layout 15) with the scale as its own, no Transpose or Mul is
+    left, and the logits are onnxruntime's own graph's."""
+    rng = np.random.default_rng(1)
+    b, d, length = 2, 4, 600
+    root = np.float32(0.5 ** 0.5)
+    nodes = [helper.make_node("Constant", [], ["c"], value=numpy_helper.from_array(np.array(root, np.float32))),
+             helper.make_node("Transpose", ["qt"], ["q0"], perm=[0, 2, 1]),
+             helper.make_node("Mul", ["q0", "c"], ["q"]),
+             helper.make_node("Mul", ["c", "kt"], ["ks"]),
+             helper.make_node("Transpose", ["vt"], ["v"], perm=[0, 2, 1]),
+             helper.make_node("MatMul", ["q", "ks"], ["s"], name="qk"),
+             helper.make_node("Softmax", ["s"], ["p"], axis=-1, name="sm"),
+             helper.make_node("MatMul", ["p", "v"], ["o"], name="pv"),
+             helper.make_node("Transpose", ["o"], ["ot"], perm=[0, 2, 1]),
+             helper.make_node("Relu", ["ot"], ["y"])]
+    vi = lambda n: helper.make_tensor_value_info(n, TensorProto.FLOAT, [b, d, length])  # noqa: E731
+    path = tmp_path / "cm.onnx"
+    path.write_bytes(helper.make_model(helper.make_graph(nodes, "g", [vi("qt"), vi("kt"), vi("vt")], [vi("y")]),
+                                       opset_imports=[helper.make_opsetid("", 17)]).SerializeToString())
+    import onnx
+
+    from runtime.attention_graph import find_attention, proto_nodes
+
+    proto = onnx.load(str(path))
+    rewritten = ks.with_kernel_nodes(proto, find_attention(proto_nodes(proto.graph)))
+    assert [n.op_type for n in rewritten.graph.node] == ["Constant", ort_op.names()[1], "Relu"]
+    kernel = rewritten.graph.node[1]
+    assert list(kernel.input) == ["qt", "kt", "vt"] and list(kernel.output) == ["ot"]
+    assert attribute(kernel, "layout") == 15 and attribute(kernel, "scale") == pytest.approx(0.5, rel=1e-6)
+    feed = {n: rng.standard_normal((b, d, length)).astype(np.float32) for n in ("qt", "kt", "vt")}
+    session = open_session(path, ["cpu"], 1)
+    assert len(session.chains) == 1
+    want = plain(path).run(None, feed)[0]
+    np.testing.assert_allclose(session.run(None, feed)[0], want, rtol=0, atol=1e-5 * np.abs(want).max())
 
 
 def test_an_attention_between_the_two_leasts_goes_to_the_kernel_only_in_the_graph(tmp_path, way):
