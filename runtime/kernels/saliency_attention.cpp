@@ -117,10 +117,18 @@ inline v8 exp2_shifted(v8 s, v8 shift) {  // 2^(s - shift) for integer shift >= 
 
 #if defined(__AVX512F__)
 inline float hmax(v8 x) { return _mm512_reduce_max_ps((__m512)x); }
+inline float hsum(v8 x) { return _mm512_reduce_add_ps((__m512)x); }
+inline bool any_above_zero(v8 x) { return _mm512_cmp_ps_mask((__m512)x, _mm512_setzero_ps(), _CMP_GT_OQ) != 0; }
 #else
 inline float hmax(v8 x) { float m = x[0]; for (int l = 1; l < W; l++) m = x[l] > m ? x[l] : m; return m; }
-#endif
 inline float hsum(v8 x) { float s = 0; for (int l = 0; l < W; l++) s += x[l]; return s; }
+inline bool any_above_zero(v8 x) {
+    const v8i m = x > 0.0f;
+    int any = 0;
+    for (int l = 0; l < W; l++) any |= m[l];
+    return any != 0;
+}
+#endif
 
 // Where element (j, c) of an (L, D) matrix lies: row-major, or channel-major ((D, L) stored).
 struct Strides {
@@ -267,7 +275,7 @@ void row_running(const float *qi, int d, float scale, const v8 *kt, const v8 *vt
         return t;
     };
     auto raise = [&](v8 top) {  // the shift up to the group's best; false if it was not above
-        if (!(hmax(top) > 0.0f)) return false;
+        if (!any_above_zero(top)) return false;
         const float by = std::ceil(hmax(top));
         shift += by;
         sh = splat(shift);
