@@ -16,13 +16,13 @@
 // rounded up to an integer, so s is reduced exactly and B only shifts the result's exponent: the
 // rounding is that of the score alone (an FMA from -bound rounded relative to the bound, up to 2x
 // torch's float32 error at scores of tens).
-// Otherwise (a loose box: scores of hundreds, where few keys matter) the shift runs: it starts at
-// the probes' best score, an integer, and rises to the best of any group of keys scoring above it,
-// the sums so far scaled by the exact power of two between the two. The exponent of key j is then
-// one FMA, s_j log2(e) - shift, rounded once relative to its distance from the shift (scores in
-// log2 units instead, rounded relative to s_j, cost up to 3x torch's float32 error at scores in the
-// thousands), as the two passes this replaced (the max first, then the sums) rounded it: the same
-// outputs within float32 rounding, in 0.81 of the time at Lk = 3136, D = 4 (one-off timing, AMD EPYC).
+// Otherwise (a loose box: scores of hundreds, where few keys matter) the max runs: the exponent of
+// key j is (s_j - m) log2(e), m the best score seen so far, s_j - m exact near the max as torch's
+// s - max is, and when a group of keys scores above m the sums so far are scaled by exp(m - m')
+// (TSI-R50's captured stage-2 rows: one pass in 1.02 of the two passes' time it replaced, the loud
+// row of benchmarks/results/cpu_attention.md in 0.88; one-off timings). An integer shift in log2
+// units was tried first (0.81 on that row): float32 has no integers to shift by at the scores of an
+// unnormalised model's deep stages (billions: the random-weight R50's stage 4), where it gave NaN.
 // Portable C++ with GCC/Clang vector extensions: W = 8 (AVX2 on x86-64, two NEON registers on Arm),
 // W = 16 where the compiler targets AVX-512 (one zmm register).
 // exp is 2^(x log2 e) with a degree-5 polynomial on [-0.5, 0.5] (relative error < 2e-7); with
@@ -33,7 +33,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
-#if defined(__AVX512F__) || defined(__FMA__)
+#if defined(__AVX512F__)
 #include <immintrin.h>
 #elif defined(__SSE__)
 #include <xmmintrin.h>
@@ -60,16 +60,6 @@ constexpr float MAX_GAP = 96.0f;   // log2 units: how far the one-pass bound may
 
 inline v8 splat(float x) { return v8{} + x; }
 
-// a * b - c rounded once: spelt out, as the compiler may share a * b between two uses and round it
-inline v8 fms(v8 a, v8 b, v8 c) {
-#if defined(__AVX512F__)
-    return (v8)_mm512_fmsub_ps((__m512)a, (__m512)b, (__m512)c);
-#elif defined(__FMA__)
-    return (v8)_mm256_fmsub_ps((__m256)a, (__m256)b, (__m256)c);
-#else
-    return a * b - c;  // contracted where the target has an FMA (-ffp-contract=fast)
-#endif
-}
 
 // 2^f for f in [-0.5, 0.5]: the degree-5 polynomial both forms and both exponentials share
 inline v8 exp2_frac(v8 f) {
@@ -118,12 +108,12 @@ inline v8 exp2_shifted(v8 s, v8 shift) {  // 2^(s - shift) for integer shift >= 
 #if defined(__AVX512F__)
 inline float hmax(v8 x) { return _mm512_reduce_max_ps((__m512)x); }
 inline float hsum(v8 x) { return _mm512_reduce_add_ps((__m512)x); }
-inline bool any_above_zero(v8 x) { return _mm512_cmp_ps_mask((__m512)x, _mm512_setzero_ps(), _CMP_GT_OQ) != 0; }
+inline bool any_above(v8 x, v8 y) { return _mm512_cmp_ps_mask((__m512)x, (__m512)y, _CMP_GT_OQ) != 0; }
 #else
 inline float hmax(v8 x) { float m = x[0]; for (int l = 1; l < W; l++) m = x[l] > m ? x[l] : m; return m; }
 inline float hsum(v8 x) { float s = 0; for (int l = 0; l < W; l++) s += x[l]; return s; }
-inline bool any_above_zero(v8 x) {
-    const v8i m = x > 0.0f;
+inline bool any_above(v8 x, v8 y) {
+    const v8i m = x > y;
     int any = 0;
     for (int l = 0; l < W; l++) any |= m[l];
     return any != 0;
@@ -252,18 +242,19 @@ void rows_bound(const float *q0, int d, float scale, const float *bounds, const 
     }
 }
 
-// One query row in one pass with a running shift, where the box bound is loose: the exponent of
-// key j is t_j = s_j log2(e) - shift, one FMA rounded relative to t_j, with shift an
-// integer starting at the probes' best score and raised (by an integer: the sums so far scaled by an
-// exact power of two) when a group of keys scores above it. DT > 0 fixes D at compile time.
+// One query row in one pass with a running max, where the box bound is loose: the exponent of key
+// j is (s_j - m) log2(e), m the best score seen so far (s_j - m exact near the max, as torch's
+// s - max; then one rounding), and when a group of keys scores above m the sums so far are scaled by
+// exp(m - m'), the new best (one rounding each time: a row's first groups, rarely later). Any
+// magnitude: the scores of an unnormalised model's deep stages reach billions, where an integer
+// shift in float32 is not one. DT > 0 fixes D at compile time.
 template <int DT>
-void row_running(const float *qi, int d, float scale, const v8 *kt, const v8 *vt, int lk, int nvec, float start,
-                 float *oi) {
+void row_running(const float *qi, int d, float scale, const v8 *kt, const v8 *vt, int lk, int nvec, float *oi) {
     const int D = DT > 0 ? DT : d;
     float qs[64];
     for (int c = 0; c < D; c++) qs[c] = qi[c] * scale;
-    float shift = std::ceil(start);
-    v8 sh = splat(shift);
+    float m = -FLT_MAX;
+    v8 mv = splat(m);
     const v8 l2e = splat(LOG2E);
     v8 sum = v8{}, acc[64];
     for (int c = 0; c < D; c++) acc[c] = v8{};
@@ -274,29 +265,24 @@ void row_running(const float *qi, int d, float scale, const v8 *kt, const v8 *vt
         for (int c = 1; c < D; c++) t += qs[c] * kb[c];
         return t;
     };
-    auto raise = [&](v8 top) {  // the shift up to the group's best; false if it was not above
-        if (!any_above_zero(top)) return false;
-        const float by = std::ceil(hmax(top));
-        shift += by;
-        sh = splat(shift);
-        const v8 f = splat(std::ldexp(1.0f, -static_cast<int>(by)));
+    auto raise = [&](v8 top) {  // m up to the group's best where that is above it
+        if (!any_above(top, mv)) return;
+        const float best = hmax(top);
+        const v8 f = splat(static_cast<float>(std::exp(static_cast<double>(m) - best)));  // 0 from -FLT_MAX
+        m = best;
+        mv = splat(m);
         sum *= f;
         for (int c = 0; c < D; c++) acc[c] *= f;
-        return true;
     };
     int jv = 0;
     for (; jv + U <= full; jv += U) {
-        v8 s[U], t[U];
+        v8 s[U];
+        for (int u = 0; u < U; u++) s[u] = score(jv + u);
+        v8 top = s[0];
+        for (int u = 1; u < U; u++) top = s[u] > top ? s[u] : top;
+        raise(top);
         for (int u = 0; u < U; u++) {
-            s[u] = score(jv + u);
-            t[u] = fms(s[u], l2e, sh);
-        }
-        v8 top = t[0];
-        for (int u = 1; u < U; u++) top = t[u] > top ? t[u] : top;
-        if (raise(top))
-            for (int u = 0; u < U; u++) t[u] = fms(s[u], l2e, sh);
-        for (int u = 0; u < U; u++) {
-            const v8 e = exp2_neg(t[u]);
+            const v8 e = exp2_neg((s[u] - mv) * l2e);
             const v8 *vb = vt + (size_t)(jv + u) * D;
             sum += e;
             for (int c = 0; c < D; c++) acc[c] += e * vb[c];
@@ -306,9 +292,8 @@ void row_running(const float *qi, int d, float scale, const v8 *kt, const v8 *vt
         v8 s = score(jv);
         if (jv >= full)
             for (int l = lk - jv * W; l < W; l++) s[l] = -1e30f;  // padded keys: exp -> 0
-        v8 t = fms(s, l2e, sh);
-        if (raise(t)) t = fms(s, l2e, sh);
-        const v8 e = exp2_neg(t);
+        raise(s);
+        const v8 e = exp2_neg((s - mv) * l2e);
         const v8 *vb = vt + (size_t)jv * D;
         sum += e;
         for (int c = 0; c < D; c++) acc[c] += e * vb[c];
@@ -354,7 +339,7 @@ void attend(const float *q, const float *k, const float *v, float *o, int b, int
             if (tight)
                 rows_bound<DT, 1>(qn + r, d, scale, bound, kt, vt, lk, nvec, on + r);
             else
-                row_running<DT>(qn + r, d, scale, kt, vt, lk, nvec, best[0], on + r);
+                row_running<DT>(qn + r, d, scale, kt, vt, lk, nvec, on + r);
             i += 1;
         }
         if (layout & O_CM) {

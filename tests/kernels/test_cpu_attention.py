@@ -142,6 +142,20 @@ def test_the_running_shift_rises_to_a_key_no_probe_found(where):
     assert np.abs(out - ref).max() <= 1e-5 * max(1.0, np.abs(ref).max())
 
 
+def test_scores_of_billions_give_the_best_keys_value():
+    """An unnormalised model's deep stage (the random-weight R50's stage 4: |q|, |k| ~ 4e4 at head
+    size 32, 49 keys): scores of billions, where float32 has no integer to shift by; each row is the
+    value of its best key, as the float64 definition says (an integer running shift gave NaN)."""
+    rng = np.random.default_rng(3)
+    q, k = ((rng.standard_normal((7, 49, 32)) * 4e4).astype(np.float32) for _ in range(2))
+    v = rng.standard_normal((7, 49, 32)).astype(np.float32)
+    scale = 1.0 / math.sqrt(32)
+    out = cpu_attention.saliency_attention(q, k, v, scale)
+    assert np.isfinite(out).all()
+    assert np.abs(out - definition(q, k, v, scale)).max() <= 1e-6
+    assert bound_rows(q, k, scale) < 1.0  # some rows on the running max
+
+
 @pytest.mark.parametrize("layout", range(16))
 def test_every_layout_gives_the_row_major_result(layout):
     """q, k, v and out each given channel-major, (B, D, L) (the kernel's layout bits 1, 2, 4, 8):
