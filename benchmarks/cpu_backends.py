@@ -197,11 +197,13 @@ def report(args, command: str, res: dict, loads: list) -> str:
         lines.append(f"Note: {note}.")
     lines += ["", f"TSN-R50 and TSI-R50, 224², T=8, batch 1, random weights; the six models' calls alternating, "
               f"{args.rounds} rounds; median ms per clip. After: the long attentions on the C++ kernel "
-              f"(onnxruntime: those over >= {CUT_MIN_KEYS} keys, "
-              + ("as the kernel's onnxruntime operation in the graph; cut: the graph cut around them, the kernel "
-                 "called between the pieces" if ort_op.available() else
-                 f"the graph cut around them (the kernel's operation is unavailable: {ort_op.unavailable_reason()})")
-              + f"; OpenVINO: an operation calling it for those over >= {MIN_KEYS}, its splits as gathers and its temporal convs as shifted sums).", "",
+              + (f"(onnxruntime: those over >= {MIN_KEYS} keys as the kernel's onnxruntime operation in the graph, "
+                 f"reading the feature maps channel-major; cut: the graph cut around those over >= {CUT_MIN_KEYS}, "
+                 "the kernel called between the pieces" if ort_op.available() else
+                 f"(onnxruntime: the graph cut around those over >= {CUT_MIN_KEYS} keys (the kernel's operation is "
+                 f"unavailable: {ort_op.unavailable_reason()})")
+              + f"; OpenVINO: an operation calling it for those over >= {MIN_KEYS}, its splits as gathers and its "
+                "temporal convs as shifted sums).", "",
               "| backend | model | median ms | min-max ms | TSI/TSN throughput |", "|---|---|---|---|---|"]
     for b in (ORT, OV):
         ms, tsn = res["median_ms"][b], res["median_ms"][b][NAMES[b][0]]
