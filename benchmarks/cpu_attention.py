@@ -41,8 +41,8 @@ from runtime.kernels.cpu_attention import ARCH_ENV
 DEFAULT_OUT = Path("benchmarks") / "results" / "cpu_attention.md"
 PAIRS = 7  # frame pairs of a T=8 clip
 STAGES = ((3136, 4), (784, 8), (196, 16), (49, 32))  # (H*W, head size) of TSI-R50's stages at 224²
-LOUD = 128.0  # queries scaled so that scores reach hundreds: the kernel's box bound is loose, its shift runs
-LOOSE = f"C++ kernel, queries x{LOUD:.0f} (scores of hundreds: the running shift)"
+LOUD = 128.0  # queries scaled so that scores reach hundreds: the kernel's box bound is loose, its max runs
+LOOSE = f"C++ kernel, queries x{LOUD:.0f} (scores of hundreds: the running max)"
 
 
 def _ort_attention(op: str, b: int, length: int, d: int, threads: int, folder: Path):
