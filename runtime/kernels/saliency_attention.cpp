@@ -1,7 +1,8 @@
 // The saliency attention of SME, Eq. (1), on a CPU: out = softmax(q k^T * scale) v for
 // (B, Lq, D) queries and (B, Lk, D) keys and values, float32, never materialising the (Lq, Lk)
 // scores. Each of q, k, v and out may instead be channel-major, (B, D, L): the layout of the feature
-// maps they are reshaped from, so a graph need not transpose them (tsi_saliency_attention_layout). Built and loaded by runtime/kernels/cpu_attention.py.
+// maps they are reshaped from, so a graph need not transpose them (tsi_saliency_attention_layout).
+// Built and loaded by runtime/kernels/cpu_attention.py (and, with ort_saliency_op.cpp, ort_op.py).
 //
 // Head sizes are small (D = 4 at TSI's first stage, where Lk = 3136), so the work is Lk exponentials
 // per query, not a GEMM, and the vector FMA unit is the bound (per W keys: D FMAs for the scores,
@@ -57,6 +58,11 @@ constexpr int PAIR = W == 16 ? 2 : 1;
 constexpr float LOG2E = 1.4426950408889634f;
 constexpr float LOWEST = -125.0f;  // 2^t below this is 0 (the 8-wide form: every result a normal float)
 constexpr float MAX_GAP = 96.0f;   // log2 units: how far the one-pass bound may lie above the max
+// the largest |bound| shifted by: the bound's own float32 rounding stays below one, so no score can
+// lie above the shift (beyond it, the scores of an unnormalised model's deep stages, the max runs)
+constexpr float MAX_BOUND = 4194304.0f;  // 2^22
+
+inline bool tight(float bound, float best) { return bound - best <= MAX_GAP && std::fabs(bound) < MAX_BOUND; }
 
 inline v8 splat(float x) { return v8{} + x; }
 
@@ -327,16 +333,16 @@ void attend(const float *q, const float *k, const float *v, float *o, int b, int
             const size_t r = (size_t)i * d;
             float bound[2], best[2];
             bounds_of<DT>(qn + r, d, scale, box, pk, &bound[0], &best[0]);
-            const bool tight = bound[0] - best[0] <= MAX_GAP;  // false for NaN
-            if (PAIR == 2 && tight && i + 1 < lq) {
+            const bool first = tight(bound[0], best[0]);  // false for NaN
+            if (PAIR == 2 && first && i + 1 < lq) {
                 bounds_of<DT>(qn + r + d, d, scale, box, pk, &bound[1], &best[1]);
-                if (bound[1] - best[1] <= MAX_GAP) {
+                if (tight(bound[1], best[1])) {
                     rows_bound<DT, PAIR>(qn + r, d, scale, bound, kt, vt, lk, nvec, on + r);
                     i += 2;
                     continue;
                 }
             }
-            if (tight)
+            if (first)
                 rows_bound<DT, 1>(qn + r, d, scale, bound, kt, vt, lk, nvec, on + r);
             else
                 row_running<DT>(qn + r, d, scale, kt, vt, lk, nvec, on + r);

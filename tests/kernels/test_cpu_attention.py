@@ -68,7 +68,8 @@ def test_both_vector_widths_match_the_float64_definition(arch, needs, tmp_path):
     fn = ctypes.CDLL(str(lib_path)).tsi_saliency_attention
     fn.argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_int] * 4 + [ctypes.c_float]
     for b, lq, lk, d, magnitude in [(2, 7, 9, 3, 1.0), (1, 196, 201, 8, 2.0), (1, 3136, 3136, 4, 1.0),
-                                    (2, 40, 37, 4, 60.0), (1, 33, 17, 16, 1.0), (1, 1000, 1003, 4, 6.0)]:
+                                    (2, 40, 37, 4, 60.0), (1, 33, 17, 16, 1.0), (1, 1000, 1003, 4, 6.0),
+                                    (7, 49, 49, 32, 4e4)]:  # scores of tens of thousands
         q, k, v = arrays(b, lq, lk, d, magnitude, seed=lq + d)
         out = np.empty_like(q)
         assert fn(q.ctypes.data, k.ctypes.data, v.ctypes.data, out.ctypes.data, b, lq, lk, d, 1.0 / math.sqrt(d)) == 0
