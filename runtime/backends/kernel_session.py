@@ -288,6 +288,11 @@ def kernel_session(path: str | Path, options, *, in_graph: bool | None = None):
            for a in n.attribute):
         return None  # If / Loop bodies may read any tensor: not cut
     proto = onnx.shape_inference.infer_shapes(proto)
+    named = set()
+    for i, node in enumerate(proto.graph.node):  # chains are matched by node name: every node gets its own
+        if not node.name or node.name in named:
+            node.name = f"{node.op_type}_{i}_unnamed"
+        named.add(node.name)
     infos = {v.name: v for v in (*proto.graph.input, *proto.graph.output, *proto.graph.value_info)}
     chains = [m for m in find_attention(proto_nodes(proto.graph), proto_ranks(proto.graph))
               if _routed(m, infos)]

@@ -114,6 +114,26 @@ def test_a_skip_connection_and_an_attention_output_that_is_a_graph_output(tmp_pa
     assert [o.name for o in session.get_outputs()] == ["y", a1] and session.get_inputs()[0].shape == [b, length, d]
 
 
+def test_a_graph_whose_nodes_have_no_names(tmp_path, way):
+    """Chains are matched by node name: a graph from a tool that names no node (or two alike) is
+    named on load (the file is left as it is), and gives onnxruntime's logits."""
+    rng = np.random.default_rng(2)
+    nodes, inits = [], []
+    out = _attention("a/", "x", {n: rng.standard_normal((4, 4)).astype(np.float32) for n in "qk"}, nodes, inits)
+    for n in nodes:
+        n.name = ""
+    vi = lambda n: helper.make_tensor_value_info(n, TensorProto.FLOAT, [2, 1100, 4])  # noqa: E731
+    path = tmp_path / "unnamed.onnx"
+    path.write_bytes(helper.make_model(helper.make_graph(nodes, "g", [vi("x")], [vi(out)], inits),
+                                       opset_imports=[helper.make_opsetid("", 17)]).SerializeToString())
+    before = path.read_bytes()
+    session = open_session(path, ["cpu"], 1)
+    assert on_the_kernel(session, way) and len(session.chains) == 1 and path.read_bytes() == before
+    x = rng.standard_normal((2, 1100, 4)).astype(np.float32)
+    want = plain(path).run(None, {"x": x})[0]
+    np.testing.assert_allclose(session.run(None, {"x": x})[0], want, rtol=0, atol=1e-5 * np.abs(want).max())
+
+
 def test_without_the_kernel_the_plain_session_opens(monkeypatch, tmp_path):
     every_attention_on_the_kernel(monkeypatch)
     monkeypatch.setattr(cpu_attention, "available", lambda: False)
