@@ -70,8 +70,10 @@ OrtStatus *compute(void *kernel, OrtKernelContext *context) {
             return fail("SaliencyAttention takes float32 q, k and v of rank 3");
     }
     // (B, L, D) of each, whichever way it is stored
-    auto shape = [&](int i, int64_t bit) { return std::vector<int64_t>{dims[i][0], dims[i][layout & bit ? 2 : 1],
-                                                                         dims[i][layout & bit ? 1 : 2]}; };
+    auto shape = [&](int i, int64_t bit) {
+        const bool cm = layout & bit;
+        return std::vector<int64_t>{dims[i][0], dims[i][cm ? 2 : 1], dims[i][cm ? 1 : 2]};
+    };
     const std::vector<int64_t> q = shape(0, Q_CM), k = shape(1, K_CM), v = shape(2, V_CM);
     const int64_t b = q[0], lq = q[1], d = q[2], lk = k[1];
     if (k[0] != b || k[2] != d || v != k)
@@ -83,10 +85,11 @@ OrtStatus *compute(void *kernel, OrtKernelContext *context) {
     void *data[4];  // q, k, v, out (inputs are only read: the API has no const accessor)
     for (int i = 0; i < 3; i++) TRY(api->GetTensorMutableData(const_cast<OrtValue *>(in[i]), &data[i]));
     TRY(api->GetTensorMutableData(out, &data[3]));
-    const int code = tsi_saliency_attention_layout(static_cast<const float *>(data[0]), static_cast<const float *>(data[1]),
-                                                   static_cast<const float *>(data[2]), static_cast<float *>(data[3]),
-                                                   static_cast<int>(b), static_cast<int>(lq), static_cast<int>(lk),
-                                                   static_cast<int>(d), at.scale, static_cast<int>(layout));
+    const auto *in_q = static_cast<const float *>(data[0]), *in_k = static_cast<const float *>(data[1]),
+               *in_v = static_cast<const float *>(data[2]);
+    const int code = tsi_saliency_attention_layout(in_q, in_k, in_v, static_cast<float *>(data[3]), static_cast<int>(b),
+                                                   static_cast<int>(lq), static_cast<int>(lk), static_cast<int>(d),
+                                                   at.scale, static_cast<int>(layout));
     if (code == 1) return fail("SaliencyAttention: head size outside 1..64");
     if (code != 0) return api->CreateStatus(ORT_RUNTIME_EXCEPTION, "SaliencyAttention: out of memory");
     return nullptr;
@@ -104,7 +107,8 @@ OrtStatus *create(const OrtCustomOp *, const OrtApi *, const OrtKernelInfo *info
         api->ReleaseStatus(s);
         at.scale = 1.0f;
     }
-    if (at.layout < 0 || at.layout > ALL) return fail("SaliencyAttention: layout must be a combination of 1, 2, 4 and 8");
+    if (at.layout < 0 || at.layout > ALL)
+        return fail("SaliencyAttention: layout must be a combination of 1, 2, 4 and 8");
     *kernel = new Attributes(at);
     return nullptr;
 }

@@ -150,7 +150,10 @@ void probes(const float *k, Strides st, int lk, int d, v8 *pk) {
         float top = -FLT_MAX;
         for (int j = 0; j < lk; j++) {
             float x = 0.0f;
-            for (int c = 0; c < bits; c++) x += ((p >> c) & 1) ? -k[j * st.j + c * st.c] : k[j * st.j + c * st.c];
+            for (int c = 0; c < bits; c++) {
+                const float kc = k[j * st.j + c * st.c];
+                x += ((p >> c) & 1) ? -kc : kc;
+            }
             if (x > top) { top = x; best = j; }
         }
         for (int c = 0; c < d; c++) out[c * W + p] = k[best * st.j + c * st.c];
@@ -315,7 +318,8 @@ constexpr int Q_CM = 1, K_CM = 2, V_CM = 4, O_CM = 8;
 template <int DT>
 void attend(const float *q, const float *k, const float *v, float *o, int b, int lq, int lk, int d, float scale,
             int layout, v8 *kt, v8 *vt, int nvec, float *qr, float *orow) {
-    const Strides ks(lk, d, layout & K_CM), vs(lk, d, layout & V_CM), qs(lq, d, layout & Q_CM), os(lq, d, layout & O_CM);
+    const Strides ks(lk, d, layout & K_CM), vs(lk, d, layout & V_CM);
+    const Strides qs(lq, d, layout & Q_CM), os(lq, d, layout & O_CM);
     for (int n = 0; n < b; n++) {
         const float *kn = k + (size_t)n * lk * d, *qn = q + (size_t)n * lq * d;
         pack(kn, ks, lk, d, nvec, kt);
@@ -329,7 +333,8 @@ void attend(const float *q, const float *k, const float *v, float *o, int b, int
             qn = qr;
         }
         float *on = layout & O_CM ? orow : o + (size_t)n * lq * d;
-        for (int i = 0; i < lq;) {  // the bound where it is within MAX_GAP of the probes' best, PAIR rows a pass
+        // the bound where it is within MAX_GAP of the probes' best, PAIR rows a pass; else the running max
+        for (int i = 0; i < lq;) {
             const size_t r = (size_t)i * d;
             float bound[2], best[2];
             bounds_of<DT>(qn + r, d, scale, box, pk, &bound[0], &best[0]);
