@@ -9,12 +9,13 @@ attention chain (:func:`runtime.attention_graph.find_attention`) whose q, k^T an
 
 - in the graph, where the kernel's onnxruntime operation builds (:mod:`runtime.kernels.ort_op`: it
   needs onnxruntime's C API header), those over ``cpu_attention.MIN_KEYS`` keys, as OpenVINO's:
-  the chain becomes one node of that operation and
-  the model one ``InferenceSession`` with the operation's library registered, its attribute
-  ``chains`` the chains it took. onnxruntime keeps its blocked layout for everything else;
-- otherwise cut around it (:class:`KernelSession`), those over :data:`CUT_MIN_KEYS` keys: the pieces between the cuts run as onnxruntime
-  sessions, the chains on the kernel through ctypes, and the tensors pass from piece to piece as
-  onnxruntime values bound in place (IO binding: no copy; a tensor is let go after its last use).
+  each chain becomes one node of that operation (:func:`with_kernel_nodes`) and the model one
+  ``InferenceSession`` with the operation's library registered, its attribute ``chains`` the chains
+  it took. onnxruntime keeps its blocked layout for everything else;
+- otherwise cut around it (:class:`KernelSession`), those over :data:`CUT_MIN_KEYS` keys: the
+  pieces between the cuts run as onnxruntime sessions, the chains on the kernel through ctypes, and
+  the tensors pass from piece to piece as onnxruntime values bound in place (IO binding: no copy; a
+  tensor is let go after its last use).
   Each cut hands the feature maps living across it back in NCHW (onnxruntime's ReorderOutput, and
   ReorderInput in the next piece: benchmarks/results/cpu_backends.md profiles both ways).
   The session answers ``run``, ``get_inputs``, ``get_outputs``, ``get_modelmeta`` and

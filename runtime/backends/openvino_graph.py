@@ -6,8 +6,9 @@ model it compiles: ``openvino_backend.compile_model``).
    ``SaliencyAttention`` operation whose ``evaluate`` calls the project's C++ kernel
    (:mod:`runtime.kernels.cpu_attention`) on the tensors in place, reading through what only the
    chain reads: the export's scale of q and k (the kernel's scale then), and Transposes (0, 2, 1) of
-   q, v or the output (the kernel reads and writes the channel-major feature maps: no transpose runs). OpenVINO's CPU plugin runs an
-   operation it does not know through its ``evaluate``; its own MatMul-Softmax-MatMul writes the
+   q, v or the output (the kernel reads and writes the channel-major feature maps: no transpose
+   runs). OpenVINO's CPU plugin runs an operation it does not know through its ``evaluate``; its
+   own MatMul-Softmax-MatMul writes the
    (L, L) scores through memory (TSI-R50's stage 1: 3136 x 3136 per frame pair).
 2. Each ``VariadicSplit`` / ``Split`` with constant axis and lengths becomes one ``Gather`` (of
    the output's indices) per output: OpenVINO 2026.4's CPU plugin runs the frame splits of SME (8
@@ -66,11 +67,16 @@ def _op_class():
         def _names(self) -> tuple[str, ...]:
             return tuple(n for n in self._channel_major.split(",") if n)
 
+        def _out_dims(self, q_dims):
+            """The output's dimensions from q's: swapped where only one of them is channel-major."""
+            names = self._names()
+            b, x, y = q_dims
+            return [b, x, y] if ("q" in names) == ("out" in names) else [b, y, x]
+
         def validate_and_infer_types(self):
             shape = self.get_input_partial_shape(0)
-            names = self._names()
-            if ("q" in names) != ("out" in names) and shape.rank.is_static:
-                shape = openvino.PartialShape([shape[0], shape[2], shape[1]])
+            if shape.rank.is_static:
+                shape = openvino.PartialShape(self._out_dims(list(shape)))
             self.set_output_type(0, self.get_input_element_type(0), shape)
 
         def clone_with_new_inputs(self, new_inputs):
@@ -88,10 +94,8 @@ def _op_class():
 
         def evaluate(self, outputs, inputs):
             q, k, v = (np.ascontiguousarray(t.data) for t in inputs)
-            names = self._names()
-            b, x, y = q.shape
-            outputs[0].shape = (b, x, y) if ("q" in names) == ("out" in names) else (b, y, x)
-            saliency_attention(q, k, v, self._scale, out=outputs[0].data, channel_major=names)
+            outputs[0].shape = self._out_dims(q.shape)
+            saliency_attention(q, k, v, self._scale, out=outputs[0].data, channel_major=self._names())
             return True
 
     return SaliencyAttention
@@ -122,14 +126,16 @@ def _scaled_from(port):
     return None
 
 
+def _swaps(node) -> bool:
+    """A Transpose swapping the last two axes of a rank-3 tensor."""
+    return node.get_type_name() == "Transpose" and _const_values(node.input_value(1)) == [0, 2, 1]
+
+
 def _swapped_from(port):
     """The input of the Transpose swapping the last two axes that makes ``port``, read by nothing
     else, or None."""
     node = port.get_node()
-    if (node.get_type_name() != "Transpose" or _const_values(node.input_value(1)) != [0, 2, 1]
-            or len(_consumers(node.output(0))) != 1):
-        return None
-    return node.input_value(0)
+    return node.input_value(0) if _swaps(node) and len(_consumers(node.output(0))) == 1 else None
 
 
 def _long_attention(softmax):
@@ -191,7 +197,7 @@ def _attention_on_kernel(model) -> int:
     for q, kk, v, names, scale, mm2 in found:
         after = _consumers(mm2.output(0))
         back = after[0] if len(after) == 1 else None
-        if back is not None and back.get_type_name() == "Transpose" and _const_values(back.input_value(1)) == [0, 2, 1]:
+        if back is not None and _swaps(back):
             back.output(0).replace(op([q, kk, v], ",".join([*names, "out"]), scale).output(0))  # written channel-major
         else:
             mm2.output(0).replace(op([q, kk, v], ",".join(names), scale).output(0))

@@ -72,11 +72,22 @@ def _deb_data(deb: bytes) -> bytes:
     raise ValueError("the package has no data.tar member")
 
 
+def _not_a_header_folder(dest: Path) -> str:
+    """Why ``dest`` may not be replaced (it exists and is not a folder of these headers), or ""."""
+    if dest.exists() and not (dest / HEADER).is_file():
+        kind = "folder" if dest.is_dir() else "file"
+        return f"{dest} is a {kind} that holds no {HEADER}: name a new folder or one this command filled"
+    return ""
+
+
 def fetch(dest: Path | None = None, url: str | None = None, sha256: str | None = None) -> Path:
     """Downloads the package (default :data:`DEB_URL`), checks its SHA-256 (:data:`DEB_SHA256`) and
     puts its headers in ``dest`` (default :func:`fetched_dir`); returns ``dest``. An existing
-    ``dest`` is replaced only by a whole new one."""
+    ``dest`` is replaced only by a whole new one, and only if it holds the headers already."""
     dest, url, sha256 = Path(dest or fetched_dir()), url or DEB_URL, sha256 or DEB_SHA256
+    refused = _not_a_header_folder(dest)
+    if refused:
+        raise ValueError(refused)
     with urllib.request.urlopen(url, timeout=60) as r:
         deb = r.read()
     got = hashlib.sha256(deb).hexdigest()
@@ -96,6 +107,7 @@ def fetch(dest: Path | None = None, url: str | None = None, sha256: str | None =
         if not (tmp / HEADER).is_file():
             raise ValueError(f"{url} holds no {HEADER}")
         old = dest.with_name(dest.name + ".old")
+        shutil.rmtree(old, ignore_errors=True)  # left by a run stopped between the two renames
         if dest.exists():
             dest.rename(old)
         tmp.rename(dest)
@@ -109,6 +121,9 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m runtime.kernels.ort_header", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", type=Path, help=f"where the headers go (default {fetched_dir()})")
     args = p.parse_args(argv)
+    refused = _not_a_header_folder(args.out or fetched_dir())
+    if refused:
+        p.error(refused)
     try:
         print(fetch(args.out))
     except (OSError, ValueError) as e:

@@ -46,6 +46,7 @@ def test_fetch_unpacks_the_headers_only_and_replaces_a_folder_whole(package, tmp
     dest = tmp_path / "include"
     dest.mkdir()
     (dest / "stale.h").write_text("old")
+    (dest / ort_header.HEADER).write_bytes(b"#define ORT_API_VERSION 17\n")  # a folder an earlier fetch filled
     assert ort_header.fetch(dest, url, sha) == dest
     assert (dest / ort_header.HEADER).read_bytes() == HEADER_TEXT
     assert (dest / "core" / "providers" / "resource.h").is_file() and not (dest / "stale.h").exists()
@@ -148,3 +149,36 @@ def test_the_operation_refuses_mismatched_tensors_in_one_line():
     with pytest.raises(Exception, match="do not match") as e:
         session.run(None, feed)
     assert "\n" not in str(e.value).strip()
+
+
+def test_fetch_replaces_what_a_stopped_run_left_beside_the_folder(package, tmp_path):
+    """A run stopped between its two renames leaves ``<dest>.old``: the next fetch still puts the
+    headers in place and clears it."""
+    url, sha = package
+    dest = tmp_path / "include"
+    dest.mkdir()
+    (dest / ort_header.HEADER).write_bytes(HEADER_TEXT)
+    (tmp_path / "include.old").mkdir()
+    (tmp_path / "include.old" / "stale.h").write_text("old")
+    assert ort_header.fetch(dest, url, sha) == dest and (dest / ort_header.HEADER).is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dev.deb", "include"]
+
+
+@pytest.mark.parametrize("kind", ["file", "folder"])
+def test_what_is_not_a_header_folder_is_never_replaced(package, tmp_path, capsys, kind):
+    """An --out that exists and holds no onnxruntime_c_api.h (a user's file or folder) is refused in
+    one line, exit 2, before any download, and is left as it was."""
+    url, sha = package
+    dest = tmp_path / "mine"
+    if kind == "file":
+        dest.write_text("notes")
+    else:
+        dest.mkdir()
+        (dest / "notes.txt").write_text("notes")
+    with pytest.raises(ValueError, match="holds no onnxruntime_c_api.h"):
+        ort_header.fetch(dest, url, sha)
+    with pytest.raises(SystemExit) as e:
+        ort_header.main(["--out", str(dest)])
+    assert e.value.code == 2 and "holds no onnxruntime_c_api.h" in capsys.readouterr().err
+    assert (dest.read_text() if kind == "file" else (dest / "notes.txt").read_text()) == "notes"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dev.deb", "mine"]
