@@ -11,7 +11,10 @@ attention chain (:func:`runtime.attention_graph.find_attention`) whose q, k^T an
   needs onnxruntime's C API header), those over ``cpu_attention.MIN_KEYS`` keys, as OpenVINO's:
   each chain becomes one node of that operation (:func:`with_kernel_nodes`) and the model one
   ``InferenceSession`` with the operation's library registered, its attribute ``chains`` the chains
-  it took. onnxruntime keeps its blocked layout for everything else;
+  it took. onnxruntime keeps its blocked layout for everything else. The same library's CTI
+  operation takes each CTI unit of the export's clip form (:mod:`runtime.backends.cti_graph`; the
+  attribute ``cti_units``), so a TSI graph without long attentions (the demo's 64²) opens this way
+  too;
 - otherwise cut around it (:class:`KernelSession`), those over :data:`CUT_MIN_KEYS` keys: the
   pieces between the cuts run as onnxruntime sessions, the chains on the kernel through ctypes, and
   the tensors pass from piece to piece as onnxruntime values bound in place (IO binding: no copy; a
@@ -37,6 +40,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from runtime.attention_graph import AttentionMatch, find_attention, proto_nodes, proto_ranks
+from runtime.backends.cti_graph import find_cti, with_cti_nodes
 
 log = logging.getLogger(__name__)
 
@@ -141,6 +145,7 @@ class KernelSession:
         self._meta = SimpleNamespace(custom_metadata_map={p.key: p.value for p in proto.metadata_props},
                                      producer_name=proto.producer_name, graph_name=g.name)
         self.chains = chains
+        self.cti_units = []  # the CTI operation is in-graph only
 
     @staticmethod
     def _arg(value_info):
@@ -268,7 +273,8 @@ def with_kernel_nodes(proto, chains: list[AttentionMatch]):
     kept = [kernels.get(i, n) for i, n in enumerate(nodes) if i not in drop]
     del g.node[:]
     g.node.extend(kept)
-    out.opset_import.append(onnx.helper.make_opsetid(domain, 1))
+    if not any(o.domain == domain for o in out.opset_import):
+        out.opset_import.append(onnx.helper.make_opsetid(domain, 1))
     return out
 
 
@@ -297,7 +303,8 @@ def kernel_session(path: str | Path, options, *, in_graph: bool | None = None):
     infos = {v.name: v for v in (*proto.graph.input, *proto.graph.output, *proto.graph.value_info)}
     chains = [m for m in find_attention(proto_nodes(proto.graph), proto_ranks(proto.graph))
               if _routed(m, infos)]
-    if not chains:
+    units = find_cti(proto.graph) if in_graph is not False else []
+    if not chains and not units:
         return None
     if not cpu_attention.available():  # asked only now: a model without long attentions never builds it
         log.info("onnxruntime keeps the MatMul attention: %s", cpu_attention.unavailable_reason())
@@ -308,16 +315,16 @@ def kernel_session(path: str | Path, options, *, in_graph: bool | None = None):
             log.info("onnxruntime's kernel attentions are cut out of the graph: %s", ort_op.unavailable_reason())
     least = cpu_attention.least_keys(0 if in_graph else CUT_MIN_KEYS)
     chains = [m for m in chains if _routed(m, infos, least)]
-    if not chains:
+    if not chains and not (in_graph and units):
         return None
     if in_graph:
         import onnxruntime as ort
 
         options.register_custom_ops_library(str(ort_op.path()))
-        session = ort.InferenceSession(with_kernel_nodes(proto, chains).SerializeToString(), options,
-                                       providers=["CPUExecutionProvider"])
-        session.chains = chains  # as a KernelSession's
-        how = "the kernel's operation"
+        graph = with_kernel_nodes(with_cti_nodes(proto, units, ort_op.names()[0], ort_op.cti_name()), chains)
+        session = ort.InferenceSession(graph.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        session.chains, session.cti_units = chains, units  # as a KernelSession's
+        how = f"the kernel's operation, {len(units)} CTI unit(s) as one operation each"
     else:
         session = KernelSession(proto, chains, options)
         how = "the kernel, cut out of the graph"

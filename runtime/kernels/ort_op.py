@@ -1,6 +1,7 @@
-"""The saliency attention as an onnxruntime operation (``ort_saliency_op.cpp``; its domain and name,
-:func:`names`, are the library's): the kernel of :mod:`runtime.kernels.cpu_attention` and the
-operation, built into one library against onnxruntime's C API header
+"""The project's onnxruntime operations, domain ``tsi.cpu``: the saliency attention
+(``ort_saliency_op.cpp``: the kernel of :mod:`runtime.kernels.cpu_attention`) and a CTI unit in one
+pass (``ort_cross_temporal_op.cpp``); their domain and names (:func:`names`, :func:`cti_name`) are
+the library's. Built with the kernel into one library against onnxruntime's C API header
 (:mod:`runtime.kernels.ort_header`) with the kernel's compiler and flags, cached the same way.
 Sessions load it with ``SessionOptions.register_custom_ops_library(path())``.
 
@@ -17,9 +18,11 @@ from pathlib import Path
 
 from runtime.kernels import cpu_attention, ort_header
 
-__all__ = ["available", "names", "path", "unavailable_reason"]
+__all__ = ["available", "cti_name", "names", "path", "unavailable_reason"]
 
 SOURCE = Path(__file__).with_name("ort_saliency_op.cpp")
+SOURCES = [SOURCE, SOURCE.with_name("ort_cross_temporal_op.cpp")]
+COMMON = SOURCE.with_name("ort_common.h")  # included by both: part of the build's key
 
 
 def _runtime_api() -> int:
@@ -40,8 +43,8 @@ def _built() -> tuple[Path | None, str]:
     if header is None or header > ours:
         return None, f"{folder / ort_header.HEADER} has C API version {header}, newer than onnxruntime's {ours}"
     try:
-        lib = cpu_attention.build_library("ort_saliency_op", [cpu_attention.SOURCE, SOURCE], include=folder,
-                                          key=(folder / ort_header.HEADER).read_text(errors="replace"))
+        lib = cpu_attention.build_library("ort_saliency_op", [cpu_attention.SOURCE, *SOURCES], include=folder,
+                                          key=(folder / ort_header.HEADER).read_text(errors="replace") + COMMON.read_text())
     except cpu_attention.KernelError as e:
         return None, str(e)
     return lib, ""
@@ -65,6 +68,14 @@ def names() -> tuple[str, str]:
         fn.restype = ctypes.c_char_p
         out.append(fn().decode())
     return out[0], out[1]
+
+
+@functools.lru_cache(maxsize=1)
+def cti_name() -> str:
+    """The op type of the CTI operation (its domain is :func:`names`' first)."""
+    fn = ctypes.CDLL(str(path())).tsi_ort_cti_name
+    fn.restype = ctypes.c_char_p
+    return fn().decode()
 
 
 def path() -> Path:

@@ -8,47 +8,23 @@
 // onnxruntime hands the API table to RegisterCustomOps when a session's options load the library
 // (SessionOptions.register_custom_ops_library), and the table of an older API version stays valid in
 // every later onnxruntime. Built and loaded by runtime/kernels/ort_op.py.
-#include <onnxruntime_c_api.h>
-
-#include <climits>
-#include <cstdint>
-#include <vector>
+#include "ort_common.h"
 
 extern "C" int tsi_saliency_attention_layout(const float *q, const float *k, const float *v, float *o, int b,
                                              int lq, int lk, int d, float scale, int layout);
 
 extern "C" {
-// The operation's domain and name, read by ort_op.py for the graph's nodes and opset import.
+// The operations' domain and the attention's name, read by ort_op.py for the graph's nodes and opset
+// import (ort_cross_temporal_op.cpp names its own).
 const char *tsi_ort_op_domain() { return "tsi.cpu"; }
 const char *tsi_ort_op_name() { return "SaliencyAttention"; }
 }
 
-namespace {
+namespace tsi_ort {
 
 const OrtApi *api = nullptr;
 
-// The first failing status of a chain of API calls, or nullptr.
-#define TRY(call)                           \
-    do {                                    \
-        OrtStatus *status_ = (call);        \
-        if (status_ != nullptr) return status_; \
-    } while (0)
-
-OrtStatus *fail(const char *message) { return api->CreateStatus(ORT_INVALID_ARGUMENT, message); }
-
-OrtStatus *dims_of(const OrtValue *value, std::vector<int64_t> &dims, ONNXTensorElementDataType &type) {
-    OrtTensorTypeAndShapeInfo *info = nullptr;
-    TRY(api->GetTensorTypeAndShape(value, &info));
-    size_t n = 0;
-    OrtStatus *s = api->GetDimensionsCount(info, &n);
-    if (s == nullptr) {
-        dims.resize(n);
-        s = api->GetDimensions(info, dims.data(), n);
-    }
-    if (s == nullptr) s = api->GetTensorElementType(info, &type);
-    api->ReleaseTensorTypeAndShapeInfo(info);
-    return s;
-}
+namespace {
 
 constexpr int64_t Q_CM = 1, K_CM = 2, V_CM = 4, O_CM = 8, ALL = 15;  // saliency_attention.cpp's bits
 
@@ -64,8 +40,8 @@ OrtStatus *compute(void *kernel, OrtKernelContext *context) {
     std::vector<int64_t> dims[3];
     for (size_t i = 0; i < 3; i++) {
         ONNXTensorElementDataType type;
-        TRY(api->KernelContext_GetInput(context, i, &in[i]));
-        TRY(dims_of(in[i], dims[i], type));
+        TSI_TRY(api->KernelContext_GetInput(context, i, &in[i]));
+        TSI_TRY(dims_of(in[i], dims[i], type));
         if (type != ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT || dims[i].size() != 3)
             return fail("SaliencyAttention takes float32 q, k and v of rank 3");
     }
@@ -81,10 +57,10 @@ OrtStatus *compute(void *kernel, OrtKernelContext *context) {
     if (b * lq * d > INT_MAX || b * lk * d > INT_MAX) return fail("SaliencyAttention: tensors too large");
     const int64_t out_dims[3] = {b, layout & O_CM ? d : lq, layout & O_CM ? lq : d};
     OrtValue *out = nullptr;
-    TRY(api->KernelContext_GetOutput(context, 0, out_dims, 3, &out));
+    TSI_TRY(api->KernelContext_GetOutput(context, 0, out_dims, 3, &out));
     void *data[4];  // q, k, v, out (inputs are only read: the API has no const accessor)
-    for (int i = 0; i < 3; i++) TRY(api->GetTensorMutableData(const_cast<OrtValue *>(in[i]), &data[i]));
-    TRY(api->GetTensorMutableData(out, &data[3]));
+    for (int i = 0; i < 3; i++) TSI_TRY(api->GetTensorMutableData(const_cast<OrtValue *>(in[i]), &data[i]));
+    TSI_TRY(api->GetTensorMutableData(out, &data[3]));
     const auto *in_q = static_cast<const float *>(data[0]), *in_k = static_cast<const float *>(data[1]),
                *in_v = static_cast<const float *>(data[2]);
     const int code = tsi_saliency_attention_layout(in_q, in_k, in_v, static_cast<float *>(data[3]), static_cast<int>(b),
@@ -114,39 +90,19 @@ OrtStatus *create(const OrtCustomOp *, const OrtApi *, const OrtKernelInfo *info
 }
 
 OrtCustomOp make_op() {
-    OrtCustomOp op{};
-    op.version = ORT_API_VERSION;
+    OrtCustomOp op = float_op();
     op.GetName = [](const OrtCustomOp *) { return tsi_ort_op_name(); };
-    op.GetExecutionProviderType = [](const OrtCustomOp *) { return "CPUExecutionProvider"; };
-    op.GetInputType = [](const OrtCustomOp *, size_t) { return ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT; };
     op.GetInputTypeCount = [](const OrtCustomOp *) -> size_t { return 3; };
-    op.GetOutputType = [](const OrtCustomOp *, size_t) { return ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT; };
-    op.GetOutputTypeCount = [](const OrtCustomOp *) -> size_t { return 1; };
     op.KernelDestroy = [](void *kernel) { delete static_cast<Attributes *>(kernel); };
-    op.GetInputCharacteristic = [](const OrtCustomOp *, size_t) { return INPUT_OUTPUT_REQUIRED; };
-    op.GetOutputCharacteristic = [](const OrtCustomOp *, size_t) { return INPUT_OUTPUT_REQUIRED; };
-    op.GetInputMemoryType = [](const OrtCustomOp *, size_t) { return OrtMemTypeDefault; };
-    op.GetVariadicInputMinArity = [](const OrtCustomOp *) { return 1; };
-    op.GetVariadicInputHomogeneity = [](const OrtCustomOp *) { return 1; };
-    op.GetVariadicOutputMinArity = [](const OrtCustomOp *) { return 1; };
-    op.GetVariadicOutputHomogeneity = [](const OrtCustomOp *) { return 1; };
     op.CreateKernelV2 = create;
     op.KernelComputeV2 = compute;
-    // no shape function: whether the input's type-and-shape info it is given must be released differs
-    // between onnxruntime versions (1.32 owns it and frees it again); the graph's own shapes serve
-    op.InferOutputShapeFn = nullptr;
-    op.GetStartVersion = [](const OrtCustomOp *) { return 1; };
-    op.GetEndVersion = [](const OrtCustomOp *) { return INT_MAX; };
-    op.GetMayInplace = [](int **, int **) -> size_t { return 0; };
-    op.ReleaseMayInplace = [](int *, int *) {};
-    op.GetAliasMap = [](int **, int **) -> size_t { return 0; };
-    op.ReleaseAliasMap = [](int *, int *) {};
     return op;
 }
 
 const OrtCustomOp op = make_op();
 
 }  // namespace
+}  // namespace tsi_ort
 
 extern "C" {
 
@@ -157,11 +113,12 @@ OrtStatus *ORT_API_CALL RegisterCustomOps(OrtSessionOptions *options, const OrtA
         return first ? first->CreateStatus(ORT_FAIL, "this onnxruntime is older than the header the tsi.cpu "
                                            "operations were built with") : nullptr;
     }
-    api = given;
+    const OrtApi *api = tsi_ort::api = given;
     // a domain per session options: onnxruntime's Python binding releases the domains of options it drops
     OrtCustomOpDomain *domain = nullptr;
-    TRY(api->CreateCustomOpDomain(tsi_ort_op_domain(), &domain));
-    OrtStatus *s = api->CustomOpDomain_Add(domain, &op);
+    TSI_TRY(api->CreateCustomOpDomain(tsi_ort_op_domain(), &domain));
+    OrtStatus *s = api->CustomOpDomain_Add(domain, &tsi_ort::op);
+    if (s == nullptr) s = api->CustomOpDomain_Add(domain, tsi_ort::cross_temporal_op());
     if (s == nullptr) s = api->AddCustomOpDomain(options, domain);
     if (s != nullptr) api->ReleaseCustomOpDomain(domain);
     return s;

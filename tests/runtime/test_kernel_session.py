@@ -45,11 +45,21 @@ def plain(path):
     return ort.InferenceSession(str(path), session_options(1), providers=["CPUExecutionProvider"])
 
 
-def test_the_demo_is_left_to_onnxruntime_its_attentions_being_short(monkeypatch):
-    """The demo's longest attention is over 256 keys (64², stage 1): below the cut's least, no cut, and the
-    kernel is not even looked for (no build or compiler call at start-up)."""
+def test_a_graph_of_short_attentions_and_no_cti_is_left_to_onnxruntime(monkeypatch, tmp_path):
+    """An attention over 256 keys (the demo's longest, 64² at stage 1) is below the cut's and the
+    operation's least: with no CTI unit either, nothing is taken and the kernel is not even looked
+    for (no build or compiler call at start-up). The demo itself opens with its CTI units on the
+    operation (tests/runtime/test_cti_graph.py)."""
     monkeypatch.setattr(cpu_attention, "available", lambda: pytest.fail("the kernel was asked for"))
-    assert isinstance(open_session(DEMO_ONNX, ["cpu"], 1), ort.InferenceSession)
+    rng = np.random.default_rng(0)
+    nodes, inits = [], []
+    out = _attention("a/", "x", {n: rng.standard_normal((4, 4)).astype(np.float32) for n in "qk"}, nodes, inits)
+    vi = lambda n: helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 256, 4])  # noqa: E731
+    path = tmp_path / "short.onnx"
+    path.write_bytes(helper.make_model(helper.make_graph(nodes, "g", [vi("x")], [vi(out)], inits),
+                                       opset_imports=[helper.make_opsetid("", 17)]).SerializeToString())
+    session = open_session(path, ["cpu"], 1)
+    assert isinstance(session, ort.InferenceSession) and not hasattr(session, "chains")
 
 
 def test_every_attention_of_the_demo_on_the_kernel_gives_onnxruntimes_logits(monkeypatch, way):
