@@ -24,37 +24,57 @@ const char *tsi_ort_cti_name() { return "CrossTemporal"; }
 namespace tsi_ort {
 namespace {
 
-// dst = TConv(src) for one sample's group: src's frames `sf` floats apart, dst's `df`, channels hw apart.
-void tconv(const float *src, size_t sf, float *dst, size_t df, const float *w, int t, int c, int hw) {
-    for (int ch = 0; ch < c; ch++) {
-        const float w0 = w[3 * ch], w1 = w[3 * ch + 1], w2 = w[3 * ch + 2];
-        for (int f = 0; f < t; f++) {
-            const float *__restrict cur = src + f * sf + (size_t)ch * hw;
-            float *__restrict o = dst + f * df + (size_t)ch * hw;
-            const float *__restrict before = cur - sf, *__restrict after = cur + sf;
-            if (f > 0 && f + 1 < t)
-                for (int i = 0; i < hw; i++) o[i] = w0 * before[i] + w1 * cur[i] + w2 * after[i];
-            else if (f > 0)
-                for (int i = 0; i < hw; i++) o[i] = w0 * before[i] + w1 * cur[i];
-            else if (f + 1 < t)
-                for (int i = 0; i < hw; i++) o[i] = w1 * cur[i] + w2 * after[i];
-            else
-                for (int i = 0; i < hw; i++) o[i] = w1 * cur[i];
-        }
-    }
+constexpr int LANES = 16;  // partial sums: a float sum vectorises only as separate lanes
+
+inline float lane_sum(const float *acc) {
+    float s = 0.0f;
+    for (int l = 0; l < LANES; l++) s += acc[l];
+    return s;
 }
 
-// mix = a x + (1 - a) prev for one sample's group, a from CI's FC (2c rows of c weights and a bias);
-// x's and prev's frames `frame` floats apart, mix's c * hw.
-void blend(const float *x, const float *prev, size_t frame, float *mix, const float *fc, int t, int c, int hw,
-           float *pooled, float *alpha) {
-    for (int f = 0; f < t; f++) {
-        for (int ch = 0; ch < c; ch++) {
-            const float *__restrict a = x + f * frame + (size_t)ch * hw, *__restrict b = prev + f * frame + (size_t)ch * hw;
-            float s = 0.0f;
-            for (int i = 0; i < hw; i++) s += a[i] + b[i];
-            pooled[ch] = s / hw;
+inline float sum_of(const float *__restrict a, int n) {
+    float acc[LANES] = {};
+    int i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int l = 0; l < LANES; l++) acc[l] += a[i + l];
+    float s = lane_sum(acc);
+    for (; i < n; i++) s += a[i];
+    return s;
+}
+
+// o = w0 before + w1 cur + w2 after (a missing frame, nullptr, is zero); returns the sum of o.
+inline float taps(const float *__restrict before, const float *__restrict cur, const float *__restrict after,
+                  float *__restrict o, float w0, float w1, float w2, int hw) {
+    if (before && after)
+        for (int i = 0; i < hw; i++) o[i] = w0 * before[i] + w1 * cur[i] + w2 * after[i];
+    else if (before)
+        for (int i = 0; i < hw; i++) o[i] = w0 * before[i] + w1 * cur[i];
+    else if (after)
+        for (int i = 0; i < hw; i++) o[i] = w1 * cur[i] + w2 * after[i];
+    else
+        for (int i = 0; i < hw; i++) o[i] = w1 * cur[i];
+    return sum_of(o, hw);
+}
+
+// One sample's group, frames `frame` floats apart and channels hw apart: dst = TConv(src), and the
+// sum of each of dst's (frame, channel) maps in sums (the next group's pooling reads them).
+void tconv(const float *src, float *dst, size_t frame, const float *w, int t, int c, int hw, float *sums) {
+    for (int ch = 0; ch < c; ch++)
+        for (int f = 0; f < t; f++) {
+            const float *cur = src + f * frame + (size_t)ch * hw;
+            sums[f * c + ch] = taps(f > 0 ? cur - frame : nullptr, cur, f + 1 < t ? cur + frame : nullptr,
+                                    dst + f * frame + (size_t)ch * hw, w[3 * ch], w[3 * ch + 1], w[3 * ch + 2], hw);
         }
+}
+
+// dst = TConv(a x + (1 - a) prev) for one sample's group, a from CI's FC (2c rows of c weights and a
+// bias) of the pooled prev + x (prev's map sums given in sums, replaced by dst's). The blend is made
+// a frame at a time into three rolling maps (rows, 3 hw floats) as the taps need it, never whole.
+void blend_tconv(const float *x, const float *prev, float *dst, size_t frame, const float *fc, const float *w, int t,
+                 int c, int hw, float *sums, float *pooled, float *alpha, float *rows) {
+    for (int f = 0; f < t; f++) {
+        for (int ch = 0; ch < c; ch++)
+            pooled[ch] = (sums[f * c + ch] + sum_of(x + f * frame + (size_t)ch * hw, hw)) / hw;
         for (int ch = 0; ch < c; ch++) {
             float l[2];
             for (int k = 0; k < 2; k++) {
@@ -67,14 +87,24 @@ void blend(const float *x, const float *prev, size_t frame, float *mix, const fl
             alpha[f * c + ch] = e0 / (e0 + e1);
         }
     }
-    for (int f = 0; f < t; f++)
-        for (int ch = 0; ch < c; ch++) {
+    for (int ch = 0; ch < c; ch++) {
+        auto blend = [&](int f) {  // frame f's blended map, in row f % 3
             const float a = alpha[f * c + ch], na = 1.0f - a;
             const size_t at = f * frame + (size_t)ch * hw;
             const float *__restrict xa = x + at, *__restrict pa = prev + at;
-            float *__restrict o = mix + (size_t)(f * c + ch) * hw;
+            float *__restrict o = rows + (size_t)(f % 3) * hw;
             for (int i = 0; i < hw; i++) o[i] = a * xa[i] + na * pa[i];
+        };
+        blend(0);
+        if (t > 1) blend(1);
+        for (int f = 0; f < t; f++) {
+            const float *cur = rows + (size_t)(f % 3) * hw;
+            sums[f * c + ch] = taps(f > 0 ? rows + (size_t)((f + 2) % 3) * hw : nullptr, cur,
+                                    f + 1 < t ? rows + (size_t)((f + 1) % 3) * hw : nullptr,
+                                    dst + f * frame + (size_t)ch * hw, w[3 * ch], w[3 * ch + 1], w[3 * ch + 2], hw);
+            if (f + 2 < t) blend(f + 2);  // into the row frame f - 1 had
         }
+    }
 }
 
 struct Attributes {
@@ -108,10 +138,10 @@ OrtStatus *compute(void *kernel, OrtKernelContext *context) {
                 *fc = static_cast<const float *>(data[2]);
     float *o = static_cast<float *>(data[3]);
     const size_t frame = (size_t)xd[1] * hw, group = (size_t)c * hw;
-    // a group's blend, its FC's pooled input and a per frame and channel; kept by the thread from call
-    // to call (a fresh allocation of megabytes is fresh pages to fault in every call)
+    // three blended maps, the FC's pooled input, a and the map sums per frame and channel; kept by
+    // the thread from call to call
     thread_local std::vector<float> scratch;
-    const size_t need = (size_t)t * group + c + t * c;
+    const size_t need = (size_t)3 * hw + c + 2 * t * c;
     if (scratch.size() < need) {
         try {
             scratch.resize(need);
@@ -119,16 +149,15 @@ OrtStatus *compute(void *kernel, OrtKernelContext *context) {
             return api->CreateStatus(ORT_RUNTIME_EXCEPTION, "CrossTemporal: out of memory");
         }
     }
-    float *mix = scratch.data(), *pooled = mix + (size_t)t * group, *alpha = pooled + c;
+    float *rows = scratch.data(), *pooled = rows + (size_t)3 * hw, *alpha = pooled + c, *sums = alpha + t * c;
     for (int64_t n = 0; n < xd[0] / t; n++) {
         const float *xn = x + (size_t)n * t * frame;
         float *on = o + (size_t)n * t * frame;
         for (int64_t f = 0; f < t; f++) std::memcpy(on + f * frame, xn + f * frame, sizeof(float) * group);
-        tconv(xn + group, frame, on + group, frame, tw, t, c, hw);
-        for (int64_t g = 2; g < groups; g++) {
-            blend(xn + g * group, on + (g - 1) * group, frame, mix, fc + (g - 2) * 2 * c * (c + 1), t, c, hw, pooled, alpha);
-            tconv(mix, group, on + g * group, frame, tw + (g - 1) * c * 3, t, c, hw);
-        }
+        tconv(xn + group, on + group, frame, tw, t, c, hw, sums);
+        for (int64_t g = 2; g < groups; g++)
+            blend_tconv(xn + g * group, on + (g - 1) * group, on + g * group, frame, fc + (g - 2) * 2 * c * (c + 1),
+                        tw + (g - 1) * c * 3, t, c, hw, sums, pooled, alpha, rows);
     }
     return nullptr;
 }
