@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from runtime.backends.graph_index import GraphIndex
+
 __all__ = ["CTIMatch", "find_cti", "with_cti_nodes"]
 
 _PERM = [0, 2, 1, 3]  # (N, T, c, HW) <-> (N, c, T, HW)
@@ -37,44 +39,7 @@ class CTIMatch:
     ci: np.ndarray  # (G-2, 2c, c+1): FC weight columns, then bias
 
 
-class _Graph:
-    """Producers, readers and constants of an onnx GraphProto's nodes, by position."""
-
-    def __init__(self, graph) -> None:
-        from onnx import numpy_helper
-
-        self._np = numpy_helper
-        self.nodes = list(graph.node)
-        self.producer = {o: i for i, n in enumerate(self.nodes) for o in n.output}
-        self.readers: dict[str, list[int]] = {}
-        for i, n in enumerate(self.nodes):
-            for name in n.input:
-                self.readers.setdefault(name, []).append(i)
-        self.inits = {t.name: t for t in graph.initializer}
-        self.outputs = {o.name for o in graph.output}
-        self.types = {v.name: v.type.tensor_type.elem_type for v in (*graph.input, *graph.output, *graph.value_info)}
-
-    def made_by(self, name: str, op: str):
-        """(position, node) of the ``op`` node making ``name``, or None."""
-        i = self.producer.get(name)
-        return (i, self.nodes[i]) if i is not None and self.nodes[i].op_type == op else None
-
-    def const(self, name: str) -> np.ndarray | None:
-        if name in self.inits:
-            return self._np.to_array(self.inits[name])
-        hit = self.made_by(name, "Constant")
-        if hit is None:
-            return None
-        return next((self._np.to_array(a.t) for a in hit[1].attribute if a.name == "value"), None)
-
-    @staticmethod
-    def attr(node, name, default=None):
-        from onnx import helper
-
-        return next((helper.get_attribute_value(a) for a in node.attribute if a.name == name), default)
-
-
-def _tconv(g: _Graph, name: str, c: int, used: list[int]):
+def _tconv(g: GraphIndex, name: str, c: int, used: list[int]):
     """(weights (c, 3), frames, input) of the temporal conv making ``name``, or None."""
     chain = []
     for op in ("Reshape", "Transpose", "Conv", "Transpose", "Reshape"):
@@ -99,7 +64,7 @@ def _tconv(g: _Graph, name: str, c: int, used: list[int]):
     return w.reshape(c, 3).astype(np.float32), int(shape[1]), name
 
 
-def _blend(g: _Graph, name: str, prev: str, x: str, c: int, used: list[int]) -> np.ndarray | None:
+def _blend(g: GraphIndex, name: str, prev: str, x: str, c: int, used: list[int]) -> np.ndarray | None:
     """CI's FC (2c, c+1) where ``name`` is a x + (1 - a) prev with a = softmax(FC(GAP(prev + x)))[0]."""
     add = g.made_by(name, "Add")
     muls = [g.made_by(i, "Mul") for i in add[1].input] if add else []
@@ -112,8 +77,7 @@ def _blend(g: _Graph, name: str, prev: str, x: str, c: int, used: list[int]) -> 
     if set(by_other) != {x, prev}:
         return None
     sub = g.made_by(by_other[prev], "Sub")
-    one = g.const(sub[1].input[0]) if sub else None
-    if one is None or one.size != 1 or float(one.reshape(-1)[0]) != 1.0 or sub[1].input[1] != by_other[x]:
+    if sub is None or g.scalar(sub[1].input[0]) != 1.0 or sub[1].input[1] != by_other[x]:
         return None
     chain, name = [], by_other[x]
     for op in ("Reshape", "Gather", "Softmax", "Reshape", "Gemm", "Flatten", "GlobalAveragePool", "Add"):
@@ -137,7 +101,7 @@ def _blend(g: _Graph, name: str, prev: str, x: str, c: int, used: list[int]) -> 
     return np.concatenate([w, bias[:, None]], axis=1).astype(np.float32)
 
 
-def _match(g: _Graph, at: int) -> CTIMatch | None:
+def _match(g: GraphIndex, at: int) -> CTIMatch | None:
     concat = g.nodes[at]
     groups = len(concat.input)
     split = g.made_by(concat.input[0], "Split") if groups >= 3 and g.attr(concat, "axis") == 1 else None
@@ -171,7 +135,7 @@ def _match(g: _Graph, at: int) -> CTIMatch | None:
 
 def find_cti(graph) -> list[CTIMatch]:
     """The CTI units of an onnx GraphProto in the export's clip form."""
-    g = _Graph(graph)
+    g = GraphIndex(graph)
     return [m for i, n in enumerate(g.nodes) if n.op_type == "Concat" and (m := _match(g, i)) is not None]
 
 

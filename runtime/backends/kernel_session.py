@@ -41,6 +41,7 @@ import numpy as np
 
 from runtime.attention_graph import AttentionMatch, find_attention, proto_nodes, proto_ranks
 from runtime.backends.cti_graph import find_cti, with_cti_nodes
+from runtime.backends.graph_index import GraphIndex
 
 log = logging.getLogger(__name__)
 
@@ -209,7 +210,6 @@ def with_kernel_nodes(proto, chains: list[AttentionMatch]):
     reads it (the ``layout`` attribute says which are channel-major; what was read through is
     dropped)."""
     import onnx
-    from onnx import numpy_helper
 
     from runtime.kernels.cpu_attention import LAYOUT_BITS
     from runtime.kernels.ort_op import names
@@ -218,28 +218,13 @@ def with_kernel_nodes(proto, chains: list[AttentionMatch]):
     out = onnx.ModelProto()
     out.CopyFrom(proto)
     g = out.graph
-    nodes = list(g.node)  # nodes by position: a graph's nodes need not be named
-    producer = {o: i for i, n in enumerate(nodes) for o in n.output}
-    readers: dict[str, list[int]] = {}
-    for i, n in enumerate(nodes):
-        for name in n.input:
-            readers.setdefault(name, []).append(i)
+    index = GraphIndex(g)
+    nodes, producer, readers = index.nodes, index.producer, index.readers
     at = {n.name: i for i, n in enumerate(nodes) if n.name}
-    inits = {t.name: t for t in g.initializer}
-    graph_outputs = {o.name for o in g.output}
 
     def only_reader(name, reader) -> int | None:  # the node making ``name`` when ``reader`` alone reads it
         made_by = producer.get(name)
-        return made_by if made_by is not None and readers.get(name) == [reader] and name not in graph_outputs else None
-
-    def scalar(name) -> float | None:
-        if name in inits:
-            value = numpy_helper.to_array(inits[name])
-        elif name in producer and nodes[producer[name]].op_type == "Constant":
-            value = next((numpy_helper.to_array(a.t) for a in nodes[producer[name]].attribute if a.name == "value"), None)
-        else:
-            return None
-        return float(value.reshape(-1)[0]) if value is not None and value.size == 1 else None
+        return made_by if made_by is not None and readers.get(name) == [reader] and name not in index.outputs else None
 
     drop, kernels = {at[n] for c in chains for n in (c.matmul_qk, c.softmax)}, {}
     for c in chains:
@@ -249,7 +234,7 @@ def with_kernel_nodes(proto, chains: list[AttentionMatch]):
             made_by = only_reader(name, reader)
             if key != "v" and made_by is not None and nodes[made_by].op_type == "Mul":
                 a, b = nodes[made_by].input
-                for tensor, factor in ((a, scalar(b)), (b, scalar(a))):
+                for tensor, factor in ((a, index.scalar(b)), (b, index.scalar(a))):
                     if factor is not None:
                         scale *= factor
                         drop.add(made_by)
@@ -264,7 +249,7 @@ def with_kernel_nodes(proto, chains: list[AttentionMatch]):
                 layout |= LAYOUT_BITS[key] * (1 - swapped_bit)  # as the chain has it: q, k^T, v
             ins.append(name)
         result, after = c.output, readers.get(c.output, [])
-        if len(after) == 1 and _swapped(nodes[after[0]]) and c.output not in graph_outputs:
+        if len(after) == 1 and _swapped(nodes[after[0]]) and c.output not in index.outputs:
             drop.add(after[0])
             result = nodes[after[0]].output[0]
             layout |= LAYOUT_BITS["out"]
