@@ -9,7 +9,7 @@ loop (the order flipping every round, so a change of load hits them all):
 
 - onnxruntime: TSN-R50 and TSI-R50 as the runtime opens them (``open_session``: TSI's attentions
   over >= ``kernel_session.CUT_MIN_KEYS`` keys on the C++ kernel, as the kernel's operation in the
-  graph where it builds), TSI-R50 in a plain ``InferenceSession`` of the same graph and options
+  graph where it builds, with each CTI unit as the library's CTI operation), TSI-R50 in a plain ``InferenceSession`` of the same graph and options
   (before), and, where the operation builds, TSI-R50 with the graph cut around the kernel instead
   (``kernel_session(..., in_graph=False)``: the runtime's session before the operation);
 - OpenVINO: TSN-R50 and TSI-R50 on the runtime's OpenVINO backend (``openvino_graph.prepare_for_cpu``:
@@ -198,8 +198,9 @@ def report(args, command: str, res: dict, loads: list) -> str:
     lines += ["", f"TSN-R50 and TSI-R50, 224², T=8, batch 1, random weights; the six models' calls alternating, "
               f"{args.rounds} rounds; median ms per clip. After: the long attentions on the C++ kernel "
               + (f"(onnxruntime: those over >= {MIN_KEYS} keys as the kernel's onnxruntime operation in the graph, "
-                 f"reading the feature maps channel-major; cut: the graph cut around those over >= {CUT_MIN_KEYS}, "
-                 "the kernel called between the pieces" if ort_op.available() else
+                 "reading the feature maps channel-major, and each CTI unit as the library's CTI operation; cut: the "
+                 f"graph cut around those over >= {CUT_MIN_KEYS}, the kernel called between the pieces, the CTI units "
+                 "left to onnxruntime" if ort_op.available() else
                  f"(onnxruntime: the graph cut around those over >= {CUT_MIN_KEYS} keys (the kernel's operation is "
                  f"unavailable: {ort_op.unavailable_reason()})")
               + f"; OpenVINO: an operation calling it for those over >= {MIN_KEYS}, its splits as gathers and its "
