@@ -35,17 +35,45 @@ inline OrtStatus *dims_of(const OrtValue *value, std::vector<int64_t> &dims, ONN
     return s;
 }
 
-// An operation of float32 inputs and one float32 output on the CPU provider, every one required (its
-// name, input count, kernel and attributes are the operation's own), with no shape
-// function: whether the input's type-and-shape info it is given must be released differs between
-// onnxruntime versions (1.32 owns it and frees it again); the graph's own shapes serve.
-inline OrtCustomOp float_op() {
+// An operation's three inputs: their values, shapes and float32 data (only read: the API has no
+// const accessor).
+struct Inputs {
+    const OrtValue *value[3];
+    std::vector<int64_t> dims[3];
+    const float *data[3];
+};
+
+// Reads the three inputs of a run; fails with `not_float` where one is not float32.
+inline OrtStatus *float_inputs(OrtKernelContext *context, Inputs &in, const char *not_float) {
+    for (size_t i = 0; i < 3; i++) {
+        ONNXTensorElementDataType type;
+        TSI_TRY(api->KernelContext_GetInput(context, i, &in.value[i]));
+        TSI_TRY(dims_of(in.value[i], in.dims[i], type));
+        if (type != ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT) return fail(not_float);
+        void *data = nullptr;
+        TSI_TRY(api->GetTensorMutableData(const_cast<OrtValue *>(in.value[i]), &data));
+        in.data[i] = static_cast<const float *>(data);
+    }
+    return nullptr;
+}
+
+// An operation of three float32 inputs and one float32 output on the CPU provider, every one
+// required: Name its op type, Attributes what create makes of its node's attributes (deleted with
+// the kernel), compute its run. No shape function: whether the input's type-and-shape info it is
+// given must be released differs between onnxruntime versions (1.32 owns it and frees it again); the
+// graph's own shapes serve.
+template <const char *(*Name)(), typename Attributes>
+OrtCustomOp float_op(OrtStatus *(*create)(const OrtCustomOp *, const OrtApi *, const OrtKernelInfo *, void **),
+                     OrtStatus *(*compute)(void *, OrtKernelContext *)) {
     OrtCustomOp op{};
     op.version = ORT_API_VERSION;
+    op.GetName = [](const OrtCustomOp *) { return Name(); };
     op.GetExecutionProviderType = [](const OrtCustomOp *) { return "CPUExecutionProvider"; };
     op.GetInputType = [](const OrtCustomOp *, size_t) { return ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT; };
+    op.GetInputTypeCount = [](const OrtCustomOp *) -> size_t { return 3; };
     op.GetOutputType = [](const OrtCustomOp *, size_t) { return ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT; };
     op.GetOutputTypeCount = [](const OrtCustomOp *) -> size_t { return 1; };
+    op.KernelDestroy = [](void *kernel) { delete static_cast<Attributes *>(kernel); };
     op.GetInputCharacteristic = [](const OrtCustomOp *, size_t) { return INPUT_OUTPUT_REQUIRED; };
     op.GetOutputCharacteristic = [](const OrtCustomOp *, size_t) { return INPUT_OUTPUT_REQUIRED; };
     op.GetInputMemoryType = [](const OrtCustomOp *, size_t) { return OrtMemTypeDefault; };
@@ -53,6 +81,8 @@ inline OrtCustomOp float_op() {
     op.GetVariadicInputHomogeneity = [](const OrtCustomOp *) { return 1; };
     op.GetVariadicOutputMinArity = [](const OrtCustomOp *) { return 1; };
     op.GetVariadicOutputHomogeneity = [](const OrtCustomOp *) { return 1; };
+    op.CreateKernelV2 = create;
+    op.KernelComputeV2 = compute;
     op.InferOutputShapeFn = nullptr;
     op.GetStartVersion = [](const OrtCustomOp *) { return 1; };
     op.GetEndVersion = [](const OrtCustomOp *) { return INT_MAX; };

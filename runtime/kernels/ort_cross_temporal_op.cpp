@@ -113,15 +113,9 @@ struct Attributes {
 
 OrtStatus *compute(void *kernel, OrtKernelContext *context) {
     const int64_t t = static_cast<const Attributes *>(kernel)->frames;
-    const OrtValue *in[3];
-    std::vector<int64_t> dims[3];
-    for (size_t i = 0; i < 3; i++) {
-        ONNXTensorElementDataType type;
-        TSI_TRY(api->KernelContext_GetInput(context, i, &in[i]));
-        TSI_TRY(dims_of(in[i], dims[i], type));
-        if (type != ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT) return fail("CrossTemporal takes float32 tensors");
-    }
-    const std::vector<int64_t> &xd = dims[0], &td = dims[1], &cd = dims[2];
+    Inputs in;
+    TSI_TRY(float_inputs(context, in, "CrossTemporal takes float32 tensors"));
+    const std::vector<int64_t> &xd = in.dims[0], &td = in.dims[1], &cd = in.dims[2];
     if (xd.size() != 4 || td.size() != 3 || td[2] != 3 || cd.size() != 3)
         return fail("CrossTemporal takes x (N*T, G*c, H, W), tconv (G-1, c, 3) and ci (G-2, 2c, c+1)");
     const int64_t groups = td[0] + 1, c = td[1], hw = xd[2] * xd[3];
@@ -131,12 +125,10 @@ OrtStatus *compute(void *kernel, OrtKernelContext *context) {
     if (xd[0] * xd[1] * hw > INT_MAX) return fail("CrossTemporal: x too large");
     OrtValue *out = nullptr;
     TSI_TRY(api->KernelContext_GetOutput(context, 0, xd.data(), xd.size(), &out));
-    void *data[4];  // x, tconv, ci, out (inputs are only read: the API has no const accessor)
-    for (int i = 0; i < 3; i++) TSI_TRY(api->GetTensorMutableData(const_cast<OrtValue *>(in[i]), &data[i]));
-    TSI_TRY(api->GetTensorMutableData(out, &data[3]));
-    const float *x = static_cast<const float *>(data[0]), *tw = static_cast<const float *>(data[1]),
-                *fc = static_cast<const float *>(data[2]);
-    float *o = static_cast<float *>(data[3]);
+    void *data = nullptr;
+    TSI_TRY(api->GetTensorMutableData(out, &data));
+    const float *x = in.data[0], *tw = in.data[1], *fc = in.data[2];
+    float *o = static_cast<float *>(data);
     const size_t frame = (size_t)xd[1] * hw, group = (size_t)c * hw;
     // three blended maps, the FC's pooled input, a and the map sums per frame and channel; kept by
     // the thread from call to call
@@ -174,17 +166,7 @@ OrtStatus *create(const OrtCustomOp *, const OrtApi *, const OrtKernelInfo *info
     return nullptr;
 }
 
-OrtCustomOp make_op() {
-    OrtCustomOp op = float_op();
-    op.GetName = [](const OrtCustomOp *) { return tsi_ort_cti_name(); };
-    op.GetInputTypeCount = [](const OrtCustomOp *) -> size_t { return 3; };
-    op.KernelDestroy = [](void *kernel) { delete static_cast<Attributes *>(kernel); };
-    op.CreateKernelV2 = create;
-    op.KernelComputeV2 = compute;
-    return op;
-}
-
-const OrtCustomOp op = make_op();
+const OrtCustomOp op = float_op<tsi_ort_cti_name, Attributes>(create, compute);
 
 }  // namespace
 

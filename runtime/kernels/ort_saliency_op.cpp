@@ -36,15 +36,11 @@ struct Attributes {
 OrtStatus *compute(void *kernel, OrtKernelContext *context) {
     const Attributes &at = *static_cast<const Attributes *>(kernel);
     const int64_t layout = at.layout;
-    const OrtValue *in[3];
-    std::vector<int64_t> dims[3];
-    for (size_t i = 0; i < 3; i++) {
-        ONNXTensorElementDataType type;
-        TSI_TRY(api->KernelContext_GetInput(context, i, &in[i]));
-        TSI_TRY(dims_of(in[i], dims[i], type));
-        if (type != ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT || dims[i].size() != 3)
-            return fail("SaliencyAttention takes float32 q, k and v of rank 3");
-    }
+    Inputs in;
+    TSI_TRY(float_inputs(context, in, "SaliencyAttention takes float32 q, k and v of rank 3"));
+    const std::vector<int64_t> *dims = in.dims;
+    for (int i = 0; i < 3; i++)
+        if (dims[i].size() != 3) return fail("SaliencyAttention takes float32 q, k and v of rank 3");
     // (B, L, D) of each, whichever way it is stored
     auto shape = [&](int i, int64_t bit) {
         const bool cm = layout & bit;
@@ -58,14 +54,11 @@ OrtStatus *compute(void *kernel, OrtKernelContext *context) {
     const int64_t out_dims[3] = {b, layout & O_CM ? d : lq, layout & O_CM ? lq : d};
     OrtValue *out = nullptr;
     TSI_TRY(api->KernelContext_GetOutput(context, 0, out_dims, 3, &out));
-    void *data[4];  // q, k, v, out (inputs are only read: the API has no const accessor)
-    for (int i = 0; i < 3; i++) TSI_TRY(api->GetTensorMutableData(const_cast<OrtValue *>(in[i]), &data[i]));
-    TSI_TRY(api->GetTensorMutableData(out, &data[3]));
-    const auto *in_q = static_cast<const float *>(data[0]), *in_k = static_cast<const float *>(data[1]),
-               *in_v = static_cast<const float *>(data[2]);
-    const int code = tsi_saliency_attention_layout(in_q, in_k, in_v, static_cast<float *>(data[3]), static_cast<int>(b),
-                                                   static_cast<int>(lq), static_cast<int>(lk), static_cast<int>(d),
-                                                   at.scale, static_cast<int>(layout));
+    void *data = nullptr;
+    TSI_TRY(api->GetTensorMutableData(out, &data));
+    const int code = tsi_saliency_attention_layout(in.data[0], in.data[1], in.data[2], static_cast<float *>(data),
+                                                   static_cast<int>(b), static_cast<int>(lq), static_cast<int>(lk),
+                                                   static_cast<int>(d), at.scale, static_cast<int>(layout));
     if (code == 1) return fail("SaliencyAttention: head size outside 1..64");
     if (code != 0) return api->CreateStatus(ORT_RUNTIME_EXCEPTION, "SaliencyAttention: out of memory");
     return nullptr;
@@ -89,17 +82,7 @@ OrtStatus *create(const OrtCustomOp *, const OrtApi *, const OrtKernelInfo *info
     return nullptr;
 }
 
-OrtCustomOp make_op() {
-    OrtCustomOp op = float_op();
-    op.GetName = [](const OrtCustomOp *) { return tsi_ort_op_name(); };
-    op.GetInputTypeCount = [](const OrtCustomOp *) -> size_t { return 3; };
-    op.KernelDestroy = [](void *kernel) { delete static_cast<Attributes *>(kernel); };
-    op.CreateKernelV2 = create;
-    op.KernelComputeV2 = compute;
-    return op;
-}
-
-const OrtCustomOp op = make_op();
+const OrtCustomOp op = float_op<tsi_ort_op_name, Attributes>(create, compute);
 
 }  // namespace
 }  // namespace tsi_ort

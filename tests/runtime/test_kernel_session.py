@@ -51,13 +51,7 @@ def test_a_graph_of_short_attentions_and_no_cti_is_left_to_onnxruntime(monkeypat
     for (no build or compiler call at start-up). The demo itself opens with its CTI units on the
     operation (tests/runtime/test_cti_graph.py)."""
     monkeypatch.setattr(cpu_attention, "available", lambda: pytest.fail("the kernel was asked for"))
-    rng = np.random.default_rng(0)
-    nodes, inits = [], []
-    out = _attention("a/", "x", {n: rng.standard_normal((4, 4)).astype(np.float32) for n in "qk"}, nodes, inits)
-    vi = lambda n: helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 256, 4])  # noqa: E731
-    path = tmp_path / "short.onnx"
-    path.write_bytes(helper.make_model(helper.make_graph(nodes, "g", [vi("x")], [vi(out)], inits),
-                                       opset_imports=[helper.make_opsetid("", 17)]).SerializeToString())
+    path, _ = one_attention(tmp_path / "short.onnx", 256)
     session = open_session(path, ["cpu"], 1)
     assert isinstance(session, ort.InferenceSession) and not hasattr(session, "chains")
 
@@ -99,6 +93,20 @@ def _attention(prefix, x, w, nodes, inits):
     return f"{prefix}o"
 
 
+def one_attention(path, length, seed=0, named=True, batch=1):
+    """A graph of one exported-form attention over ``length`` keys (head size 4), its nodes named or
+    not, written to ``path``; (path, rng) with the rng that made its weights."""
+    rng = np.random.default_rng(seed)
+    nodes, inits = [], []
+    out = _attention("a/", "x", {n: rng.standard_normal((4, 4)).astype(np.float32) for n in "qk"}, nodes, inits)
+    for n in nodes if not named else []:
+        n.name = ""
+    vi = lambda n: helper.make_tensor_value_info(n, TensorProto.FLOAT, [batch, length, 4])  # noqa: E731
+    path.write_bytes(helper.make_model(helper.make_graph(nodes, "g", [vi("x")], [vi(out)], inits),
+                                       opset_imports=[helper.make_opsetid("", 17)]).SerializeToString())
+    return path, rng
+
+
 def test_a_skip_connection_and_an_attention_output_that_is_a_graph_output(tmp_path, way):
     """x feeds both attentions and the last Add (cut: a tensor crossing two cuts); the first
     attention's output is itself a graph output; run() answers the outputs asked for, in that order."""
@@ -127,15 +135,7 @@ def test_a_skip_connection_and_an_attention_output_that_is_a_graph_output(tmp_pa
 def test_a_graph_whose_nodes_have_no_names(tmp_path, way):
     """Chains are matched by node name: a graph from a tool that names no node (or two alike) is
     named on load (the file is left as it is), and gives onnxruntime's logits."""
-    rng = np.random.default_rng(2)
-    nodes, inits = [], []
-    out = _attention("a/", "x", {n: rng.standard_normal((4, 4)).astype(np.float32) for n in "qk"}, nodes, inits)
-    for n in nodes:
-        n.name = ""
-    vi = lambda n: helper.make_tensor_value_info(n, TensorProto.FLOAT, [2, 1100, 4])  # noqa: E731
-    path = tmp_path / "unnamed.onnx"
-    path.write_bytes(helper.make_model(helper.make_graph(nodes, "g", [vi("x")], [vi(out)], inits),
-                                       opset_imports=[helper.make_opsetid("", 17)]).SerializeToString())
+    path, rng = one_attention(tmp_path / "unnamed.onnx", 1100, seed=2, named=False, batch=2)
     before = path.read_bytes()
     session = open_session(path, ["cpu"], 1)
     assert on_the_kernel(session, way) and len(session.chains) == 1 and path.read_bytes() == before
@@ -224,13 +224,7 @@ def test_channel_major_feature_maps_reach_the_kernel_untransposed(tmp_path):
 def test_an_attention_between_the_two_leasts_goes_to_the_kernel_only_in_the_graph(tmp_path, way):
     """700 keys: over cpu_attention.MIN_KEYS, under CUT_MIN_KEYS: the operation takes it (no handover
     to pay for), the cut leaves the graph whole."""
-    rng = np.random.default_rng(0)
-    nodes, inits = [], []
-    out = _attention("a/", "x", {n: rng.standard_normal((4, 4)).astype(np.float32) for n in "qk"}, nodes, inits)
-    vi = lambda n: helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 700, 4])  # noqa: E731
-    path = tmp_path / "mid.onnx"
-    path.write_bytes(helper.make_model(helper.make_graph(nodes, "g", [vi("x")], [vi(out)], inits),
-                                       opset_imports=[helper.make_opsetid("", 17)]).SerializeToString())
+    path, rng = one_attention(tmp_path / "mid.onnx", 700)
     session = open_session(path, ["cpu"], 1)
     assert len(getattr(session, "chains", [])) == (1 if way == "in_graph" else 0)
     x = rng.standard_normal((1, 700, 4)).astype(np.float32)
