@@ -313,5 +313,6 @@ def kernel_session(path: str | Path, options, *, in_graph: bool | None = None):
     else:
         session = KernelSession(proto, chains, options)
         how = "the kernel, cut out of the graph"
-    log.info("onnxruntime %s: %d attention(s) over >= %d keys on %s", Path(path).name, len(chains), least, how)
+    # debug: the session opens like any other (a command's one-line errors stay one line)
+    log.debug("onnxruntime %s: %d attention(s) over >= %d keys on %s", Path(path).name, len(chains), least, how)
     return session

@@ -47,6 +47,8 @@ def _built() -> tuple[Path | None, str]:
                                           key=(folder / ort_header.HEADER).read_text(errors="replace") + COMMON.read_text())
     except cpu_attention.KernelError as e:
         return None, str(e)
+    except OSError as e:  # a source missing from the installed package
+        return None, f"the operations' sources cannot be read: {e}"
     return lib, ""
 
 
