@@ -31,6 +31,7 @@ from runtime.common.files import atomic_write_text
 from tsi import evaluate as tsi_evaluate
 from tsi import init as tsi_init
 from tsi import train as tsi_train
+from tsi.config import INPUT_MODES
 from tsi.data.synthetic_scene import REVERSED_PAIRS as SYNTHETIC_PAIRS
 
 log = logging.getLogger("bench.synthetic")
@@ -127,7 +128,7 @@ def train_all(args) -> list[dict]:
                 "--optimizer", args.optimizer, "--weight-decay", str(args.weight_decay),
                 "--eval-every", str(args.eval_every), "--warmup-epochs", str(args.warmup_epochs),
                 "--crop-scales", *[str(c) for c in args.crop_scales], "--resize", args.resize,
-                "--mix-background", str(args.mix_background)]
+                "--mix-background", str(args.mix_background), "--input-mode", args.input_mode]
         if causal:
             argv += ["--causal", *(["--warm-state"] if arch.endswith(WARM_SUFFIX) else [])]
         # a resumed run has its weights: --init is for a new one only
@@ -156,7 +157,7 @@ def write_table(rows: list[dict], args, path: Path) -> None:
         f"lr {args.lr} per 64 clips (scaled linearly), weight decay {args.weight_decay}, "
         f"T={args.frames}, {args.input_size}², base width {args.base_width}, "
         f"dropout {args.dropout}, warm-up {args.warmup_epochs:g} epoch(s), crop scales "
-        f"{' '.join(f'{c:g}' for c in args.crop_scales)}, resize {args.resize}, background mixing {args.mix_background:g}, seed {args.seed}, CPU. Validation: 1 view, {rows[0]['clips'] if rows else 0} clips, "
+        f"{' '.join(f'{c:g}' for c in args.crop_scales)}, resize {args.resize}, background mixing {args.mix_background:g}, input {args.input_mode}, seed {args.seed}, CPU. Validation: 1 view, {rows[0]['clips'] if rows else 0} clips, "
         f"{n_classes} classes (chance {100 / max(n_classes, 1):.1f}%).",
         "",
         "| model | epochs run | top-1 | top-5 | top-1 on the 10 reversed-pair classes | reversed pairs told apart (chance 50%) | train top-1, last epoch | train time |",
@@ -255,6 +256,7 @@ def run(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--crop-scales", type=float, nargs="+", default=[1.0, 0.875, 0.75, 0.66])
     p.add_argument("--resize", default=RESIZE_MODES[0], choices=RESIZE_MODES, help="tsi-train --resize")
     p.add_argument("--mix-background", type=float, default=0.0, help="tsi-train --mix-background")
+    p.add_argument("--input-mode", default=INPUT_MODES[0], choices=INPUT_MODES, help="tsi-train --input-mode")
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--init", default="scratch", choices=tsi_init.CHOICES,

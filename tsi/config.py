@@ -15,6 +15,9 @@ ALIGNS = ("mul", "add", "none")
 CI_MODES = ("cross", "independent", "addition")
 FUSIONS = ("cascade", "summation", "concatenation")
 ATTENTIONS = ("sdpa", "matmul", "fused")
+# what the stem sees: the frames, or each frame less the one before (TSN's RGB difference, between
+# the clip's sampled frames; the first takes the second's)
+INPUT_MODES = ("rgb", "diff")
 DEPTHS = (18, 34, 50, 101)
 
 # Bounds beside the card's (runtime.card: frames, input size, classes), derived from memory:
@@ -36,6 +39,7 @@ class TSIConfig:
 
     depth: int = 50
     frames: int = 8  # T: static, every temporal reshape uses it
+    input_mode: str = "rgb"  # INPUT_MODES: the clip as it is, or its frame differences (in the graph)
     num_classes: int = 174
     input_size: int = 224
     base_width: int = 64  # stage-2 bottleneck width; 64 is the standard ResNet
@@ -82,6 +86,7 @@ class TSIConfig:
         check("ci_mode", CI_MODES)
         check("fusion", FUSIONS)
         check("attention", ATTENTIONS)
+        check("input_mode", INPUT_MODES)
         check("tsi_blocks", ("all", "first"))
         if not 2 <= self.frames <= MAX_FRAMES:
             problems.append(f"frames must be 2 to {MAX_FRAMES} (got {self.frames})")
@@ -109,6 +114,8 @@ class TSIConfig:
             problems.append(f"tsi_stages must be within 2..5 (got {self.tsi_stages})")
         if self.fusion != "cascade" and (self.motion == "none" or self.temporal in ("none", "tsm")):
             problems.append("summation/concatenation fusion needs both a motion and a temporal module")
+        if self.input_mode == "diff" and self.causal:
+            problems.append("input_mode='diff' has no causal (online) form: its first frame reads the second")
         if problems:
             raise ValueError("invalid TSIConfig: " + "; ".join(problems))
 

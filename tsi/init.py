@@ -13,6 +13,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from pathlib import Path
 
 from tsi.assets import MOTION_INITS
@@ -22,7 +24,7 @@ from tsi.config import TSIConfig
 CHOICES = ("auto", "motion", "scratch")
 # the config fields that decide the weights' names and shapes (frames, input size, classes,
 # dropout, attention implementation and causality do not)
-GEOMETRY = ("depth", "base_width", "motion", "temporal", "sme_reduction", "sme_levels", "sme_align",
+GEOMETRY = ("depth", "input_mode", "base_width", "motion", "temporal", "sme_reduction", "sme_levels", "sme_align",
             "sme_channel_attention", "cti_groups", "ci_mode", "fusion", "tsi_stages", "tsi_blocks")
 
 
@@ -32,9 +34,9 @@ class InitError(ValueError):
 
 def mismatch(cfg: TSIConfig, shipped: dict) -> list[str]:
     """``field ours vs shipped`` for each geometry field that differs."""
-    out = []
-    for f in GEOMETRY:
-        mine, theirs = getattr(cfg, f), shipped.get(f)
+    out, defaults = [], {f.name: f.default for f in dataclasses.fields(TSIConfig)}
+    for f in GEOMETRY:  # a field a checkpoint predates has its default
+        mine, theirs = getattr(cfg, f), shipped.get(f, defaults[f])
         if isinstance(mine, tuple):
             theirs = tuple(theirs) if theirs is not None else None
         if mine != theirs:

@@ -40,6 +40,8 @@ class TSINet(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
+        if self.cfg.input_mode == "diff":
+            x = frame_differences(x)
         return self.backbone(x.flatten(0, 1))
 
     def forward_head(self, feats: torch.Tensor) -> torch.Tensor:
@@ -48,6 +50,13 @@ class TSINet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
+
+
+def frame_differences(x: torch.Tensor) -> torch.Tensor:
+    """(N, T, C, H, W) -> each frame less the one before; the first frame takes the second's
+    (TSN's RGB difference between the clip's sampled frames: what moved, not what is there)."""
+    d = x[:, 1:] - x[:, :-1]
+    return torch.cat([d[:, :1], d], dim=1)
 
 
 def view_probabilities(model: nn.Module, clips: torch.Tensor) -> torch.Tensor:

@@ -24,6 +24,7 @@ log = logging.getLogger("tsi.train")
 MODEL = {"arch": ("card", "arch"), "frames": ("config", "frames"), "input_size": ("config", "input_size"),
          "base_width": ("config", "base_width"), "sme_reduction": ("config", "sme_reduction"),
          "attention": ("config", "attention"), "dropout": ("config", "dropout"),
+         "input_mode": ("config", "input_mode"),
          "causal": ("config", "causal"), "span_frames": ("card", "span_frames"), "fps": ("card", "fps"),
          "resize_short": ("card", "resize_short"), "resize": ("card", "resize"),
          "no_zero_init": ("args", "no_zero_init"),

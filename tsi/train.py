@@ -46,7 +46,7 @@ from tsi.block_stats import BlockStats
 from tsi.checkpoint import CheckpointError, load_checkpoint, load_model, make_card, save_checkpoint
 from tsi.cli import (UsageError, cli_main, fraction, non_negative_float, non_negative_int, output_folder, parser,
                      positive_float, positive_int, weight_below_one)
-from tsi.config import ATTENTIONS, field_defaults
+from tsi.config import ATTENTIONS, INPUT_MODES, field_defaults
 from tsi.data.datasets import FORMATS, build_dataset
 from tsi.data.health import check_classes, check_decodable, split_report, write_data_report
 from tsi.data.transforms import TSN_SCALES
@@ -235,6 +235,9 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--base-width", type=positive_int, default=cfg["base_width"], help="%(default)s")
     m.add_argument("--sme-reduction", type=positive_int, default=cfg["sme_reduction"], help="%(default)s")
     m.add_argument("--attention", default=cfg["attention"], choices=ATTENTIONS)
+    m.add_argument("--input-mode", default=cfg["input_mode"], choices=INPUT_MODES,
+                   help="what the stem sees: rgb, or diff, each sampled frame less the one before "
+                        "(computed in the model, so exports and the runtime need nothing; %(default)s)")
     m.add_argument("--dropout", type=non_negative_float, default=cfg["dropout"], help="%(default)s")
     m.add_argument("--no-zero-init", action="store_true",
                    help="do not start residual branches at zero (their last BN gamma = 1)")
@@ -349,7 +352,7 @@ def _train(args, given: set[str], dist_: Dist, out: Path, stop: threading.Event 
     else:
         ckpt = None
         overrides = dict(base_width=args.base_width, sme_reduction=args.sme_reduction,
-                         attention=args.attention, dropout=args.dropout,
+                         attention=args.attention, dropout=args.dropout, input_mode=args.input_mode,
                          zero_init_residual=not args.no_zero_init, causal=args.causal)
         probe = build_dataset(args.format, args.data, card=None, split="train", mode="train",
                               list_file=args.train_list, labels_file=args.labels, labels_only=True,
