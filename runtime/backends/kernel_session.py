@@ -306,7 +306,9 @@ def kernel_session(path: str | Path, options, *, in_graph: bool | None = None):
         import onnxruntime as ort
 
         options.register_custom_ops_library(str(ort_op.path()))
-        graph = with_kernel_nodes(with_cti_nodes(proto, units, ort_op.names()[0], ort_op.cti_name()), chains)
+        if units:  # each rewrite copies the model: none without a unit
+            proto = with_cti_nodes(proto, units, ort_op.names()[0], ort_op.cti_name())
+        graph = with_kernel_nodes(proto, chains)
         session = ort.InferenceSession(graph.SerializeToString(), options, providers=["CPUExecutionProvider"])
         session.chains, session.cti_units = chains, units  # as a KernelSession's
         how = f"the kernel's operation, {len(units)} CTI unit(s) as one operation each"

@@ -35,10 +35,9 @@ inline OrtStatus *dims_of(const OrtValue *value, std::vector<int64_t> &dims, ONN
     return s;
 }
 
-// An operation's three inputs: their values, shapes and float32 data (only read: the API has no
-// const accessor).
+// An operation's three inputs: their shapes and float32 data (only read: the API has no const
+// accessor).
 struct Inputs {
-    const OrtValue *value[3];
     std::vector<int64_t> dims[3];
     const float *data[3];
 };
@@ -47,11 +46,12 @@ struct Inputs {
 inline OrtStatus *float_inputs(OrtKernelContext *context, Inputs &in, const char *not_float) {
     for (size_t i = 0; i < 3; i++) {
         ONNXTensorElementDataType type;
-        TSI_TRY(api->KernelContext_GetInput(context, i, &in.value[i]));
-        TSI_TRY(dims_of(in.value[i], in.dims[i], type));
+        const OrtValue *value = nullptr;
+        TSI_TRY(api->KernelContext_GetInput(context, i, &value));
+        TSI_TRY(dims_of(value, in.dims[i], type));
         if (type != ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT) return fail(not_float);
         void *data = nullptr;
-        TSI_TRY(api->GetTensorMutableData(const_cast<OrtValue *>(in.value[i]), &data));
+        TSI_TRY(api->GetTensorMutableData(const_cast<OrtValue *>(value), &data));
         in.data[i] = static_cast<const float *>(data);
     }
     return nullptr;
