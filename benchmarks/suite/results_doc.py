@@ -96,6 +96,7 @@ MD_ONLY = [
     ("fp16_converter.md", "the FP16 graph: `calib.fp16` vs onnxruntime's float16 converter alone"),
     ("fp16_converter_handwritten.md", "the same, when `calib.fp16` was hand-written (commit named in the file)"),
     ("crop_coverage.md", "how often the crop loses the acting object (short-side vs square resize)"),
+    ("camera_share.md", "how much of a frame-difference input is the camera: raw, gain out, best shift out"),
     ("synthetic_motion_hard_default_recipe.md", "the hard setting with the easy recipe unchanged (runs stopped)"),
     ("accuracy_latency_quick.md", "the `--quick` accuracy-vs-latency run"),
     ("r50_t8_rerun/accuracy_latency.md", "the R50 T=8 TSI/TSN rows again, other random weights"),

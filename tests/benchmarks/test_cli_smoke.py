@@ -2,7 +2,7 @@
 error line, no traceback), and a run at its smallest setting where that is short. The smallest runs
 of the CLIs not run here are elsewhere: ``tsi-bench`` and ``tsi-bench-readme`` (suite/
 test_accuracy_latency.py), ``-online``, ``-online-sequences``, ``-online-streams``,
-``-crop-coverage``, ``-recipe-table``, ``-synthetic`` (its tables; training is tsi.train's tests) in this folder, ``-int8`` in tests/calib/,
+``-crop-coverage``, ``-camera-share``, ``-recipe-table``, ``-synthetic`` (its tables; training is tsi.train's tests) in this folder, ``-int8`` in tests/calib/,
 ``-attention-gpu`` (GPU only: its refusal without one) in tests/kernels/, ``-cpu-int8`` in
 tests/export/test_cpu_int8.py, and ``tsi-gpu-check`` (its ``--dry-run``) in test_gpu_check.py;
 ``tsi-bench-triton``'s smallest run is here (it starts a Triton server)."""
@@ -41,6 +41,7 @@ BAD_ARGS = {
     "tsi-bench-online-streams": ["--streams", "1"],  # no batch
     "tsi-bench-data-loading": ["--videos", "no/such/folder", "--out", "{tmp}"],
     "tsi-bench-crop-coverage": ["--clips", "0"],
+    "tsi-bench-camera-share": ["--data", "d", "--videos", "0"],
     "tsi-bench-unseen-motion": ["--out", "{tmp}", "--train", "0"],
     "tsi-bench-recipe-table": ["--results", "no/such/folder"],
     "tsi-gpu-check": ["--parts", "no-such-part"],
