@@ -46,9 +46,7 @@ def best_shift(a: np.ndarray, b: np.ndarray, shifts: np.ndarray, margin: int) ->
 
 
 def measure(clips: np.ndarray, shifts: np.ndarray, margin: int) -> dict[str, float]:
-    """Means over every consecutive pair of every clip (clips: N, T, 3, H, W or N, 3, T, H, W)."""
-    if clips.shape[1] == 3:
-        clips = clips.transpose(0, 2, 1, 3, 4)
+    """Means over every consecutive pair of every clip (clips: N, T, 3, H, W, as ``load_clip`` gives)."""
     grey = clips.astype(np.float32).mean(2)  # N, T, H, W
     inner = (slice(margin, -margin), slice(margin, -margin))
     raw, flat, moved, length = [], [], [], []
@@ -61,9 +59,9 @@ def measure(clips: np.ndarray, shifts: np.ndarray, margin: int) -> dict[str, flo
             err, d = best_shift(a, b, shifts, margin)
             moved.append(err)
             length.append(d)
-    raw_m = float(np.mean(raw))
-    return {"pairs": len(raw), "raw": raw_m, "mean_out": float(np.mean(flat)), "shifted": float(np.mean(moved)),
-            "left": float(np.mean(moved)) / raw_m if raw_m else 0.0, "median_shift": float(np.median(length)),
+    raw_m, moved_m = float(np.mean(raw)), float(np.mean(moved))
+    return {"pairs": len(raw), "raw": raw_m, "mean_out": float(np.mean(flat)), "shifted": moved_m,
+            "left": moved_m / raw_m if raw_m else 0.0, "median_shift": float(np.median(length)),
             "shift_half_px": float(np.mean(np.asarray(length) >= 0.5))}
 
 
@@ -79,6 +77,10 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.videos < 1 or args.radius <= 0 or args.step <= 0 or args.margin < 0:
         p.error("--videos must be >= 1, --radius and --step > 0, --margin >= 0")
+    labels = {data: sorted(d.name for d in data.iterdir() if d.is_dir()) if data.is_dir() else [] for data in args.data}
+    for data, names in labels.items():  # every folder checked before any is read
+        if not names:
+            p.error(f"--data {data} is not a folder of class folders")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     shifts = np.arange(-args.radius, args.radius + args.step / 2, args.step)
     base = demo_card()
@@ -91,11 +93,8 @@ def main(argv: list[str] | None = None) -> int:
              f"{args.step:g} px steps. 'Left' is the last over the raw.", "",
              "| data | pairs | raw | mean out | best shift too | left | median shift px | pairs shifted >= 0.5 px |",
              "|---|---|---|---|---|---|---|---|"]
-    for data in args.data:
-        labels = sorted(d.name for d in data.iterdir() if d.is_dir()) if data.is_dir() else []
-        if not labels:
-            p.error(f"--data {data} is not a folder of class folders")
-        card = base.replace(resize=args.resize, labels=labels)
+    for data, names in labels.items():
+        card = base.replace(resize=args.resize, labels=names)
         clips, _, _ = val_clips(data, card, args.videos)
         r = measure(clips, shifts, args.margin)
         lines.append(f"| {data} | {r['pairs']} | {r['raw']:.4f} | {r['mean_out']:.4f} | {r['shifted']:.4f} | "
