@@ -18,23 +18,31 @@ import sys
 from pathlib import Path
 
 from benchmarks.common.results import command_of
+from tsi import recipes
 from runtime.common.files import atomic_write_text
 from tsi.cli import UsageError, cli_main, new_output_file, parser
 
 log = logging.getLogger("bench.recipe_table")
 
 ARCHS = ("tsn_r18", "tsm_r18", "tsi_r18")
-INITS = ("scratch", "motion")
+INITS = ("scratch", "scratch diff", "motion")
+START = {"scratch": "scratch, frames", "scratch diff": "scratch, frame differences",
+         "motion": "shipped motion initialisation"}
 SETTINGS = ("easy", "hard", "new", "new b")
 # (setting, init) -> the synthetic_motion tables (their .json) holding those runs
 CELLS = {
     ("easy", "scratch"): ("recipe_easy_scratch",),
+    ("easy", "scratch diff"): ("recipe_easy_scratch_diff",),
     ("easy", "motion"): ("recipe_easy_init",),
     ("hard", "scratch"): ("recipe_hard_scratch",),
+    ("hard", "scratch diff"): ("recipe_hard_scratch_diff",),
     ("hard", "motion"): ("recipe_hard_init",),
     ("new", "scratch"): ("unseen_a_scratch",),
+    ("new", "scratch diff"): ("unseen_a_scratch_diff_lr", "unseen_a_scratch_diff_lr_baselines"),
     ("new", "motion"): ("unseen_a_init",),
     ("new b", "scratch"): ("unseen_b_scratch",),
+    ("new b", "scratch diff"): ("unseen_b_scratch_diff_lr", "unseen_b_scratch_diff_lr_tsn_r18",
+                                "unseen_b_scratch_diff_lr_tsm_r18"),
     ("new b", "motion"): ("unseen_b_init",),
 }
 DATA = {"easy": "the project's easy setting (`python -m tsi.data.synthetic --out artifacts/synthetic "
@@ -49,10 +57,10 @@ DATA = {"easy": "the project's easy setting (`python -m tsi.data.synthetic --out
                  "classes, other actors and camera)"}
 
 
-# settings whose runs predate training's span sampling (2026-12-07: a random window of the card's
-# span_frames in training, the centred one in validation; before, the whole video), and what that changes
+# runs that predate training's span sampling (2026-12-07: a random window of the card's span_frames
+# in training, the centred one in validation; before, the whole video), and what that changes
 BEFORE_SPAN_SAMPLING = {
-    "hard": "its 60-fps videos (64 frames, about a quarter) are longer than the span: those were sampled "
+    "hard setting's runs on frames": "its 60-fps videos (64 frames, about a quarter) are longer than the span: those were sampled "
             "whole in training and validation; the others (16 and 26 frames at 15 and 24 fps, 32 at 30) fit "
             "in the span and sample as they do now"}
 
@@ -93,21 +101,21 @@ def cell(row: dict | None) -> str:
 def render(rows: dict, commands: dict[str, str | None], results: Path, out: Path) -> str:
     lines = ["# One recipe, four settings: from scratch and from the shipped motion initialisations", "",
              f"Written by `python -m benchmarks.recipe_table --out {out}` from the runs' tables below.", "",
-             "The recipe (README, small data): `--epochs 20 --lr-steps 14 18 --optimizer adamw --lr 0.008 "
-             "--weight-decay 0.01 --input-size 64 --base-width 32 --sme-reduction 8 --span-frames 32 --dropout 0.2 "
-             "--warmup-epochs 1 --crop-scales 1 0.875 --resize square`, batch 8, seed 0, CPU; validation 1 view. "
-             "Each cell: validation top-1, and in brackets the last epoch's training top-1 (augmented) where the "
-             "run's table recorded it.", "",
+             f"The recipe: `--recipe small` (README; tsi/recipes.py), `{_flags(recipes.SMALL)}`, batch 8, seed 0, "
+             f"CPU; validation 1 view. Its two forms: from a shipped initialisation on frames; from scratch "
+             f"`{_flags(recipes.SMALL_SCRATCH)}` (the \"frame differences\" rows). The \"scratch, frames\" rows "
+             "are the frames form started from scratch, what the recipe was before its scratch form. Each cell: "
+             "validation top-1, and in brackets the last epoch's training top-1 (augmented) where the run's table "
+             "recorded it.", "",
              "| setting | start | " + " | ".join(a.split("_")[0].upper() + "-R18" for a in ARCHS) + " |",
              "|---|---|" + "---|" * len(ARCHS)]
     for setting in SETTINGS:
         for init in INITS:
-            start = "shipped motion initialisation" if init == "motion" else "scratch"
-            lines.append(f"| {setting} | {start} | "
+            lines.append(f"| {setting} | {START[init]} | "
                          + " | ".join(cell(rows.get((setting, init, a))) for a in ARCHS) + " |")
     lines += ["", "Clips cover the card's span of 32 frames: a random window of a longer video in training, the "
               "centred one in validation, as the live runtime's window sees it (docs/training.md, "
-              "`--span-frames`)." + "".join(f" The {s} runs predate that: {why}." for s, why in BEFORE_SPAN_SAMPLING.items())]
+              "`--span-frames`)." + "".join(f" The {s} predate that: {why}." for s, why in BEFORE_SPAN_SAMPLING.items())]
     lines += ["", "The data:", ""] + [f"- {s}: {DATA[s]}" for s in SETTINGS]
     lines += ["", "The shipped initialisations were pretrained on clips of the easy and hard generators (seed 100, "
               "not these clips; docs/training.md, \"The motion initialisation\"): their easy and hard rows are data "
@@ -121,6 +129,12 @@ def render(rows: dict, commands: dict[str, str | None], results: Path, out: Path
             link = os.path.relpath(results / f"{stem}.md", out.parent).replace(os.sep, "/")
             lines.append(f"- {setting}, {init}: [`{stem}.md`]({link}): {what}")
     return "\n".join(lines) + "\n"
+
+
+def _flags(values: dict) -> str:
+    return " ".join(f"--{k.replace('_', '-')} " + (" ".join(f"{x:g}" for x in v) if isinstance(v, list)
+                                                   else f"{v:g}" if isinstance(v, float) else str(v))
+                    for k, v in values.items())
 
 
 def run(argv: list[str] | None = None) -> int:

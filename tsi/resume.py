@@ -28,7 +28,7 @@ MODEL = {"arch": ("card", "arch"), "frames": ("config", "frames"), "input_size":
          "causal": ("config", "causal"), "span_frames": ("card", "span_frames"), "fps": ("card", "fps"),
          "resize_short": ("card", "resize_short"), "resize": ("card", "resize"),
          "no_zero_init": ("args", "no_zero_init"),
-         "optimizer": ("args", "optimizer")}
+         "optimizer": ("args", "optimizer"), "recipe": ("args", "recipe")}
 # a new model's initialisation: meaningless for a run that has its weights (--qat's quantizers and
 # their learnt ranges are in the checkpoint too)
 INIT = ("pretrained", "finetune", "init", "qat")
@@ -69,6 +69,7 @@ def apply_checkpoint(args: argparse.Namespace, given: set[str], ckpt: dict[str, 
         if option in given and not (option == "resize_short" and mine == 0) and mine != held:
             raise UsageError(f"{flag(option)} {mine} differs from the resumed run's {held} ({source}); "
                              f"a resumed run keeps its model: drop {flag(option)} or start a new --out")
+        setattr(args, option, held)  # the optimizer (and what the new checkpoint saves) follow the run's
     carried, changed = [], []
     for option in RECIPE:
         if option not in saved:

@@ -42,6 +42,7 @@ from runtime.common.progress import progress_bar
 from runtime.cli import ignore_stop_signals, install_stop_handlers
 from tsi import find_lr, partial_bn
 from tsi import init as tsi_init
+from tsi import recipes
 from tsi.block_stats import BlockStats
 from tsi.checkpoint import CheckpointError, load_checkpoint, load_model, make_card, save_checkpoint
 from tsi.cli import (UsageError, cli_main, fraction, non_negative_float, non_negative_int, output_folder, parser,
@@ -259,6 +260,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="ImageNet ResNet weights (torchvision/timm .pth/.pt/.safetensors) for the backbone; "
                         "SME/CTI and the head keep their own initialisation (see tsi/pretrained.py)")
     o = p.add_argument_group("optimisation")
+    o.add_argument("--recipe", default=recipes.CHOICES[0], choices=recipes.CHOICES,
+                   help="paper: these defaults (Sec. 4.2); small: the small-data CPU recipe at the demo geometry, "
+                        "on frame differences from scratch (tsi/recipes.py); options given keep their values")
     o.add_argument("--epochs", type=positive_int, default=50)
     o.add_argument("--batch-size", type=positive_int, default=8, help="clips per process")
     o.add_argument("--optimizer", default="sgd", choices=["sgd", "adamw"],
@@ -312,12 +316,15 @@ def run(argv: list[str] | None = None, stop: threading.Event | None = None) -> d
     atomically), so ``--resume`` repeats that epoch exactly. The result then has ``stopped``."""
     args = build_parser().parse_args(argv)
     given = given_options(build_parser(), argv)
+    recipe_line = recipes.apply(args, given)
     if 0 < args.span_frames < args.frames:
         raise UsageError(f"--span-frames {args.span_frames} is shorter than --frames {args.frames}: the "
                          "runtime would repeat frames; give at least T source frames, or 0 (whole video)")
     dist_ = setup_distributed(args.device)
     logging.basicConfig(level=logging.INFO if dist_.main else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if recipe_line and dist_.main:
+        log.info("%s", recipe_line)
     out = output_folder(args.out, "--out")
     # one run per --out: a second one is refused at once (the first's files stay intact); the
     # other ranks of a torchrun job write nothing there
