@@ -101,9 +101,9 @@ def cell(row: dict | None) -> str:
 def render(rows: dict, commands: dict[str, str | None], results: Path, out: Path) -> str:
     lines = ["# One recipe, four settings: from scratch and from the shipped motion initialisations", "",
              f"Written by `python -m benchmarks.recipe_table --out {out}` from the runs' tables below.", "",
-             f"The recipe: `--recipe small` (README; tsi/recipes.py), `{_flags(recipes.SMALL)}`, batch 8, seed 0, "
+             f"The recipe: `--recipe small` (README; tsi/recipes.py), `{recipes.flags(recipes.SMALL)}`, batch 8, seed 0, "
              f"CPU; validation 1 view. Its two forms: from a shipped initialisation on frames; from scratch "
-             f"`{_flags(recipes.SMALL_SCRATCH)}` (the \"frame differences\" rows). The \"scratch, frames\" rows "
+             f"`{recipes.flags(recipes.SMALL_SCRATCH)}` (the \"frame differences\" rows). The \"scratch, frames\" rows "
              "are the frames form started from scratch, what the recipe was before its scratch form. Each cell: "
              "validation top-1, and in brackets the last epoch's training top-1 (augmented) where the run's table "
              "recorded it.", "",
@@ -129,12 +129,6 @@ def render(rows: dict, commands: dict[str, str | None], results: Path, out: Path
             link = os.path.relpath(results / f"{stem}.md", out.parent).replace(os.sep, "/")
             lines.append(f"- {setting}, {init}: [`{stem}.md`]({link}): {what}")
     return "\n".join(lines) + "\n"
-
-
-def _flags(values: dict) -> str:
-    return " ".join(f"--{k.replace('_', '-')} " + (" ".join(f"{x:g}" for x in v) if isinstance(v, list)
-                                                   else f"{v:g}" if isinstance(v, float) else str(v))
-                    for k, v in values.items())
 
 
 def run(argv: list[str] | None = None) -> int:

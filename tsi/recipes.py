@@ -51,10 +51,13 @@ def apply(args: argparse.Namespace, given: set[str]) -> str | None:
     for k, v in set_.items():
         setattr(args, k, v)
     kept = sorted(set(values) - set(set_))
-    return (f"recipe small ({form}): " + " ".join(f"--{k.replace('_', '-')} {_show(v)}" for k, v in set_.items())
+    return (f"recipe small ({form}): {flags(set_)}"
             + (f"; given on the command line: {', '.join('--' + k.replace('_', '-') for k in kept)}" if kept else ""))
 
 
-def _show(v) -> str:
-    return " ".join(f"{x:g}" if isinstance(x, float) else str(x) for x in v) if isinstance(v, list) else (
-        f"{v:g}" if isinstance(v, float) else str(v))
+def flags(values: dict) -> str:
+    """``values`` as the command line's options: ``--lr-steps 14 18 --lr 0.008 ...``."""
+    def show(v) -> str:
+        return f"{v:g}" if isinstance(v, float) else str(v)
+    return " ".join(f"--{k.replace('_', '-')} " + (" ".join(map(show, v)) if isinstance(v, list) else show(v))
+                    for k, v in values.items())
