@@ -390,6 +390,11 @@ def _train(args, given: set[str], dist_: Dist, out: Path, stop: threading.Event 
             init_from(model, args.finetune)
         elif shipped:
             init_from(model, shipped, shipped_ckpt)
+        if args.recipe == "paper" and args.optimizer == "sgd" and not (shipped or args.finetune or args.pretrained) \
+                and dist_.main:
+            log.warning("the paper's recipe from scratch: the paper starts from ImageNet weights, and without "
+                        "them SGD at its settings stays at chance on small data (docs/training.md#the-recipe); "
+                        "--recipe small is the small-data recipe, --pretrained FILE loads ImageNet weights")
     if args.warm_state and not model.cfg.causal:
         raise UsageError("--warm-state trains a causal model's carried state: add --causal")
     qat = quantization_aware(args, model, card, ckpt)

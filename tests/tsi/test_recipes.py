@@ -57,3 +57,15 @@ def test_a_small_run_from_scratch_trains_and_resumes_as_itself(data, tmp_path): 
     assert again["epoch"] == 1 and again["args"]["optimizer"] == "adamw" and again["args"]["lr"] == 0.0149
     with pytest.raises(tsi_train.UsageError, match=r"--recipe paper differs from the resumed run's small"):
         tsi_train.run(train_args(data, out, 3, "--max-steps", "1", "--resume", "--recipe", "paper"))
+
+
+def test_the_papers_recipe_from_scratch_says_what_it_needs(data, tmp_path, caplog):  # noqa: F811
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="tsi.train"):
+        tsi_train.run(train_args(data, tmp_path / "p", 1, "--max-steps", "1", "--init", "scratch"))
+    assert "the paper's recipe from scratch" in caplog.text and "--recipe small" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="tsi.train"):
+        tsi_train.run(train_args(data, tmp_path / "s", 1, "--max-steps", "1", "--init", "scratch", "--recipe", "small"))
+    assert "the paper's recipe from scratch" not in caplog.text
