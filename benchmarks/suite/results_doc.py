@@ -73,8 +73,16 @@ MD_ONLY = [
     ("unseen_a_init.md", "the README's small-data recipe on the unseen generator's scene a, TSN/TSM/TSI from the "
                          "shipped motion initialisations, training sampling the card's span"),
     ("unseen_a_scratch.md", "the same from scratch"),
-    ("recipe_settings.md", "one recipe on the easy, hard and new (scenes a and b) settings × scratch and shipped initialisation × "
-                           "TSN/TSM/TSI (from the tables above)"),
+    ("recipe_easy_scratch_diff.md", "`--recipe small` from scratch (frame differences, lr 0.0149) on the easy setting, "
+                                    "TSN/TSM/TSI"),
+    ("recipe_hard_scratch_diff.md", "the same on the hard setting"),
+    ("unseen_a_scratch_diff_lr.md", "the same on the unseen generator's scene a, TSI"),
+    ("unseen_a_scratch_diff_lr_baselines.md", "the same on scene a, TSN and TSM"),
+    ("unseen_b_scratch_diff_lr.md", "the same on scene b, TSI"),
+    ("unseen_b_scratch_diff_lr_tsn_r18.md", "the same on scene b, TSN"),
+    ("unseen_b_scratch_diff_lr_tsm_r18.md", "the same on scene b, TSM"),
+    ("recipe_settings.md", "one recipe on the easy, hard and new (scenes a and b) settings × scratch (frames and frame "
+                           "differences) and shipped initialisation × TSN/TSM/TSI (from the tables above)"),
     ("int8_bare_unseen_square.md", "INT8 Q/DQ of the bare `--int8` vs FP32: TSI-R18 from the motion initialisation "
                                    "on the unseen generator's data, `--resize square`"),
     ("cpu_int8_demo.md", "INT8 for CPUs (`--int8-target cpu`, NNCF, OpenVINO IR) vs FP32 on OpenVINO: the demo "
