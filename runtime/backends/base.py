@@ -191,6 +191,14 @@ def check_model_file(model_path: str | os.PathLike) -> Path:
     return path
 
 
+def load_given_card(card: ModelCard | str | os.PathLike | None) -> tuple[ModelCard | None, str | None]:
+    """A card given as a JSON path, read (a bad one is refused here), and its source; a card or None
+    as it is (no source)."""
+    if card is None or isinstance(card, ModelCard):
+        return card, None
+    return ModelCard.load(card), str(card)
+
+
 def resolve_card(model_path: Path, card: ModelCard | str | os.PathLike | None = None,
                  embedded: str | None = None, card_source: str | None = None) -> tuple[ModelCard, str]:
     """The model's card and where it came from: ``card`` if given (a card, said to come from

@@ -122,15 +122,11 @@ def session_card(path: Path, session, card: ModelCard | str | os.PathLike | None
 
 
 def read_onnx_card(path: Path, card: ModelCard | str | os.PathLike | None,
-                   options: ModelOptions) -> OpenedCard:
+                   options: ModelOptions, card_source: str | None = None) -> OpenedCard:
     """An ``.onnx`` model's card, read from the graph opened once in onnxruntime (the session is
-    handed on to the clip backend or the step model the card calls for). A card file given is read
-    first: a bad one is refused before the graph is loaded (and before what loading it logs)."""
-    source = None
-    if card is not None and not isinstance(card, ModelCard):
-        card, source = ModelCard.load(card), str(card)
+    handed on to the clip backend or the step model the card calls for)."""
     session = open_session(path, options.providers, options.threads)
-    found, source = session_card(path, session, card, source)
+    found, source = session_card(path, session, card, card_source)
     return OpenedCard(found, source, session)
 
 

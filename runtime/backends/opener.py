@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from runtime.backends.base import (Backend, BackendError, ModelOptions, OpenedCard, check_model_file,
-                                   resolve_card)
+                                   load_given_card, resolve_card)
 from runtime.backends.onnxruntime_backend import OnnxRuntimeBackend, read_onnx_card
 from runtime.backends.onnxruntime_step import OnnxRuntimeStep
 from runtime.backends.openvino_backend import OpenVINOBackend, read_openvino_card
@@ -104,22 +104,23 @@ FILE_KINDS = {"onnxruntime": "onnx", "tensorrt": "engine", "torch": "torch", "op
 CardArg = ModelCard | str | os.PathLike | None
 
 
-def _card_beside(path: Path, card: CardArg, options: ModelOptions) -> OpenedCard:
-    found, source = resolve_card(path, card)
+def _card_beside(path: Path, card: CardArg, options: ModelOptions, card_source: str | None = None) -> OpenedCard:
+    found, source = resolve_card(path, card, card_source=card_source)
     return OpenedCard(found, source)
 
 
-def _card_in_checkpoint(path: Path, card: CardArg, options: ModelOptions) -> OpenedCard:
+def _card_in_checkpoint(path: Path, card: CardArg, options: ModelOptions,
+                        card_source: str | None = None) -> OpenedCard:
     """A checkpoint's card is inside it, readable only with torch: the torch backend reads it
     (a card given here overrides it, and says the mode)."""
     if card is None:
         return OpenedCard(None, f"{path} (checkpoint card)")
-    found, source = resolve_card(path, card)
+    found, source = resolve_card(path, card, card_source=card_source)
     return OpenedCard(found, source)
 
 
-# file kind -> how its card is read (once)
-CARD_READERS: dict[str, Callable[[Path, CardArg, ModelOptions], OpenedCard]] = {
+# file kind -> how its card is read (once): (path, the card given or None, options, where the given one came from)
+CARD_READERS: dict[str, Callable[[Path, CardArg, ModelOptions, str | None], OpenedCard]] = {
     "onnx": read_onnx_card,
     "engine": _card_beside,
     "torch": _card_in_checkpoint,
@@ -172,7 +173,9 @@ def open_model(model_path: str | os.PathLike, kind: str = "auto", *, card: CardA
     options = ModelOptions(providers=providers, threads=threads, plugin=plugin, cuda_graph=cuda_graph,
                            device=device)
     file_kind = FILE_KINDS[backend]
-    opened = CARD_READERS[file_kind](path, card, options)
+    # a card file given is read before the model: a bad one is refused before any model loads
+    given, given_source = load_given_card(card)
+    opened = CARD_READERS[file_kind](path, given, options, given_source)
     if mode is None:
         mode = opened.card.mode if opened.card is not None else "clip"
     cls = MODEL_CLASSES.get((file_kind, mode))

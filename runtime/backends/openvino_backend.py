@@ -64,10 +64,10 @@ def model_card(path: Path, model, card: ModelCard | str | os.PathLike | None = N
 
 
 def read_openvino_card(path: Path, card: ModelCard | str | os.PathLike | None,
-                       options: ModelOptions) -> OpenedCard:
+                       options: ModelOptions, card_source: str | None = None) -> OpenedCard:
     """A model's card, read from the model read once in OpenVINO (handed on as ``session``)."""
     model = read_model(path)
-    found, source = model_card(path, model, card)
+    found, source = model_card(path, model, card, card_source)
     return OpenedCard(found, source, model)
 
 
