@@ -18,8 +18,8 @@ import sys
 from pathlib import Path
 
 from benchmarks.common.results import command_of
-from tsi import recipes
 from runtime.common.files import atomic_write_text
+from tsi import recipes
 from tsi.cli import UsageError, cli_main, new_output_file, parser
 
 log = logging.getLogger("bench.recipe_table")
@@ -60,9 +60,9 @@ DATA = {"easy": "the project's easy setting (`python -m tsi.data.synthetic --out
 # runs that predate training's span sampling (2026-12-07: a random window of the card's span_frames
 # in training, the centred one in validation; before, the whole video), and what that changes
 BEFORE_SPAN_SAMPLING = {
-    "hard setting's runs on frames": "its 60-fps videos (64 frames, about a quarter) are longer than the span: those were sampled "
-            "whole in training and validation; the others (16 and 26 frames at 15 and 24 fps, 32 at 30) fit "
-            "in the span and sample as they do now"}
+    "hard setting's runs on frames": "its 60-fps videos (64 frames, about a quarter) are longer than the span: "
+                                     "those were sampled whole in training and validation; the others (16 and 26 "
+                                     "frames at 15 and 24 fps, 32 at 30) fit in the span and sample as they do now"}
 
 
 def gather(results: Path) -> tuple[dict, dict[str, str | None]]:

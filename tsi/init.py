@@ -44,19 +44,25 @@ def mismatch(cfg: TSIConfig, shipped: dict) -> list[str]:
     return out
 
 
+def shipped_file(arch: str) -> Path | None:
+    """The arch's shipped motion initialisation, None when it has none (or its file is missing)."""
+    path = MOTION_INITS.get(arch)
+    return path if path is not None and path.is_file() else None
+
+
 def resolve(choice: str, arch: str, cfg: TSIConfig, *,
             other_init: bool) -> tuple[Path | None, dict | None, str]:
     """(the shipped checkpoint's path and its loaded contents, or None and None; one line saying why)."""
     if choice == "scratch":
         return None, None, "from scratch (--init scratch)"
-    path = MOTION_INITS.get(arch)
+    path = shipped_file(arch)
     if choice == "motion" and other_init:
         raise InitError("--init motion and --pretrained/--finetune both initialise the model; give one")
     if choice == "auto" and other_init:
         return None, None, "from --pretrained/--finetune"
-    if path is None or not path.is_file():
+    if path is None:
         if choice == "motion":
-            have = ", ".join(sorted(a for a, p in MOTION_INITS.items() if p.is_file())) or "none"
+            have = ", ".join(sorted(a for a in MOTION_INITS if shipped_file(a))) or "none"
             raise InitError(f"--init motion: no shipped motion initialisation for {arch} (there is one for: {have})")
         return None, None, f"from scratch (no shipped motion initialisation for {arch})"
     ckpt = load_checkpoint(path)

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import argparse
 
-from tsi.assets import MOTION_INITS
+from tsi import init as tsi_init
+from tsi.resume import flag
 
 CHOICES = ("paper", "small")
 SMALL = {"epochs": 20, "lr_steps": [14, 18], "optimizer": "adamw", "lr": 0.008, "weight_decay": 0.01,
@@ -33,8 +34,7 @@ def from_scratch(args: argparse.Namespace) -> bool:
     initialisation does not have is not foreseen, and starts from scratch on frames)."""
     if args.pretrained or args.finetune:
         return False
-    shipped = MOTION_INITS.get(args.arch)
-    return args.init == "scratch" or shipped is None or not shipped.is_file()
+    return args.init == "scratch" or tsi_init.shipped_file(args.arch) is None
 
 
 def apply(args: argparse.Namespace, given: set[str]) -> str | None:
@@ -52,12 +52,12 @@ def apply(args: argparse.Namespace, given: set[str]) -> str | None:
         setattr(args, k, v)
     kept = sorted(set(values) - set(set_))
     return (f"recipe small ({form}): {flags(set_)}"
-            + (f"; given on the command line: {', '.join('--' + k.replace('_', '-') for k in kept)}" if kept else ""))
+            + (f"; given on the command line: {', '.join(map(flag, kept))}" if kept else ""))
 
 
 def flags(values: dict) -> str:
     """``values`` as the command line's options: ``--lr-steps 14 18 --lr 0.008 ...``."""
     def show(v) -> str:
         return f"{v:g}" if isinstance(v, float) else str(v)
-    return " ".join(f"--{k.replace('_', '-')} " + (" ".join(map(show, v)) if isinstance(v, list) else show(v))
+    return " ".join(f"{flag(k)} " + (" ".join(map(show, v)) if isinstance(v, list) else show(v))
                     for k, v in values.items())
