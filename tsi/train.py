@@ -323,8 +323,6 @@ def run(argv: list[str] | None = None, stop: threading.Event | None = None) -> d
     dist_ = setup_distributed(args.device)
     logging.basicConfig(level=logging.INFO if dist_.main else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if recipe_line and dist_.main:
-        log.info("%s", recipe_line)
     out = output_folder(args.out, "--out")
     # one run per --out: a second one is refused at once (the first's files stay intact); the
     # other ranks of a torchrun job write nothing there
@@ -333,12 +331,13 @@ def run(argv: list[str] | None = None, stop: threading.Event | None = None) -> d
             if dist_.main:
                 for name in RUN_FILES:
                     remove_stale_temps(out / name)
-            return _train(args, given, dist_, out, stop)
+            return _train(args, given, dist_, out, stop, recipe_line)
     except OutputLockedError as e:  # (only exclusive raises it)
         raise UsageError(f"--out {e}") from None
 
 
-def _train(args, given: set[str], dist_: Dist, out: Path, stop: threading.Event | None) -> dict[str, Any]:
+def _train(args, given: set[str], dist_: Dist, out: Path, stop: threading.Event | None,
+           recipe_line: str | None = None) -> dict[str, Any]:
     last = out / "last.pt"
     if args.find_lr and args.resume:
         raise UsageError("--find-lr starts from the model's initial weights; it does not take --resume")
@@ -429,6 +428,8 @@ def _train(args, given: set[str], dist_: Dist, out: Path, stop: threading.Event 
         start_epoch, best = int(ckpt["epoch"]) + 1, float(ckpt["best_top1"])
         log.info("resumed %s at epoch %d (best top-1 %.2f)", last, start_epoch, best)
     if dist_.main:
+        if recipe_line:  # said once the data and the model are known good (a bad input stays one line)
+            log.info("%s", recipe_line)
         log.info("%s: %d train clips, %d val clips, %d classes; global batch %d, lr %.4g, %d epochs",
                  card.arch, len(train_ds), len(val_ds), card.num_classes, global_batch, lr, args.epochs)
 

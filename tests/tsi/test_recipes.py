@@ -69,3 +69,10 @@ def test_the_papers_recipe_from_scratch_says_what_it_needs(data, tmp_path, caplo
     with caplog.at_level(logging.WARNING, logger="tsi.train"):
         tsi_train.run(train_args(data, tmp_path / "s", 1, "--max-steps", "1", "--init", "scratch", "--recipe", "small"))
     assert "the paper's recipe from scratch" not in caplog.text
+
+
+def test_a_bad_input_under_a_recipe_is_still_one_line(tmp_path, capfd):
+    """The recipe's line is logged once the data is known good: a missing --data is the only line."""
+    code = tsi_train.main(["--data", str(tmp_path / "none"), "--out", str(tmp_path / "o"), "--recipe", "small"])
+    err = [line for line in capfd.readouterr().err.splitlines() if line.strip()]
+    assert code == 2 and len(err) == 1 and err[0].startswith("tsi-train: error: dataset root does not exist"), err
