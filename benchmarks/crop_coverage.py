@@ -23,7 +23,7 @@ import numpy as np
 
 from benchmarks.common import unseen_scene
 from benchmarks.common.demo_geometry import demo_card
-from benchmarks.common.video_format import sample_format
+from tsi.data.generated import sample_format
 from runtime.card import RESIZE_MODES, ModelCard
 from runtime.common.files import atomic_write_text
 from runtime.preprocess import resized_size

@@ -50,14 +50,13 @@ import sys
 from pathlib import Path
 from typing import Any, Iterable
 
-import numpy as np
 
 from benchmarks.common import unseen_scene, unseen_scene_b
 from benchmarks.common.unseen_scene import render_clip  # scene a's
-from benchmarks.common.video_format import sample_format
 from runtime.common.files import atomic_write_text, exclusive
-from runtime.common.video import VIDEO_SUFFIXES, write_video
+from runtime.common.video import VIDEO_SUFFIXES
 from tsi.data.formats import complete_generated
+from tsi.data.generated import write_scene_videos
 from tsi.cli import UsageError, cli_main, non_negative_int, output_folder, parser, positive_int
 
 log = logging.getLogger("bench.unseen_motion")
@@ -134,16 +133,7 @@ def generate(out: str | os.PathLike, *, train: int = 40, val: int = 12, seed: in
         atomic_write_text(out / MARKER, json.dumps(params, indent=2) + "\n")
         if previous is not None and previous[0] != scene:
             _remove_other_scene(out, previous[0], previous[1], classes)
-        written = set()
-        for si, (split, n) in enumerate(zip(SPLITS, (train, val))):
-            for ci, label in enumerate(classes):
-                for k in range(n):
-                    rng = np.random.default_rng([int(seed), si, ci, k])
-                    fmt = sample_format(rng, sc)
-                    frames, _ = render(label, rng, fmt["frames"], fmt["size"])
-                    path = out / split / label / f"{label}_{k:04d}{fmt['suffix']}"
-                    write_video(path, frames, fps=fmt["fps"], fourcc=fmt["fourcc"])
-                    written.add(path)
+        written = write_scene_videos(out, sc, render, SPLITS, (train, val), seed)
         # a regenerated output keeps no video of a larger earlier run
         complete_generated(out, SPLITS, classes, written, params, MARKER, previous=previous is not None)
     log.info("wrote %d videos of scene %s (%d classes, %d train + %d val each) to %s", len(written), scene,

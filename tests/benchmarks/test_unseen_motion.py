@@ -5,7 +5,6 @@ measured on the pixels, and its scene imports nothing of the project's own synth
 
 from __future__ import annotations
 
-import ast
 import json
 from pathlib import Path
 
@@ -15,9 +14,10 @@ import pytest
 
 from benchmarks import unseen_motion as um
 from benchmarks.common import unseen_scene as scene
-from benchmarks.common.video_format import sample_format
+from tsi.data.generated import sample_format
 from tests.benchmarks.video_files import first_frame, videos
 from tsi.data.formats import folder_samples
+from tests.imported_names import imported_names
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -155,11 +155,6 @@ def test_every_class_differs_from_every_other_by_its_measured_motion(label):
 def test_the_scene_is_its_own():
     """Neither module imports the project's synthetic generator (any import, also in functions)."""
     for path in (ROOT / "benchmarks" / "unseen_motion.py", ROOT / "benchmarks" / "common" / "unseen_scene.py"):
-        names = set()
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.Import):
-                names |= {a.name for a in node.names}
-            elif isinstance(node, ast.ImportFrom):
-                names |= {node.module or ""} | {f"{node.module}.{a.name}" for a in node.names}
+        names = imported_names(path)
         bad = {n for n in names if n.startswith("tsi.data.synthetic")}  # synthetic and synthetic_scene
         assert not bad, f"{path.name} imports {sorted(bad)}"

@@ -7,7 +7,6 @@ synthetic generator nor of scene a."""
 
 from __future__ import annotations
 
-import ast
 import json
 from pathlib import Path
 
@@ -18,9 +17,10 @@ import pytest
 from benchmarks import unseen_motion as um
 from benchmarks.common import unseen_scene as scene_a
 from benchmarks.common import unseen_scene_b as scene
-from benchmarks.common.video_format import sample_format
+from tsi.data.generated import sample_format
 from tests.benchmarks.video_files import first_frame, videos
 from tsi.data.formats import folder_samples
+from tests.imported_names import imported_names
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -213,10 +213,5 @@ def test_the_scene_is_its_own():
     """Scene b imports nothing of the project's synthetic generator nor of scene a (any import, also
     in functions), and nothing else of the project."""
     path = ROOT / "benchmarks" / "common" / "unseen_scene_b.py"
-    names = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Import):
-            names |= {a.name for a in node.names}
-        elif isinstance(node, ast.ImportFrom):
-            names |= {node.module or ""} | {f"{node.module}.{a.name}" for a in node.names}
+    names = imported_names(path)
     assert {n.split(".")[0] for n in names} <= {"__future__", "typing", "cv2", "numpy"}, sorted(names)

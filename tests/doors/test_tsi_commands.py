@@ -65,6 +65,8 @@ CASES = [
     ("block-stats-not-stats", ["-m", "tsi.block_stats", "{root}/log.csv", "--out", "{root}/c.png"], "tsi-block-stats: error: {root}/log.csv:1: not a JSON line"),
     ("train-find-lr-zero-steps", ["-m", "tsi.train", "--data", "{root}/data", "--out", "{root}/r", "--find-lr", "--find-lr-steps", "0"], "tsi-train: error: argument --find-lr-steps"),
     ("synthetic-no-train", ["-m", "tsi.data.synthetic", "--out", "{root}/s", "--train", "0"], "tsi-synthetic: error: argument --train"),
+    ("motion-corpus-foreign-folder", ["-m", "tsi.data.motion_corpus", "--out", "{root}/data", "--train", "1", "--val", "0"], "tsi-motion-corpus: error: {root}/data is not empty and holds no motion_corpus.json"),
+    ("motion-corpus-negative", ["-m", "tsi.data.motion_corpus", "--out", "{root}/c", "--val", "-1"], "tsi-motion-corpus: error: argument --val"),
 ]
 
 
