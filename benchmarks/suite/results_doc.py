@@ -64,14 +64,14 @@ MD_ONLY = [
     ("cpu_attention_log2_scores.md", "the CPU attention study with the kernel of commit f2be834, before its "
                                      "exponent became one FMA: the same timings, PyTorch's logits 10.8 of 420 from onnxruntime's"),
     ("recipe_easy_scratch.md", "the README's small-data recipe on the easy setting, TSN/TSM/TSI from scratch"),
-    ("recipe_easy_init.md", "the same from the shipped motion initialisations"),
+    ("recipe_easy_init.md", "the same from the motion initialisations v1 (shipped until 2026-12-08)"),
     ("recipe_hard_scratch.md", "the README's small-data recipe on the hard setting, TSN/TSM/TSI from scratch"),
-    ("recipe_hard_init.md", "the same from the shipped motion initialisations"),
+    ("recipe_hard_init.md", "the same from the motion initialisations v1"),
     ("unseen_b_init.md", "the README's small-data recipe on the unseen generator's scene b, TSN/TSM/TSI from the "
-                         "shipped motion initialisations"),
+                         "motion initialisations v1"),
     ("unseen_b_scratch.md", "the same from scratch"),
     ("unseen_a_init.md", "the README's small-data recipe on the unseen generator's scene a, TSN/TSM/TSI from the "
-                         "shipped motion initialisations, training sampling the card's span"),
+                         "motion initialisations v1, training sampling the card's span"),
     ("unseen_a_scratch.md", "the same from scratch"),
     ("recipe_easy_scratch_diff.md", "`--recipe small` from scratch (frame differences, lr 0.0149) on the easy setting, "
                                     "TSN/TSM/TSI"),
@@ -81,8 +81,13 @@ MD_ONLY = [
     ("unseen_b_scratch_diff_lr.md", "the same on scene b, TSI"),
     ("unseen_b_scratch_diff_lr_tsn_r18.md", "the same on scene b, TSN"),
     ("unseen_b_scratch_diff_lr_tsm_r18.md", "the same on scene b, TSM"),
+    ("unseen_a_corpus_init.md", "the small recipe on scene a, TSI/TSN/TSM from the motion-corpus initialisations "
+                                "(v2, shipped since 2026-12-08)"),
+    ("unseen_b_corpus_init.md", "the same on scene b"),
+    ("recipe_easy_corpus_init.md", "the same on the easy setting, TSI"),
+    ("recipe_hard_corpus_init.md", "the same on the hard setting, TSI"),
     ("recipe_settings.md", "one recipe on the easy, hard and new (scenes a and b) settings × scratch (frames and frame "
-                           "differences) and shipped initialisation × TSN/TSM/TSI (from the tables above)"),
+                           "differences) and the initialisations v1 and v2 × TSN/TSM/TSI (from the tables above)"),
     ("int8_bare_unseen_square.md", "INT8 Q/DQ of the bare `--int8` vs FP32: TSI-R18 from the motion initialisation "
                                    "on the unseen generator's data, `--resize square`"),
     ("cpu_int8_demo.md", "INT8 for CPUs (`--int8-target cpu`, NNCF, OpenVINO IR) vs FP32 on OpenVINO: the demo "

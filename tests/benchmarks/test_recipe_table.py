@@ -18,6 +18,7 @@ def test_cells_from_the_runs_tables_absent_ones_said(tmp_path):
     table(results, "recipe_easy_scratch", [{"arch": "tsn_r18", "top1": 21.0, "train_top1": 30.5},
                                             {"arch": "tsi_r18", "top1": 84.1}], "python -m x --easy")
     table(results, "unseen_a_init", [{"arch": "tsi_r18", "top1": 72.2}], "python -m x --new")
+    table(results, "unseen_a_corpus_init", [{"arch": "tsn_r18", "top1": 9.0}], "python -m x --new-v2")
     # a cell's archs from more than one run's table
     table(results, "unseen_b_scratch_diff_lr", [{"arch": "tsi_r18", "top1": 73.6}], "python -m x --b")
     table(results, "unseen_b_scratch_diff_lr_tsm_r18", [{"arch": "tsm_r18", "top1": 61.1}], "python -m x --b-tsm")
@@ -27,7 +28,9 @@ def test_cells_from_the_runs_tables_absent_ones_said(tmp_path):
     assert "| easy | scratch, frames | 21.0 (30.5) | not run | 84.1 |" in text
     assert "| new b | scratch, frame differences | not run | 61.1 | 73.6 |" in text
     assert "from scratch `--input-mode diff --lr 0.0149`" in text
-    assert "| new | shipped motion initialisation | not run | not run | 72.2 |" in text
+    assert "| new | motion initialisation v1 (the project's generators) | not run | not run | 72.2 |" in text
+    assert "| new | motion initialisation v2 (the motion corpus, shipped) | 9.0 | not run | not run |" in text
+    assert "| easy | motion initialisation v2 (the motion corpus, shipped) | not run | not run | not run |" in text
     assert "| hard | scratch, frames | not run | not run | not run |" in text
     assert "[`recipe_easy_scratch.md`](../results/recipe_easy_scratch.md): `python -m x --easy`" in text
     assert "- hard, motion: [`recipe_hard_init.md`](../results/recipe_hard_init.md): absent" in text
