@@ -86,6 +86,8 @@ MD_ONLY = [
     ("unseen_b_corpus_init.md", "the same on scene b"),
     ("recipe_easy_corpus_init.md", "the same on the easy setting, TSI"),
     ("recipe_hard_corpus_init.md", "the same on the hard setting, TSI"),
+    ("recipe_easy_corpus_init_tsm_r18.md", "the same on the easy setting, TSM"),
+    ("recipe_hard_corpus_init_tsm_r18.md", "the same on the hard setting, TSM"),
     ("recipe_settings.md", "one recipe on the easy, hard and new (scenes a and b) settings × scratch (frames and frame "
                            "differences) and the initialisations v1 and v2 × TSN/TSM/TSI (from the tables above)"),
     ("int8_bare_unseen_square.md", "INT8 Q/DQ of the bare `--int8` vs FP32: TSI-R18 from the motion initialisation "
