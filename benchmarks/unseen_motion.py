@@ -50,13 +50,12 @@ import sys
 from pathlib import Path
 from typing import Any, Iterable
 
-
 from benchmarks.common import unseen_scene, unseen_scene_b
 from benchmarks.common.unseen_scene import render_clip  # scene a's
 from runtime.common.files import atomic_write_text, exclusive
 from runtime.common.video import VIDEO_SUFFIXES
-from tsi.data.formats import complete_generated
-from tsi.data.generated import write_scene_videos
+from tsi.data.formats import complete_generated, generator_marker
+from tsi.data.generated import scene_params, write_scene_videos
 from tsi.cli import UsageError, cli_main, non_negative_int, output_folder, parser, positive_int
 
 log = logging.getLogger("bench.unseen_motion")
@@ -73,12 +72,8 @@ def _previous(out: Path, force: bool, scene: str) -> tuple[str, list[str]] | Non
     this generator there (None when there is none); another scene's is refused unless ``force``."""
     if not out.exists() or not any(out.iterdir()):
         return None
-    try:
-        marker = json.loads((out / MARKER).read_text(encoding="utf-8"))
-        ours = marker.get("format") == MARKER_FORMAT
-    except (OSError, ValueError, AttributeError):
-        ours = False
-    if ours:
+    marker = generator_marker(out, MARKER, MARKER_FORMAT)
+    if marker is not None:
         found = str(marker.get("scene", "a"))  # an output from before scene b is scene a's
         classes = marker.get("classes")
         classes = [c for c in classes if isinstance(c, str)] if isinstance(classes, list) else []
@@ -126,10 +121,7 @@ def generate(out: str | os.PathLike, *, train: int = 40, val: int = 12, seed: in
     with exclusive(out):
         previous = _previous(out, force, scene)
         params = {"format": MARKER_FORMAT, "version": 1, "scene": scene, "seed": seed, "train": train, "val": val,
-                  "classes": list(classes), "sizes": [list(s) for s in sc.SIZES], "frames": list(sc.FRAMES),
-                  "fps": list(sc.FPS), "codecs": [list(c) for c in sc.CODECS], "families": list(sc.FAMILIES),
-                  "rng": "np.random.default_rng([seed, split_index, class_index, video_index])",
-                  "use": "reporting only: never tune a recipe on it", "complete": False}
+                  **scene_params(sc), "use": "reporting only: never tune a recipe on it", "complete": False}
         atomic_write_text(out / MARKER, json.dumps(params, indent=2) + "\n")
         if previous is not None and previous[0] != scene:
             _remove_other_scene(out, previous[0], previous[1], classes)

@@ -130,8 +130,8 @@ def _motion(label: str, rng: np.random.Generator, t: np.ndarray) -> dict[str, np
     z = np.zeros_like(t)
     dx, dy, ang, ls, op = z.copy(), z.copy(), z.copy(), z.copy(), z + 1.0
     e = _ease(rng, t)
-    unit = np.array(_DIRS.get(label[5:], (0, 0)), np.float64)
     if label.startswith("move_") and label[5:] in _DIRS:
+        unit = np.array(_DIRS[label[5:]], np.float64)
         d = rng.uniform(0.35, 0.6) * unit / np.linalg.norm(unit)
         dx, dy = d[0] * e, d[1] * e
     elif label in ("go_and_return", "move_then_stop", "stop_then_move"):

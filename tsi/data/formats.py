@@ -445,6 +445,16 @@ def jester_samples(root: Path, split: str, *, list_file: Path | None = None,
     return samples, classes, missing
 
 
+def generator_marker(out: Path, marker: str, fmt: str) -> dict | None:
+    """The JSON ``out/marker`` of a previous output of the generator whose marker format is ``fmt``;
+    None when there is none there (missing, unreadable, not JSON, or another generator's)."""
+    try:
+        found = json.loads((out / marker).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return found if isinstance(found, dict) and found.get("format") == fmt else None
+
+
 def complete_generated(out: Path, splits, classes, written: set[Path], params: dict, marker: str, *,
                        previous: bool) -> None:
     """Finish a generator's folder-format output (``out/<split>/<class>/<class>_*``): after a

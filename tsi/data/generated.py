@@ -23,6 +23,14 @@ def sample_format(rng: np.random.Generator, scene) -> dict[str, Any]:
     return {"size": size, "frames": frames, "fps": fps, "fourcc": fourcc, "suffix": suffix}
 
 
+def scene_params(scene) -> dict[str, Any]:
+    """The marker's record of a scene: its classes, what each video's format is drawn from, its actor
+    families, and how each video's rng is seeded (:func:`write_scene_videos`)."""
+    return {"classes": list(scene.CLASSES), "sizes": [list(s) for s in scene.SIZES], "frames": list(scene.FRAMES),
+            "fps": list(scene.FPS), "codecs": [list(c) for c in scene.CODECS], "families": list(scene.FAMILIES),
+            "rng": "np.random.default_rng([seed, split_index, class_index, video_index])"}
+
+
 def _write_class(out: Path, scene_name: str, render: Callable, split: str, si: int, ci: int, n: int,
                  seed: int) -> list[Path]:
     scene = importlib.import_module(scene_name)

@@ -25,8 +25,8 @@ from typing import Any, Iterable
 from runtime.common.files import atomic_write_text, exclusive
 from tsi.cli import UsageError, cli_main, non_negative_int, output_folder, parser, positive_int
 from tsi.data import corpus_scene
-from tsi.data.formats import complete_generated
-from tsi.data.generated import write_scene_videos
+from tsi.data.formats import complete_generated, generator_marker
+from tsi.data.generated import scene_params, write_scene_videos
 
 log = logging.getLogger("tsi.motion_corpus")
 
@@ -39,11 +39,8 @@ def _previous(out: Path, force: bool) -> bool:
     """May we write into ``out``? Returns whether it holds a previous corpus."""
     if not out.exists() or not any(out.iterdir()):
         return False
-    try:
-        if json.loads((out / MARKER).read_text(encoding="utf-8")).get("format") == MARKER_FORMAT:
-            return True
-    except (OSError, ValueError, AttributeError):
-        pass
+    if generator_marker(out, MARKER, MARKER_FORMAT) is not None:
+        return True
     if not force:
         raise UsageError(f"{out} is not empty and holds no {MARKER} of a previous motion corpus; "
                          "choose an empty folder or pass --force")
@@ -61,11 +58,7 @@ def generate(out: str | os.PathLike, *, train: int = 100, val: int = 6, seed: in
     with exclusive(out):
         previous = _previous(out, force)
         params = {"format": MARKER_FORMAT, "version": 1, "seed": seed, "train": train, "val": val,
-                  "classes": list(sc.CLASSES), "sizes": [list(s) for s in sc.SIZES], "frames": list(sc.FRAMES),
-                  "fps": list(sc.FPS), "codecs": [list(c) for c in sc.CODECS], "families": list(sc.FAMILIES),
-                  "cameras": list(sc.CAMERAS),
-                  "rng": "np.random.default_rng([seed, split_index, class_index, video_index])",
-                  "complete": False}
+                  **scene_params(sc), "cameras": list(sc.CAMERAS), "complete": False}
         atomic_write_text(out / MARKER, json.dumps(params, indent=2) + "\n")
         written = write_scene_videos(out, sc, sc.render_clip, SPLITS, (train, val), seed, workers)
         complete_generated(out, SPLITS, sc.CLASSES, written, params, MARKER, previous=previous)

@@ -37,7 +37,7 @@ from runtime.common.files import atomic_write_text
 from runtime.common.progress import progress_bar
 from runtime.common.video import write_video
 from tsi.cli import UsageError, cli_main, parser, positive_float, positive_int
-from tsi.data.formats import complete_generated
+from tsi.data.formats import complete_generated, generator_marker
 from tsi.data.synthetic_scene import (CLASSES, REVERSED_PAIRS, camera_path, contrast_against, frame_effects, make_sprite,
                                       new_scene, render_clip, render_clip_hard, render_frame, sample_hard_format,
                                       sample_track)
@@ -105,14 +105,8 @@ def _check_out(out: Path, force: bool) -> bool:
     """May we write into ``out``? Returns whether it holds a previous synthetic output."""
     if not out.exists() or not any(out.iterdir()):
         return False
-    marker = out / MARKER
-    if marker.is_file():
-        try:
-            ok = json.loads(marker.read_text(encoding="utf-8")).get("format") == MARKER_FORMAT
-        except (json.JSONDecodeError, AttributeError):
-            ok = False
-        if ok:
-            return True
+    if generator_marker(out, MARKER, MARKER_FORMAT) is not None:
+        return True
     if not force:
         raise FileExistsError(f"{out} is not empty and holds no {MARKER} of a previous synthetic "
                               "output; choose an empty folder or pass --force")
